@@ -1,0 +1,209 @@
+// The config file's shape (DESIGN §2). Key names and shapes are the public
+// contract: extend them, never rename them. Every object is strict, so a typo
+// in a key is an error that names its YAML path instead of a silent default.
+import { z } from 'zod';
+
+export const KEY_TYPES = ['ecdsa-p256', 'ecdsa-p384', 'rsa-2048', 'rsa-3072', 'rsa-4096'] as const;
+export type KeyType = (typeof KEY_TYPES)[number];
+
+const durationRe = /^(\d+)(ms|s|m|h|d)$/;
+const UNIT_MS: Record<string, number> = { ms: 1, s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000 };
+
+/** Parse `90d`, `48h`, `30s`, `500ms` (or a bare number of seconds) to milliseconds. */
+export function parseDuration(v: string | number): number | undefined {
+  if (typeof v === 'number') return Number.isFinite(v) && v >= 0 ? v * 1000 : undefined;
+  const m = durationRe.exec(v.trim());
+  if (!m) return undefined;
+  return Number(m[1]) * UNIT_MS[m[2]!]!;
+}
+
+const duration = z
+  .union([z.string(), z.number()])
+  .transform((v, ctx) => {
+    const ms = parseDuration(v);
+    if (ms === undefined) {
+      ctx.addIssue({ code: z.ZodIssueCode.custom, message: `not a duration: ${JSON.stringify(v)} (use e.g. 90d, 48h, 30s)` });
+      return z.NEVER;
+    }
+    return ms;
+  });
+
+const absPath = z.string().min(1).refine((p) => p.startsWith('/'), { message: 'must be an absolute path' });
+
+const hostPort = z
+  .string()
+  .regex(/^(\[[0-9a-fA-F:.]+\]|[A-Za-z0-9.-]+):\d{1,5}$/, 'must be host:port (IPv6 in brackets: "[::1]:25")');
+
+const mode = z
+  .string()
+  .regex(/^0?[0-7]{3}$/, 'must be an octal mode like "0600"');
+
+const secretRef = z
+  .object({
+    secretFile: absPath.optional(),
+    secretEnv: z.string().min(1).optional(),
+  })
+  .strict();
+
+export const tsigSchema = z
+  .object({
+    name: z.string().min(1),
+    algorithm: z
+      .enum(['hmac-sha256', 'hmac-sha384', 'hmac-sha512', 'hmac-sha224', 'hmac-sha1', 'hmac-md5'])
+      .default('hmac-sha256'),
+    secretFile: absPath.optional(),
+    secretEnv: z.string().min(1).optional(),
+  })
+  .strict()
+  .superRefine((t, ctx) => {
+    if (!t.secretFile && !t.secretEnv) {
+      ctx.addIssue({ code: z.ZodIssueCode.custom, path: ['secretFile'], message: 'required (or secretEnv)' });
+    }
+  });
+
+export const rfc2136Schema = z
+  .object({
+    provider: z.literal('rfc2136'),
+    server: z.string().min(1),
+    port: z.number().int().min(1).max(65535).default(53),
+    zone: z.string().min(1),
+    tsig: tsigSchema,
+    /** TTL of the records mxcert adds. */
+    ttl: z.number().int().min(0).max(86400).default(60),
+    /** How long to wait for every authoritative server to serve the record. */
+    propagationTimeout: duration.default('120s'),
+    /** Explicit authoritative servers (host:port) instead of the zone's NS set; for split-horizon and tests. */
+    nameservers: z.array(hostPort).optional(),
+  })
+  .strict();
+
+const dnsChallenge = z
+  .object({
+    type: z.literal('dns-01'),
+    dns: rfc2136Schema,
+  })
+  .strict();
+
+const httpChallenge = z
+  .object({
+    type: z.literal('http-01'),
+    http: z
+      .object({
+        listen: hostPort.optional(),
+        webroot: absPath.optional(),
+      })
+      .strict()
+      .superRefine((h, ctx) => {
+        if (!h.listen === !h.webroot) {
+          ctx.addIssue({ code: z.ZodIssueCode.custom, message: 'give exactly one of listen or webroot' });
+        }
+      }),
+  })
+  .strict();
+
+const outputSchema = z
+  .object({
+    combined: absPath.optional(),
+    key: absPath.optional(),
+    cert: absPath.optional(),
+    chain: absPath.optional(),
+    fullchain: absPath.optional(),
+    mode: mode.default('0600'),
+    /** Mode of files that hold no key (cert, chain, fullchain). Defaults to `mode`. */
+    publicMode: mode.optional(),
+    owner: z.union([z.string().min(1), z.number().int().min(0)]).optional(),
+    group: z.union([z.string().min(1), z.number().int().min(0)]).optional(),
+  })
+  .strict();
+
+const hookCommand = z.union([absPath, z.array(z.string()).min(1)]);
+
+const hooksSchema = z
+  .object({
+    deploy: z.array(hookCommand).default([]),
+    failure: z.array(hookCommand).default([]),
+    timeout: duration.default('60s'),
+  })
+  .strict();
+
+const verifySchema = z
+  .object({
+    smtp: z.array(hostPort).default([]),
+    /** SNI / name to present when probing; defaults to the first domain. */
+    serverName: z.string().optional(),
+    /** How long to keep retrying while the MTA reloads. */
+    timeout: duration.default('15s'),
+  })
+  .strict();
+
+const daneSchema = z
+  .object({
+    enabled: z.boolean().default(false),
+    endpoints: z.array(z.object({ host: z.string().min(1), port: z.number().int().min(1).max(65535) }).strict()).default([]),
+    publisher: z.record(z.unknown()).optional(),
+    keyLifetime: duration.default('90d'),
+    minHold: duration.default('48h'),
+    strictSignatures: z.boolean().default(false),
+  })
+  .strict();
+
+const domainName = z
+  .string()
+  .regex(/^(\*\.)?([A-Za-z0-9-]{1,63}\.)*[A-Za-z0-9-]{1,63}\.?$/, 'not a valid DNS name');
+
+export const certificateSchema = z
+  .object({
+    name: z.string().regex(/^[A-Za-z0-9][A-Za-z0-9._-]*$/, 'use letters, digits, dot, dash, underscore'),
+    domains: z.array(domainName).min(1),
+    keys: z.array(z.enum(KEY_TYPES)).min(1).default(['ecdsa-p256']),
+    /** Without DANE a fresh key is made per renewal; set true to keep it. */
+    reuseKey: z.boolean().default(false),
+    challenge: z.discriminatedUnion('type', [dnsChallenge, httpChallenge]),
+    output: outputSchema.default({}),
+    hooks: hooksSchema.default({}),
+    verify: verifySchema.default({}),
+    dane: daneSchema.optional(),
+  })
+  .strict();
+
+export const configSchema = z
+  .object({
+    stateDir: absPath.default('/var/lib/mxcert'),
+    schedule: z.string().optional(),
+    acme: z
+      .object({
+        directory: z.string().url(),
+        email: z.string().email().optional(),
+        profile: z.string().optional(),
+        caBundle: absPath.optional(),
+        eab: z
+          .object({
+            kid: z.string().min(1),
+            hmacKey: z.string().min(1).optional(),
+            hmacKeyFile: absPath.optional(),
+            hmacKeyEnv: z.string().min(1).optional(),
+          })
+          .strict()
+          .optional(),
+        ari: z.boolean().default(true),
+        /** Accept the CA's terms of service (RFC 8555 §7.3 termsOfServiceAgreed). */
+        termsOfServiceAgreed: z.boolean().default(true),
+      })
+      .strict(),
+    metrics: z.object({ listen: hostPort }).strict().optional(),
+    certificates: z.array(certificateSchema).min(1),
+  })
+  .strict();
+
+export type RawConfig = z.input<typeof configSchema>;
+export type ParsedConfig = z.output<typeof configSchema>;
+export type CertificateConfig = z.output<typeof certificateSchema>;
+export type Rfc2136Config = z.output<typeof rfc2136Schema>;
+export type OutputConfig = CertificateConfig['output'];
+export type HookCommand = z.output<typeof hookCommand>;
+
+/** A loaded config: parsed, with secrets read and problems checked. */
+export interface Config extends ParsedConfig {
+  /** Absolute path of the file it was loaded from. */
+  source: string;
+}

@@ -1,0 +1,121 @@
+// Typed errors. Every error carries a stable `code` (for JSON output, metrics
+// labels and tests) and keeps its cause, so a log line can show the whole chain.
+
+export class MxcertError extends Error {
+  readonly code: string;
+  constructor(code: string, message: string, options?: { cause?: unknown }) {
+    super(message, options);
+    this.code = code;
+    this.name = new.target.name;
+  }
+}
+
+export interface ConfigProblem {
+  /** YAML path, e.g. `certificates[0].challenge.dns.tsig.secretFile` */
+  path: string;
+  message: string;
+}
+
+export class ConfigError extends MxcertError {
+  readonly problems: ConfigProblem[];
+  constructor(problems: ConfigProblem[], options?: { cause?: unknown }) {
+    super('config', problems.map((p) => `${p.path || '(root)'}: ${p.message}`).join('\n'), options);
+    this.problems = problems;
+  }
+}
+
+/** RFC 8555 §6.7 problem document, as the CA sent it. */
+export interface AcmeProblem {
+  type: string;
+  detail?: string;
+  status?: number;
+  subproblems?: Array<{ type: string; detail?: string; identifier?: { type: string; value: string } }>;
+}
+
+export class AcmeProblemError extends MxcertError {
+  readonly problem: AcmeProblem | undefined;
+  readonly status: number | undefined;
+  /** Seconds, from the Retry-After header of the failing response, if any. */
+  readonly retryAfter: number | undefined;
+  constructor(
+    message: string,
+    info: { problem?: AcmeProblem; status?: number; retryAfter?: number },
+    options?: { cause?: unknown },
+  ) {
+    super('acme', message, options);
+    this.problem = info.problem;
+    this.status = info.status ?? info.problem?.status;
+    this.retryAfter = info.retryAfter;
+  }
+  /** Short type, e.g. `rateLimited` for `urn:ietf:params:acme:error:rateLimited`. */
+  get problemType(): string | undefined {
+    return this.problem?.type?.replace('urn:ietf:params:acme:error:', '');
+  }
+}
+
+/** A chain check of DESIGN §3 failed; `check` names which one. */
+export class ValidationError extends MxcertError {
+  readonly check: 'key-match' | 'names' | 'chain-order' | 'signature' | 'validity' | 'parse';
+  constructor(check: ValidationError['check'], message: string, options?: { cause?: unknown }) {
+    super('validation', `${check}: ${message}`, options);
+    this.check = check;
+  }
+}
+
+export class ChallengeError extends MxcertError {
+  constructor(message: string, options?: { cause?: unknown }) {
+    super('challenge', message, options);
+  }
+}
+
+export class DnsError extends MxcertError {
+  constructor(message: string, options?: { cause?: unknown }) {
+    super('dns', message, options);
+  }
+}
+
+export class DeployError extends MxcertError {
+  constructor(message: string, options?: { cause?: unknown }) {
+    super('deploy', message, options);
+  }
+}
+
+export class HookError extends MxcertError {
+  readonly exitCode: number | undefined;
+  readonly timedOut: boolean;
+  constructor(message: string, info: { exitCode?: number; timedOut?: boolean }, options?: { cause?: unknown }) {
+    super('hook', message, options);
+    this.exitCode = info.exitCode;
+    this.timedOut = info.timedOut ?? false;
+  }
+}
+
+export class VerifyError extends MxcertError {
+  constructor(message: string, options?: { cause?: unknown }) {
+    super('verify', message, options);
+  }
+}
+
+export class LockHeldError extends MxcertError {
+  readonly holder: string;
+  constructor(holder: string) {
+    super('lock', `another mxcert holds the state lock (${holder})`);
+    this.holder = holder;
+  }
+}
+
+/** Render an error and its causes on one line, for logs and `MXCERT_ERROR`. */
+export function describeError(err: unknown): string {
+  const parts: string[] = [];
+  let cur: unknown = err;
+  for (let depth = 0; cur && depth < 5; depth++) {
+    if (cur instanceof Error) {
+      parts.push(cur.message);
+      cur = (cur as { cause?: unknown }).cause;
+    } else {
+      parts.push(String(cur));
+      break;
+    }
+  }
+  return [...new Set(parts)].join(': caused by: ');
+}
