@@ -1,0 +1,4 @@
+export interface DnsServer {
+  host: string; // IP address
+  port: number;
+}
