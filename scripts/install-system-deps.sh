@@ -1,0 +1,84 @@
+#!/usr/bin/env bash
+# Installs the Debian 12 packages that mxcert's integration tests run for real
+# (Pebble, BIND, PowerDNS, Postfix, OpenSSL, swaks). Run as root. Idempotent:
+# when everything is already installed it only queries dpkg and exits.
+#
+# The tests start their own private server instances on loopback ports, so the
+# packaged services must not start (they would grab ports 53/25 and, for
+# Postfix, demand interactive configuration).
+set -euo pipefail
+
+PACKAGES=(
+  pebble
+  bind9 bind9-utils bind9-dnsutils
+  postfix
+  openssl
+  pdns-server pdns-backend-sqlite3
+  sqlite3
+  swaks
+  ca-certificates
+)
+
+# Packages whose services may have been started by a postinst; stopped below.
+SERVICES=(named bind9 postfix pdns)
+
+missing=()
+for pkg in "${PACKAGES[@]}"; do
+  # dpkg's status (not `command -v`) because some packages ship no binary of
+  # their own (pdns-backend-sqlite3, ca-certificates).
+  status="$(dpkg-query -W -f='${db:Status-Status}' "$pkg" 2>/dev/null || true)"
+  if [[ "$status" != "installed" ]]; then
+    missing+=("$pkg")
+  fi
+done
+
+if [[ ${#missing[@]} -eq 0 ]]; then
+  echo "install-system-deps: all packages present"
+  exit 0
+fi
+
+if [[ "$(id -u)" -ne 0 ]]; then
+  echo "install-system-deps: missing packages (${missing[*]}) and not root" >&2
+  exit 1
+fi
+
+echo "install-system-deps: installing ${missing[*]}"
+
+export DEBIAN_FRONTEND=noninteractive
+# Without this the postfix postinst asks which mail setup to write.
+echo "postfix postfix/main_mailer_type select No configuration" | debconf-set-selections
+
+# invoke-rc.d / deb-systemd-invoke consult policy-rc.d; exit 101 means "do not
+# start services". Only create (and later remove) it when none exists, so a
+# container's own policy is left as it was.
+POLICY=/usr/sbin/policy-rc.d
+created_policy=0
+cleanup_policy() {
+  if [[ $created_policy -eq 1 ]]; then
+    rm -f "$POLICY"
+  fi
+}
+trap cleanup_policy EXIT
+if [[ ! -e "$POLICY" ]]; then
+  printf '#!/bin/sh\n# temporary: created by mxcert install-system-deps.sh\nexit 101\n' >"$POLICY"
+  chmod 0755 "$POLICY"
+  created_policy=1
+fi
+
+apt-get update
+apt-get install -y --no-install-recommends "${missing[@]}"
+
+cleanup_policy
+created_policy=0
+
+# Best effort: if a service started anyway (e.g. a pre-existing policy-rc.d
+# allowed it), stop it so it does not hold ports the tests might want.
+for svc in "${SERVICES[@]}"; do
+  if command -v systemctl >/dev/null 2>&1 && [[ -d /run/systemd/system ]]; then
+    systemctl stop "$svc" >/dev/null 2>&1 || true
+  elif command -v service >/dev/null 2>&1; then
+    service "$svc" stop >/dev/null 2>&1 || true
+  fi
+done
+
+echo "install-system-deps: done"
