@@ -1,0 +1,210 @@
+// The only module that imports acme-client. Everything else talks to the CA
+// through `AcmeService`, so acme-client's quirks (string errors, second-scale
+// polling, multi-second retry sleeps) stay contained here.
+import https from 'node:https';
+import tls from 'node:tls';
+import acme from 'acme-client';
+import type { Logger } from '../log.js';
+import { AcmeProblemError, ChallengeError, MxcertError } from '../errors.js';
+import type { ChallengeInput, ChallengeSolver } from '../obtain/solver.js';
+import { recordResponse, withProblemCapture } from './problem-capture.js';
+
+export interface StoredAccount {
+  keyPem: string;
+  url?: string;
+}
+
+/** Where the account key and URL live (stateDir/account). Implemented by src/store. */
+export interface AccountStore {
+  load(): Promise<StoredAccount | undefined>;
+  save(account: StoredAccount): Promise<void>;
+}
+
+export interface AcmeServiceOptions {
+  directoryUrl: string;
+  email?: string;
+  eab?: { kid: string; hmacKey: string };
+  /** Extra trust for the CA's HTTPS endpoint (private or test CA), added to the system roots. */
+  caBundlePem?: string;
+  termsOfServiceAgreed: boolean;
+  accounts: AccountStore;
+  logger: Logger;
+}
+
+export interface IssueRequest {
+  domains: string[];
+  csrPem: string;
+  solver: ChallengeSolver;
+  profile?: string;
+  logger?: Logger;
+}
+
+export interface IssueResult {
+  /** PEM chain as the CA returned it: leaf first, then issuers. */
+  chainPem: string;
+  orderUrl: string;
+  /** Authorizations that were already valid and needed no challenge. */
+  reusedAuthorizations: number;
+}
+
+let interceptorInstalled = false;
+
+function installAxiosHooks(caBundlePem: string | undefined): void {
+  const ax = acme.axios;
+  // acme-client retries 429/5xx itself, sleeping 5 s × attempt and honouring any
+  // Retry-After, which could block a run for an hour. Retrying is the
+  // scheduler's job (with persisted backoff), so fail fast here.
+  (ax.defaults as unknown as { acmeSettings: { retryMaxAttempts: number } }).acmeSettings.retryMaxAttempts = 0;
+  ax.defaults.timeout = 30_000;
+  if (caBundlePem) {
+    ax.defaults.httpsAgent = new https.Agent({ ca: [...tls.rootCertificates, caBundlePem], keepAlive: true });
+  } else {
+    ax.defaults.httpsAgent = new https.Agent({ keepAlive: true });
+  }
+  if (interceptorInstalled) return;
+  interceptorInstalled = true;
+  ax.interceptors.response.use((resp) => {
+    // A challenge/authorization/order that went `invalid` comes back as 200 with
+    // an `error` field (RFC 8555 §7.1.3, §7.1.4); treat it like a problem.
+    const data = resp.data as { status?: string; error?: { type?: string } } | undefined;
+    if (data && typeof data === 'object' && data.status === 'invalid' && data.error?.type) {
+      recordResponse({ ...resp, status: 400, data: data.error, headers: resp.headers as Record<string, unknown> });
+    } else {
+      recordResponse({ status: resp.status, headers: resp.headers as Record<string, unknown>, data: resp.data, config: resp.config });
+    }
+    return resp;
+  });
+}
+
+export class AcmeService {
+  private client: acme.Client | undefined;
+  constructor(private readonly opts: AcmeServiceOptions) {
+    installAxiosHooks(opts.caBundlePem);
+  }
+
+  /** Load the stored account or create one (once); the key is kept 0600 by the store. */
+  async account(): Promise<acme.Client> {
+    if (this.client) return this.client;
+    const log = this.opts.logger;
+    let stored = await this.opts.accounts.load();
+    if (!stored) {
+      const keyPem = (await acme.crypto.createPrivateEcdsaKey('P-256')).toString();
+      stored = { keyPem };
+      // Persist the key before registering so a crash cannot orphan an account.
+      await this.opts.accounts.save(stored);
+    }
+    const client = new acme.Client({
+      directoryUrl: this.opts.directoryUrl,
+      accountKey: stored.keyPem,
+      accountUrl: stored.url,
+      externalAccountBinding: this.opts.eab,
+      // Pebble and most CAs finish in well under a second and send no
+      // Retry-After while processing; acme-client's 5 s first backoff would add
+      // seconds to every issuance. Start at 50 ms, cap at 2 s, ~70 s total.
+      backoffAttempts: 40,
+      backoffMin: 50,
+      backoffMax: 2000,
+    });
+    if (!stored.url) {
+      await withProblemCapture('account registration', () =>
+        client.createAccount({
+          termsOfServiceAgreed: this.opts.termsOfServiceAgreed,
+          contact: this.opts.email ? [`mailto:${this.opts.email}`] : undefined,
+        }),
+      );
+      stored = { keyPem: stored.keyPem, url: client.getAccountUrl() };
+      await this.opts.accounts.save(stored);
+      log.info({ accountUrl: stored.url }, 'ACME account registered');
+    }
+    this.client = client;
+    return client;
+  }
+
+  /** Profiles the CA advertises in its directory (draft-ietf-acme-profiles), or undefined. */
+  async profiles(): Promise<Record<string, string> | undefined> {
+    const client = await this.account();
+    const http = (client as unknown as { http: { getMetaField(f: string): Promise<unknown> } }).http;
+    const p = await withProblemCapture('directory', () => http.getMetaField('profiles'));
+    return p && typeof p === 'object' ? (p as Record<string, string>) : undefined;
+  }
+
+  /**
+   * One order, start to finish: newOrder → challenges (skipping valid
+   * authorizations) → finalize → download. Challenge responses are always
+   * cleaned up, also on failure.
+   */
+  async issue(req: IssueRequest): Promise<IssueResult> {
+    const client = await this.account();
+    const log = req.logger ?? this.opts.logger;
+    if (req.profile) {
+      const offered = await this.profiles();
+      if (!offered || !(req.profile in offered)) {
+        throw new MxcertError(
+          'config',
+          `acme.profile: the CA does not offer profile "${req.profile}"` +
+            (offered ? ` (it offers: ${Object.keys(offered).join(', ')})` : ' (it advertises no profiles)'),
+        );
+      }
+    }
+    const orderReq: Record<string, unknown> = {
+      identifiers: req.domains.map((d) => ({ type: 'dns', value: d })),
+    };
+    if (req.profile) orderReq.profile = req.profile;
+    const order = await withProblemCapture('newOrder', () => client.createOrder(orderReq as never));
+    const authzs = await withProblemCapture('fetching authorizations', () => client.getAuthorizations(order));
+
+    const presented: ChallengeInput[] = [];
+    let reused = 0;
+    try {
+      // allSettled, not all: every challenge must have finished (or failed)
+      // before cleanup starts, or we could remove a record still being added.
+      const results = await Promise.allSettled(
+        authzs.map(async (authz) => {
+          if (authz.status === 'valid') {
+            reused++;
+            log.debug({ identifier: authz.identifier.value }, 'authorization already valid; no challenge needed');
+            return;
+          }
+          const challenge = authz.challenges.find((c) => c.type === req.solver.type);
+          if (!challenge) {
+            throw new ChallengeError(
+              `the CA offers no ${req.solver.type} challenge for ${authz.identifier.value} (offered: ${authz.challenges.map((c) => c.type).join(', ')})`,
+            );
+          }
+          const value = await client.getChallengeKeyAuthorization(challenge);
+          const input: ChallengeInput = { identifier: authz.identifier.value, token: (challenge as { token: string }).token, value };
+          presented.push(input);
+          await req.solver.present(input);
+          log.debug({ identifier: input.identifier, type: challenge.type }, 'challenge response in place; telling the CA');
+          await withProblemCapture(`${challenge.type} challenge for ${input.identifier}`, async () => {
+            await client.completeChallenge(challenge);
+            await client.waitForValidStatus(challenge);
+          });
+        }),
+      );
+      const failed = results.find((r): r is PromiseRejectedResult => r.status === 'rejected');
+      if (failed) throw failed.reason;
+    } finally {
+      await Promise.all(
+        presented.map((ch) =>
+          req.solver.cleanup(ch).catch((err: unknown) => log.warn({ err, identifier: ch.identifier }, 'challenge cleanup failed')),
+        ),
+      );
+    }
+
+    const finalized = await withProblemCapture('finalize', async () => {
+      const o = await client.finalizeOrder(order, req.csrPem);
+      return client.waitForValidStatus(o);
+    });
+    const chainPem = await withProblemCapture('certificate download', () => client.getCertificate(finalized));
+    return { chainPem, orderUrl: (order as { url: string }).url, reusedAuthorizations: reused };
+  }
+}
+
+/** Build a CSR for `domains` signed by `keyPem` (first name as CN, all as SANs). */
+export async function createCsr(domains: string[], keyPem: string): Promise<string> {
+  const [, csr] = await acme.crypto.createCsr({ commonName: domains[0], altNames: domains }, keyPem);
+  return csr.toString();
+}
+
+export { AcmeProblemError };

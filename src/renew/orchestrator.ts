@@ -1,0 +1,297 @@
+// Walks each (certificate, key type) through
+//   plan → obtain → validate → stage → deploy → hooks → verify → record
+// logging each step. Decisions (plan, validation, bundle layout) are pure
+// functions; this file only sequences effects and owns the rollback rule:
+// if anything after deploy fails, the previous files go back and the deploy
+// hooks run again, so the MTA keeps serving the old certificate (DESIGN §3, §4).
+import { X509Certificate } from 'node:crypto';
+import type { Config, CertificateConfig, KeyType } from '../config/schema.js';
+import { expandOutputPath } from '../config/load.js';
+import type { Logger } from '../log.js';
+import type { Clock } from '../clock.js';
+import { describeError, MxcertError, ValidationError } from '../errors.js';
+import type { AcmeService } from '../acme/client.js';
+import { createCsr } from '../acme/client.js';
+import type { ChallengeSolver } from '../obtain/solver.js';
+import { generateKeyPem } from '../keys/keygen.js';
+import { checkChain, type CheckedChain } from '../validate/chain-check.js';
+import { buildBundle } from '../stage/bundle.js';
+import { deployOutputs, type DeployResult } from '../deploy/outputs.js';
+import { resolveOwner } from '../deploy/atomic-write.js';
+import { writeLineage } from '../deploy/lineage.js';
+import { hookEnvironment } from '../hooks/environment.js';
+import { runHook } from '../hooks/run-hook.js';
+import { verifyServed } from '../verify/starttls.js';
+import { planRenewal, type Plan } from '../schedule/renewal-time.js';
+import type { StateStore, StoredVersion } from '../store/state-store.js';
+
+export type OutputKind = 'combined' | 'key' | 'cert' | 'chain' | 'fullchain';
+const KEY_KINDS: ReadonlySet<OutputKind> = new Set(['combined', 'key']);
+
+export interface RenewDeps {
+  config: Config;
+  store: StateStore;
+  acme: AcmeService;
+  /** Solver for a certificate's challenge config; shared between certificates using the same one. */
+  solverFor(cert: CertificateConfig): ChallengeSolver;
+  clock: Clock;
+  logger: Logger;
+  /** Extra roots the issued chain must verify against (tests: Pebble's root). */
+  trustedRootsPem?: string[];
+}
+
+export interface RenewOptions {
+  force: boolean;
+  dryRun: boolean;
+  only?: string[];
+  concurrency?: number;
+}
+
+export type UnitOutcome =
+  | { cert: string; keyType: KeyType; status: 'not-due'; plan: Plan }
+  | { cert: string; keyType: KeyType; status: 'planned'; plan: Plan }
+  | { cert: string; keyType: KeyType; status: 'renewed'; plan: Plan; serial: string; notAfter: string }
+  | { cert: string; keyType: KeyType; status: 'failed'; plan: Plan; step: string; error: string; code: string };
+
+/** A failure at a named step; `rolledBack` says whether the old files were put back. */
+class StepError extends MxcertError {
+  constructor(readonly step: string, readonly inner: unknown, readonly rolledBack = false) {
+    super(inner instanceof MxcertError ? inner.code : 'error', `${step}: ${describeError(inner)}${rolledBack ? ' (previous files restored)' : ''}`, { cause: inner });
+  }
+}
+
+export function outputPaths(cert: CertificateConfig, keyType: string): Partial<Record<OutputKind, string>> {
+  const out: Partial<Record<OutputKind, string>> = {};
+  for (const kind of ['combined', 'key', 'cert', 'chain', 'fullchain'] as const) {
+    const tpl = cert.output[kind];
+    if (tpl) out[kind] = expandOutputPath(tpl, { keytype: keyType, name: cert.name });
+  }
+  return out;
+}
+
+export async function renewAll(deps: RenewDeps, opts: RenewOptions): Promise<UnitOutcome[]> {
+  const units: Array<{ cert: CertificateConfig; keyType: KeyType }> = [];
+  for (const cert of deps.config.certificates) {
+    if (opts.only?.length && !opts.only.includes(cert.name)) continue;
+    for (const keyType of cert.keys) units.push({ cert, keyType });
+  }
+  const results: UnitOutcome[] = new Array(units.length);
+  let next = 0;
+  // Bounded concurrency: fast for a hundred certificates, gentle on the CA.
+  const workers = Array.from({ length: Math.min(opts.concurrency ?? 8, units.length) }, async () => {
+    while (next < units.length) {
+      const i = next++;
+      const u = units[i]!;
+      results[i] = await renewUnit(deps, u.cert, u.keyType, opts);
+    }
+  });
+  await Promise.all(workers);
+  return results;
+}
+
+export async function renewUnit(deps: RenewDeps, cert: CertificateConfig, keyType: KeyType, opts: RenewOptions): Promise<UnitOutcome> {
+  const log = deps.logger.child({ cert: cert.name, keyType });
+  const now = deps.clock.now();
+  const state = await deps.store.readState(cert.name, keyType);
+  const current = state.current ? await deps.store.loadVersion(cert.name, keyType, state.current) : undefined;
+  const plan = planRenewal({
+    current: current && { notBefore: new Date(current.meta.notBefore), notAfter: new Date(current.meta.notAfter), names: current.meta.names },
+    wantedNames: cert.domains,
+    force: opts.force,
+    now,
+  });
+  if (!plan.due) {
+    log.info({ renewAt: plan.at.toISOString(), reason: plan.reason }, 'not due');
+    return { cert: cert.name, keyType, status: 'not-due', plan };
+  }
+  log.info({ reason: plan.reason }, opts.dryRun ? 'would renew (dry run)' : 'renewing');
+  if (opts.dryRun) return { cert: cert.name, keyType, status: 'planned', plan };
+
+  try {
+    const checked = await obtainAndValidate(deps, cert, keyType, current, log);
+    await deployAndVerify(deps, cert, keyType, checked, current, log);
+    await deps.store.writeState(cert.name, keyType, {
+      current: checked.versionId,
+      previous: state.current,
+      consecutiveFailures: 0,
+      last: { at: deps.clock.now().toISOString(), result: 'success' },
+    });
+    await deps.store.prune(cert.name, keyType).catch((err: unknown) => log.warn({ err }, 'pruning old versions failed'));
+    log.info({ serial: checked.chain.serial, notAfter: checked.chain.notAfter.toISOString() }, 'renewed and verified');
+    return { cert: cert.name, keyType, status: 'renewed', plan, serial: checked.chain.serial, notAfter: checked.chain.notAfter.toISOString() };
+  } catch (err) {
+    const step = err instanceof StepError ? err.step : 'renew';
+    const message = describeError(err);
+    const code = err instanceof MxcertError ? err.code : 'error';
+    log.error({ step, err: message }, 'renewal failed');
+    await deps.store.writeState(cert.name, keyType, {
+      ...state,
+      consecutiveFailures: state.consecutiveFailures + 1,
+      last: { at: deps.clock.now().toISOString(), result: 'failure', error: message, code, step },
+    });
+    await runFailureHooks(deps, cert, keyType, message, log);
+    return { cert: cert.name, keyType, status: 'failed', plan, step, error: message, code };
+  }
+}
+
+interface Obtained {
+  keyPem: string;
+  chain: CheckedChain;
+  versionId: string;
+}
+
+async function obtainAndValidate(
+  deps: RenewDeps,
+  cert: CertificateConfig,
+  keyType: KeyType,
+  current: StoredVersion | undefined,
+  log: Logger,
+): Promise<Obtained> {
+  // DANE hosts (issue 4) and reuseKey keep the key so published TLSA records stay valid.
+  const reuse = (cert.reuseKey || cert.dane?.enabled) && current;
+  const keyPem = reuse ? current.keyPem : await generateKeyPem(keyType);
+  log.debug({ reuseKey: Boolean(reuse) }, 'key ready');
+
+  let chainPem: string;
+  let orderUrl: string;
+  try {
+    const csrPem = await createCsr(cert.domains, keyPem);
+    const res = await deps.acme.issue({
+      domains: cert.domains,
+      csrPem,
+      solver: deps.solverFor(cert),
+      profile: deps.config.acme.profile,
+      logger: log,
+    });
+    chainPem = res.chainPem;
+    orderUrl = res.orderUrl;
+    log.info({ orderUrl, reusedAuthorizations: res.reusedAuthorizations }, 'certificate issued');
+  } catch (err) {
+    throw new StepError('obtain', err);
+  }
+
+  let chain: CheckedChain;
+  try {
+    chain = await checkChain({ keyPem, chainPem, domains: cert.domains, now: deps.clock.now(), trustedRootsPem: deps.trustedRootsPem });
+  } catch (err) {
+    const kept = await deps.store.saveFailed(cert.name, keyType, chainPem, describeError(err), deps.clock.now());
+    log.error({ kept }, 'issued chain failed validation; kept for inspection, not deployed');
+    throw new StepError('validate', err instanceof ValidationError ? err : new ValidationError('parse', describeError(err), { cause: err }));
+  }
+
+  const versionId = await deps.store.saveVersion(cert.name, keyType, {
+    keyPem,
+    leafPem: chain.leafPem,
+    intermediatesPem: chain.intermediatesPem,
+    meta: {
+      serial: chain.serial,
+      notBefore: chain.notBefore.toISOString(),
+      notAfter: chain.notAfter.toISOString(),
+      names: chain.names,
+      issuer: chain.issuer,
+      spkiSha256: chain.spkiSha256,
+      keyType,
+      issuedAt: deps.clock.now().toISOString(),
+      orderUrl,
+    },
+  });
+  return { keyPem, chain, versionId };
+}
+
+async function deployAndVerify(
+  deps: RenewDeps,
+  cert: CertificateConfig,
+  keyType: KeyType,
+  got: Obtained,
+  current: StoredVersion | undefined,
+  log: Logger,
+): Promise<void> {
+  const bundle = buildBundle({ keyPem: got.keyPem, leafPem: got.chain.leafPem, intermediatesPem: got.chain.intermediatesPem });
+  const paths = outputPaths(cert, keyType);
+  const keyMode = parseInt(cert.output.mode, 8);
+  const publicMode = cert.output.publicMode ? parseInt(cert.output.publicMode, 8) : keyMode;
+  const owner = await resolveOwner(cert.output.owner, cert.output.group);
+  const files = (Object.entries(paths) as Array<[OutputKind, string]>).map(([kind, path]) => ({
+    kind,
+    path,
+    content: bundle[kind],
+    mode: KEY_KINDS.has(kind) ? keyMode : publicMode,
+    ...owner,
+  }));
+
+  let deployed: DeployResult;
+  try {
+    deployed = await deployOutputs(files);
+  } catch (err) {
+    throw new StepError('deploy', err);
+  }
+  log.info({ files: deployed.written }, 'files deployed');
+
+  const lineage = await deps.store.lineageDir(cert.name, keyType);
+  const env = hookEnvironment({
+    event: 'deploy',
+    certName: cert.name,
+    domains: cert.domains,
+    keyType,
+    outputs: paths,
+    lineageDir: lineage,
+  });
+
+  const rollback = async (step: string, err: unknown): Promise<never> => {
+    log.warn({ step, err: describeError(err) }, 'rolling back to the previous files');
+    try {
+      await deployed.restore();
+      if (current) {
+        const old = buildBundle({ keyPem: current.keyPem, leafPem: current.leafPem, intermediatesPem: current.intermediatesPem });
+        await writeLineage(lineage, old);
+      }
+      // The MTA may already have loaded the new files: reload it onto the old ones.
+      await runDeployHooks(deps, cert, env, log).catch((e: unknown) => log.error({ err: describeError(e) }, 'deploy hook failed again after rollback'));
+    } catch (restoreErr) {
+      log.error({ err: describeError(restoreErr) }, 'rollback failed: check the output files by hand');
+      throw new StepError(step, err, false);
+    }
+    throw new StepError(step, err, true);
+  };
+
+  try {
+    await writeLineage(lineage, bundle);
+    await runDeployHooks(deps, cert, env, log);
+  } catch (err) {
+    return rollback('hooks', err);
+  }
+
+  if (cert.verify.smtp.length) {
+    try {
+      await verifyServed(cert.verify.smtp, new X509Certificate(got.chain.leafPem).raw, {
+        serverName: cert.verify.serverName ?? cert.domains[0],
+        timeoutMs: cert.verify.timeout,
+        keyType,
+        clock: deps.clock,
+        logger: log,
+      });
+    } catch (err) {
+      return rollback('verify', err);
+    }
+  }
+}
+
+function hookArgv(h: string | string[]): string[] {
+  return typeof h === 'string' ? [h] : h;
+}
+
+async function runDeployHooks(deps: RenewDeps, cert: CertificateConfig, env: Record<string, string>, log: Logger): Promise<void> {
+  for (const h of cert.hooks.deploy) {
+    await runHook(hookArgv(h), { env, timeoutMs: cert.hooks.timeout, logger: log });
+  }
+}
+
+async function runFailureHooks(deps: RenewDeps, cert: CertificateConfig, keyType: string, error: string, log: Logger): Promise<void> {
+  if (!cert.hooks.failure.length) return;
+  const env = hookEnvironment({ event: 'failure', certName: cert.name, domains: cert.domains, keyType, outputs: outputPaths(cert, keyType), error });
+  for (const h of cert.hooks.failure) {
+    await runHook(hookArgv(h), { env, timeoutMs: cert.hooks.timeout, logger: log }).catch((err: unknown) =>
+      log.error({ err: describeError(err) }, 'failure hook failed'),
+    );
+  }
+}

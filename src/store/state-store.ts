@@ -1,0 +1,182 @@
+// stateDir layout (DESIGN §3). Contract, in the spirit of certmagic's Storage:
+// - every write is atomic (temp + fsync + rename + dir fsync); a reader sees a
+//   whole old file or a whole new one;
+// - files holding private keys are 0600 from their first byte;
+// - a version directory is written once and never modified afterwards; the
+//   only mutable file per (certificate, key type) is state.json, which names
+//   the current and previous versions, so switching versions is one rename.
+//
+//   stateDir/                       0700
+//     lock                          agent lock (see lock.ts)
+//     account/key.pem, account.json ACME account
+//     certs/NAME/KEYTYPE/
+//       state.json                  current/previous version ids, last result
+//       versions/ID/                key.pem (0600), cert.pem, chain.pem, meta.json
+//       failed/ID/                  chains that failed validation, kept for inspection
+//       lineage/                    certbot-style lineage for RENEWED_LINEAGE hooks
+import { mkdir, readdir, readFile, rm, stat, chmod } from 'node:fs/promises';
+import path from 'node:path';
+import { writeFileAtomic } from '../deploy/atomic-write.js';
+import type { AccountStore, StoredAccount } from '../acme/client.js';
+import { MxcertError } from '../errors.js';
+
+export interface VersionMeta {
+  id: string;
+  serial: string;
+  notBefore: string;
+  notAfter: string;
+  names: string[];
+  issuer: string;
+  spkiSha256: string;
+  keyType: string;
+  issuedAt: string;
+  orderUrl?: string;
+}
+
+export interface StoredVersion {
+  meta: VersionMeta;
+  keyPem: string;
+  leafPem: string;
+  intermediatesPem: string[];
+}
+
+export interface LastResult {
+  at: string;
+  result: 'success' | 'failure';
+  error?: string;
+  code?: string;
+  /** Which step failed: obtain, validate, deploy, hooks, verify. */
+  step?: string;
+}
+
+export interface CertState {
+  current?: string;
+  previous?: string;
+  last?: LastResult;
+  consecutiveFailures: number;
+}
+
+const KEY_MODE = 0o600;
+const PUBLIC_MODE = 0o644;
+
+export class StateStore {
+  constructor(readonly stateDir: string) {}
+
+  /** Create stateDir 0700, or refuse one that others can write to. */
+  async ensure(): Promise<void> {
+    await mkdir(this.stateDir, { recursive: true, mode: 0o700 });
+    const st = await stat(this.stateDir);
+    if (!st.isDirectory()) throw new MxcertError('state', `stateDir ${this.stateDir} is not a directory`);
+    if (st.mode & 0o022) {
+      throw new MxcertError('state', `stateDir ${this.stateDir} is writable by group or others (mode ${(st.mode & 0o777).toString(8)}); use 0700`);
+    }
+    if (st.mode & 0o077) await chmod(this.stateDir, 0o700);
+  }
+
+  private async dir(...parts: string[]): Promise<string> {
+    const d = path.join(this.stateDir, ...parts);
+    await mkdir(d, { recursive: true, mode: 0o700 });
+    return d;
+  }
+
+  certDir(name: string, keyType: string): string {
+    return path.join(this.stateDir, 'certs', name, keyType);
+  }
+
+  accountStore(): AccountStore {
+    return {
+      load: async (): Promise<StoredAccount | undefined> => {
+        const d = path.join(this.stateDir, 'account');
+        const keyPem = await readFile(path.join(d, 'key.pem'), 'utf8').catch(() => undefined);
+        if (!keyPem) return undefined;
+        const meta = await readJson<{ url?: string }>(path.join(d, 'account.json'));
+        return { keyPem, url: meta?.url };
+      },
+      save: async (acct: StoredAccount): Promise<void> => {
+        const d = await this.dir('account');
+        await writeFileAtomic(path.join(d, 'key.pem'), acct.keyPem, { mode: KEY_MODE });
+        await writeFileAtomic(path.join(d, 'account.json'), JSON.stringify({ url: acct.url }, null, 2) + '\n', { mode: KEY_MODE });
+      },
+    };
+  }
+
+  async readState(name: string, keyType: string): Promise<CertState> {
+    const s = await readJson<CertState>(path.join(this.certDir(name, keyType), 'state.json'));
+    return s ?? { consecutiveFailures: 0 };
+  }
+
+  async writeState(name: string, keyType: string, state: CertState): Promise<void> {
+    const d = await this.dir('certs', name, keyType);
+    await writeFileAtomic(path.join(d, 'state.json'), JSON.stringify(state, null, 2) + '\n', { mode: KEY_MODE });
+  }
+
+  /** Write an issued version once; returns its id. */
+  async saveVersion(name: string, keyType: string, v: Omit<StoredVersion, 'meta'> & { meta: Omit<VersionMeta, 'id'> }): Promise<string> {
+    const id = `${v.meta.issuedAt.replace(/[:.]/g, '')}-${v.meta.serial.slice(0, 16)}`;
+    const d = await this.dir('certs', name, keyType, 'versions', id);
+    await writeFileAtomic(path.join(d, 'key.pem'), v.keyPem, { mode: KEY_MODE });
+    await writeFileAtomic(path.join(d, 'cert.pem'), v.leafPem, { mode: PUBLIC_MODE });
+    await writeFileAtomic(path.join(d, 'chain.pem'), v.intermediatesPem.join(''), { mode: PUBLIC_MODE });
+    await writeFileAtomic(path.join(d, 'meta.json'), JSON.stringify({ ...v.meta, id }, null, 2) + '\n', { mode: PUBLIC_MODE });
+    return id;
+  }
+
+  async loadVersion(name: string, keyType: string, id: string): Promise<StoredVersion | undefined> {
+    const d = path.join(this.certDir(name, keyType), 'versions', id);
+    const meta = await readJson<VersionMeta>(path.join(d, 'meta.json'));
+    if (!meta) return undefined;
+    const [keyPem, leafPem, chain] = await Promise.all(
+      ['key.pem', 'cert.pem', 'chain.pem'].map((f) => readFile(path.join(d, f), 'utf8')),
+    );
+    return { meta, keyPem: keyPem!, leafPem: leafPem!, intermediatesPem: splitCerts(chain!) };
+  }
+
+  async currentVersion(name: string, keyType: string): Promise<StoredVersion | undefined> {
+    const st = await this.readState(name, keyType);
+    return st.current ? this.loadVersion(name, keyType, st.current) : undefined;
+  }
+
+  /** Keep a chain that failed validation for inspection; it is never deployed. */
+  async saveFailed(name: string, keyType: string, chainPem: string, error: string, at: Date): Promise<string> {
+    const d = await this.dir('certs', name, keyType, 'failed', at.toISOString().replace(/[:.]/g, ''));
+    await writeFileAtomic(path.join(d, 'chain.pem'), chainPem, { mode: PUBLIC_MODE });
+    await writeFileAtomic(path.join(d, 'error.txt'), error + '\n', { mode: PUBLIC_MODE });
+    return d;
+  }
+
+  async lineageDir(name: string, keyType: string): Promise<string> {
+    return this.dir('certs', name, keyType, 'lineage');
+  }
+
+  /** Remove versions other than current and previous. */
+  async prune(name: string, keyType: string): Promise<void> {
+    const st = await this.readState(name, keyType);
+    const keep = new Set([st.current, st.previous].filter(Boolean));
+    const vdir = path.join(this.certDir(name, keyType), 'versions');
+    const ids = await readdir(vdir).catch(() => [] as string[]);
+    await Promise.all(ids.filter((id) => !keep.has(id)).map((id) => rm(path.join(vdir, id), { recursive: true, force: true })));
+  }
+
+  /** Names of certificates and key types that have state. */
+  async listCertificates(): Promise<Array<{ name: string; keyType: string }>> {
+    const out: Array<{ name: string; keyType: string }> = [];
+    const root = path.join(this.stateDir, 'certs');
+    for (const name of await readdir(root).catch(() => [] as string[])) {
+      for (const keyType of await readdir(path.join(root, name)).catch(() => [] as string[])) out.push({ name, keyType });
+    }
+    return out;
+  }
+}
+
+function splitCerts(pem: string): string[] {
+  return pem.match(/-----BEGIN CERTIFICATE-----[\s\S]+?-----END CERTIFICATE-----\n?/g)?.map((c) => (c.endsWith('\n') ? c : c + '\n')) ?? [];
+}
+
+async function readJson<T>(file: string): Promise<T | undefined> {
+  try {
+    return JSON.parse(await readFile(file, 'utf8')) as T;
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
+    throw new MxcertError('state', `cannot read ${file}: ${(err as Error).message}`, { cause: err });
+  }
+}
