@@ -1,0 +1,571 @@
+// Loading the config file (DESIGN §2): read, parse YAML, validate against the
+// schema, then check what the schema cannot see (files on disk, environment,
+// relations between certificates). Every problem names its YAML path and all
+// of them are reported at once, so `mxcert config check` fixes a file in one
+// round instead of one typo per run.
+import { constants as fsc } from 'node:fs';
+import { access, readFile, stat } from 'node:fs/promises';
+import path from 'node:path';
+import { isNode, LineCounter, parseDocument, type Document } from 'yaml';
+import { z } from 'zod';
+import { ConfigError, type ConfigProblem } from '../errors.js';
+import { certificateSchema, configSchema, type CertificateConfig, type Config, type ParsedConfig } from './schema.js';
+
+export const DEFAULT_CONFIG_PATH = '/etc/mxcert/config.yaml';
+
+type Env = NodeJS.ProcessEnv;
+type PathSegment = string | number;
+
+/** `--config`, else `$MXCERT_CONFIG`, else `/etc/mxcert/config.yaml`. */
+export function resolveConfigPath(cliPath?: string, env: Env = process.env): string {
+  if (cliPath) return cliPath;
+  const fromEnv = env['MXCERT_CONFIG'];
+  if (fromEnv) return fromEnv;
+  return DEFAULT_CONFIG_PATH;
+}
+
+/** Fill `{keytype}` and `{name}` in an output path template. */
+export function expandOutputPath(template: string, vars: { keytype: string; name: string }): string {
+  return template.replaceAll('{keytype}', vars.keytype).replaceAll('{name}', vars.name);
+}
+
+export async function loadConfig(file: string, opts: { env?: Env } = {}): Promise<Config> {
+  const env = opts.env ?? process.env;
+  const source = path.resolve(file);
+
+  let text: string;
+  try {
+    text = await readFile(source, 'utf8');
+  } catch (err) {
+    throw new ConfigError([{ path: '', message: `cannot read config file ${source}: ${errnoText(err)}` }], { cause: err });
+  }
+
+  const raw = parseYaml(text);
+  if (!raw.ok) throw new ConfigError(raw.problems);
+  if (raw.value === null || raw.value === undefined) {
+    throw new ConfigError([{ path: '', message: `config file ${source} is empty` }]);
+  }
+
+  const parsed = configSchema.safeParse(raw.value);
+  const problems: ConfigProblem[] = parsed.success ? [] : zodProblems(parsed.error.issues, raw.value);
+
+  // When the whole file fails the schema, still check the parts that parse on
+  // their own, so a missing secret file is reported together with a typo
+  // elsewhere rather than on the next run.
+  const parts: Parts = parsed.success
+    ? { acme: parsed.data.acme, certificates: parsed.data.certificates.map((cert, index) => ({ index, cert })) }
+    : validParts(raw.value);
+  problems.push(...(await semanticProblems(parts, env)));
+
+  if (!parsed.success || problems.length > 0) throw new ConfigError(inDocumentOrder(problems, raw.doc));
+  return { ...parsed.data, source };
+}
+
+// ---------------------------------------------------------------------------
+// YAML
+
+function parseYaml(text: string): { ok: true; value: unknown; doc: Document } | { ok: false; problems: ConfigProblem[] } {
+  const lineCounter = new LineCounter();
+  // prettyErrors would append a source excerpt to each message; that excerpt
+  // could contain an inline secret (acme.eab.hmacKey), so positions are
+  // computed here instead.
+  const doc = parseDocument(text, { lineCounter, prettyErrors: false, uniqueKeys: true });
+  if (doc.errors.length > 0) {
+    return {
+      ok: false,
+      problems: doc.errors.map((e) => {
+        const { line, col } = lineCounter.linePos(e.pos[0]);
+        return { path: '', message: `YAML syntax error at line ${line}, column ${col}: ${firstLine(e.message)}` };
+      }),
+    };
+  }
+  try {
+    return { ok: true, value: doc.toJS(), doc };
+  } catch (err) {
+    // toJS throws on alias bombs (excessive alias expansion) and the like.
+    return { ok: false, problems: [{ path: '', message: `YAML error: ${err instanceof Error ? firstLine(err.message) : String(err)}` }] };
+  }
+}
+
+function firstLine(s: string): string {
+  return s.split('\n', 1)[0]!.trim();
+}
+
+// Problems come from the schema, the file system and cross-checks; listing
+// them in the order of the file makes the output easy to work through.
+function inDocumentOrder(problems: ConfigProblem[], doc: Document): ConfigProblem[] {
+  const offset = (p: string): number => {
+    const segs = parsePath(p);
+    for (let k = segs.length; k > 0; k--) {
+      const node = doc.getIn(segs.slice(0, k), true);
+      if (isNode(node) && node.range) return node.range[0];
+    }
+    return -1;
+  };
+  return problems
+    .map((p, i) => ({ p, i, at: offset(p.path) }))
+    .sort((a, b) => a.at - b.at || a.i - b.i)
+    .map((x) => x.p);
+}
+
+function parsePath(p: string): PathSegment[] {
+  const out: PathSegment[] = [];
+  for (const m of p.matchAll(/\[(\d+)\]|\[("(?:[^"\\]|\\.)*")\]|([^.[\]]+)/g)) {
+    if (m[1] !== undefined) out.push(Number(m[1]));
+    else if (m[2] !== undefined) out.push(JSON.parse(m[2]) as string);
+    else if (m[3] !== undefined) out.push(m[3]);
+  }
+  return out;
+}
+
+// ---------------------------------------------------------------------------
+// Schema issues → problems
+
+/** `certificates[0].challenge.dns.tsig.secretFile` */
+export function formatPath(segments: readonly PathSegment[]): string {
+  let out = '';
+  for (const seg of segments) {
+    if (typeof seg === 'number') out += `[${seg}]`;
+    else if (/^[A-Za-z_$][\w$-]*$/.test(seg)) out += out ? `.${seg}` : seg;
+    else out += `[${JSON.stringify(seg)}]`;
+  }
+  return out;
+}
+
+// Values under these keys may be secrets, so messages never echo them.
+const SECRET_KEY_RE = /secret|hmackey|password|apikey|token/i;
+
+function zodProblems(issues: readonly z.ZodIssue[], data: unknown): ConfigProblem[] {
+  const out: ConfigProblem[] = [];
+  const seen = new Set<string>();
+  const push = (p: ConfigProblem) => {
+    const k = `${p.path}\0${p.message}`;
+    if (!seen.has(k)) {
+      seen.add(k);
+      out.push(p);
+    }
+  };
+  for (const issue of issues) {
+    if (issue.code === z.ZodIssueCode.unrecognized_keys) {
+      // One problem per key, pointing at the key itself: that is the line to fix.
+      const known = knownKeysAt(configSchema, issue.path, data);
+      for (const key of issue.keys) {
+        const hint = suggest(key, known);
+        push({ path: formatPath([...issue.path, key]), message: `unknown key "${key}"${hint ? `; did you mean "${hint}"?` : ''}` });
+      }
+      continue;
+    }
+    push({ path: formatPath(issue.path), message: issueMessage(issue, data) });
+  }
+  return out;
+}
+
+const TYPE_NAMES: Record<string, string> = { object: 'mapping', array: 'list' };
+const typeName = (t: string) => TYPE_NAMES[t] ?? t;
+
+function issueMessage(issue: z.ZodIssue, data: unknown): string {
+  const last = issue.path[issue.path.length - 1];
+  const secret = typeof last === 'string' && SECRET_KEY_RE.test(last);
+  switch (issue.code) {
+    case z.ZodIssueCode.invalid_type: {
+      if (issue.received === 'undefined') return 'required';
+      let msg = `expected ${typeName(issue.expected)}, got ${typeName(issue.received)}`;
+      // YAML 1.2 reads an unquoted 0600 as the decimal number 600.
+      if (issue.received === 'number' && (last === 'mode' || last === 'publicMode')) msg += '; quote octal modes, e.g. "0600"';
+      return msg;
+    }
+    case z.ZodIssueCode.invalid_union_discriminator: {
+      const allowed = issue.options.map((o) => JSON.stringify(o)).join(', ');
+      const got = valueAt(data, issue.path);
+      return got === undefined ? `required; one of ${allowed}` : `must be one of ${allowed}, got ${JSON.stringify(got)}`;
+    }
+    case z.ZodIssueCode.invalid_enum_value: {
+      const allowed = issue.options.map((o) => JSON.stringify(o)).join(', ');
+      return secret ? `must be one of ${allowed}` : `must be one of ${allowed}, got ${JSON.stringify(issue.received)}`;
+    }
+    case z.ZodIssueCode.invalid_literal: {
+      const got = secret ? '' : `, got ${JSON.stringify(issue.received)}`;
+      return `must be ${JSON.stringify(issue.expected)}${got}`;
+    }
+    case z.ZodIssueCode.invalid_union:
+      return unionMessage(issue, data);
+    case z.ZodIssueCode.too_small:
+      if (issue.type === 'array') return issue.minimum === 1 ? 'must not be empty' : `must have at least ${issue.minimum} entries`;
+      if (issue.type === 'string') return issue.minimum === 1 ? 'must not be empty' : `must be at least ${issue.minimum} characters`;
+      return `must be at least ${issue.minimum}`;
+    case z.ZodIssueCode.too_big:
+      if (issue.type === 'array') return `must have at most ${issue.maximum} entries`;
+      if (issue.type === 'string') return `must be at most ${issue.maximum} characters`;
+      return `must be at most ${issue.maximum}`;
+    case z.ZodIssueCode.invalid_string:
+      if (issue.validation === 'url') return 'must be a URL';
+      if (issue.validation === 'email') return 'must be an email address';
+      // Regexes in the schema carry their own explanation.
+      return issue.message === 'Invalid' ? 'invalid format' : issue.message;
+    case z.ZodIssueCode.not_multiple_of:
+      return `must be a multiple of ${String(issue.multipleOf)}`;
+    default:
+      return issue.message;
+  }
+}
+
+// A union fails with one issue list per branch. If every branch failed on
+// the type of the value itself, say which types would do; otherwise the
+// branch that got past the type check explains the real problem.
+function unionMessage(issue: z.ZodInvalidUnionIssue, data: unknown): string {
+  const here = formatPath(issue.path);
+  const branches = issue.unionErrors.map((e) => e.issues);
+  const typeOnly = (list: z.ZodIssue[]) =>
+    list.length === 1 && list[0]!.code === z.ZodIssueCode.invalid_type && formatPath(list[0]!.path) === here;
+  const deeper = branches.find((b) => b.length > 0 && !typeOnly(b));
+  if (deeper) {
+    const first = deeper[0]!;
+    const msg = first.code === z.ZodIssueCode.unrecognized_keys ? `unknown key(s) ${first.keys.map((k) => `"${k}"`).join(', ')}` : issueMessage(first, data);
+    const at = formatPath(first.path);
+    return at === here ? msg : `${at}: ${msg}`;
+  }
+  const expected = [...new Set(branches.flatMap((b) => (b[0]?.code === z.ZodIssueCode.invalid_type ? [typeName(b[0].expected)] : [])))];
+  const first = branches[0]?.[0];
+  if (first?.code === z.ZodIssueCode.invalid_type) {
+    if (first.received === 'undefined') return 'required';
+    return `expected ${expected.join(' or ')}, got ${typeName(first.received)}`;
+  }
+  return 'invalid value';
+}
+
+function valueAt(data: unknown, segments: readonly PathSegment[]): unknown {
+  let cur = data;
+  for (const seg of segments) {
+    if (cur === null || typeof cur !== 'object') return undefined;
+    cur = (cur as Record<PathSegment, unknown>)[seg];
+  }
+  return cur;
+}
+
+/** The keys the schema allows at `segments`, following the data through discriminated unions. */
+function knownKeysAt(schema: z.ZodTypeAny, segments: readonly PathSegment[], data: unknown): string[] {
+  let cur: z.ZodTypeAny | undefined = schema;
+  let value = data;
+  for (let i = 0; ; i++) {
+    cur = unwrap(cur, value);
+    if (!cur) return [];
+    if (i === segments.length) break;
+    const seg = segments[i]!;
+    value = (value as Record<PathSegment, unknown> | undefined)?.[seg];
+    if (cur instanceof z.ZodObject) cur = (cur.shape as Record<string, z.ZodTypeAny>)[String(seg)];
+    else if (cur instanceof z.ZodArray) cur = cur.element as z.ZodTypeAny;
+    else return [];
+  }
+  return cur instanceof z.ZodObject ? Object.keys(cur.shape as object) : [];
+}
+
+function unwrap(schema: z.ZodTypeAny | undefined, value: unknown): z.ZodTypeAny | undefined {
+  let s = schema;
+  for (;;) {
+    if (s instanceof z.ZodEffects) s = s.innerType();
+    else if (s instanceof z.ZodDefault) s = s.removeDefault();
+    else if (s instanceof z.ZodOptional || s instanceof z.ZodNullable) s = s.unwrap();
+    else if (s instanceof z.ZodDiscriminatedUnion) {
+      const tag = (value as Record<string, unknown> | undefined)?.[s.discriminator];
+      s = s.optionsMap.get(tag as z.Primitive);
+    } else return s;
+  }
+}
+
+function suggest(key: string, known: readonly string[]): string | undefined {
+  let best: { k: string; d: number } | undefined;
+  for (const k of known) {
+    const d = editDistance(key.toLowerCase(), k.toLowerCase());
+    if (!best || d < best.d) best = { k, d };
+  }
+  if (!best) return undefined;
+  const limit = key.length <= 4 ? 1 : 2;
+  return best.d <= limit ? best.k : undefined;
+}
+
+// Optimal string alignment distance: Levenshtein plus swapping two
+// neighbours as one edit, the commonest typo (outptu → output).
+function editDistance(a: string, b: string): number {
+  const d: number[][] = Array.from({ length: a.length + 1 }, (_, i) => Array.from({ length: b.length + 1 }, (_, j) => (i === 0 ? j : j === 0 ? i : 0)));
+  for (let i = 1; i <= a.length; i++) {
+    for (let j = 1; j <= b.length; j++) {
+      const cost = a[i - 1] === b[j - 1] ? 0 : 1;
+      let v = Math.min(d[i - 1]![j]! + 1, d[i]![j - 1]! + 1, d[i - 1]![j - 1]! + cost);
+      if (i > 1 && j > 1 && a[i - 1] === b[j - 2] && a[i - 2] === b[j - 1]) v = Math.min(v, d[i - 2]![j - 2]! + 1);
+      d[i]![j] = v;
+    }
+  }
+  return d[a.length]![b.length]!;
+}
+
+// ---------------------------------------------------------------------------
+// Semantic checks: what the schema cannot see
+
+interface Parts {
+  acme: ParsedConfig['acme'] | undefined;
+  certificates: { index: number; cert: CertificateConfig }[];
+}
+
+function validParts(raw: unknown): Parts {
+  const obj = (raw && typeof raw === 'object' ? raw : {}) as Record<string, unknown>;
+  const acme = configSchema.shape.acme.safeParse(obj['acme']);
+  const certs = Array.isArray(obj['certificates']) ? obj['certificates'] : [];
+  const certificates: Parts['certificates'] = [];
+  certs.forEach((c, index) => {
+    const r = certificateSchema.safeParse(c);
+    if (r.success) certificates.push({ index, cert: r.data });
+  });
+  return { acme: acme.success ? acme.data : undefined, certificates };
+}
+
+const OUTPUT_KINDS = ['combined', 'key', 'cert', 'chain', 'fullchain'] as const;
+const PLACEHOLDER_RE = /\{([^}]*)\}/g;
+const KNOWN_PLACEHOLDERS = new Set(['keytype', 'name']);
+
+async function semanticProblems(parts: Parts, env: Env): Promise<ConfigProblem[]> {
+  const checks: Promise<ConfigProblem[]>[] = [];
+  const sync: ConfigProblem[] = [];
+
+  const acme = parts.acme;
+  if (acme?.caBundle) checks.push(checkCaBundle(acme.caBundle, 'acme.caBundle'));
+  if (acme?.eab) {
+    const given = (['hmacKey', 'hmacKeyFile', 'hmacKeyEnv'] as const).filter((k) => acme.eab![k] !== undefined);
+    if (given.length === 0) sync.push({ path: 'acme.eab.hmacKey', message: 'required (or hmacKeyFile, hmacKeyEnv)' });
+    if (given.length > 1) sync.push({ path: `acme.eab.${given[1]}`, message: `give only one of ${given.join(', ')}` });
+    if (acme.eab.hmacKeyFile) checks.push(checkSecretFile(acme.eab.hmacKeyFile, 'acme.eab.hmacKeyFile', false));
+    if (acme.eab.hmacKeyEnv) sync.push(...checkSecretEnv(acme.eab.hmacKeyEnv, 'acme.eab.hmacKeyEnv', env));
+  }
+
+  for (const { index, cert } of parts.certificates) {
+    const at = `certificates[${index}]`;
+    if (cert.challenge.type === 'dns-01') {
+      const tsig = cert.challenge.dns.tsig;
+      const base = `${at}.challenge.dns.tsig`;
+      if (tsig.secretFile && tsig.secretEnv) sync.push({ path: `${base}.secretEnv`, message: 'give only one of secretFile or secretEnv' });
+      if (tsig.secretFile) checks.push(checkSecretFile(tsig.secretFile, `${base}.secretFile`, true, tsig.name));
+      if (tsig.secretEnv) sync.push(...checkSecretEnv(tsig.secretEnv, `${base}.secretEnv`, env));
+    } else if (cert.challenge.http.webroot) {
+      checks.push(checkDirectory(cert.challenge.http.webroot, `${at}.challenge.http.webroot`));
+    }
+    if (cert.dane?.publisher) checks.push(checkPublisherSecrets(cert.dane.publisher, `${at}.dane.publisher`, env));
+  }
+
+  sync.push(...duplicateNames(parts.certificates), ...outputProblems(parts.certificates));
+  return [...sync, ...(await Promise.all(checks)).flat()];
+}
+
+function duplicateNames(certs: Parts['certificates']): ConfigProblem[] {
+  const first = new Map<string, number>();
+  const out: ConfigProblem[] = [];
+  for (const { index, cert } of certs) {
+    const prev = first.get(cert.name);
+    if (prev === undefined) first.set(cert.name, index);
+    else out.push({ path: `certificates[${index}].name`, message: `duplicate name "${cert.name}" (also certificates[${prev}].name)` });
+  }
+  return out;
+}
+
+function outputProblems(certs: Parts['certificates']): ConfigProblem[] {
+  const out: ConfigProblem[] = [];
+  // Expanded path → who writes it first.
+  const owners = new Map<string, { index: number; kind: string }>();
+  const reported = new Set<string>();
+
+  for (const { index, cert } of certs) {
+    for (const kind of OUTPUT_KINDS) {
+      const template = cert.output[kind];
+      if (template === undefined) continue;
+      const at = `certificates[${index}].output.${kind}`;
+
+      const unknown = [...template.matchAll(PLACEHOLDER_RE)].map((m) => m[1]!).filter((n) => !KNOWN_PLACEHOLDERS.has(n));
+      if (unknown.length > 0) {
+        out.push({ path: at, message: `unknown placeholder ${unknown.map((n) => `{${n}}`).join(', ')}; use {keytype} or {name}` });
+      }
+      if (template.endsWith('/')) out.push({ path: at, message: 'must name a file, not a directory' });
+
+      const perKeytypeClash = cert.keys.length > 1 && !template.includes('{keytype}');
+      if (perKeytypeClash) {
+        out.push({ path: at, message: `must contain {keytype}: this certificate has ${cert.keys.length} key types (${cert.keys.join(', ')}) that would write the same file` });
+      }
+
+      for (const keytype of cert.keys) {
+        const file = path.normalize(expandOutputPath(template, { keytype, name: cert.name }));
+        const owner = owners.get(file);
+        if (!owner) {
+          owners.set(file, { index, kind });
+          continue;
+        }
+        // Already explained by the {keytype} problem above.
+        if (owner.index === index && owner.kind === kind) continue;
+        if (reported.has(at)) continue;
+        reported.add(at);
+        const other = `certificates[${owner.index}].output.${owner.kind}`;
+        out.push({ path: at, message: `conflicting output: ${file} is also written by ${other}` });
+      }
+    }
+  }
+  return out;
+}
+
+// dane.publisher's shape belongs to the publisher module; whatever secret
+// references it holds still deserve the same checks as the TSIG ones.
+async function checkPublisherSecrets(publisher: Record<string, unknown>, at: string, env: Env): Promise<ConfigProblem[]> {
+  const checks: Promise<ConfigProblem[]>[] = [];
+  const sync: ConfigProblem[] = [];
+  const walk = (node: unknown, p: string) => {
+    if (!node || typeof node !== 'object' || Array.isArray(node)) return;
+    const obj = node as Record<string, unknown>;
+    for (const [k, v] of Object.entries(obj)) {
+      const kp = `${p}.${k}`;
+      if (/^(secret|apiKey|hmacKey)File$/.test(k) && typeof v === 'string') {
+        checks.push(checkSecretFile(v, kp, k === 'secretFile', typeof obj['name'] === 'string' ? obj['name'] : undefined));
+      } else if (/^(secret|apiKey|hmacKey)Env$/.test(k) && typeof v === 'string') {
+        sync.push(...checkSecretEnv(v, kp, env));
+      } else walk(v, kp);
+    }
+  };
+  walk(publisher, at);
+  return [...sync, ...(await Promise.all(checks)).flat()];
+}
+
+function checkSecretEnv(name: string, at: string, env: Env): ConfigProblem[] {
+  const v = env[name];
+  if (v === undefined) return [{ path: at, message: `environment variable ${name} is not set` }];
+  if (v.trim() === '') return [{ path: at, message: `environment variable ${name} is empty` }];
+  return [];
+}
+
+async function checkSecretFile(file: string, at: string, tsig: boolean, keyName?: string): Promise<ConfigProblem[]> {
+  const r = await openSecretFile(file);
+  if (!r.ok) return [{ path: at, message: r.message }];
+  const secret = extractSecret(r.content, keyName);
+  if (!secret.ok) return [{ path: at, message: secret.message }];
+  if (tsig && !BASE64_RE.test(secret.value.replace(/\s+/g, ''))) return [{ path: at, message: 'TSIG secret is not valid base64' }];
+  return [];
+}
+
+async function checkCaBundle(file: string, at: string): Promise<ConfigProblem[]> {
+  try {
+    const st = await stat(file);
+    if (!st.isFile()) return [{ path: at, message: 'not a regular file' }];
+    const pem = await readFile(file, 'utf8');
+    if (!pem.includes('-----BEGIN CERTIFICATE-----')) return [{ path: at, message: 'no PEM certificate in file' }];
+    return [];
+  } catch (err) {
+    return [{ path: at, message: `cannot read ${file}: ${errnoText(err)}` }];
+  }
+}
+
+async function checkDirectory(dir: string, at: string): Promise<ConfigProblem[]> {
+  try {
+    const st = await stat(dir);
+    if (!st.isDirectory()) return [{ path: at, message: `${dir} is not a directory` }];
+    return [];
+  } catch (err) {
+    return [{ path: at, message: `directory ${dir}: ${errnoText(err)}` }];
+  }
+}
+
+// ---------------------------------------------------------------------------
+// Secrets. Messages below name files and variables, never their contents.
+
+const BASE64_RE = /^[A-Za-z0-9+/]+={0,2}$/;
+
+/**
+ * Read a secret from a file (refused if group or others may read it) or an
+ * environment variable, trimmed. A file may hold the bare secret or a BIND
+ * `key "name" { algorithm …; secret "…"; };` block as tsig-keygen writes it;
+ * with several blocks, `ref.name` picks one (pass the tsig config as `ref`).
+ */
+export async function readSecret(
+  ref: { secretFile?: string | undefined; secretEnv?: string | undefined; name?: string | undefined },
+  env: Env = process.env,
+): Promise<string> {
+  if (ref.secretFile) {
+    const r = await openSecretFile(ref.secretFile);
+    if (!r.ok) throw secretError(`secret file ${ref.secretFile}: ${r.message}`);
+    const s = extractSecret(r.content, ref.name);
+    if (!s.ok) throw secretError(`secret file ${ref.secretFile}: ${s.message}`);
+    return s.value;
+  }
+  if (ref.secretEnv) {
+    const problems = checkSecretEnv(ref.secretEnv, '', env);
+    if (problems.length > 0) throw secretError(problems[0]!.message);
+    const s = extractSecret(env[ref.secretEnv]!, ref.name);
+    if (!s.ok) throw secretError(`environment variable ${ref.secretEnv}: ${s.message}`);
+    return s.value;
+  }
+  throw secretError('no secretFile or secretEnv given');
+}
+
+function secretError(message: string): ConfigError {
+  return new ConfigError([{ path: '', message }]);
+}
+
+async function openSecretFile(file: string): Promise<{ ok: true; content: string } | { ok: false; message: string }> {
+  let st;
+  try {
+    st = await stat(file);
+  } catch (err) {
+    return { ok: false, message: `cannot read ${file}: ${errnoText(err)}` };
+  }
+  if (!st.isFile()) return { ok: false, message: `${file} is not a regular file` };
+  const perm = st.mode & 0o777;
+  const modeText = perm.toString(8).padStart(4, '0');
+  // Like ssh with private keys: a secret others can read is already leaked,
+  // one they can write can be swapped. Execute bits alone are harmless.
+  const who =
+    perm & 0o004 ? 'readable by others' : perm & 0o040 ? 'readable by group' : perm & 0o002 ? 'writable by others' : perm & 0o020 ? 'writable by group' : undefined;
+  if (who) return { ok: false, message: `file is ${who} (mode ${modeText}); use 0600` };
+  try {
+    await access(file, fsc.R_OK);
+    return { ok: true, content: await readFile(file, 'utf8') };
+  } catch (err) {
+    return { ok: false, message: `cannot read ${file}: ${errnoText(err)}` };
+  }
+}
+
+const KEY_BLOCK_RE = /\bkey\s+(?:"([^"]*)"|([^\s{;]+))\s*\{([^}]*)\}/g;
+const SECRET_STMT_RE = /\bsecret\s+"([^"]*)"\s*;/;
+
+function extractSecret(content: string, keyName?: string): { ok: true; value: string } | { ok: false; message: string } {
+  // BIND comments could hide a block or a stray quote; drop them first.
+  const text = content.replace(/\/\*[\s\S]*?\*\//g, '').replace(/^\s*(#|\/\/).*$/gm, '');
+  const blocks = [...text.matchAll(KEY_BLOCK_RE)].map((m) => ({ name: (m[1] ?? m[2] ?? '').replace(/\.$/, ''), body: m[3]! }));
+  if (blocks.length === 0) {
+    const value = content.trim();
+    return value ? { ok: true, value } : { ok: false, message: 'file is empty' };
+  }
+  let block = blocks[0]!;
+  if (blocks.length > 1) {
+    const wanted = keyName?.replace(/\.$/, '');
+    const match = wanted === undefined ? undefined : blocks.find((b) => b.name === wanted);
+    if (!match) {
+      return { ok: false, message: `${blocks.length} key blocks (${blocks.map((b) => `"${b.name}"`).join(', ')}) and none named ${wanted === undefined ? '(no name given)' : `"${wanted}"`}` };
+    }
+    block = match;
+  }
+  const m = SECRET_STMT_RE.exec(block.body);
+  const value = m?.[1]?.trim();
+  if (!value) return { ok: false, message: `key block "${block.name}" has no secret statement` };
+  return { ok: true, value };
+}
+
+function errnoText(err: unknown): string {
+  const code = (err as NodeJS.ErrnoException | undefined)?.code;
+  switch (code) {
+    case 'ENOENT':
+      return 'no such file or directory';
+    case 'EACCES':
+    case 'EPERM':
+      return 'permission denied';
+    case 'EISDIR':
+      return 'is a directory';
+    case 'ENOTDIR':
+      return 'a parent is not a directory';
+    case 'ELOOP':
+      return 'too many symbolic links';
+    default:
+      return code ?? (err instanceof Error ? err.message : String(err));
+  }
+}
