@@ -1,0 +1,103 @@
+// mxcert command line (DESIGN §1). Exit codes: 0 ok (also "nothing due"),
+// 1 a certificate failed, 2 usage or config error, 3 the state lock is held.
+// Heavy modules (acme-client, x509) are imported only by the commands that
+// need them, so `mxcert status` starts fast.
+import { Command, CommanderError, Option } from 'commander';
+import { createRequire } from 'node:module';
+import { ConfigError, LockHeldError, describeError } from '../errors.js';
+import { createLogger } from '../log.js';
+
+export const EXIT = { ok: 0, failed: 1, usage: 2, locked: 3 } as const;
+
+class ExitCode extends Error {
+  constructor(readonly code: number) {
+    super(`exit ${code}`);
+  }
+}
+
+function version(): string {
+  const req = createRequire(import.meta.url);
+  for (const p of ['../../package.json', '../../../package.json']) {
+    try {
+      return (req(p) as { version: string }).version;
+    } catch {
+      /* try the next layout (src vs dist) */
+    }
+  }
+  return '0.0.0';
+}
+
+interface GlobalOpts {
+  config?: string;
+  logLevel?: string;
+}
+
+export async function main(argv: string[]): Promise<number> {
+  const program = new Command();
+  program
+    .name('mxcert')
+    .description('Certificate lifecycle agent for mail hosts: ACME renewal, atomic MTA files, reload hooks, live STARTTLS verification.')
+    .version(version(), '-V, --version')
+    .option('-c, --config <path>', 'config file (default: $MXCERT_CONFIG, then /etc/mxcert/config.yaml)')
+    .addOption(new Option('--log-level <level>', 'log level').choices(['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent']))
+    .exitOverride()
+    .configureOutput({ writeErr: (s) => process.stderr.write(s) });
+
+  program
+    .command('renew')
+    .description('one pass over all (or the named) certificates: renew what is due, deploy, reload, verify')
+    .option('-f, --force', 'renew now regardless of timing (validation still applies)', false)
+    .option('--cert <name>', 'only this certificate (repeatable)', (v: string, acc: string[]) => [...acc, v], [] as string[])
+    .option('-n, --dry-run', 'print the plan and touch nothing', false)
+    .option('--wait <seconds>', 'wait this long for the state lock', '0')
+    .action(async (o: { force: boolean; cert: string[]; dryRun: boolean; wait: string }) => {
+      const { renewCommand } = await import('./renew.js');
+      throw new ExitCode(await renewCommand(globals(program), o));
+    });
+
+  program
+    .command('status')
+    .description('per certificate and key type: names, serial, expiry, next renewal and why, last result')
+    .option('--json', 'machine-readable output', false)
+    .action(async (o: { json: boolean }) => {
+      const { statusCommand } = await import('./status.js');
+      throw new ExitCode(await statusCommand(globals(program), o));
+    });
+
+  const config = program.command('config').description('configuration helpers');
+  config
+    .command('check')
+    .description('load and validate the config; print every problem with its YAML path')
+    .action(async () => {
+      const { configCheckCommand } = await import('./config-check.js');
+      throw new ExitCode(await configCheckCommand(globals(program)));
+    });
+
+  try {
+    await program.parseAsync(argv);
+    return EXIT.ok;
+  } catch (err) {
+    if (err instanceof ExitCode) return err.code;
+    if (err instanceof CommanderError) {
+      if (err.code === 'commander.helpDisplayed' || err.code === 'commander.version' || err.code === 'commander.help') return EXIT.ok;
+      return EXIT.usage;
+    }
+    if (err instanceof ConfigError) {
+      for (const p of err.problems) process.stderr.write(`${p.path || '(config)'}: ${p.message}\n`);
+      return EXIT.usage;
+    }
+    if (err instanceof LockHeldError) {
+      process.stderr.write(`mxcert: ${err.message}\n`);
+      return EXIT.locked;
+    }
+    process.stderr.write(`mxcert: ${describeError(err)}\n`);
+    return EXIT.failed;
+  }
+}
+
+function globals(program: Command): GlobalOpts & { logger: ReturnType<typeof createLogger> } {
+  const g = program.opts<GlobalOpts>();
+  return { ...g, logger: createLogger({ level: g.logLevel }) };
+}
+
+export type CommandContext = ReturnType<typeof globals>;

@@ -1,0 +1,83 @@
+import { loadConfig, resolveConfigPath } from '../config/load.js';
+import { StateStore } from '../store/state-store.js';
+import { planRenewal } from '../schedule/renewal-time.js';
+import { systemClock } from '../clock.js';
+import type { CommandContext } from './main.js';
+
+export interface StatusRow {
+  cert: string;
+  keyType: string;
+  domains: string[];
+  serial: string | null;
+  notBefore: string | null;
+  notAfter: string | null;
+  nextRenewal: string;
+  nextRenewalReason: string;
+  lastResult: 'success' | 'failure' | null;
+  lastAt: string | null;
+  lastError: string | null;
+  consecutiveFailures: number;
+}
+
+export async function statusCommand(ctx: CommandContext, o: { json: boolean }): Promise<number> {
+  const config = await loadConfig(resolveConfigPath(ctx.config));
+  const store = new StateStore(config.stateDir);
+  const now = systemClock.now();
+  const rows: StatusRow[] = [];
+  for (const cert of config.certificates) {
+    for (const keyType of cert.keys) {
+      const state = await store.readState(cert.name, keyType);
+      const cur = state.current ? await store.loadVersion(cert.name, keyType, state.current) : undefined;
+      const plan = planRenewal({
+        current: cur && { notBefore: new Date(cur.meta.notBefore), notAfter: new Date(cur.meta.notAfter), names: cur.meta.names },
+        wantedNames: cert.domains,
+        force: false,
+        now,
+      });
+      rows.push({
+        cert: cert.name,
+        keyType,
+        domains: cert.domains,
+        serial: cur?.meta.serial ?? null,
+        notBefore: cur?.meta.notBefore ?? null,
+        notAfter: cur?.meta.notAfter ?? null,
+        nextRenewal: plan.at.toISOString(),
+        nextRenewalReason: plan.reason,
+        lastResult: state.last?.result ?? null,
+        lastAt: state.last?.at ?? null,
+        lastError: state.last?.error ?? null,
+        consecutiveFailures: state.consecutiveFailures,
+      });
+    }
+  }
+  if (o.json) {
+    process.stdout.write(JSON.stringify({ generatedAt: now.toISOString(), certificates: rows }, null, 2) + '\n');
+  } else {
+    process.stdout.write(renderTable(rows, now));
+  }
+  return rows.some((r) => r.lastResult === 'failure') ? 1 : 0;
+}
+
+function relative(iso: string | null, now: Date): string {
+  if (!iso) return '-';
+  const ms = new Date(iso).getTime() - now.getTime();
+  const abs = Math.abs(ms);
+  const unit = abs >= 2 * 86_400_000 ? `${Math.round(abs / 86_400_000)}d` : abs >= 2 * 3_600_000 ? `${Math.round(abs / 3_600_000)}h` : `${Math.round(abs / 60_000)}m`;
+  return ms >= 0 ? `in ${unit}` : `${unit} ago`;
+}
+
+function renderTable(rows: StatusRow[], now: Date): string {
+  const header = ['CERT', 'KEY', 'NAMES', 'SERIAL', 'NOT AFTER', 'NEXT RENEWAL', 'LAST'];
+  const body = rows.map((r) => [
+    r.cert,
+    r.keyType,
+    r.domains.join(','),
+    r.serial ? r.serial.slice(0, 16) : '-',
+    r.notAfter ? `${r.notAfter.slice(0, 16)}Z (${relative(r.notAfter, now)})` : '-',
+    r.nextRenewalReason === 'missing' ? 'now (no certificate yet)' : `${r.nextRenewal.slice(0, 16)}Z ${r.nextRenewalReason}`,
+    r.lastResult === 'failure' ? `FAILED: ${r.lastError}` : r.lastResult ? `ok ${relative(r.lastAt, now)}` : '-',
+  ]);
+  const widths = header.map((h, i) => Math.max(h.length, ...body.map((b) => (i === 6 ? 0 : b[i]!.length))));
+  const line = (cells: string[]) => cells.map((c, i) => (i === cells.length - 1 ? c : c.padEnd(widths[i]!))).join('  ').trimEnd() + '\n';
+  return line(header) + body.map(line).join('');
+}
