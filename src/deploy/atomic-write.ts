@@ -1,0 +1,165 @@
+// Crash-safe file replacement (DESIGN §3). A reader of the target at any
+// instant sees the whole old file or the whole new one: the data goes to a
+// temporary file in the same directory (same filesystem, so rename(2) is
+// atomic), is fsynced, renamed over the target, and the directory is fsynced
+// so the rename itself survives a power cut.
+import { constants } from 'node:fs';
+import { lstat, open, readFile, rename, stat, unlink, type FileHandle } from 'node:fs/promises';
+import { readFileSync } from 'node:fs';
+import { randomBytes } from 'node:crypto';
+import path from 'node:path';
+import { execaSync } from 'execa';
+import { DeployError } from '../errors.js';
+
+export interface WriteOptions {
+  /** Permission bits the file is created with (the process umask may narrow them, never widen). */
+  mode: number;
+  uid?: number;
+  gid?: number;
+}
+
+function errMsg(err: unknown): string {
+  return err instanceof Error ? err.message : String(err);
+}
+
+function errCode(err: unknown): string | undefined {
+  return (err as NodeJS.ErrnoException | undefined)?.code;
+}
+
+const octal = (mode: number): string => `0${(mode & 0o7777).toString(8).padStart(3, '0')}`;
+
+/**
+ * Refuse targets another local user could redirect or swap (DESIGN §3): a
+ * symlink (we would write wherever it points), something that is not a
+ * regular file, or a file in a directory writable by group or others (they
+ * could rename our file away or plant their own between check and use).
+ */
+export async function assertSafeTarget(target: string): Promise<void> {
+  try {
+    const st = await lstat(target);
+    if (st.isSymbolicLink()) throw new DeployError(`refusing to write ${target}: it is a symlink`);
+    if (!st.isFile()) throw new DeployError(`refusing to write ${target}: it is not a regular file`);
+  } catch (err) {
+    if (err instanceof DeployError) throw err;
+    if (errCode(err) !== 'ENOENT') throw new DeployError(`cannot inspect ${target}: ${errMsg(err)}`, { cause: err });
+  }
+  const dir = path.dirname(target);
+  let st;
+  try {
+    st = await stat(dir);
+  } catch (err) {
+    throw new DeployError(`cannot write ${target}: directory ${dir}: ${errMsg(err)}`, { cause: err });
+  }
+  if (!st.isDirectory()) throw new DeployError(`cannot write ${target}: ${dir} is not a directory`);
+  if (st.mode & 0o022) {
+    throw new DeployError(
+      `refusing to write ${target}: directory ${dir} is writable by group or others (mode ${octal(st.mode)})`,
+    );
+  }
+}
+
+/**
+ * Replace `target` atomically with `data`. The temporary file is created
+ * with O_CREAT|O_EXCL and the final mode, so a key is never readable by
+ * anyone else, not even for the instant between create and chmod, and
+ * ownership is set before the first byte is written.
+ *
+ * The symlink check races with other writers, but harmlessly: rename(2)
+ * replaces a symlink planted after the check instead of following it.
+ */
+export async function writeFileAtomic(target: string, data: string | Buffer, opts: WriteOptions): Promise<void> {
+  await assertSafeTarget(target);
+  const dir = path.dirname(target);
+  const tmp = path.join(dir, `.${path.basename(target)}.${randomBytes(6).toString('hex')}.tmp`);
+  let fh: FileHandle | undefined;
+  let tmpExists = false;
+  try {
+    fh = await open(tmp, constants.O_CREAT | constants.O_EXCL | constants.O_WRONLY | constants.O_NOFOLLOW, opts.mode & 0o777);
+    tmpExists = true;
+    if (opts.uid !== undefined || opts.gid !== undefined) await fh.chown(opts.uid ?? -1, opts.gid ?? -1);
+    await fh.writeFile(data);
+    await fh.sync();
+    const closing = fh;
+    fh = undefined;
+    await closing.close();
+    await rename(tmp, target);
+    tmpExists = false;
+    await syncDir(dir);
+  } catch (err) {
+    await fh?.close().catch(() => undefined);
+    if (tmpExists) await unlink(tmp).catch(() => undefined);
+    throw new DeployError(`cannot write ${target}: ${errMsg(err)}`, { cause: err });
+  }
+}
+
+/** Remove `target` if it exists, durably (the directory is fsynced). */
+export async function removeFile(target: string): Promise<void> {
+  try {
+    await unlink(target);
+  } catch (err) {
+    if (errCode(err) === 'ENOENT') return;
+    throw new DeployError(`cannot remove ${target}: ${errMsg(err)}`, { cause: err });
+  }
+  try {
+    await syncDir(path.dirname(target));
+  } catch (err) {
+    throw new DeployError(`cannot remove ${target}: ${errMsg(err)}`, { cause: err });
+  }
+}
+
+async function syncDir(dir: string): Promise<void> {
+  const fh = await open(dir, constants.O_RDONLY | constants.O_DIRECTORY);
+  try {
+    await fh.sync();
+  } catch (err) {
+    // Some filesystems cannot fsync a directory; the rename is still atomic there.
+    if (errCode(err) !== 'EINVAL' && errCode(err) !== 'ENOTSUP' && errCode(err) !== 'EOPNOTSUPP') throw err;
+  } finally {
+    await fh.close();
+  }
+}
+
+/** The file's content, or undefined if it does not exist. */
+export async function readIfExists(target: string): Promise<Buffer | undefined> {
+  try {
+    return await readFile(target);
+  } catch (err) {
+    if (errCode(err) === 'ENOENT') return undefined;
+    throw err;
+  }
+}
+
+/**
+ * Numeric ids for the config's `output.owner` / `output.group` (names or
+ * numbers). Names go through getent, so NSS sources (LDAP, sssd, systemd
+ * userdb) resolve like they do for `chown`; /etc/passwd and /etc/group are
+ * the fallback where getent is missing.
+ */
+export function resolveOwner(owner?: string | number, group?: string | number): { uid?: number; gid?: number } {
+  const out: { uid?: number; gid?: number } = {};
+  if (owner !== undefined) out.uid = resolveId('passwd', owner);
+  if (group !== undefined) out.gid = resolveId('group', group);
+  return out;
+}
+
+function resolveId(db: 'passwd' | 'group', name: string | number): number {
+  if (typeof name === 'number') return name;
+  if (/^\d+$/.test(name)) return Number(name);
+  const what = db === 'passwd' ? 'user' : 'group';
+  const line = getentLine(db, name);
+  // passwd: name:x:uid:gid:...  group: name:x:gid:members — the id is field 3 in both.
+  const id = line?.split(':')[2];
+  if (id === undefined || !/^\d+$/.test(id)) throw new DeployError(`unknown ${what} "${name}"`);
+  return Number(id);
+}
+
+function getentLine(db: 'passwd' | 'group', name: string): string | undefined {
+  const r = execaSync('getent', [db, name], { reject: false, stdin: 'ignore' });
+  if (r.exitCode === 0) return r.stdout.split('\n')[0];
+  if (r.exitCode === 2) return undefined; // getent(1): key not found
+  // getent missing or unusable here: read the local databases directly.
+  const file = db === 'passwd' ? '/etc/passwd' : '/etc/group';
+  return readFileSync(file, 'utf8')
+    .split('\n')
+    .find((l) => l.split(':')[0] === name);
+}

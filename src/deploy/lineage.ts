@@ -1,0 +1,29 @@
+// A certbot-style lineage directory (DESIGN §4 RENEWED_LINEAGE), so certbot
+// deploy hooks that read $RENEWED_LINEAGE/privkey.pem etc. work unchanged.
+import { chmod, lstat, mkdir } from 'node:fs/promises';
+import path from 'node:path';
+import { DeployError } from '../errors.js';
+import type { Bundle } from '../stage/bundle.js';
+import { writeFileAtomic } from './atomic-write.js';
+
+const DIR_MODE = 0o700;
+const KEY_MODE = 0o600;
+const PUBLIC_MODE = 0o644;
+
+export async function writeLineage(dir: string, bundle: Pick<Bundle, 'key' | 'cert' | 'chain' | 'fullchain'>): Promise<void> {
+  try {
+    await mkdir(dir, { recursive: true, mode: DIR_MODE });
+    const st = await lstat(dir);
+    if (!st.isDirectory()) throw new DeployError(`lineage ${dir} is not a directory (a symlink is refused too)`);
+    // mkdir leaves an existing directory's mode alone (and umask applies to a new one).
+    if ((st.mode & 0o777) !== DIR_MODE) await chmod(dir, DIR_MODE);
+  } catch (err) {
+    if (err instanceof DeployError) throw err;
+    throw new DeployError(`cannot create lineage directory ${dir}: ${err instanceof Error ? err.message : String(err)}`, { cause: err });
+  }
+  // Hooks run only after all four are written, so they never see a mixed set.
+  await writeFileAtomic(path.join(dir, 'privkey.pem'), bundle.key, { mode: KEY_MODE });
+  await writeFileAtomic(path.join(dir, 'cert.pem'), bundle.cert, { mode: PUBLIC_MODE });
+  await writeFileAtomic(path.join(dir, 'chain.pem'), bundle.chain, { mode: PUBLIC_MODE });
+  await writeFileAtomic(path.join(dir, 'fullchain.pem'), bundle.fullchain, { mode: PUBLIC_MODE });
+}
