@@ -132,8 +132,23 @@ export function formatPath(segments: readonly PathSegment[]): string {
   return out;
 }
 
-// Values under these keys may be secrets, so messages never echo them.
+// Echoing a bad value helps ("got rsa-1024"), but a secret pasted into the
+// wrong field must not end up in logs. Values under secret-sounding keys are
+// never shown; elsewhere only short ones are (base64 HMAC keys and API keys
+// are longer than any enum value or duration).
 const SECRET_KEY_RE = /secret|hmackey|password|apikey|token/i;
+const MAX_SHOWN = 20;
+
+function showable(segments: readonly PathSegment[], value: unknown): boolean {
+  const last = segments[segments.length - 1];
+  if (typeof last === 'string' && SECRET_KEY_RE.test(last)) return false;
+  return typeof value !== 'string' || value.length <= MAX_SHOWN;
+}
+
+/** `, got "x"` when the value may be shown, else nothing. */
+function got(segments: readonly PathSegment[], value: unknown): string {
+  return showable(segments, value) ? `, got ${JSON.stringify(value)}` : '';
+}
 
 function zodProblems(issues: readonly z.ZodIssue[], data: unknown): ConfigProblem[] {
   const out: ConfigProblem[] = [];
@@ -155,7 +170,13 @@ function zodProblems(issues: readonly z.ZodIssue[], data: unknown): ConfigProble
       }
       continue;
     }
-    push({ path: formatPath(issue.path), message: issueMessage(issue, data) });
+    let message = issueMessage(issue, data);
+    // Messages written in the schema (durations) quote the value themselves.
+    const value = valueAt(data, issue.path);
+    if (typeof value === 'string' && value && !showable(issue.path, value)) {
+      message = message.replaceAll(JSON.stringify(value), '(value not shown)').replaceAll(value, '(value not shown)');
+    }
+    push({ path: formatPath(issue.path), message });
   }
   return out;
 }
@@ -165,7 +186,6 @@ const typeName = (t: string) => TYPE_NAMES[t] ?? t;
 
 function issueMessage(issue: z.ZodIssue, data: unknown): string {
   const last = issue.path[issue.path.length - 1];
-  const secret = typeof last === 'string' && SECRET_KEY_RE.test(last);
   switch (issue.code) {
     case z.ZodIssueCode.invalid_type: {
       if (issue.received === 'undefined') return 'required';
@@ -176,17 +196,15 @@ function issueMessage(issue: z.ZodIssue, data: unknown): string {
     }
     case z.ZodIssueCode.invalid_union_discriminator: {
       const allowed = issue.options.map((o) => JSON.stringify(o)).join(', ');
-      const got = valueAt(data, issue.path);
-      return got === undefined ? `required; one of ${allowed}` : `must be one of ${allowed}, got ${JSON.stringify(got)}`;
+      const value = valueAt(data, issue.path);
+      return value === undefined ? `required; one of ${allowed}` : `must be one of ${allowed}${got(issue.path, value)}`;
     }
     case z.ZodIssueCode.invalid_enum_value: {
       const allowed = issue.options.map((o) => JSON.stringify(o)).join(', ');
-      return secret ? `must be one of ${allowed}` : `must be one of ${allowed}, got ${JSON.stringify(issue.received)}`;
+      return `must be one of ${allowed}${got(issue.path, issue.received)}`;
     }
-    case z.ZodIssueCode.invalid_literal: {
-      const got = secret ? '' : `, got ${JSON.stringify(issue.received)}`;
-      return `must be ${JSON.stringify(issue.expected)}${got}`;
-    }
+    case z.ZodIssueCode.invalid_literal:
+      return `must be ${JSON.stringify(issue.expected)}${got(issue.path, issue.received)}`;
     case z.ZodIssueCode.invalid_union:
       return unionMessage(issue, data);
     case z.ZodIssueCode.too_small:

@@ -1,0 +1,474 @@
+import assert from 'node:assert/strict';
+import { chmod, mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { after, before, describe, it } from 'node:test';
+import { stringify } from 'yaml';
+import { checkConfig } from '../../src/config/check.js';
+import { expandOutputPath, loadConfig, readSecret, resolveConfigPath } from '../../src/config/load.js';
+import { ConfigError, type ConfigProblem } from '../../src/errors.js';
+
+// Distinctive so a leak into any message is unmistakable.
+const SECRET = 'c2VjcmV0LW11c3Qtbm90LWxlYWstOTQxNw==';
+const BIND_SECRET = 'YmluZC1zZWNyZXQtbXVzdC1ub3QtbGVhaw==';
+
+let dir: string;
+let n = 0;
+
+before(async () => {
+  dir = await mkdtemp(path.join(tmpdir(), 'mxcert-config-'));
+});
+after(async () => {
+  await rm(dir, { recursive: true, force: true });
+});
+
+async function writeSecret(content: string, mode = 0o600): Promise<string> {
+  const file = path.join(dir, `secret-${++n}`);
+  await writeFile(file, content, { mode });
+  await chmod(file, mode); // the umask may have dropped bits the test needs
+  return file;
+}
+
+type Obj = Record<string, any>;
+
+/** A minimal valid config: one dns-01 certificate with a 0600 TSIG secret. */
+async function baseConfig(): Promise<Obj> {
+  return {
+    acme: { directory: 'https://acme.example.test/directory', email: 'postmaster@example.com' },
+    certificates: [cert('mx1', await writeSecret(SECRET))],
+  };
+}
+
+function cert(name: string, secretFile: string): Obj {
+  return {
+    name,
+    domains: [`${name}.example.com`],
+    challenge: {
+      type: 'dns-01',
+      dns: { provider: 'rfc2136', server: '127.0.0.1', zone: 'example.com', tsig: { name: 'mxcert', secretFile } },
+    },
+    output: { combined: `/etc/postfix/tls/${name}-{keytype}.pem` },
+  };
+}
+
+async function writeConfig(content: Obj | string): Promise<string> {
+  const file = path.join(dir, `config-${++n}.yaml`);
+  await writeFile(file, typeof content === 'string' ? content : stringify(content));
+  return file;
+}
+
+/** Load a config that must fail; returns its problems as `PATH: MESSAGE` lines. */
+async function problemsOf(content: Obj | string, env: NodeJS.ProcessEnv = {}): Promise<string[]> {
+  const err = await loadConfig(await writeConfig(content), { env }).then(
+    () => assert.fail('expected a ConfigError'),
+    (e: unknown) => e,
+  );
+  assert.ok(err instanceof ConfigError, `expected ConfigError, got ${String(err)}`);
+  assert.ok(err.problems.length > 0);
+  return err.problems.map((p: ConfigProblem) => `${p.path}: ${p.message}`);
+}
+
+function hasLine(lines: string[], prefix: string): void {
+  assert.ok(
+    lines.some((l) => l.startsWith(prefix)),
+    `no problem starting with ${JSON.stringify(prefix)} in:\n${lines.join('\n')}`,
+  );
+}
+
+describe('loadConfig: valid files', () => {
+  it('loads a minimal config and applies the defaults', async () => {
+    const file = await writeConfig(await baseConfig());
+    const cfg = await loadConfig(path.relative(process.cwd(), file), { env: {} });
+    assert.equal(cfg.source, file, 'source is the absolute path');
+    assert.equal(cfg.stateDir, '/var/lib/mxcert');
+    assert.equal(cfg.acme.ari, true);
+    const c = cfg.certificates[0]!;
+    assert.deepEqual(c.keys, ['ecdsa-p256']);
+    assert.equal(c.output.mode, '0600');
+    assert.equal(c.reuseKey, false);
+    assert.deepEqual(c.hooks.deploy, []);
+    assert.equal(c.hooks.timeout, 60_000);
+    assert.deepEqual(c.verify.smtp, []);
+    assert.equal(c.challenge.type, 'dns-01');
+    if (c.challenge.type === 'dns-01') {
+      assert.equal(c.challenge.dns.port, 53);
+      assert.equal(c.challenge.dns.tsig.algorithm, 'hmac-sha256');
+      assert.equal(c.challenge.dns.propagationTimeout, 120_000);
+    }
+  });
+
+  it('accepts two key types when every output path has {keytype}', async () => {
+    const cfg = await baseConfig();
+    cfg.certificates[0].keys = ['ecdsa-p256', 'rsa-2048'];
+    cfg.certificates[0].output.key = '/etc/postfix/tls/{name}.{keytype}.key';
+    const loaded = await loadConfig(await writeConfig(cfg), { env: {} });
+    assert.deepEqual(loaded.certificates[0]!.keys, ['ecdsa-p256', 'rsa-2048']);
+  });
+
+  it('accepts secretEnv when the variable is set, and DANE without complaint', async () => {
+    const cfg = await baseConfig();
+    cfg.certificates[0].challenge.dns.tsig = { name: 'mxcert', secretEnv: 'MX_TSIG' };
+    cfg.certificates[0].dane = { enabled: true, endpoints: [{ host: 'mx1.example.com', port: 25 }], keyLifetime: '30d' };
+    const loaded = await loadConfig(await writeConfig(cfg), { env: { MX_TSIG: SECRET } });
+    assert.equal(loaded.certificates[0]!.dane?.enabled, true);
+    assert.equal(loaded.certificates[0]!.dane?.keyLifetime, 30 * 86_400_000);
+  });
+
+  it('accepts an http-01 webroot that exists', async () => {
+    const webroot = path.join(dir, 'webroot');
+    await mkdir(webroot, { recursive: true });
+    const cfg = await baseConfig();
+    cfg.certificates[0].challenge = { type: 'http-01', http: { webroot } };
+    const loaded = await loadConfig(await writeConfig(cfg), { env: {} });
+    assert.equal(loaded.certificates[0]!.challenge.type, 'http-01');
+  });
+});
+
+describe('loadConfig: schema problems name their YAML path', () => {
+  it('unknown top-level key: path of the key itself', async () => {
+    const cfg = await baseConfig();
+    cfg.stateDirr = '/var/lib/x';
+    const lines = await problemsOf(cfg);
+    assert.deepEqual(lines, ['stateDirr: unknown key "stateDirr"; did you mean "stateDir"?']);
+  });
+
+  it('unknown nested key: path of the key inside the certificate', async () => {
+    const cfg = await baseConfig();
+    cfg.certificates[0].outptu = { combined: '/x.pem' };
+    const lines = await problemsOf(cfg);
+    assert.deepEqual(lines, ['certificates[0].outptu: unknown key "outptu"; did you mean "output"?']);
+  });
+
+  it('unknown key deep in a discriminated union, plus the field it was meant to be', async () => {
+    const cfg = await baseConfig();
+    const tsig = cfg.certificates[0].challenge.dns.tsig;
+    tsig.secretfile = tsig.secretFile;
+    delete tsig.secretFile;
+    const lines = await problemsOf(cfg);
+    hasLine(lines, 'certificates[0].challenge.dns.tsig.secretfile: unknown key "secretfile"; did you mean "secretFile"?');
+    hasLine(lines, 'certificates[0].challenge.dns.tsig.secretFile: required');
+  });
+
+  it('missing required field: acme.directory', async () => {
+    const cfg = await baseConfig();
+    delete cfg.acme.directory;
+    assert.deepEqual(await problemsOf(cfg), ['acme.directory: required']);
+  });
+
+  it('missing required section: acme', async () => {
+    const cfg = await baseConfig();
+    delete cfg.acme;
+    assert.deepEqual(await problemsOf(cfg), ['acme: required']);
+  });
+
+  it('wrong type: port given as a string', async () => {
+    const cfg = await baseConfig();
+    cfg.certificates[0].challenge.dns.port = '53';
+    assert.deepEqual(await problemsOf(cfg), ['certificates[0].challenge.dns.port: expected number, got string']);
+  });
+
+  it('wrong type on a union names every accepted type', async () => {
+    const cfg = await baseConfig();
+    cfg.certificates[0].hooks = { timeout: true };
+    assert.deepEqual(await problemsOf(cfg), ['certificates[0].hooks.timeout: expected string or number, got boolean']);
+  });
+
+  it('bad duration', async () => {
+    const cfg = await baseConfig();
+    cfg.certificates[0].challenge.dns.propagationTimeout = '2 weeks';
+    const lines = await problemsOf(cfg);
+    assert.equal(lines.length, 1);
+    hasLine(lines, 'certificates[0].challenge.dns.propagationTimeout: not a duration');
+  });
+
+  it('bad key type: path of the list entry, allowed values named', async () => {
+    const cfg = await baseConfig();
+    cfg.certificates[0].keys = ['ecdsa-p256', 'rsa-1024'];
+    const lines = await problemsOf(cfg);
+    assert.equal(lines.length, 1);
+    hasLine(lines, 'certificates[0].keys[1]: must be one of ');
+    for (const k of ['ecdsa-p256', 'ecdsa-p384', 'rsa-2048', 'rsa-3072', 'rsa-4096', 'rsa-1024']) assert.match(lines[0]!, new RegExp(k));
+  });
+
+  it('bad challenge type: names the allowed types', async () => {
+    const cfg = await baseConfig();
+    cfg.certificates[0].challenge.type = 'dns01';
+    assert.deepEqual(await problemsOf(cfg), ['certificates[0].challenge.type: must be one of "dns-01", "http-01", got "dns01"']);
+  });
+
+  it('unquoted octal mode gets a hint', async () => {
+    const yaml = stringify(await baseConfig()).replace('combined:', 'mode: 0600\n      combined:');
+    const lines = await problemsOf(yaml);
+    assert.deepEqual(lines, ['certificates[0].output.mode: expected string, got number; quote octal modes, e.g. "0600"']);
+  });
+
+  it('relative output path', async () => {
+    const cfg = await baseConfig();
+    cfg.certificates[0].output.combined = 'tls/mx1.pem';
+    assert.deepEqual(await problemsOf(cfg), ['certificates[0].output.combined: must be an absolute path']);
+  });
+
+  it('empty domain list', async () => {
+    const cfg = await baseConfig();
+    cfg.certificates[0].domains = [];
+    assert.deepEqual(await problemsOf(cfg), ['certificates[0].domains: must not be empty']);
+  });
+});
+
+describe('loadConfig: files and syntax', () => {
+  it('YAML syntax error names line and column', async () => {
+    const text = 'acme:\n  directory: https://acme.example.test/dir\ncertificates:\n  - name: [mx1\n    domains: x\n';
+    const lines = await problemsOf(text);
+    assert.equal(lines.length >= 1, true);
+    assert.match(lines[0]!, /^: YAML syntax error at line \d+, column \d+: /);
+    assert.match(lines.join('\n'), /line [45]\b/);
+  });
+
+  it('duplicate YAML keys are a syntax error, not a silent override', async () => {
+    const lines = await problemsOf('acme:\n  directory: https://a.example/\nacme:\n  directory: https://b.example/\n');
+    assert.match(lines[0]!, /line 3, column 1/);
+  });
+
+  it('missing config file: one problem with an empty path naming the file', async () => {
+    const missing = path.join(dir, 'nope.yaml');
+    const err = await loadConfig(missing).catch((e: unknown) => e);
+    assert.ok(err instanceof ConfigError);
+    assert.deepEqual(err.problems, [{ path: '', message: `cannot read config file ${missing}: no such file or directory` }]);
+  });
+
+  it('empty config file', async () => {
+    const lines = await problemsOf('# nothing here\n');
+    assert.equal(lines.length, 1);
+    assert.match(lines[0]!, /^: config file .* is empty$/);
+  });
+});
+
+describe('loadConfig: secrets', () => {
+  const tsigPath = 'certificates[0].challenge.dns.tsig.secretFile';
+
+  it('TSIG secret file readable by others (0644) is refused with the exact message', async () => {
+    const cfg = await baseConfig();
+    await chmod(cfg.certificates[0].challenge.dns.tsig.secretFile, 0o644);
+    assert.deepEqual(await problemsOf(cfg), [`${tsigPath}: file is readable by others (mode 0644); use 0600`]);
+  });
+
+  it('TSIG secret file readable by group (0640) is refused', async () => {
+    const cfg = await baseConfig();
+    await chmod(cfg.certificates[0].challenge.dns.tsig.secretFile, 0o640);
+    assert.deepEqual(await problemsOf(cfg), [`${tsigPath}: file is readable by group (mode 0640); use 0600`]);
+  });
+
+  it('TSIG secret file with 0400 is fine', async () => {
+    const cfg = await baseConfig();
+    await chmod(cfg.certificates[0].challenge.dns.tsig.secretFile, 0o400);
+    await loadConfig(await writeConfig(cfg), { env: {} });
+  });
+
+  it('missing secret file', async () => {
+    const cfg = await baseConfig();
+    const missing = path.join(dir, 'no-such.key');
+    cfg.certificates[0].challenge.dns.tsig.secretFile = missing;
+    assert.deepEqual(await problemsOf(cfg), [`${tsigPath}: cannot read ${missing}: no such file or directory`]);
+  });
+
+  it('secret file that is a directory', async () => {
+    const cfg = await baseConfig();
+    const d = path.join(dir, `keydir-${++n}`);
+    await mkdir(d, { mode: 0o700 });
+    cfg.certificates[0].challenge.dns.tsig.secretFile = d;
+    assert.deepEqual(await problemsOf(cfg), [`${tsigPath}: ${d} is not a regular file`]);
+  });
+
+  it('empty or non-base64 TSIG secret file', async () => {
+    const cfg = await baseConfig();
+    cfg.certificates.push(cert('mx2', await writeSecret('not base64 at all!')));
+    cfg.certificates[0].challenge.dns.tsig.secretFile = await writeSecret('\n');
+    const lines = await problemsOf(cfg);
+    assert.deepEqual(lines, [
+      `${tsigPath}: file is empty`,
+      'certificates[1].challenge.dns.tsig.secretFile: TSIG secret is not valid base64',
+    ]);
+  });
+
+  it('secretEnv unset or empty', async () => {
+    const cfg = await baseConfig();
+    cfg.certificates.push(cert('mx2', 'x'));
+    cfg.certificates[0].challenge.dns.tsig = { name: 'k', secretEnv: 'TSIG_UNSET' };
+    cfg.certificates[1].challenge.dns.tsig = { name: 'k', secretEnv: 'TSIG_EMPTY' };
+    assert.deepEqual(await problemsOf(cfg, { TSIG_EMPTY: '  ' }), [
+      'certificates[0].challenge.dns.tsig.secretEnv: environment variable TSIG_UNSET is not set',
+      'certificates[1].challenge.dns.tsig.secretEnv: environment variable TSIG_EMPTY is empty',
+    ]);
+  });
+
+  it('EAB hmacKeyFile is held to the same rule; EAB without any key is reported', async () => {
+    const cfg = await baseConfig();
+    cfg.acme.eab = { kid: 'kid-1', hmacKeyFile: await writeSecret('aG1hYw', 0o604) };
+    assert.deepEqual(await problemsOf(cfg), ['acme.eab.hmacKeyFile: file is readable by others (mode 0604); use 0600']);
+    cfg.acme.eab = { kid: 'kid-1' };
+    assert.deepEqual(await problemsOf(cfg), ['acme.eab.hmacKey: required (or hmacKeyFile, hmacKeyEnv)']);
+  });
+
+  it('never puts secret contents into error messages', async () => {
+    const cfg = await baseConfig();
+    // A leaky secret file, a broken BIND block, an inline EAB key of the wrong
+    // type next to a typo, and a bad value under a secret-looking key.
+    await chmod(cfg.certificates[0].challenge.dns.tsig.secretFile, 0o644);
+    cfg.certificates.push(cert('mx2', await writeSecret(`key "other" { algorithm hmac-sha256; secrt "${BIND_SECRET}"; };\n`)));
+    cfg.acme.eab = { kid: 'k', hmacKey: SECRET, hmacKeyy: SECRET };
+    cfg.certificates[1].challenge.dns.tsig.algorithm = SECRET;
+    cfg.certificates[1].challenge.dns.propagationTimeout = SECRET;
+    const file = await writeConfig(cfg);
+    const err = await loadConfig(file, { env: { X: SECRET } }).catch((e: unknown) => e);
+    assert.ok(err instanceof ConfigError);
+    const all = [err.message, ...err.problems.map((p) => p.path + p.message)].join('\n');
+    assert.ok(err.problems.length >= 2, all);
+    assert.ok(!all.includes(SECRET), `secret leaked:\n${all}`);
+    assert.ok(!all.includes(BIND_SECRET), `BIND secret leaked:\n${all}`);
+    // Ensure the checks ran at all, so the absence above means something.
+    assert.match(all, /acme\.eab\.hmacKeyy/);
+    assert.match(all, /certificates\[1\]\.challenge\.dns\.tsig\.algorithm: must be one of /);
+    assert.match(all, /certificates\[1\]\.challenge\.dns\.propagationTimeout: not a duration: \(value not shown\)/);
+  });
+
+  it('secret file in a broken YAML file is not echoed either', async () => {
+    const err = await loadConfig(await writeConfig(`acme:\n  eab: { kid: k, hmacKey: "${SECRET}" \n  x: [\n`)).catch((e: unknown) => e);
+    assert.ok(err instanceof ConfigError);
+    assert.ok(!err.message.includes(SECRET), err.message);
+  });
+});
+
+describe('loadConfig: cross-certificate and file checks', () => {
+  it('duplicate certificate names: path of the later one', async () => {
+    const cfg = await baseConfig();
+    const second = cert('mx1', cfg.certificates[0].challenge.dns.tsig.secretFile);
+    second.output.combined = '/etc/postfix/tls/other-{keytype}.pem';
+    cfg.certificates.push(second);
+    assert.deepEqual(await problemsOf(cfg), ['certificates[1].name: duplicate name "mx1" (also certificates[0].name)']);
+  });
+
+  it('two certificates writing the same file', async () => {
+    const cfg = await baseConfig();
+    const second = cert('mx2', cfg.certificates[0].challenge.dns.tsig.secretFile);
+    second.output.combined = '/etc/postfix/tls/mx1-{keytype}.pem';
+    cfg.certificates.push(second);
+    assert.deepEqual(await problemsOf(cfg), [
+      'certificates[1].output.combined: conflicting output: /etc/postfix/tls/mx1-ecdsa-p256.pem is also written by certificates[0].output.combined',
+    ]);
+  });
+
+  it('two output kinds of one certificate writing the same file, even spelled differently', async () => {
+    const cfg = await baseConfig();
+    cfg.certificates[0].output.fullchain = '/etc/postfix/tls/../tls/mx1-ecdsa-p256.pem';
+    assert.deepEqual(await problemsOf(cfg), [
+      'certificates[0].output.fullchain: conflicting output: /etc/postfix/tls/mx1-ecdsa-p256.pem is also written by certificates[0].output.combined',
+    ]);
+  });
+
+  it('several key types but an output path without {keytype}', async () => {
+    const cfg = await baseConfig();
+    cfg.certificates[0].keys = ['ecdsa-p256', 'rsa-2048'];
+    cfg.certificates[0].output = { combined: '/etc/postfix/tls/mx1-{keytype}.pem', cert: '/etc/postfix/tls/{name}.crt' };
+    const lines = await problemsOf(cfg);
+    assert.equal(lines.length, 1, lines.join('\n'));
+    hasLine(lines, 'certificates[0].output.cert: must contain {keytype}');
+  });
+
+  it('unknown placeholder in an output path', async () => {
+    const cfg = await baseConfig();
+    cfg.certificates[0].output.combined = '/etc/postfix/tls/{nmae}-{keytype}.pem';
+    assert.deepEqual(await problemsOf(cfg), ['certificates[0].output.combined: unknown placeholder {nmae}; use {keytype} or {name}']);
+  });
+
+  it('missing http-01 webroot and acme.caBundle', async () => {
+    const cfg = await baseConfig();
+    cfg.acme.caBundle = path.join(dir, 'no-ca.pem');
+    cfg.certificates[0].challenge = { type: 'http-01', http: { webroot: path.join(dir, 'no-webroot') } };
+    const lines = await problemsOf(cfg);
+    assert.deepEqual(lines, [
+      `acme.caBundle: cannot read ${path.join(dir, 'no-ca.pem')}: no such file or directory`,
+      `certificates[0].challenge.http.webroot: directory ${path.join(dir, 'no-webroot')}: no such file or directory`,
+    ]);
+  });
+
+  it('reports every problem at once, in file order, schema and semantic alike', async () => {
+    const cfg = await baseConfig();
+    const leaky = await writeSecret(SECRET, 0o644);
+    cfg.certificates.push(cert('mx2', leaky)); // semantic problem in a valid certificate
+    cfg.certificates[0].challenge.dns.port = 'fifty-three'; // schema problem
+    cfg.certificates[0].keys = ['ecdsa-p256', 'dsa'];
+    cfg.bogus = true; // comes last in the file
+    delete cfg.acme.directory;
+    const lines = await problemsOf(cfg);
+    // `keys` was added last, so it sits below `challenge` in the file; the
+    // schema would list it first.
+    assert.deepEqual(lines, [
+      'acme.directory: required',
+      'certificates[0].challenge.dns.port: expected number, got string',
+      'certificates[0].keys[1]: must be one of "ecdsa-p256", "ecdsa-p384", "rsa-2048", "rsa-3072", "rsa-4096", got "dsa"',
+      'certificates[1].challenge.dns.tsig.secretFile: file is readable by others (mode 0644); use 0600',
+      'bogus: unknown key "bogus"',
+    ]);
+  });
+});
+
+describe('checkConfig', () => {
+  it('returns the config when it is valid', async () => {
+    const r = await checkConfig(await writeConfig(await baseConfig()), { env: {} });
+    assert.equal(r.ok, true);
+    if (r.ok) assert.equal(r.config.certificates[0]!.name, 'mx1');
+  });
+
+  it('returns the problems instead of throwing', async () => {
+    const cfg = await baseConfig();
+    delete cfg.acme.directory;
+    const r = await checkConfig(await writeConfig(cfg), { env: {} });
+    assert.deepEqual(r, { ok: false, problems: [{ path: 'acme.directory', message: 'required' }] });
+  });
+});
+
+describe('readSecret', () => {
+  it('reads a plain secret file, trimmed', async () => {
+    assert.equal(await readSecret({ secretFile: await writeSecret(`  ${SECRET}\n\n`) }), SECRET);
+  });
+
+  it('extracts the secret from a BIND key block', async () => {
+    const file = await writeSecret(`# made by tsig-keygen\nkey "mxcert" {\n\talgorithm hmac-sha256;\n\tsecret "${BIND_SECRET}";\n};\n`);
+    assert.equal(await readSecret({ secretFile: file }), BIND_SECRET);
+  });
+
+  it('picks the named block when a file holds several', async () => {
+    const file = await writeSecret(`key "a" { algorithm hmac-sha256; secret "${SECRET}"; };\nkey b. { algorithm hmac-sha256; secret "${BIND_SECRET}"; };\n`);
+    assert.equal(await readSecret({ secretFile: file, name: 'b' }), BIND_SECRET);
+    assert.equal(await readSecret({ secretFile: file, name: 'a' }), SECRET);
+    await assert.rejects(readSecret({ secretFile: file, name: 'c' }), (e: unknown) => e instanceof ConfigError && !e.message.includes(SECRET));
+  });
+
+  it('reads from the environment, trimmed', async () => {
+    assert.equal(await readSecret({ secretEnv: 'S' }, { S: ` ${SECRET}\n` }), SECRET);
+    await assert.rejects(readSecret({ secretEnv: 'S' }, {}), /environment variable S is not set/);
+  });
+
+  it('refuses a group-readable file without revealing its contents', async () => {
+    const file = await writeSecret(SECRET, 0o640);
+    await assert.rejects(readSecret({ secretFile: file }), (e: unknown) => {
+      assert.ok(e instanceof ConfigError);
+      assert.match(e.message, /file is readable by group \(mode 0640\); use 0600/);
+      assert.ok(!e.message.includes(SECRET));
+      return true;
+    });
+  });
+});
+
+describe('path helpers', () => {
+  it('expandOutputPath fills every {keytype} and {name}', () => {
+    assert.equal(expandOutputPath('/etc/tls/{name}/{name}-{keytype}.pem', { keytype: 'rsa-2048', name: 'mx1' }), '/etc/tls/mx1/mx1-rsa-2048.pem');
+    assert.equal(expandOutputPath('/etc/tls/fixed.pem', { keytype: 'rsa-2048', name: 'mx1' }), '/etc/tls/fixed.pem');
+  });
+
+  it('resolveConfigPath: --config, then $MXCERT_CONFIG, then the default', () => {
+    assert.equal(resolveConfigPath('/cli.yaml', { MXCERT_CONFIG: '/env.yaml' }), '/cli.yaml');
+    assert.equal(resolveConfigPath(undefined, { MXCERT_CONFIG: '/env.yaml' }), '/env.yaml');
+    assert.equal(resolveConfigPath(undefined, {}), '/etc/mxcert/config.yaml');
+  });
+});
