@@ -1,0 +1,187 @@
+import { describe, it, before } from 'node:test';
+import assert from 'node:assert/strict';
+import { createHash, X509Certificate } from 'node:crypto';
+import { checkChain, sanCovers, splitPem, type ChainCheckInput } from '../../src/validate/chain-check.js';
+import { ValidationError } from '../../src/errors.js';
+import { DAY, makeIntermediate, makeLeaf, makePki, makeRoot, newKeys, type TestPki } from './pki-fixtures.js';
+
+const NOW = new Date('2025-06-01T12:00:00Z');
+
+async function rejectsWith(input: ChainCheckInput, check: ValidationError['check'], message?: RegExp): Promise<void> {
+  await assert.rejects(checkChain(input), (err: unknown) => {
+    assert.ok(err instanceof ValidationError, `expected ValidationError, got ${String(err)}`);
+    assert.equal(err.check, check, `wrong check: ${err.message}`);
+    if (message) assert.match(err.message, message);
+    return true;
+  });
+}
+
+describe('checkChain', () => {
+  let pki: TestPki;
+  let good: ChainCheckInput;
+
+  before(async () => {
+    pki = await makePki(NOW, ['mx1.example.test', 'MX2.Example.Test']);
+    good = {
+      keyPem: pki.leaf.keyPem,
+      chainPem: pki.leaf.pem + pki.intermediate.pem,
+      domains: ['mx1.example.test', 'mx2.example.test'],
+      now: NOW,
+    };
+  });
+
+  it('accepts a good chain and reports its facts', async () => {
+    const c = await checkChain(good);
+    assert.equal(c.leafPem, pki.leaf.pem);
+    assert.deepEqual(c.intermediatesPem, [pki.intermediate.pem]);
+    assert.equal(c.serial, new X509Certificate(pki.leaf.pem).serialNumber.toLowerCase());
+    assert.match(c.serial, /^[0-9a-f]+$/);
+    assert.equal(c.notBefore.getTime(), pki.leaf.cert.notBefore.getTime());
+    assert.equal(c.notAfter.getTime(), pki.leaf.cert.notAfter.getTime());
+    assert.deepEqual(c.names, ['mx1.example.test', 'MX2.Example.Test']);
+    const spki = new X509Certificate(pki.leaf.pem).publicKey.export({ type: 'spki', format: 'der' });
+    assert.equal(c.spkiSha256, createHash('sha256').update(spki).digest('hex'));
+    assert.equal(c.issuer, 'CN=mxcert Test Intermediate');
+  });
+
+  it('accepts a chain that ends with the root, and anchors it in trusted roots', async () => {
+    const chainPem = pki.leaf.pem + pki.intermediate.pem + pki.root.pem;
+    const c = await checkChain({ ...good, chainPem, trustedRootsPem: [pki.root.pem] });
+    assert.equal(c.intermediatesPem.length, 2);
+    await checkChain({ ...good, trustedRootsPem: [pki.root.pem] });
+  });
+
+  it('tolerates CRLF, text between blocks and a missing final newline', async () => {
+    const messy = `subject=CN=leaf\r\n${pki.leaf.pem.replace(/\n/g, '\r\n')}issuer=x\n${pki.intermediate.pem.trimEnd()}`;
+    const c = await checkChain({ ...good, chainPem: messy });
+    assert.equal(c.leafPem, pki.leaf.pem);
+    assert.deepEqual(c.intermediatesPem, [pki.intermediate.pem]);
+  });
+
+  it('parse: no certificate, or garbage inside a block, or an unreadable key', async () => {
+    await rejectsWith({ ...good, chainPem: '' }, 'parse', /no certificate/);
+    await rejectsWith({ ...good, chainPem: pki.leaf.keyPem }, 'parse');
+    await rejectsWith({ ...good, chainPem: `${pki.leaf.pem}-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n` }, 'parse', /certificate 2/);
+    await rejectsWith({ ...good, keyPem: 'not a key' }, 'parse', /private key/);
+  });
+
+  it('key-match: a leaf for another key', async () => {
+    const other = await makeLeaf(pki.intermediate, NOW, { names: ['mx1.example.test', 'mx2.example.test'] });
+    await rejectsWith({ ...good, keyPem: other.keyPem }, 'key-match', /SPKI sha256 [0-9a-f]{64}/);
+  });
+
+  it('names: a configured name the leaf does not cover is named', async () => {
+    await rejectsWith(
+      { ...good, domains: ['mx1.example.test', 'mx3.example.test', 'mx2.example.test', 'mail.example.test'] },
+      'names',
+      /mx3\.example\.test, mail\.example\.test/,
+    );
+  });
+
+  it('names: a leaf without SANs covers nothing (no CN fallback)', async () => {
+    const leaf = await makeLeaf(pki.intermediate, NOW, { names: [] });
+    await rejectsWith({ ...good, keyPem: leaf.keyPem, chainPem: leaf.pem + pki.intermediate.pem, domains: ['mx1.example.test'] }, 'names');
+  });
+
+  it('names: a wildcard covers exactly one left-most label', async () => {
+    const leaf = await makeLeaf(pki.intermediate, NOW, { names: ['*.Example.test'] });
+    const base = { ...good, keyPem: leaf.keyPem, chainPem: leaf.pem + pki.intermediate.pem };
+    await checkChain({ ...base, domains: ['mx1.example.test', 'MX2.EXAMPLE.TEST.', '*.example.test'] });
+    await rejectsWith({ ...base, domains: ['example.test'] }, 'names', /example\.test/);
+    await rejectsWith({ ...base, domains: ['a.mx1.example.test'] }, 'names', /a\.mx1\.example\.test/);
+    await rejectsWith({ ...base, domains: ['mx1.other.test'] }, 'names');
+  });
+
+  it('sanCovers', () => {
+    assert.equal(sanCovers('mx.example.test', 'MX.example.test.'), true);
+    assert.equal(sanCovers('*.example.test', 'a.example.test'), true);
+    assert.equal(sanCovers('*.example.test', 'example.test'), false);
+    assert.equal(sanCovers('*.example.test', '.example.test'), false);
+    assert.equal(sanCovers('*.example.test', 'a.b.example.test'), false);
+    assert.equal(sanCovers('a.example.test', '*.example.test'), false);
+    assert.equal(sanCovers('*.test', 'example.test'), true);
+  });
+
+  it('chain-order: issuers before the leaf', async () => {
+    await rejectsWith({ ...good, chainPem: pki.intermediate.pem + pki.leaf.pem }, 'chain-order', /position 2.*first/);
+  });
+
+  it('chain-order: swapped issuers', async () => {
+    const chainPem = pki.leaf.pem + pki.root.pem + pki.intermediate.pem;
+    await rejectsWith({ ...good, chainPem }, 'chain-order', /certificate 1 .*issued by "CN=mxcert Test Intermediate"/);
+  });
+
+  it('chain-order: an unrelated extra certificate, at the end or in the middle', async () => {
+    const stranger = await makeRoot('Unrelated CA', NOW);
+    await rejectsWith({ ...good, chainPem: good.chainPem + stranger.pem }, 'chain-order', /Unrelated CA/);
+    await rejectsWith({ ...good, chainPem: pki.leaf.pem + stranger.pem + pki.intermediate.pem }, 'chain-order');
+  });
+
+  it('chain-order: a repeated certificate', async () => {
+    await rejectsWith({ ...good, chainPem: good.chainPem + pki.root.pem + pki.root.pem }, 'chain-order', /repeats certificate 3/);
+  });
+
+  it('signature: leaf signed by a different key under the right issuer name', async () => {
+    const impostor = await newKeys();
+    const leaf = await makeLeaf(pki.intermediate, NOW, {
+      names: ['mx1.example.test', 'mx2.example.test'],
+      signingKeys: impostor,
+    });
+    await rejectsWith({ ...good, keyPem: leaf.keyPem, chainPem: leaf.pem + pki.intermediate.pem }, 'signature', /certificate 1 .*not signed/);
+  });
+
+  it('signature: intermediate not signed by the root that follows it', async () => {
+    const fakeRootKeys = await newKeys();
+    const inter = await makeIntermediate('mxcert Test Intermediate', pki.root, NOW, { signingKeys: fakeRootKeys });
+    const leaf = await makeLeaf(inter, NOW, { names: ['mx1.example.test', 'mx2.example.test'] });
+    await rejectsWith(
+      { ...good, keyPem: leaf.keyPem, chainPem: leaf.pem + inter.pem + pki.root.pem },
+      'signature',
+      /certificate 2/,
+    );
+  });
+
+  it('signature: a chain that does not lead to a trusted root', async () => {
+    const otherRoot = await makeRoot('Other Root', NOW);
+    await rejectsWith({ ...good, trustedRootsPem: [otherRoot.pem] }, 'signature', /trusted root.*Other Root/);
+    // Same name as the real root, different key: the name alone must not do.
+    const twin = await makeRoot('mxcert Test Root', NOW);
+    await rejectsWith({ ...good, trustedRootsPem: [twin.pem] }, 'signature');
+    await checkChain({ ...good, trustedRootsPem: [twin.pem + pki.root.pem] });
+  });
+
+  it('validity: expired and not-yet-valid leaf, with inclusive bounds', async () => {
+    const leaf = pki.leaf.cert;
+    await rejectsWith({ ...good, now: new Date(leaf.notAfter.getTime() + 1000) }, 'validity', /leaf expired/);
+    await rejectsWith({ ...good, now: new Date(leaf.notBefore.getTime() - 1000) }, 'validity', /leaf is not valid before/);
+    await checkChain({ ...good, now: leaf.notAfter });
+    await checkChain({ ...good, now: leaf.notBefore });
+  });
+
+  it('validity: an expired intermediate fails although the leaf is valid', async () => {
+    const inter = await makeIntermediate('Short Intermediate', pki.root, NOW, {
+      notBefore: new Date(NOW.getTime() - 10 * DAY),
+      notAfter: new Date(NOW.getTime() - DAY),
+    });
+    const leaf = await makeLeaf(inter, NOW, { names: ['mx1.example.test', 'mx2.example.test'] });
+    await rejectsWith({ ...good, keyPem: leaf.keyPem, chainPem: leaf.pem + inter.pem }, 'validity', /certificate 2 .*Short Intermediate.*expired/);
+  });
+
+  it('checks run in the documented order', async () => {
+    // Wrong names and out of validity: names is reported first.
+    await rejectsWith({ ...good, domains: ['nope.example.test'], now: new Date(NOW.getTime() + 1000 * DAY) }, 'names');
+  });
+});
+
+describe('splitPem', () => {
+  it('returns normalised certificate blocks only', async () => {
+    const pki = await makePki(NOW);
+    const blocks = splitPem(`junk\n${pki.leaf.keyPem}${pki.leaf.pem}\n\n${pki.intermediate.pem}`);
+    assert.deepEqual(blocks, [pki.leaf.pem, pki.intermediate.pem]);
+    for (const b of blocks) {
+      assert.ok(b.endsWith('-----END CERTIFICATE-----\n'));
+      for (const line of b.split('\n')) assert.ok(line.length <= 64);
+    }
+    assert.deepEqual(splitPem('nothing here'), []);
+  });
+});
