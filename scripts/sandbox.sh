@@ -1,0 +1,9 @@
+#!/usr/bin/env bash
+# README set-up command 1: everything needed on a fresh Debian 12 (as root),
+# then the main job on a local sandbox of real Pebble + BIND 9 + Postfix.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+bash scripts/install-system-deps.sh
+if [ -f package-lock.json ]; then npm ci --no-audit --no-fund; else npm install --no-audit --no-fund; fi
+npm run build
+exec node --import tsx scripts/sandbox.ts "$@"
