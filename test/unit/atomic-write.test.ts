@@ -1,0 +1,173 @@
+import { describe, it, beforeEach, afterEach } from 'node:test';
+import assert from 'node:assert/strict';
+import { chmod, mkdir, mkdtemp, readdir, readFile, rm, stat, symlink, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { readIfExists, removeFile, resolveOwner, writeFileAtomic } from '../../src/deploy/atomic-write.js';
+import { DeployError } from '../../src/errors.js';
+
+const isRoot = process.geteuid?.() === 0;
+
+async function modeOf(p: string): Promise<number> {
+  return (await stat(p)).mode & 0o7777;
+}
+
+function deployError(re: RegExp) {
+  return (err: unknown) => {
+    assert.ok(err instanceof DeployError, `expected DeployError, got ${String(err)}`);
+    assert.match(err.message, re);
+    return true;
+  };
+}
+
+describe('writeFileAtomic', () => {
+  let dir: string;
+  let savedUmask: number;
+
+  beforeEach(async () => {
+    dir = await mkdtemp(path.join(tmpdir(), 'mxcert-aw-'));
+    savedUmask = process.umask(0o022);
+  });
+  afterEach(async () => {
+    process.umask(savedUmask);
+    await rm(dir, { recursive: true, force: true });
+  });
+
+  it('creates the file with the requested mode and content, leaving no temp file', async () => {
+    const p = path.join(dir, 'combined.pem');
+    await writeFileAtomic(p, 'secret\n', { mode: 0o600 });
+    assert.equal(await readFile(p, 'utf8'), 'secret\n');
+    assert.equal(await modeOf(p), 0o600);
+    assert.deepEqual(await readdir(dir), ['combined.pem']);
+  });
+
+  it('replaces an existing wider file with the new mode instead of inheriting the old one', async () => {
+    const p = path.join(dir, 'key.pem');
+    await writeFile(p, 'old', { mode: 0o644 });
+    await chmod(p, 0o644);
+    await writeFileAtomic(p, Buffer.from('new'), { mode: 0o600 });
+    assert.equal(await readFile(p, 'utf8'), 'new');
+    assert.equal(await modeOf(p), 0o600);
+  });
+
+  it('applies group bits when asked, and lets the umask narrow but never widen', async () => {
+    const p = path.join(dir, 'k.pem');
+    await writeFileAtomic(p, 'x', { mode: 0o640 });
+    assert.equal(await modeOf(p), 0o640);
+    process.umask(0o077);
+    await writeFileAtomic(p, 'y', { mode: 0o644 });
+    assert.equal(await modeOf(p), 0o600);
+    await writeFileAtomic(p, 'z', { mode: 0o4755 });
+    assert.equal(await modeOf(p), 0o700, 'special bits are dropped');
+  });
+
+  it('sets owner and group', { skip: !isRoot && 'needs root to chown' }, async () => {
+    const p = path.join(dir, 'owned.pem');
+    await writeFileAtomic(p, 'x', { mode: 0o640, uid: 4321, gid: 4322 });
+    const st = await stat(p);
+    assert.equal(st.uid, 4321);
+    assert.equal(st.gid, 4322);
+    await writeFileAtomic(p, 'y', { mode: 0o640, gid: 4323 });
+    assert.equal((await stat(p)).gid, 4323);
+  });
+
+  it('refuses a symlink target and leaves the link and what it points to alone', async () => {
+    const real = path.join(dir, 'real.pem');
+    const link = path.join(dir, 'link.pem');
+    await writeFile(real, 'original');
+    await symlink(real, link);
+    await assert.rejects(writeFileAtomic(link, 'evil', { mode: 0o600 }), deployError(/link\.pem.*symlink/));
+    assert.equal(await readFile(real, 'utf8'), 'original');
+    assert.deepEqual((await readdir(dir)).sort(), ['link.pem', 'real.pem']);
+  });
+
+  it('refuses a directory writable by group or others and leaves the existing file unchanged', async () => {
+    for (const dmode of [0o775, 0o757, 0o1777]) {
+      const sub = path.join(dir, `d${dmode.toString(8)}`);
+      await mkdir(sub);
+      const p = path.join(sub, 'combined.pem');
+      await writeFile(p, 'old');
+      await chmod(sub, dmode);
+      await assert.rejects(
+        writeFileAtomic(p, 'new', { mode: 0o600 }),
+        deployError(new RegExp(`${sub}.*writable by group or others`)),
+      );
+      assert.equal(await readFile(p, 'utf8'), 'old');
+      assert.deepEqual(await readdir(sub), ['combined.pem']);
+    }
+  });
+
+  it('refuses a target that is not a regular file, or whose directory is missing', async () => {
+    await mkdir(path.join(dir, 'adir'));
+    await assert.rejects(writeFileAtomic(path.join(dir, 'adir'), 'x', { mode: 0o600 }), deployError(/not a regular file/));
+    await assert.rejects(writeFileAtomic(path.join(dir, 'nope', 'f'), 'x', { mode: 0o600 }), deployError(/nope/));
+  });
+
+  it('removes the temp file and keeps the old content when writing fails', async () => {
+    const p = path.join(dir, 'combined.pem');
+    await writeFile(p, 'old');
+    // An impossible uid makes the fchown after the temp file's creation fail.
+    await assert.rejects(writeFileAtomic(p, 'new', { mode: 0o600, uid: 2 ** 32 }), (err: unknown) => {
+      assert.ok(err instanceof DeployError);
+      assert.match(err.message, /cannot write .*combined\.pem/);
+      assert.ok(err.cause, 'keeps the cause');
+      return true;
+    });
+    // Data the write itself rejects.
+    await assert.rejects(writeFileAtomic(p, 42 as unknown as string, { mode: 0o600 }), DeployError);
+    assert.equal(await readFile(p, 'utf8'), 'old');
+    assert.deepEqual(await readdir(dir), ['combined.pem']);
+  });
+
+  it('a concurrent reader sees a whole old or whole new file, never a mix', async () => {
+    const p = path.join(dir, 'combined.pem');
+    const a = 'A'.repeat(256 * 1024);
+    const b = 'B'.repeat(256 * 1024);
+    await writeFileAtomic(p, a, { mode: 0o600 });
+    let done = false;
+    let reads = 0;
+    const reader = (async () => {
+      while (!done) {
+        const got = await readFile(p, 'utf8');
+        assert.ok(got === a || got === b, `torn read of ${got.length} bytes`);
+        reads++;
+      }
+    })();
+    for (let i = 0; i < 40; i++) await writeFileAtomic(p, i % 2 ? a : b, { mode: 0o600 });
+    done = true;
+    await reader;
+    assert.ok(reads > 0);
+  });
+});
+
+describe('readIfExists / removeFile', () => {
+  it('returns undefined for a missing file and the bytes otherwise; removes idempotently', async () => {
+    const dir = await mkdtemp(path.join(tmpdir(), 'mxcert-aw-'));
+    try {
+      const p = path.join(dir, 'f');
+      assert.equal(await readIfExists(p), undefined);
+      await writeFile(p, 'hello');
+      assert.deepEqual(await readIfExists(p), Buffer.from('hello'));
+      await removeFile(p);
+      assert.equal(await readIfExists(p), undefined);
+      await removeFile(p);
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
+});
+
+describe('resolveOwner', () => {
+  it('passes numbers through and resolves names', () => {
+    assert.deepEqual(resolveOwner(), {});
+    assert.deepEqual(resolveOwner(1001, 1002), { uid: 1001, gid: 1002 });
+    assert.deepEqual(resolveOwner('1001', '1002'), { uid: 1001, gid: 1002 });
+    assert.deepEqual(resolveOwner('root', 'root'), { uid: 0, gid: 0 });
+    assert.deepEqual(resolveOwner(undefined, 'root'), { gid: 0 });
+  });
+
+  it('names an unknown user or group', () => {
+    assert.throws(() => resolveOwner('no-such-user-mxcert'), deployError(/unknown user "no-such-user-mxcert"/));
+    assert.throws(() => resolveOwner(undefined, 'no-such-group-mxcert'), deployError(/unknown group/));
+  });
+});
