@@ -5,13 +5,15 @@
 // then stops every server (by PID). `--keep` leaves them running.
 import path from 'node:path';
 import { X509Certificate } from 'node:crypto';
-import { readFile } from 'node:fs/promises';
+import { readFile, rm } from 'node:fs/promises';
 import { REPO, servedLeafPem, startSandbox } from '../test/support/sandbox.js';
 
 const keep = process.argv.includes('--keep');
 const dir = path.join(REPO, 'sandbox');
 
 async function main(): Promise<number> {
+  // A clean slate each time: Pebble's CA and accounts are new on every start.
+  await rm(dir, { recursive: true, force: true });
   process.stdout.write(`Starting BIND 9, Pebble and Postfix on loopback (in ${dir}) ...\n`);
   const sb = await startSandbox({ secondary: true, dir, pebble: { validitySeconds: 6 * 86400 } });
   try {

@@ -58,7 +58,7 @@ async function runPass(config: Config, store: StateStore, logger: Logger, o: { f
     eab,
     caBundlePem: config.acme.caBundle ? await readFile(config.acme.caBundle, 'utf8') : undefined,
     termsOfServiceAgreed: config.acme.termsOfServiceAgreed,
-    accounts: store.accountStore(),
+    accounts: store.accountStore(config.acme.directory),
     logger,
   });
   const solvers = await buildSolvers(config, logger);

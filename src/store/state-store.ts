@@ -8,7 +8,7 @@
 //
 //   stateDir/                       0700
 //     lock                          agent lock (see lock.ts)
-//     account/key.pem, account.json ACME account
+//     accounts/H/key.pem, account.json  ACME account per directory URL (H = its hash)
 //     certs/NAME/KEYTYPE/
 //       state.json                  current/previous version ids, last result
 //       versions/ID/                key.pem (0600), cert.pem, chain.pem, meta.json
@@ -16,6 +16,7 @@
 //       lineage/                    certbot-style lineage for RENEWED_LINEAGE hooks
 import { mkdir, readdir, readFile, rm, stat, chmod } from 'node:fs/promises';
 import path from 'node:path';
+import { createHash } from 'node:crypto';
 import { writeFileAtomic } from '../deploy/atomic-write.js';
 import type { AccountStore, StoredAccount } from '../acme/client.js';
 import { MxcertError } from '../errors.js';
@@ -83,19 +84,25 @@ export class StateStore {
     return path.join(this.stateDir, 'certs', name, keyType);
   }
 
-  accountStore(): AccountStore {
+  /**
+   * Accounts are per ACME directory (as certbot keys them by server): an
+   * account registered with one CA means nothing to another, and switching
+   * `acme.directory` (staging → production) must not reuse it.
+   */
+  accountStore(directoryUrl: string): AccountStore {
+    const sub = createHash('sha256').update(directoryUrl).digest('hex').slice(0, 16);
     return {
       load: async (): Promise<StoredAccount | undefined> => {
-        const d = path.join(this.stateDir, 'account');
+        const d = path.join(this.stateDir, 'accounts', sub);
         const keyPem = await readFile(path.join(d, 'key.pem'), 'utf8').catch(() => undefined);
         if (!keyPem) return undefined;
         const meta = await readJson<{ url?: string }>(path.join(d, 'account.json'));
         return { keyPem, url: meta?.url };
       },
       save: async (acct: StoredAccount): Promise<void> => {
-        const d = await this.dir('account');
+        const d = await this.dir('accounts', sub);
         await writeFileAtomic(path.join(d, 'key.pem'), acct.keyPem, { mode: KEY_MODE });
-        await writeFileAtomic(path.join(d, 'account.json'), JSON.stringify({ url: acct.url }, null, 2) + '\n', { mode: KEY_MODE });
+        await writeFileAtomic(path.join(d, 'account.json'), JSON.stringify({ directory: directoryUrl, url: acct.url }, null, 2) + '\n', { mode: KEY_MODE });
       },
     };
   }

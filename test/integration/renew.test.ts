@@ -10,7 +10,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { servedLeafPem, startSandbox, POSTFIX_RELOAD_HOOK, type Sandbox } from '../support/sandbox.js';
 import { startPebble } from '../env/pebble.js';
-import { pollUntil } from '../env/proc.js';
+import { freePort, pollUntil } from '../env/proc.js';
 import { dig } from '../env/bind.js';
 
 function pemBlocks(text: string): Array<{ label: string; pem: string }> {
@@ -146,6 +146,24 @@ describe('mxcert renew --force on real Pebble + BIND + Postfix', { timeout: 600_
     } finally {
       await pebble.stop();
     }
+  });
+
+  it('a failed challenge: the ACME problem type reaches the user, nothing is deployed, failure hook runs', async () => {
+    const before = await readFile(sb.combinedPath(), 'utf8');
+    const cfgObj = sb.baseConfig({ challenge: 'http-01' });
+    // Listen where Pebble does not connect: its VA gets "connection refused".
+    cfgObj.certificates[0].challenge.http.listen = `127.0.0.1:${await freePort()}`;
+    const marker = path.join(sb.dir, 'failure-hook.out');
+    const hook = path.join(sb.dir, 'failure-hook');
+    await writeFile(hook, `#!/bin/sh\nprintf '%s|%s|%s' "$MXCERT_EVENT" "$MXCERT_CERT_NAME" "$MXCERT_ERROR" > ${marker}\n`, { mode: 0o700 });
+    cfgObj.certificates[0].hooks.failure = [hook];
+    const cfg = await sb.writeConfig(cfgObj, path.join(sb.dir, 'bad-challenge.yaml'));
+    const r = await sb.cli(['renew', '--force', '--config', cfg]);
+    assert.equal(r.code, 1, r.stdout + r.stderr);
+    assert.match(r.stdout, /\[connection\]/, 'problem type urn:ietf:params:acme:error:connection named');
+    assert.equal(await readFile(sb.combinedPath(), 'utf8'), before, 'nothing deployed');
+    const hookSaw = await readFile(marker, 'utf8');
+    assert.match(hookSaw, /^failure\|mx1\|obtain: .*\[connection\]/);
   });
 
   it('a second renew while the lock is held exits 3 naming the holder', async () => {
