@@ -6,7 +6,10 @@ import type { AddressInfo } from 'node:net';
 import dnsPacket from 'dns-packet';
 import { buildQuery, queryDns, soaSerial, toDnsResponse, txtValues, type DnsResponse } from '../../src/dns/query.js';
 import { findAuthoritativeServers, parseHostPort, waitUntilServedEverywhere } from '../../src/dns/authoritative.js';
-import { quoteTxt } from '../../src/dns/rfc2136.js';
+import { DnsUpdateError, Rfc2136Updater, quoteTxt } from '../../src/dns/rfc2136.js';
+import { chmod, mkdtemp, readFile, readdir, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { DnsError } from '../../src/errors.js';
 import { FakeClock } from '../../src/clock.js';
 
@@ -140,6 +143,95 @@ describe('quoteTxt', () => {
     assert.equal(quoteTxt('é'), '"\\195\\169"');
     const long = quoteTxt('z'.repeat(300));
     assert.equal(long, `"${'z'.repeat(255)}" "${'z'.repeat(45)}"`);
+  });
+});
+
+describe('Rfc2136Updater with a stand-in nsupdate', () => {
+  const secret = 'c2VjcmV0LXNlY3JldC1zZWNyZXQtc2VjcmV0LXNlY3I=';
+
+  // Records what nsupdate would see: argv, stdin, and the key file's modes and contents.
+  async function fakeNsupdate(exitCode = 0, stderr = ''): Promise<{ path: string; seen: () => Promise<Record<string, string>> }> {
+    const dir = await mkdtemp(join(tmpdir(), 'fake-nsupdate-'));
+    after(() => rm(dir, { recursive: true, force: true }));
+    const path = join(dir, 'nsupdate');
+    await writeFile(
+      path,
+      `#!/bin/sh
+out=${dir}
+printf '%s\n' "$@" > "$out/argv"
+cat > "$out/stdin"
+while [ $# -gt 0 ]; do [ "$1" = -k ] && key="$2"; shift; done
+stat -c %a "$key" > "$out/keymode"
+stat -c %a "$(dirname "$key")" > "$out/dirmode"
+cp "$key" "$out/keyfile"
+echo "$key" > "$out/keypath"
+printf '%s' '${stderr}' >&2
+exit ${exitCode}
+`,
+    );
+    await chmod(path, 0o755);
+    const seen = async (): Promise<Record<string, string>> => {
+      const out: Record<string, string> = {};
+      for (const f of ['argv', 'stdin', 'keymode', 'dirmode', 'keyfile', 'keypath']) out[f] = (await readFile(join(dir, f), 'utf8')).trim();
+      return out;
+    };
+    return { path, seen };
+  }
+
+  it('sends one script on stdin, keeps the secret in a 0600 key file in a 0700 dir, and removes it', async () => {
+    const fake = await fakeNsupdate();
+    const u = new Rfc2136Updater({
+      server: { host: '::1', port: 5353 },
+      zone: 'example.test',
+      tsig: { name: 'mxcert', algorithm: 'hmac-sha256', secret },
+      nsupdatePath: fake.path,
+    });
+    await u.update({
+      prerequisites: [{ kind: 'nxrrset', name: '_25._tcp.mx1.example.test', type: 'tlsa' }],
+      deletes: [{ name: '_acme-challenge.mx1.example.test', type: 'TXT', data: 'old"value' }],
+      adds: [{ name: '_acme-challenge.mx1.example.test.', type: 'TXT', ttl: 60, data: 'new' }],
+    });
+    const seen = await fake.seen();
+    assert.equal(seen.argv!.includes(secret), false, 'secret not on the command line');
+    assert.equal(seen.stdin!.includes(secret), false);
+    assert.deepEqual(seen.stdin!.split('\n'), [
+      'server ::1 5353',
+      'zone example.test.',
+      'prereq nxrrset _25._tcp.mx1.example.test. TLSA',
+      'update delete _acme-challenge.mx1.example.test. TXT "old\\"value"',
+      'update add _acme-challenge.mx1.example.test. 60 TXT "new"',
+      'send',
+    ]);
+    assert.match(seen.argv!, /^-v\n-t\n\d+\n-k\n/);
+    assert.equal(seen.keymode, '600');
+    assert.equal(seen.dirmode, '700');
+    assert.match(seen.keyfile!, new RegExp(`key "mxcert" \\{\\s*algorithm hmac-sha256;\\s*secret "${secret.replace(/[+/=]/g, '\\$&')}";`));
+    await assert.rejects(readdir(join(seen.keypath!, '..')), { code: 'ENOENT' });
+  });
+
+  it('maps nsupdate failures to DnsUpdateError with the rcode, and scrubs the secret from any output', async () => {
+    const fake = await fakeNsupdate(2, `; TSIG error with server: tsig indicates error\nupdate failed: NOTAUTH(BADSIG) ${secret}`);
+    const u = new Rfc2136Updater({ server: { host: '127.0.0.1', port: 5353 }, zone: 'example.test', tsig: { name: 'mxcert', algorithm: 'hmac-sha256', secret }, nsupdatePath: fake.path });
+    await assert.rejects(u.update({ adds: [{ name: 'x.example.test', type: 'TXT', ttl: 5, data: 'v' }] }), (err: unknown) => {
+      assert.ok(err instanceof DnsUpdateError);
+      assert.equal(err.rcode, 'NOTAUTH');
+      assert.equal(err.tsigError, 'BADSIG');
+      assert.equal(err.prerequisiteFailed, false);
+      assert.match(err.message, /^update refused by 127\.0\.0\.1:5353: NOTAUTH\(BADSIG\) \(TSIG key rejected/);
+      assert.equal(err.message.includes(secret), false);
+      return true;
+    });
+  });
+
+  it('refuses names outside the zone, script injection and a non-base64 secret, without echoing the secret', async () => {
+    const u = new Rfc2136Updater({ server: { host: '127.0.0.1', port: 5353 }, zone: 'example.test', tsig: { name: 'mxcert', algorithm: 'hmac-sha256', secret }, nsupdatePath: '/nonexistent' });
+    await assert.rejects(u.update({ adds: [{ name: 'x.other.test', type: 'TXT', ttl: 5, data: 'v' }] }), /not in zone example\.test\./);
+    await assert.rejects(u.update({ adds: [{ name: 'x.example.test\nsend', type: 'TXT', ttl: 5, data: 'v' }] }), /invalid owner name/);
+    await assert.rejects(u.update({ adds: [{ name: 'x.example.test', type: 'TLSA', ttl: 5, data: '3 1 1 ab\nupdate add y.example.test 5 TXT z' }] }), /invalid TLSA data/);
+    assert.throws(
+      () => new Rfc2136Updater({ server: { host: '127.0.0.1', port: 53 }, zone: 'example.test', tsig: { name: 'k', algorithm: 'hmac-sha256', secret: 'abc"; };' } }),
+      (err: unknown) => err instanceof DnsError && !err.message.includes('abc"'),
+    );
   });
 });
 
