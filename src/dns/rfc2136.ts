@@ -96,7 +96,7 @@ export class Rfc2136Updater {
     logger?: Logger;
     /** For the whole exchange. Default 30 s. */
     timeoutMs?: number;
-    /** Default `nsupdate` from PATH (Debian: bind9-dnsutils / bind9-utils). */
+    /** Default `nsupdate` from PATH (Debian ships it in bind9-dnsutils). */
     nsupdatePath?: string;
   }) {
     // Key name, algorithm and secret go into a BIND key statement: a quote or
