@@ -1,0 +1,275 @@
+import { describe, it, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import { access, chmod, mkdir, mkdtemp, readFile, rm, stat, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { Writable } from 'node:stream';
+import { pino } from 'pino';
+import { hookEnvironment, HOOK_VARIABLES } from '../../src/hooks/environment.js';
+import { runHook } from '../../src/hooks/run-hook.js';
+import { HookError } from '../../src/errors.js';
+import { silentLogger, type Logger } from '../../src/log.js';
+
+const HOOKS_DIR = fileURLToPath(new URL('../../hooks/', import.meta.url));
+
+function captureLogger(): { logger: Logger; records: Array<Record<string, unknown>> } {
+  const records: Array<Record<string, unknown>> = [];
+  const stream = new Writable({
+    write(chunk, _enc, cb) {
+      for (const line of String(chunk).split('\n').filter(Boolean)) records.push(JSON.parse(line) as Record<string, unknown>);
+      cb();
+    },
+  });
+  const logger: Logger = pino({ level: 'info' }, stream);
+  return { logger, records };
+}
+
+async function script(dir: string, name: string, body: string): Promise<string> {
+  const p = path.join(dir, name);
+  await writeFile(p, `#!/bin/sh\n${body}\n`);
+  await chmod(p, 0o755);
+  return p;
+}
+
+function hookError(check: (e: HookError) => void) {
+  return (err: unknown) => {
+    assert.ok(err instanceof HookError, `expected HookError, got ${String(err)}`);
+    check(err);
+    return true;
+  };
+}
+
+describe('hookEnvironment', () => {
+  it('deploy: names, key type, written outputs only, certbot variables', () => {
+    const env = hookEnvironment({
+      event: 'deploy',
+      certName: 'mx1',
+      domains: ['mx1.example.test', 'mx2.example.test'],
+      keyType: 'ecdsa-p256',
+      outputs: { combined: '/etc/postfix/tls/mx1.pem', fullchain: '/etc/ssl/mx1/fullchain.pem', key: undefined },
+      lineageDir: '/var/lib/mxcert/live/mx1',
+    });
+    assert.deepEqual(env, {
+      MXCERT_EVENT: 'deploy',
+      MXCERT_CERT_NAME: 'mx1',
+      MXCERT_DOMAINS: 'mx1.example.test mx2.example.test',
+      MXCERT_KEY_TYPE: 'ecdsa-p256',
+      MXCERT_COMBINED: '/etc/postfix/tls/mx1.pem',
+      MXCERT_FULLCHAIN: '/etc/ssl/mx1/fullchain.pem',
+      RENEWED_LINEAGE: '/var/lib/mxcert/live/mx1',
+      RENEWED_DOMAINS: 'mx1.example.test mx2.example.test',
+    });
+  });
+
+  it('every output kind has its variable', () => {
+    const env = hookEnvironment({
+      event: 'deploy', certName: 'c', domains: ['a.test'], keyType: 'rsa-2048',
+      outputs: { combined: '/o/1', key: '/o/2', cert: '/o/3', chain: '/o/4', fullchain: '/o/5' },
+    });
+    assert.equal(env.MXCERT_COMBINED, '/o/1');
+    assert.equal(env.MXCERT_KEY, '/o/2');
+    assert.equal(env.MXCERT_CERT, '/o/3');
+    assert.equal(env.MXCERT_CHAIN, '/o/4');
+    assert.equal(env.MXCERT_FULLCHAIN, '/o/5');
+    assert.equal(env.RENEWED_LINEAGE, undefined);
+    for (const k of Object.keys(env)) assert.ok(HOOK_VARIABLES.includes(k), k);
+  });
+
+  it('failure carries the error; tlsa events carry the records one per line', () => {
+    const fail = hookEnvironment({ event: 'failure', certName: 'mx1', domains: ['a.test'], keyType: 'ecdsa-p384', outputs: {}, error: 'names: the leaf does not cover b.test' });
+    assert.equal(fail.MXCERT_EVENT, 'failure');
+    assert.equal(fail.MXCERT_ERROR, 'names: the leaf does not cover b.test');
+    assert.equal(fail.MXCERT_TLSA, undefined);
+    assert.equal(fail.MXCERT_COMBINED, undefined);
+
+    const records = ['_25._tcp.mx1.example.test. 300 IN TLSA 3 1 1 aa', '_25._tcp.mx1.example.test. 300 IN TLSA 3 1 1 bb'];
+    const pub = hookEnvironment({ event: 'tlsa-publish', certName: 'mx1', domains: ['a.test'], keyType: 'ecdsa-p256', outputs: {}, tlsa: records });
+    assert.equal(pub.MXCERT_EVENT, 'tlsa-publish');
+    assert.equal(pub.MXCERT_TLSA, records.join('\n'));
+    assert.equal(pub.MXCERT_ERROR, undefined);
+  });
+});
+
+describe('runHook', () => {
+  let dir: string;
+  before(async () => {
+    dir = await mkdtemp(path.join(tmpdir(), 'mxcert hooks ')); // a space in every hook path
+  });
+  after(async () => {
+    await rm(dir, { recursive: true, force: true });
+  });
+
+  it('passes the environment on top of ours, logs output lines, returns the output', async () => {
+    const hook = await script(dir, 'env-hook', 'echo "event=$MXCERT_EVENT"\necho "home=${HOME:+set}"\necho "stale=${MXCERT_KEY:-none}"\necho oops >&2');
+    const { logger, records } = captureLogger();
+    process.env.MXCERT_KEY = '/stale/from/parent';
+    try {
+      const r = await runHook([hook], { env: { MXCERT_EVENT: 'deploy' }, timeoutMs: 5000, logger });
+      assert.equal(r.exitCode, 0);
+      assert.equal(r.stdout, 'event=deploy\nhome=set\nstale=none');
+      assert.equal(r.stderr, 'oops');
+    } finally {
+      delete process.env.MXCERT_KEY;
+    }
+    const lines = records.filter((r) => r.hook === hook);
+    assert.ok(lines.every((r) => r.level === 30), 'info level');
+    // Within a stream the order is kept; across stdout and stderr it is not defined.
+    assert.deepEqual(lines.filter((r) => r.stream === 'stdout').map((r) => r.msg), ['event=deploy', 'home=set', 'stale=none']);
+    assert.deepEqual(lines.filter((r) => r.stream === 'stderr').map((r) => r.msg), ['oops']);
+  });
+
+  it('passes argv literally, without a shell', async () => {
+    const hook = await script(dir, 'args-hook', 'for a in "$@"; do printf "[%s]\\n" "$a"; done');
+    const marker = path.join(dir, 'pwned');
+    const args = ['two words', `x; touch '${marker}'`, '$(id -u)', '*', '`echo hi`', "it's", ''];
+    const r = await runHook([hook, ...args], { env: {}, timeoutMs: 5000, logger: silentLogger });
+    assert.deepEqual(r.stdout.split('\n'), args.map((a) => `[${a}]`));
+    await assert.rejects(access(marker));
+  });
+
+  it('a non-zero exit is a HookError with the code and the last stderr line', async () => {
+    const hook = await script(dir, 'fail-hook', 'echo working\necho "first problem" >&2\necho "postfix: fatal: bad config" >&2\nexit 1');
+    await assert.rejects(
+      runHook([hook], { env: {}, timeoutMs: 5000, logger: silentLogger }),
+      hookError((e) => {
+        assert.equal(e.exitCode, 1);
+        assert.equal(e.timedOut, false);
+        assert.equal(e.message, `hook ${hook} exited with code 1: postfix: fatal: bad config`);
+      }),
+    );
+    const quiet = await script(dir, 'quiet-fail', 'exit 3');
+    await assert.rejects(
+      runHook([quiet], { env: {}, timeoutMs: 5000, logger: silentLogger }),
+      hookError((e) => assert.equal(e.message, `hook ${quiet} exited with code 3`)),
+    );
+  });
+
+  it('a hook that hangs times out, and its children are killed too', async () => {
+    const hook = await script(dir, 'sleep-hook', 'echo started\nsleep 30');
+    const t0 = Date.now();
+    await assert.rejects(
+      // A long grace: SIGTERM to the whole group must end it, not the SIGKILL fallback.
+      runHook([hook], { env: {}, timeoutMs: 300, logger: silentLogger, killGraceMs: 10_000 }),
+      hookError((e) => {
+        assert.equal(e.timedOut, true);
+        assert.equal(e.message, `hook ${hook} timed out after 300 ms`);
+      }),
+    );
+    const elapsed = Date.now() - t0;
+    assert.ok(elapsed >= 250 && elapsed < 2500, `took ${elapsed} ms`);
+  });
+
+  it('a hook that ignores SIGTERM is killed after the grace period', async () => {
+    const hook = await script(dir, 'stubborn-hook', "trap '' TERM\nsleep 30");
+    const t0 = Date.now();
+    await assert.rejects(
+      runHook([hook], { env: {}, timeoutMs: 200, logger: silentLogger, killGraceMs: 300 }),
+      hookError((e) => assert.equal(e.timedOut, true)),
+    );
+    const elapsed = Date.now() - t0;
+    assert.ok(elapsed >= 450 && elapsed < 3000, `took ${elapsed} ms`);
+  });
+
+  it('a missing or non-executable hook is a clear HookError', async () => {
+    const missing = path.join(dir, 'no-such-hook');
+    await assert.rejects(
+      runHook([missing], { env: {}, timeoutMs: 5000, logger: silentLogger }),
+      hookError((e) => assert.match(e.message, new RegExp(`hook ${missing} does not exist`))),
+    );
+    const plain = path.join(dir, 'not-executable');
+    await writeFile(plain, '#!/bin/sh\nexit 0\n', { mode: 0o644 });
+    await assert.rejects(
+      runHook([plain], { env: {}, timeoutMs: 5000, logger: silentLogger }),
+      hookError((e) => assert.match(e.message, /not-executable is not executable/)),
+    );
+    await assert.rejects(runHook([], { env: {}, timeoutMs: 5000, logger: silentLogger }), HookError);
+  });
+});
+
+describe('shipped hooks', () => {
+  let dir: string;
+  let bin: string;
+  let calls: string;
+  before(async () => {
+    dir = await mkdtemp(path.join(tmpdir(), 'mxcert-shipped-'));
+    bin = path.join(dir, 'bin');
+    calls = path.join(dir, 'calls');
+    await mkdir(bin);
+    // Fakes that record their argv; FAIL_ON=<first word> makes that call fail.
+    const fake = (name: string) =>
+      script(bin, name, `echo "${name} $*" >> "${calls}"\ncase " $* " in *" \${FAIL_ON:-none} "*) echo "${name}: fatal: broken" >&2; exit 7;; esac`);
+    await Promise.all(['postfix', 'exim', 'doveconf', 'doveadm'].map(fake));
+  });
+  after(async () => {
+    await rm(dir, { recursive: true, force: true });
+  });
+
+  async function run(hook: string, args: string[], env: Record<string, string> = {}): Promise<string[]> {
+    await rm(calls, { force: true });
+    await runHook([path.join(HOOKS_DIR, hook), ...args], {
+      env: { PATH: `${bin}:${process.env.PATH ?? '/usr/bin:/bin'}`, ...env },
+      timeoutMs: 10_000,
+      logger: silentLogger,
+    });
+    return callsSoFar();
+  }
+
+  async function callsSoFar(): Promise<string[]> {
+    return (await readFile(calls, 'utf8')).trim().split('\n');
+  }
+
+  it('are executable POSIX sh scripts with set -eu and a header', async () => {
+    for (const name of ['postfix-reload', 'exim-reload', 'dovecot-reload']) {
+      const p = path.join(HOOKS_DIR, name);
+      assert.ok((await stat(p)).mode & 0o111, `${name} executable`);
+      const text = await readFile(p, 'utf8');
+      assert.ok(text.startsWith('#!/bin/sh\n# '), name);
+      assert.match(text, /^set -eu$/m, name);
+    }
+  });
+
+  it('postfix-reload: check then reload, config dir from argument or POSTFIX_CONFIG_DIR', async () => {
+    assert.deepEqual(await run('postfix-reload', ['/etc/postfix-mx1']), ['postfix -c /etc/postfix-mx1 check', 'postfix -c /etc/postfix-mx1 reload']);
+    assert.deepEqual(await run('postfix-reload', [], { POSTFIX_CONFIG_DIR: '/etc/pf two' }), ['postfix -c /etc/pf two check', 'postfix -c /etc/pf two reload']);
+    assert.deepEqual(await run('postfix-reload', []), ['postfix check', 'postfix reload']);
+  });
+
+  it('postfix-reload: a failed check stops before the reload and fails the hook', async () => {
+    await assert.rejects(
+      run('postfix-reload', ['/etc/pf'], { FAIL_ON: 'check' }),
+      hookError((e) => {
+        assert.equal(e.exitCode, 7);
+        assert.match(e.message, /'postfix check' failed/);
+      }),
+    );
+    assert.deepEqual(await callsSoFar(), ['postfix -c /etc/pf check']);
+  });
+
+  it('dovecot-reload: doveconf -n then doveadm reload; a bad config stops it', async () => {
+    assert.deepEqual(await run('dovecot-reload', []), ['doveconf -n', 'doveadm reload']);
+    assert.deepEqual(await run('dovecot-reload', [], { DOVECOT_CONFIG: '/etc/dc.conf' }), ['doveconf -c /etc/dc.conf -n', 'doveadm -c /etc/dc.conf reload']);
+    await assert.rejects(run('dovecot-reload', [], { FAIL_ON: '-n' }), HookError);
+    assert.deepEqual(await callsSoFar(), ['doveconf -n']);
+  });
+
+  it('exim-reload: exim -bV then SIGHUP to the PID in EXIM_PID_FILE', async () => {
+    const hupFile = path.join(dir, 'hupped');
+    const daemon = spawn('sh', ['-c', `trap 'echo hup > "${hupFile}"; exit 0' HUP; while :; do sleep 0.05; done`], { stdio: 'ignore' });
+    try {
+      const pidFile = path.join(dir, 'exim.pid');
+      await writeFile(pidFile, `${daemon.pid}\n`);
+      assert.deepEqual(await run('exim-reload', [], { EXIM_PID_FILE: pidFile }), ['exim -bV']);
+      for (let i = 0; i < 100 && !(await access(hupFile).then(() => true, () => false)); i++) await new Promise((r) => setTimeout(r, 20));
+      assert.equal(await readFile(hupFile, 'utf8'), 'hup\n');
+
+      await assert.rejects(run('exim-reload', [], { EXIM_PID_FILE: path.join(dir, 'missing.pid') }), hookError((e) => assert.match(e.message, /cannot read pid file/)));
+      await writeFile(pidFile, 'garbage\n');
+      await assert.rejects(run('exim-reload', [], { EXIM_PID_FILE: pidFile }), hookError((e) => assert.match(e.message, /no PID/)));
+      await assert.rejects(run('exim-reload', [], { EXIM_PID_FILE: pidFile, FAIL_ON: '-bV' }), hookError((e) => assert.match(e.message, /'exim -bV' failed/)));
+    } finally {
+      daemon.kill('SIGKILL');
+    }
+  });
+});
