@@ -7,7 +7,8 @@ import acme from 'acme-client';
 import type { Logger } from '../log.js';
 import { AcmeProblemError, ChallengeError, MxcertError } from '../errors.js';
 import type { ChallengeInput, ChallengeSolver } from '../obtain/solver.js';
-import { recordResponse, withProblemCapture } from './problem-capture.js';
+import { parseRetryAfter, recordResponse, withProblemCapture } from './problem-capture.js';
+import { parseRenewalInfo, type RenewalInfo } from './ari.js';
 
 export interface StoredAccount {
   keyPem: string;
@@ -36,6 +37,8 @@ export interface IssueRequest {
   csrPem: string;
   solver: ChallengeSolver;
   profile?: string;
+  /** ARI CertID of the certificate this one replaces (RFC 9773 §5). */
+  replaces?: string;
   logger?: Logger;
 }
 
@@ -120,6 +123,28 @@ export class AcmeService {
     return client;
   }
 
+  private async directoryField(name: string): Promise<unknown> {
+    const client = await this.account();
+    const http = (client as unknown as { http: { getDirectory(): Promise<void>; directoryCache: Record<string, unknown> | null } }).http;
+    await withProblemCapture('directory', () => http.getDirectory());
+    return http.directoryCache?.[name];
+  }
+
+  /**
+   * ARI (RFC 9773 §4): the CA's suggested renewal window for `certId`, or
+   * undefined when the CA does not offer ARI. renewalInfo is a plain GET.
+   */
+  async renewalInfo(certId: string): Promise<RenewalInfo | undefined> {
+    const base = await this.directoryField('renewalInfo');
+    if (typeof base !== 'string') return undefined;
+    const url = `${base.replace(/\/+$/, '')}/${certId}`;
+    return withProblemCapture('renewalInfo', async () => {
+      const resp = await acme.axios.get(url, { validateStatus: null as never, responseType: 'json' });
+      if (resp.status !== 200) throw new Error(`renewalInfo answered HTTP ${resp.status}`);
+      return parseRenewalInfo(resp.data, parseRetryAfter(resp.headers['retry-after']));
+    });
+  }
+
   /** Profiles the CA advertises in its directory (draft-ietf-acme-profiles), or undefined. */
   async profiles(): Promise<Record<string, string> | undefined> {
     const client = await this.account();
@@ -150,7 +175,18 @@ export class AcmeService {
       identifiers: req.domains.map((d) => ({ type: 'dns', value: d })),
     };
     if (req.profile) orderReq.profile = req.profile;
-    const order = await withProblemCapture('newOrder', () => client.createOrder(orderReq as never));
+    if (req.replaces && (await this.directoryField('renewalInfo'))) orderReq.replaces = req.replaces;
+    let order;
+    try {
+      order = await withProblemCapture('newOrder', () => client.createOrder(orderReq as never));
+    } catch (err) {
+      // RFC 9773 §5: the old certificate was already replaced (or the CA
+      // disagrees); the renewal itself must not fail for that. Retry once.
+      if (!(err instanceof AcmeProblemError) || err.problemType !== 'alreadyReplaced' || !orderReq.replaces) throw err;
+      log.warn({ replaces: orderReq.replaces }, 'CA says the certificate was already replaced; ordering without "replaces"');
+      delete orderReq.replaces;
+      order = await withProblemCapture('newOrder', () => client.createOrder(orderReq as never));
+    }
     const authzs = await withProblemCapture('fetching authorizations', () => client.getAuthorizations(order));
 
     const presented: ChallengeInput[] = [];

@@ -1,6 +1,6 @@
 import { loadConfig, resolveConfigPath } from '../config/load.js';
 import { StateStore } from '../store/state-store.js';
-import { planRenewal } from '../schedule/renewal-time.js';
+import { planFromState } from '../renew/orchestrator.js';
 import { systemClock } from '../clock.js';
 import type { CommandContext } from './main.js';
 
@@ -28,12 +28,7 @@ export async function statusCommand(ctx: CommandContext, o: { json: boolean }): 
     for (const keyType of cert.keys) {
       const state = await store.readState(cert.name, keyType);
       const cur = state.current ? await store.loadVersion(cert.name, keyType, state.current) : undefined;
-      const plan = planRenewal({
-        current: cur && { notBefore: new Date(cur.meta.notBefore), notAfter: new Date(cur.meta.notAfter), names: cur.meta.names },
-        wantedNames: cert.domains,
-        force: false,
-        now,
-      });
+      const plan = planFromState(cert, keyType, state, cur, false, now);
       rows.push({
         cert: cert.name,
         keyType,

@@ -10,7 +10,7 @@ import { expandOutputPath } from '../config/load.js';
 import type { Logger } from '../log.js';
 import type { Clock } from '../clock.js';
 import { describeError, MxcertError, ValidationError } from '../errors.js';
-import type { AcmeService } from '../acme/client.js';
+import type { IssueRequest, IssueResult } from '../acme/client.js';
 import { createCsr } from '../acme/client.js';
 import type { ChallengeSolver } from '../obtain/solver.js';
 import { generateKeyPem } from '../keys/keygen.js';
@@ -22,22 +22,39 @@ import { writeLineage } from '../deploy/lineage.js';
 import { hookEnvironment } from '../hooks/environment.js';
 import { runHook } from '../hooks/run-hook.js';
 import { verifyServed } from '../verify/starttls.js';
-import { planRenewal, type Plan } from '../schedule/renewal-time.js';
-import type { StateStore, StoredVersion } from '../store/state-store.js';
+import { chooseAriInstant, jitterFor, renewalTime, type RenewalReason } from '../schedule/renewal-time.js';
+import { ariCertId, nextAriCheck, type RenewalInfo } from '../acme/ari.js';
+import { AcmeProblemError } from '../errors.js';
+import type { CertState, StateStore, StoredVersion } from '../store/state-store.js';
 
 export type OutputKind = 'combined' | 'key' | 'cert' | 'chain' | 'fullchain';
 const KEY_KINDS: ReadonlySet<OutputKind> = new Set(['combined', 'key']);
 
+/** The part of the ACME seam the orchestrator needs (AcmeService implements it). */
+export interface CertificateIssuer {
+  issue(req: IssueRequest): Promise<IssueResult>;
+  /** ARI window for a CertID; undefined when the CA offers no ARI. */
+  renewalInfo?(certId: string): Promise<RenewalInfo | undefined>;
+}
+
+export interface Plan {
+  due: boolean;
+  reason: RenewalReason;
+  at: Date;
+}
+
 export interface RenewDeps {
   config: Config;
   store: StateStore;
-  acme: AcmeService;
+  acme: CertificateIssuer;
   /** Solver for a certificate's challenge config; shared between certificates using the same one. */
   solverFor(cert: CertificateConfig): ChallengeSolver;
   clock: Clock;
   logger: Logger;
   /** Extra roots the issued chain must verify against (tests: Pebble's root). */
   trustedRootsPem?: string[];
+  /** Random source for the ARI instant; injected so tests are deterministic. */
+  random?: () => number;
 }
 
 export interface RenewOptions {
@@ -92,14 +109,14 @@ export async function renewAll(deps: RenewDeps, opts: RenewOptions): Promise<Uni
 export async function renewUnit(deps: RenewDeps, cert: CertificateConfig, keyType: KeyType, opts: RenewOptions): Promise<UnitOutcome> {
   const log = deps.logger.child({ cert: cert.name, keyType });
   const now = deps.clock.now();
-  const state = await deps.store.readState(cert.name, keyType);
+  let state = await deps.store.readState(cert.name, keyType);
   const current = state.current ? await deps.store.loadVersion(cert.name, keyType, state.current) : undefined;
-  const plan = planRenewal({
-    current: current && { notBefore: new Date(current.meta.notBefore), notAfter: new Date(current.meta.notAfter), names: current.meta.names },
-    wantedNames: cert.domains,
-    force: opts.force,
-    now,
-  });
+  if (deps.config.acme.ari && current && deps.acme.renewalInfo && !opts.force) {
+    const updated = await refreshAri(deps, state, current, now, log);
+    if (updated !== state && !opts.dryRun) await deps.store.writeState(cert.name, keyType, updated);
+    state = updated;
+  }
+  const plan = planFromState(cert, keyType, state, current, opts.force, now);
   if (!plan.due) {
     log.info({ renewAt: plan.at.toISOString(), reason: plan.reason }, 'not due');
     return { cert: cert.name, keyType, status: 'not-due', plan };
@@ -108,8 +125,10 @@ export async function renewUnit(deps: RenewDeps, cert: CertificateConfig, keyTyp
   if (opts.dryRun) return { cert: cert.name, keyType, status: 'planned', plan };
 
   try {
-    const checked = await obtainAndValidate(deps, cert, keyType, current, log);
+    const replaces = deps.config.acme.ari && current ? safeCertId(current.leafPem) : undefined;
+    const checked = await obtainAndValidate(deps, cert, keyType, current, replaces, log);
     await deployAndVerify(deps, cert, keyType, checked, current, log);
+    // A new certificate has a new CertID: the old ARI state no longer applies.
     await deps.store.writeState(cert.name, keyType, {
       current: checked.versionId,
       previous: state.current,
@@ -123,12 +142,18 @@ export async function renewUnit(deps: RenewDeps, cert: CertificateConfig, keyTyp
     const step = err instanceof StepError ? err.step : 'renew';
     const message = describeError(err);
     const code = err instanceof MxcertError ? err.code : 'error';
-    log.error({ step, err: message }, 'renewal failed');
-    await deps.store.writeState(cert.name, keyType, {
+    const inner = err instanceof StepError ? err.inner : err;
+    const retryAfter = inner instanceof AcmeProblemError ? inner.retryAfter : undefined;
+    const failedAt = deps.clock.now();
+    const next: CertState = {
       ...state,
       consecutiveFailures: state.consecutiveFailures + 1,
-      last: { at: deps.clock.now().toISOString(), result: 'failure', error: message, code, step },
-    });
+      retryAfterUntil: retryAfter !== undefined ? new Date(failedAt.getTime() + retryAfter * 1000).toISOString() : undefined,
+      last: { at: failedAt.toISOString(), result: 'failure', error: message, code, step },
+    };
+    await deps.store.writeState(cert.name, keyType, next);
+    const again = planFromState(cert, keyType, next, current, false, failedAt);
+    log.error({ step, err: message, retryAt: again.at.toISOString(), retryReason: again.reason }, 'renewal failed');
     await runFailureHooks(deps, cert, keyType, message, log);
     return { cert: cert.name, keyType, status: 'failed', plan, step, error: message, code };
   }
@@ -140,11 +165,91 @@ interface Obtained {
   versionId: string;
 }
 
+/** The timing decision for one unit, from persisted state only (also used by `status`). */
+export function planFromState(
+  cert: CertificateConfig,
+  keyType: string,
+  state: CertState,
+  current: StoredVersion | undefined,
+  force: boolean,
+  now: Date,
+): Plan {
+  const d = renewalTime({
+    current: current && { notBefore: new Date(current.meta.notBefore), notAfter: new Date(current.meta.notAfter), names: current.meta.names },
+    wantedNames: cert.domains,
+    force,
+    ari:
+      state.ari && current && state.ari.certId === safeCertId(current.leafPem)
+        ? { window: { start: new Date(state.ari.windowStart), end: new Date(state.ari.windowEnd) }, at: new Date(state.ari.chosen) }
+        : undefined,
+    failures:
+      state.consecutiveFailures > 0 && state.last
+        ? {
+            count: state.consecutiveFailures,
+            lastAt: new Date(state.last.at),
+            retryAfterUntil: state.retryAfterUntil ? new Date(state.retryAfterUntil) : undefined,
+          }
+        : undefined,
+    jitter: jitterFor(`${cert.name}/${keyType}`),
+    now,
+  });
+  return { due: d.at.getTime() <= now.getTime(), reason: d.reason, at: d.at };
+}
+
+function safeCertId(leafPem: string): string | undefined {
+  try {
+    return ariCertId(leafPem);
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * Ask the CA for its renewal window when the last answer's Retry-After has
+ * passed (or the certificate changed). An ARI failure never blocks a due
+ * renewal: it is logged and the fallback timing applies.
+ */
+async function refreshAri(deps: RenewDeps, state: CertState, current: StoredVersion, now: Date, log: Logger): Promise<CertState> {
+  const certId = safeCertId(current.leafPem);
+  if (!certId) return state;
+  const prev = state.ari?.certId === certId ? state.ari : undefined;
+  if (prev && now.getTime() < new Date(prev.nextCheck).getTime()) return state;
+  try {
+    const info = await deps.acme.renewalInfo!(certId);
+    if (!info) return prev ? { ...state, ari: undefined } : state;
+    const choice = chooseAriInstant(
+      info.window,
+      prev && { window: { start: new Date(prev.windowStart), end: new Date(prev.windowEnd) }, at: new Date(prev.chosen) },
+      deps.random ?? Math.random,
+    );
+    if (!prev || prev.chosen !== choice.at.toISOString()) {
+      log.info({ windowStart: info.window.start.toISOString(), windowEnd: info.window.end.toISOString(), renewAt: choice.at.toISOString(), explanationURL: info.explanationURL }, 'ARI window');
+    }
+    return {
+      ...state,
+      ari: {
+        certId,
+        windowStart: info.window.start.toISOString(),
+        windowEnd: info.window.end.toISOString(),
+        chosen: choice.at.toISOString(),
+        explanationURL: info.explanationURL,
+        fetchedAt: now.toISOString(),
+        nextCheck: nextAriCheck(now, info.retryAfter).toISOString(),
+      },
+    };
+  } catch (err) {
+    log.warn({ err: describeError(err) }, 'ARI lookup failed; using the fallback timing');
+    const retry = nextAriCheck(now, 60 * 60).toISOString();
+    return prev ? { ...state, ari: { ...prev, nextCheck: retry, lastError: describeError(err) } } : state;
+  }
+}
+
 async function obtainAndValidate(
   deps: RenewDeps,
   cert: CertificateConfig,
   keyType: KeyType,
   current: StoredVersion | undefined,
+  replaces: string | undefined,
   log: Logger,
 ): Promise<Obtained> {
   // DANE hosts (issue 4) and reuseKey keep the key so published TLSA records stay valid.
@@ -161,6 +266,7 @@ async function obtainAndValidate(
       csrPem,
       solver: deps.solverFor(cert),
       profile: deps.config.acme.profile,
+      replaces,
       logger: log,
     });
     chainPem = res.chainPem;

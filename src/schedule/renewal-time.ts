@@ -1,52 +1,154 @@
-// When to renew: a pure function of the certificate's validity and the
-// policy — no clock inside (like cert-manager's RenewalTime); callers compare
-// the answer with their injected clock. DESIGN §5. ARI windows and failure
-// backoff are layered on top of this in a later step (issue 3).
+// When to renew (DESIGN §5, issue 3): a pure function of the certificate's
+// validity, an optional ARI window, the failure history and an injected
+// random source. No clock inside, like cert-manager's RenewalTime: callers
+// compare the answer with their injected clock.
+//
+// Precedence, and why:
+//   forced    `renew --force` skips timing (never validation).
+//   missing   nothing issued yet, or the configured names changed.
+//   backoff   after a failure, wait (1 min, 10 min, 100 min, then daily),
+//             capped so several attempts still fit before expiry, and never
+//             sooner than the CA's Retry-After.
+//   emergency in the last 1/20 of the lifetime renew now, whatever ARI says.
+//   ari-window a uniformly random instant in the CA's suggested window
+//             (RFC 9773 §4.2), kept until the window changes.
+//   lifetime-fraction  no ARI: renew with 1/3 of the lifetime left (1/2 for
+//             certificates of 10 days or less), plus a small jitter.
 
-export type RenewalReason = 'lifetime-fraction' | 'emergency' | 'forced' | 'missing' | 'names-changed';
+export type RenewalReason = 'forced' | 'missing' | 'names-changed' | 'backoff' | 'emergency' | 'ari-window' | 'lifetime-fraction';
+
+export interface Validity {
+  notBefore: Date;
+  notAfter: Date;
+}
+
+export interface AriWindow {
+  start: Date;
+  end: Date;
+}
+
+/** The instant picked inside an ARI window, persisted so it is not redrawn on every run. */
+export interface AriChoice {
+  window: AriWindow;
+  at: Date;
+}
+
+export interface FailureHistory {
+  /** Consecutive failed attempts (0 = last attempt succeeded). */
+  count: number;
+  lastAt: Date;
+  /** The CA's Retry-After (or rate-limit reset), if it sent one. */
+  retryAfterUntil?: Date;
+}
 
 export interface RenewalDecision {
   at: Date;
   reason: RenewalReason;
 }
 
-/**
- * Renew when a third of the lifetime remains — half for certificates of ten
- * days or less, so a 6-day certificate still has room for several retries
- * (Let's Encrypt's guidance for short-lived certificates).
- */
-export function fallbackRenewalTime(validity: { notBefore: Date; notAfter: Date }): RenewalDecision {
-  const nb = validity.notBefore.getTime();
-  const na = validity.notAfter.getTime();
-  const lifetime = Math.max(0, na - nb);
-  const fraction = lifetime <= 10 * 86_400_000 ? 1 / 2 : 1 / 3;
-  return { at: new Date(na - lifetime * fraction), reason: 'lifetime-fraction' };
+const DAY = 86_400_000;
+const MINUTE = 60_000;
+/** Let's Encrypt's suggested client backoff after failures. */
+export const BACKOFF_STEPS_MS = [1 * MINUTE, 10 * MINUTE, 100 * MINUTE, DAY] as const;
+
+export function lifetimeMs(v: Validity): number {
+  return Math.max(0, v.notAfter.getTime() - v.notBefore.getTime());
 }
 
-export interface PlanInput {
-  current?: { notBefore: Date; notAfter: Date; names: string[] };
+/** Start of the last 1/20 of the lifetime: from here on, renew now. */
+export function emergencyPoint(v: Validity): Date {
+  return new Date(v.notAfter.getTime() - lifetimeMs(v) / 20);
+}
+
+/**
+ * The no-ARI renewal point. `jitter` in [0, 1) delays it by up to 2% of the
+ * lifetime so a fleet issued at the same moment does not renew in lockstep;
+ * it stays well before the emergency point.
+ */
+export function fallbackRenewalTime(v: Validity, jitter = 0): Date {
+  const life = lifetimeMs(v);
+  const remainingFraction = life <= 10 * DAY ? 1 / 2 : 1 / 3;
+  const j = Math.min(Math.max(jitter, 0), 0.999999);
+  return new Date(v.notAfter.getTime() - life * remainingFraction + life * 0.02 * j);
+}
+
+/**
+ * Keep the previous choice while the CA's window is unchanged; otherwise pick
+ * a uniformly random instant in it (RFC 9773 §4.2). certbot redraws on every
+ * run, which defeats the point of spreading load.
+ */
+export function chooseAriInstant(window: AriWindow, previous: AriChoice | undefined, random: () => number): AriChoice {
+  if (
+    previous &&
+    previous.window.start.getTime() === window.start.getTime() &&
+    previous.window.end.getTime() === window.end.getTime()
+  ) {
+    return previous;
+  }
+  const s = window.start.getTime();
+  const e = Math.max(s, window.end.getTime());
+  return { window, at: new Date(s + Math.floor(random() * (e - s))) };
+}
+
+/**
+ * The wait after the n-th consecutive failure: 1 min, 10 min, 100 min, then
+ * daily — capped at a quarter of the time left at the failure, so at least
+ * three more attempts fit before expiry (a 6-day certificate retries within
+ * hours, not days) — and never before the CA's Retry-After.
+ */
+export function backoffUntil(failures: FailureHistory, validity?: Validity): Date {
+  const n = Math.max(1, failures.count);
+  let delay: number = BACKOFF_STEPS_MS[Math.min(n, BACKOFF_STEPS_MS.length) - 1]!;
+  if (validity) {
+    const left = validity.notAfter.getTime() - failures.lastAt.getTime();
+    delay = Math.min(delay, Math.max(MINUTE, left / 4));
+  }
+  const at = failures.lastAt.getTime() + delay;
+  return new Date(Math.max(at, failures.retryAfterUntil?.getTime() ?? 0));
+}
+
+export interface RenewalInput {
+  /** The current certificate, if any. */
+  current?: Validity & { names: string[] };
   wantedNames: string[];
-  force: boolean;
+  force?: boolean;
+  ari?: AriChoice;
+  failures?: FailureHistory;
+  /** Per-certificate jitter in [0, 1) for the fallback point (stable per certificate). */
+  jitter?: number;
   now: Date;
 }
 
-export interface Plan {
-  due: boolean;
-  reason: RenewalReason;
-  at: Date;
+/** The instant to renew at and why. Due when `at <= now`. */
+export function renewalTime(input: RenewalInput): RenewalDecision {
+  const { current, now } = input;
+  if (input.force) return { at: now, reason: 'forced' };
+  const failed = input.failures && input.failures.count > 0 ? input.failures : undefined;
+  if (failed) {
+    const until = backoffUntil(failed, current);
+    if (until.getTime() > now.getTime()) return { at: until, reason: 'backoff' };
+  }
+  if (!current) return { at: now, reason: 'missing' };
+  const have = new Set(current.names.map((n) => n.toLowerCase()));
+  if (input.wantedNames.some((n) => !have.has(n.toLowerCase()))) return { at: now, reason: 'names-changed' };
+
+  const emergency = emergencyPoint(current);
+  if (now.getTime() >= emergency.getTime()) return { at: now, reason: 'emergency' };
+  if (input.ari) {
+    // Clamp into the validity period: a window reaching past expiry (or
+    // before issuance) must not move renewal outside the certificate's life.
+    const t = Math.min(Math.max(input.ari.at.getTime(), current.notBefore.getTime()), emergency.getTime());
+    return { at: new Date(t), reason: 'ari-window' };
+  }
+  return { at: fallbackRenewalTime(current, input.jitter ?? 0), reason: 'lifetime-fraction' };
 }
 
-/** Decide whether one (certificate, key type) is due now. */
-export function planRenewal(input: PlanInput): Plan {
-  const { current, now } = input;
-  if (input.force) return { due: true, reason: 'forced', at: now };
-  if (!current) return { due: true, reason: 'missing', at: now };
-  const have = new Set(current.names.map((n) => n.toLowerCase()));
-  if (input.wantedNames.some((n) => !have.has(n.toLowerCase()))) return { due: true, reason: 'names-changed', at: now };
-  const nb = current.notBefore.getTime();
-  const na = current.notAfter.getTime();
-  // In the last 1/20 of the lifetime (or past expiry) renew now, whatever else says.
-  if (now.getTime() >= na - (na - nb) / 20) return { due: true, reason: 'emergency', at: now };
-  const d = fallbackRenewalTime(current);
-  return { due: now.getTime() >= d.at.getTime(), reason: d.reason, at: d.at };
+/** Stable jitter in [0, 1) from a string (certificate name + key type). */
+export function jitterFor(key: string): number {
+  let h = 2166136261;
+  for (let i = 0; i < key.length; i++) {
+    h ^= key.charCodeAt(i);
+    h = Math.imul(h, 16777619);
+  }
+  return (h >>> 0) / 2 ** 32;
 }

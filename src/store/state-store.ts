@@ -50,11 +50,28 @@ export interface LastResult {
   step?: string;
 }
 
+/** ARI state (RFC 9773), persisted so the chosen instant survives restarts. */
+export interface AriState {
+  certId: string;
+  windowStart: string;
+  windowEnd: string;
+  /** The instant picked in the window; re-picked only when the window changes. */
+  chosen: string;
+  explanationURL?: string;
+  fetchedAt: string;
+  /** Do not ask the CA again before this (Retry-After, clamped). */
+  nextCheck: string;
+  lastError?: string;
+}
+
 export interface CertState {
   current?: string;
   previous?: string;
   last?: LastResult;
   consecutiveFailures: number;
+  /** The CA's Retry-After after a failure (or a rate limit), as an instant. */
+  retryAfterUntil?: string;
+  ari?: AriState;
 }
 
 const KEY_MODE = 0o600;
