@@ -56,6 +56,16 @@ export async function main(argv: string[]): Promise<number> {
     });
 
   program
+    .command('run')
+    .description('daemon: check every certificate on the schedule, renew when due; SIGHUP reloads the config, SIGTERM/SIGINT finish the current step and exit 0')
+    .action(async () => {
+      const { runDaemon } = await import('../daemon/run.js');
+      const { resolveConfigPath } = await import('../config/load.js');
+      const g = globals(program);
+      throw new ExitCode(await runDaemon({ configPath: resolveConfigPath(g.config), logger: g.logger }));
+    });
+
+  program
     .command('status')
     .description('per certificate and key type: names, serial, expiry, next renewal and why, last result')
     .option('--json', 'machine-readable output', false)

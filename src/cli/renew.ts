@@ -1,14 +1,10 @@
-import { readFile } from 'node:fs/promises';
-import { loadConfig, readSecret, resolveConfigPath } from '../config/load.js';
-import type { CertificateConfig, Config } from '../config/schema.js';
-import { AcmeService } from '../acme/client.js';
+import { loadConfig, resolveConfigPath } from '../config/load.js';
+import type { Config } from '../config/schema.js';
+import { buildRenewDeps } from '../renew/deps.js';
 import { StateStore } from '../store/state-store.js';
 import { acquireLock } from '../store/lock.js';
 import { systemClock } from '../clock.js';
 import { renewAll, type UnitOutcome } from '../renew/orchestrator.js';
-import type { ChallengeSolver } from '../obtain/solver.js';
-import { createHttp01Solver } from '../obtain/http01.js';
-import { createDns01Solver } from '../obtain/dns01.js';
 import type { Logger } from '../log.js';
 import type { CommandContext } from './main.js';
 
@@ -44,52 +40,12 @@ export async function renewCommand(
 }
 
 async function runPass(config: Config, store: StateStore, logger: Logger, o: { force: boolean; cert: string[]; dryRun: boolean }) {
-  const eab = config.acme.eab
-    ? {
-        kid: config.acme.eab.kid,
-        hmacKey:
-          config.acme.eab.hmacKey ??
-          (await readSecret({ secretFile: config.acme.eab.hmacKeyFile, secretEnv: config.acme.eab.hmacKeyEnv })),
-      }
-    : undefined;
-  const acme = new AcmeService({
-    directoryUrl: config.acme.directory,
-    email: config.acme.email,
-    eab,
-    caBundlePem: config.acme.caBundle ? await readFile(config.acme.caBundle, 'utf8') : undefined,
-    termsOfServiceAgreed: config.acme.termsOfServiceAgreed,
-    accounts: store.accountStore(config.acme.directory),
-    logger,
-  });
-  const solvers = await buildSolvers(config, logger);
+  const { deps, close } = await buildRenewDeps(config, logger, systemClock);
   try {
-    return await renewAll(
-      { config, store, acme, solverFor: (c) => solvers.get(solverKey(c))!, clock: systemClock, logger },
-      { force: o.force, dryRun: o.dryRun, only: o.cert },
-    );
+    return await renewAll({ ...deps, store }, { force: o.force, dryRun: o.dryRun, only: o.cert });
   } finally {
-    await Promise.all([...solvers.values()].map((s) => s.close()));
+    await close();
   }
-}
-
-function solverKey(c: CertificateConfig): string {
-  return JSON.stringify(c.challenge);
-}
-
-/** One solver per distinct challenge config, so certificates sharing an http-01 listener share it. */
-async function buildSolvers(config: Config, logger: Logger): Promise<Map<string, ChallengeSolver>> {
-  const out = new Map<string, ChallengeSolver>();
-  for (const c of config.certificates) {
-    const key = solverKey(c);
-    if (out.has(key)) continue;
-    if (c.challenge.type === 'http-01') {
-      out.set(key, createHttp01Solver(c.challenge.http, logger));
-    } else {
-      const tsigSecret = await readSecret(c.challenge.dns.tsig);
-      out.set(key, createDns01Solver(c.challenge.dns, { tsigSecret, logger }));
-    }
-  }
-  return out;
 }
 
 function report(results: UnitOutcome[]): number {

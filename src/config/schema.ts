@@ -2,6 +2,7 @@
 // contract: extend them, never rename them. Every object is strict, so a typo
 // in a key is an error that names its YAML path instead of a silent default.
 import { z } from 'zod';
+import { validate as validCron } from 'node-cron';
 
 export const KEY_TYPES = ['ecdsa-p256', 'ecdsa-p384', 'rsa-2048', 'rsa-3072', 'rsa-4096'] as const;
 export type KeyType = (typeof KEY_TYPES)[number];
@@ -169,7 +170,11 @@ export const certificateSchema = z
 export const configSchema = z
   .object({
     stateDir: absPath.default('/var/lib/mxcert'),
-    schedule: z.string().optional(),
+    /** Daemon check cadence (cron syntax); default hourly at a minute derived from the host name. */
+    schedule: z
+      .string()
+      .refine((v) => validCron(v), { message: 'not a valid cron expression (e.g. "17 * * * *")' })
+      .optional(),
     acme: z
       .object({
         directory: z.string().url(),

@@ -62,6 +62,8 @@ export interface RenewOptions {
   dryRun: boolean;
   only?: string[];
   concurrency?: number;
+  /** Stop starting new units once aborted (SIGTERM: finish the current step, then exit). */
+  signal?: AbortSignal;
 }
 
 export type UnitOutcome =
@@ -96,14 +98,14 @@ export async function renewAll(deps: RenewDeps, opts: RenewOptions): Promise<Uni
   let next = 0;
   // Bounded concurrency: fast for a hundred certificates, gentle on the CA.
   const workers = Array.from({ length: Math.min(opts.concurrency ?? 8, units.length) }, async () => {
-    while (next < units.length) {
+    while (next < units.length && !opts.signal?.aborted) {
       const i = next++;
       const u = units[i]!;
       results[i] = await renewUnit(deps, u.cert, u.keyType, opts);
     }
   });
   await Promise.all(workers);
-  return results;
+  return results.filter(Boolean);
 }
 
 export async function renewUnit(deps: RenewDeps, cert: CertificateConfig, keyType: KeyType, opts: RenewOptions): Promise<UnitOutcome> {

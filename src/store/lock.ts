@@ -66,10 +66,12 @@ async function tryAcquire(file: string, command: string, clock: Clock): Promise<
 /** Take the agent lock, waiting up to `waitMs` for a holder to finish; else LockHeldError. */
 export async function acquireLock(
   stateDir: string,
-  opts: { command: string; waitMs?: number; clock?: Clock },
+  opts: { command: string; waitMs?: number; clock?: Clock; file?: string },
 ): Promise<AgentLock> {
   const clock = opts.clock ?? systemClock;
-  const file = path.join(stateDir, 'lock');
+  // `lock` serialises units of work; `daemon.lock` (held for the daemon's
+  // lifetime) only keeps a second daemon from starting.
+  const file = path.join(stateDir, opts.file ?? 'lock');
   const deadline = clock.now().getTime() + (opts.waitMs ?? 0);
   let interval = 50;
   for (;;) {

@@ -1,0 +1,190 @@
+// `mxcert run` (DESIGN §1, issue 3): a long-running agent.
+// - a node-cron schedule (default hourly at a minute derived from the host
+//   name, so a fleet does not hit the CA in the same second), plus a precise
+//   timer for the next due instant when it falls between ticks;
+// - passes never overlap: a tick that fires during a pass is folded into one
+//   more pass afterwards;
+// - the agent lock is taken per pass, so CLI commands run between passes; a
+//   separate daemon lock keeps a second daemon from starting;
+// - SIGHUP reloads the config (an invalid one is rejected with its errors and
+//   the old one keeps running); SIGTERM/SIGINT finish the current step,
+//   release the locks and exit 0.
+import os from 'node:os';
+import cron, { type ScheduledTask } from 'node-cron';
+import { loadConfig } from '../config/load.js';
+import type { Config } from '../config/schema.js';
+import { ConfigError, describeError } from '../errors.js';
+import type { Logger } from '../log.js';
+import { systemClock, type Clock } from '../clock.js';
+import { StateStore } from '../store/state-store.js';
+import { acquireLock, type AgentLock } from '../store/lock.js';
+import { planFromState, renewAll, type UnitOutcome } from '../renew/orchestrator.js';
+import { buildRenewDeps } from '../renew/deps.js';
+
+/** Hourly, at a minute derived from the host name. */
+export function defaultSchedule(hostname = os.hostname()): string {
+  let h = 0;
+  for (const c of hostname) h = (h * 31 + c.charCodeAt(0)) >>> 0;
+  return `${h % 60} * * * *`;
+}
+
+/** setTimeout cannot wait longer than 2^31-1 ms (~24.8 days). */
+const MAX_TIMER_MS = 2 ** 31 - 1;
+
+export interface DaemonOptions {
+  configPath: string;
+  logger: Logger;
+  clock?: Clock;
+  /** How long a pass waits for the agent lock held by a CLI command. */
+  lockWaitMs?: number;
+}
+
+export class Daemon {
+  private config!: Config;
+  private task: ScheduledTask | undefined;
+  private timer: NodeJS.Timeout | undefined;
+  private running: Promise<void> | undefined;
+  private rerun = false;
+  private stopping = false;
+  private abort = new AbortController();
+  private daemonLock: AgentLock | undefined;
+  private readonly clock: Clock;
+  private resolveStopped!: () => void;
+  readonly stopped = new Promise<void>((r) => (this.resolveStopped = r));
+
+  constructor(private readonly opts: DaemonOptions) {
+    this.clock = opts.clock ?? systemClock;
+  }
+
+  private get log(): Logger {
+    return this.opts.logger;
+  }
+
+  async start(): Promise<void> {
+    this.config = await loadConfig(this.opts.configPath);
+    const store = new StateStore(this.config.stateDir);
+    await store.ensure();
+    this.daemonLock = await acquireLock(this.config.stateDir, { command: 'run', file: 'daemon.lock' });
+    this.schedule();
+    this.log.info({ config: this.config.source, schedule: this.scheduleExpr(), certificates: this.config.certificates.length }, 'mxcert daemon started');
+    this.trigger('start');
+  }
+
+  private scheduleExpr(): string {
+    return this.config.schedule ?? defaultSchedule();
+  }
+
+  private schedule(): void {
+    void this.task?.destroy();
+    const expr = this.scheduleExpr();
+    this.task = cron.schedule(expr, () => this.trigger('schedule'), { name: 'mxcert', noOverlap: false });
+  }
+
+  /** Start a pass now, or fold the request into one more pass after the current one. */
+  trigger(why: string): void {
+    if (this.stopping) return;
+    if (this.running) {
+      this.rerun = true;
+      return;
+    }
+    this.running = this.pass(why).finally(() => {
+      this.running = undefined;
+      if (this.rerun && !this.stopping) {
+        this.rerun = false;
+        this.trigger('rerun');
+      }
+    });
+  }
+
+  private async pass(why: string): Promise<void> {
+    const started = this.clock.now();
+    let lock: AgentLock | undefined;
+    try {
+      lock = await acquireLock(this.config.stateDir, { command: 'run', waitMs: this.opts.lockWaitMs ?? 60_000, clock: this.clock });
+      const { deps, close } = await buildRenewDeps(this.config, this.log, this.clock);
+      let results: UnitOutcome[];
+      try {
+        results = await renewAll(deps, { force: false, dryRun: false, signal: this.abort.signal });
+      } finally {
+        await close();
+      }
+      const summary = { renewed: 0, failed: 0, notDue: 0 };
+      for (const r of results) {
+        if (r.status === 'renewed') summary.renewed++;
+        else if (r.status === 'failed') summary.failed++;
+        else summary.notDue++;
+      }
+      this.log.info({ why, ...summary, ms: this.clock.now().getTime() - started.getTime() }, 'pass finished');
+    } catch (err) {
+      this.log.error({ why, err: describeError(err) }, 'pass failed');
+    } finally {
+      await lock?.release();
+    }
+    if (!this.stopping) await this.armTimer();
+  }
+
+  /** A precise timer for the earliest due instant, so renewals need not wait for the next cron tick. */
+  private async armTimer(): Promise<void> {
+    clearTimeout(this.timer);
+    const store = new StateStore(this.config.stateDir);
+    const now = this.clock.now();
+    let earliest = Infinity;
+    for (const cert of this.config.certificates) {
+      for (const keyType of cert.keys) {
+        const state = await store.readState(cert.name, keyType);
+        const cur = state.current ? await store.loadVersion(cert.name, keyType, state.current) : undefined;
+        const plan = planFromState(cert, keyType, state, cur, false, now);
+        earliest = Math.min(earliest, plan.at.getTime());
+        if (state.ari) earliest = Math.min(earliest, new Date(state.ari.nextCheck).getTime());
+      }
+    }
+    if (!Number.isFinite(earliest)) return;
+    // Never spin: at least a second between passes even if something is due now.
+    const delay = Math.min(Math.max(earliest - now.getTime(), 1000), MAX_TIMER_MS);
+    this.timer = setTimeout(() => this.trigger('due'), delay);
+    this.log.debug({ nextAt: new Date(now.getTime() + delay).toISOString() }, 'next wake-up');
+  }
+
+  /** SIGHUP: validate the new config fully before swapping it in. */
+  async reload(): Promise<void> {
+    try {
+      const next = await loadConfig(this.opts.configPath);
+      if (next.stateDir !== this.config.stateDir) {
+        this.log.error({ old: this.config.stateDir, new: next.stateDir }, 'config reload rejected: stateDir cannot change while running; restart instead');
+        return;
+      }
+      this.config = next;
+      this.schedule();
+      this.log.info({ schedule: this.scheduleExpr(), certificates: next.certificates.length }, 'config reloaded');
+      this.trigger('reload');
+    } catch (err) {
+      const problems = err instanceof ConfigError ? err.problems.map((p) => `${p.path || '(config)'}: ${p.message}`) : [describeError(err)];
+      this.log.error({ problems }, 'config reload rejected; keeping the running config');
+    }
+  }
+
+  /** SIGTERM/SIGINT: no new work; let the current step finish; release locks. */
+  async stop(signal: string): Promise<void> {
+    if (this.stopping) return;
+    this.stopping = true;
+    this.log.info({ signal }, 'stopping after the current step');
+    this.abort.abort();
+    clearTimeout(this.timer);
+    await this.task?.destroy();
+    await this.running;
+    await this.daemonLock?.release();
+    this.log.info('mxcert daemon stopped');
+    this.resolveStopped();
+  }
+}
+
+export async function runDaemon(opts: DaemonOptions): Promise<number> {
+  const d = new Daemon(opts);
+  await d.start();
+  const onTerm = (sig: NodeJS.Signals) => void d.stop(sig);
+  process.on('SIGTERM', onTerm);
+  process.on('SIGINT', onTerm);
+  process.on('SIGHUP', () => void d.reload());
+  await d.stopped;
+  return 0;
+}

@@ -1,0 +1,99 @@
+// `mxcert run` on real servers, with time compressed through config: Pebble
+// issues 20-second certificates, so the fallback rule (renew at half the
+// lifetime for short certificates) fires ~10 s after each issuance — between
+// cron ticks, so only the daemon's precise timer can catch it.
+import { after, before, describe, it } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawn, type ChildProcess } from 'node:child_process';
+import { openSync } from 'node:fs';
+import { access, readFile, writeFile } from 'node:fs/promises';
+import path from 'node:path';
+import { X509Certificate } from 'node:crypto';
+import { CLI, servedLeafPem, startSandbox, type Sandbox } from '../support/sandbox.js';
+import { pollUntil } from '../env/proc.js';
+
+function startDaemon(sb: Sandbox, cfg: string, log: string): ChildProcess & { exitCode: number | null } {
+  const fd = openSync(log, 'a');
+  return spawn(process.execPath, [CLI, 'run', '--config', cfg], { stdio: ['ignore', fd, fd], env: { ...process.env, MXCERT_LOG_LEVEL: 'debug' } });
+}
+
+function exited(p: ChildProcess): Promise<number | null> {
+  return p.exitCode !== null ? Promise.resolve(p.exitCode) : new Promise((r) => p.once('exit', (code) => r(code)));
+}
+
+async function served(sb: Sandbox): Promise<X509Certificate> {
+  return new X509Certificate(await servedLeafPem(sb.postfix.port));
+}
+
+describe('mxcert run (daemon) on real Pebble + BIND + Postfix', { timeout: 300_000 }, () => {
+  let sb: Sandbox;
+  let daemon: ChildProcess | undefined;
+  let cfg: string;
+  let log: string;
+  before(async () => {
+    sb = await startSandbox({ pebble: { validitySeconds: 20 } });
+    log = path.join(sb.dir, 'daemon.log');
+    cfg = await sb.writeConfig({ ...sb.baseConfig({ challenge: 'dns-01' }), schedule: '0 0 1 1 *' });
+  });
+  after(async () => {
+    if (daemon && daemon.exitCode === null) daemon.kill('SIGKILL');
+    await sb?.stop();
+  });
+
+  it('issues at start, renews at the due instant between cron ticks, shares the lock, reloads on SIGHUP, exits 0 on SIGTERM', async () => {
+    daemon = startDaemon(sb, cfg, log);
+    const logText = () => readFile(log, 'utf8').catch(() => '');
+
+    // 1. First issuance right after start ("missing").
+    const first = await pollUntil(
+      async () => {
+        const c = await served(sb).catch(() => undefined);
+        return c && c.subjectAltName?.includes('mx1.example.test') && c.issuer.includes('Pebble') ? c : undefined;
+      },
+      { deadlineMs: 30_000, what: 'the daemon to issue and deploy the first certificate', detail: () => '' },
+    );
+
+    // 2. A second instance refuses to start while the first runs.
+    const second = await sb.cli(['run', '--config', cfg], { timeoutMs: 15_000 });
+    assert.equal(second.code, 3, second.stdout + second.stderr);
+    assert.match(second.stderr, /daemon\.lock|another mxcert/);
+
+    // 3. The CLI gets the agent lock between passes.
+    const forced = await sb.cli(['renew', '--force', '--wait', '30', '--config', cfg]);
+    assert.equal(forced.code, 0, forced.stdout + forced.stderr);
+    const afterForce = await pollUntil(async () => {
+      const c = await served(sb);
+      return c.serialNumber !== first.serialNumber ? c : undefined;
+    }, { deadlineMs: 10_000, what: 'the forced renewal to be served' });
+
+    // 4. The daemon renews on its own at ~half of the 20 s lifetime: the
+    //    schedule is once a year, so only the precise timer can do it.
+    const renewed = await pollUntil(async () => {
+      const c = await served(sb);
+      return c.serialNumber !== afterForce.serialNumber ? c : undefined;
+    }, { deadlineMs: 40_000, what: 'the daemon to renew at the due instant' });
+    const issuedAt = new Date(afterForce.validFrom).getTime();
+    const servedSince = Date.now() - issuedAt;
+    assert.ok(servedSince < 20_000, `renewed before expiry (${servedSince} ms after issuance)`);
+    assert.notEqual(renewed.serialNumber, afterForce.serialNumber);
+    assert.match(await logText(), /"reason":"lifetime-fraction"/);
+
+    // 5. SIGHUP with an invalid config: rejected with its YAML path, old config keeps running.
+    const good = await readFile(cfg, 'utf8');
+    await writeFile(cfg, good.replace('schedule:', 'shedule:'));
+    daemon.kill('SIGHUP');
+    await pollUntil(async () => ((await logText()).includes('config reload rejected') ? true : undefined), { deadlineMs: 10_000, what: 'reload rejection in the log' });
+    assert.match(await logText(), /shedule/);
+    assert.equal(daemon.exitCode, null, 'still running');
+    await writeFile(cfg, good);
+    daemon.kill('SIGHUP');
+    await pollUntil(async () => ((await logText()).includes('config reloaded') ? true : undefined), { deadlineMs: 10_000, what: 'reload in the log' });
+
+    // 6. SIGTERM: exit 0, locks released.
+    daemon.kill('SIGTERM');
+    const code = await Promise.race([exited(daemon), new Promise((r) => setTimeout(() => r('timeout'), 30_000))]);
+    assert.equal(code, 0);
+    await assert.rejects(access(path.join(sb.stateDir, 'daemon.lock')), 'daemon lock released');
+    await assert.rejects(access(path.join(sb.stateDir, 'lock')), 'agent lock released');
+  });
+});
