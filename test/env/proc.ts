@@ -16,10 +16,19 @@ let hooksInstalled = false;
 function isAlive(pid: number): boolean {
   try {
     process.kill(pid, 0);
-    return true;
   } catch (err) {
     // EPERM means it exists but belongs to someone else; still "alive".
     return (err as NodeJS.ErrnoException).code === 'EPERM';
+  }
+  // Daemons that fork themselves (postfix master) are reparented to PID 1;
+  // in containers PID 1 may reap late or never, and kill(pid, 0) succeeds on
+  // a zombie. A zombie has finished running, so count it as gone.
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    const state = stat.slice(stat.lastIndexOf(')') + 2, stat.lastIndexOf(')') + 3);
+    return state !== 'Z' && state !== 'X';
+  } catch {
+    return false;
   }
 }
 
