@@ -297,8 +297,12 @@ zone "${zone}" {
       env.startSecondary = async () => {
         if (secondary.daemon && !secondary.daemon.hasExited()) return;
         secondary.daemon = launch(secondary);
-        // It reloads its on-disk copy first; waiting for the primary's current
-        // serial means the catch-up transfer has happened.
+        // It serves its on-disk copy first and would only check the primary
+        // at a randomised later refresh time (20+ s here), so force the SOA
+        // check and wait for the primary's current serial, i.e. the catch-up
+        // transfer.
+        await waitServing(secondary, zone);
+        await run('rndc', ['-c', secondary.rndcConf, 'refresh', zone], { timeoutMs: 10_000 });
         const current = await querySoa({ host: '127.0.0.1', port: primary.port }, zone);
         await waitServing(secondary, zone, current.serial);
       };
