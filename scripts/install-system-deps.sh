@@ -32,7 +32,36 @@ for pkg in "${PACKAGES[@]}"; do
   fi
 done
 
+# Debian's bind9 ships an AppArmor profile for /usr/sbin/named that only
+# allows its own directories; on a host with AppArmor enabled (a Debian 12 VM,
+# unlike most containers) the tests' named could not read the config in its
+# temp dir. Extend the profile through its sanctioned local include, for the
+# test dirs only, and reload it. No-op when already done or AppArmor is off.
+allow_named_test_dirs() {
+  local profile=/etc/apparmor.d/usr.sbin.named
+  local local_rules=/etc/apparmor.d/local/usr.sbin.named
+  local marker='# mxcert integration tests'
+  [[ -r /sys/module/apparmor/parameters/enabled ]] || return 0
+  [[ "$(cat /sys/module/apparmor/parameters/enabled)" == "Y" ]] || return 0
+  [[ -f "$profile" ]] || return 0
+  command -v apparmor_parser >/dev/null 2>&1 || return 0
+  if ! grep -qF "$marker" "$local_rules" 2>/dev/null; then
+    if [[ "$(id -u)" -ne 0 ]]; then
+      echo "install-system-deps: need root to extend $local_rules" >&2
+      return 1
+    fi
+    {
+      echo "$marker (test/env/bind.ts keeps each named in a temp dir)"
+      echo "/tmp/mxcert-bind-*/ rw,"
+      echo "/tmp/mxcert-bind-*/** rwlk,"
+    } >>"$local_rules"
+    apparmor_parser -r "$profile"
+    echo "install-system-deps: AppArmor profile for named extended to /tmp/mxcert-bind-*"
+  fi
+}
+
 if [[ ${#missing[@]} -eq 0 ]]; then
+  allow_named_test_dirs
   echo "install-system-deps: all packages present"
   exit 0
 fi
@@ -81,4 +110,5 @@ for svc in "${SERVICES[@]}"; do
   fi
 done
 
+allow_named_test_dirs
 echo "install-system-deps: done"

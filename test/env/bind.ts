@@ -3,11 +3,11 @@
 // updates for TXT and TLSA only, and optionally a secondary fed by zone
 // transfer, so tests can observe real propagation lag between servers.
 
-import { mkdtemp, writeFile, rm, mkdir } from 'node:fs/promises';
+import { mkdtemp, writeFile, mkdir } from 'node:fs/promises';
 import { randomBytes } from 'node:crypto';
 import os from 'node:os';
 import path from 'node:path';
-import { freePort, logTail, pollUntil, run, startDaemon, stopPid, type Daemon } from './proc.js';
+import { freePort, logTail, pollUntil, registerTempDir, removeTempDir, run, startDaemon, stopPid, type Daemon } from './proc.js';
 
 export const NAMED_BIN = '/usr/sbin/named';
 
@@ -209,6 +209,7 @@ export async function startBind(opts: BindOptions = {}): Promise<BindEnv> {
   const hosts = opts.hosts ?? { mx1: '127.0.0.1', mx2: '127.0.0.1' };
   const ttl = opts.ttl ?? 5;
   const root = await mkdtemp(path.join(os.tmpdir(), 'mxcert-bind-'));
+  registerTempDir(root);
   const started: Instance[] = [];
 
   const stopAll = async (): Promise<void> => {
@@ -284,7 +285,7 @@ zone "${zone}" {
       },
       async stop() {
         await stopAll();
-        if (!process.env.KEEP_TEST_ENV) await rm(root, { recursive: true, force: true });
+        await removeTempDir(root);
       },
       dir: root,
     };

@@ -2,13 +2,13 @@
 // ports, and knobs for the behaviours clients must survive (bad nonces,
 // authorization reuse, EAB, short certificate lifetimes).
 
-import { mkdtemp, writeFile, readFile, rm } from 'node:fs/promises';
+import { mkdtemp, writeFile, readFile } from 'node:fs/promises';
 import { randomBytes } from 'node:crypto';
 import https from 'node:https';
 import os from 'node:os';
 import path from 'node:path';
 import { makeLoopbackPki } from './pki.js';
-import { freePort, logTail, pollUntil, startDaemon, stopPid } from './proc.js';
+import { freePort, logTail, pollUntil, registerTempDir, removeTempDir, startDaemon, stopPid } from './proc.js';
 
 /** Where Debian's pebble package installs the server (`dpkg -L pebble`). */
 export const PEBBLE_BIN = '/usr/bin/pebble';
@@ -63,6 +63,7 @@ export function httpsGet(url: string, ca: string): Promise<{ status: number; bod
 
 export async function startPebble(opts: PebbleOptions = {}): Promise<PebbleEnv> {
   const dir = await mkdtemp(path.join(os.tmpdir(), 'mxcert-pebble-'));
+  registerTempDir(dir);
   const pki = await makeLoopbackPki(dir, 'mxcert pebble HTTPS CA');
   const ca = await readFile(pki.caCertPath, 'utf8');
   const listenPort = await freePort();
@@ -143,8 +144,7 @@ export async function startPebble(opts: PebbleOptions = {}): Promise<PebbleEnv> 
     pid: daemon.pid,
     async stop() {
       await stopPid(daemon.pid);
-      // Keep the directory (and its log) when KEEP_TEST_ENV is set, for post-mortems.
-      if (!process.env.KEEP_TEST_ENV) await rm(dir, { recursive: true, force: true });
+      await removeTempDir(dir);
     },
   };
 }

@@ -3,12 +3,12 @@
 // certificate it really serves. Own config, queue and data directories in a
 // temp dir; the packaged instance in /etc/postfix is never touched.
 
-import { mkdtemp, writeFile, readFile, rm, mkdir, chmod, access, utimes } from 'node:fs/promises';
+import { mkdtemp, writeFile, readFile, mkdir, chmod, access, utimes } from 'node:fs/promises';
 import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { writeSelfSignedCombined } from './pki.js';
-import { freePort, logTail, pidAlive, pollUntil, run, stopPid, trackPid } from './proc.js';
+import { freePort, logTail, pidAlive, pollUntil, registerTempDir, removeTempDir, run, stopPid, trackPid } from './proc.js';
 
 export const POSTFIX_BIN = '/usr/sbin/postfix';
 
@@ -153,6 +153,7 @@ async function readMasterPid(dir: string): Promise<number | undefined> {
 export async function startPostfix(opts: PostfixOptions): Promise<PostfixEnv> {
   const hostname = opts.hostname ?? 'mx1.example.test';
   const dir = await mkdtemp(path.join(os.tmpdir(), 'mxcert-postfix-'));
+  registerTempDir(dir);
   // Postfix daemons run as the unprivileged mail_owner and chdir into the
   // queue directory, so the path to it must be traversable (mkdtemp gives 0700).
   await chmod(dir, 0o755);
@@ -236,7 +237,7 @@ export async function startPostfix(opts: PostfixOptions): Promise<PostfixEnv> {
     },
     async stop() {
       await stop();
-      if (!process.env.KEEP_TEST_ENV) await rm(dir, { recursive: true, force: true });
+      await removeTempDir(dir);
     },
   };
 }

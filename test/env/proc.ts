@@ -3,14 +3,17 @@
 // fixed sleeps), stop them by PID, and make sure none outlives the test
 // process even when a test throws or forgets to call stop().
 
-import { spawn, spawnSync, execFile } from 'node:child_process';
-import { openSync, closeSync, readFileSync } from 'node:fs';
+import { spawn, execFile } from 'node:child_process';
+import { openSync, closeSync, readFileSync, rmSync } from 'node:fs';
+import { rm } from 'node:fs/promises';
 import net from 'node:net';
 
 /** PIDs of servers we started; killed on process exit if still alive. */
 const tracked = new Map<number, string>();
-/** Synchronous extra cleanups (e.g. `postfix stop`), run on exit. */
+/** Synchronous extra cleanups, run on exit. */
 const exitHooks = new Set<() => void>();
+/** Server temp dirs, removed on exit (after the servers are gone). */
+const tempDirs = new Set<string>();
 let hooksInstalled = false;
 
 function isAlive(pid: number): boolean {
@@ -68,6 +71,10 @@ function cleanupAllSync(): void {
     }
   }
   tracked.clear();
+  if (!process.env.KEEP_TEST_ENV) {
+    for (const dir of tempDirs) rmSync(dir, { recursive: true, force: true });
+  }
+  tempDirs.clear();
 }
 
 function installHooks(): void {
@@ -94,11 +101,38 @@ export function untrackPid(pid: number): void {
   tracked.delete(pid);
 }
 
+/**
+ * Lets every server started so far outlive this process and keeps their temp
+ * dirs: for a sandbox run with --keep. Servers started afterwards are tracked
+ * again as usual.
+ */
+export function keepServersRunning(): void {
+  tracked.clear();
+  exitHooks.clear();
+  tempDirs.clear();
+}
+
 /** Register a synchronous cleanup that runs on exit; returns an unregister function. */
 export function onExitSync(hook: () => void): () => void {
   installHooks();
   exitHooks.add(hook);
   return () => exitHooks.delete(hook);
+}
+
+/**
+ * Registers a server's temp dir for removal at process exit, so a test that
+ * never reaches stop() leaves nothing behind. KEEP_TEST_ENV=1 keeps the dirs
+ * (and their logs) for post-mortems.
+ */
+export function registerTempDir(dir: string): void {
+  installHooks();
+  tempDirs.add(dir);
+}
+
+/** Removes a registered temp dir now (honouring KEEP_TEST_ENV). */
+export async function removeTempDir(dir: string): Promise<void> {
+  tempDirs.delete(dir);
+  if (!process.env.KEEP_TEST_ENV) await rm(dir, { recursive: true, force: true });
 }
 
 /** The last `lines` lines of a log file, or a note if it cannot be read. */
@@ -325,9 +359,4 @@ export function run(
     // Always close stdin: tools like nsupdate otherwise wait for more input.
     child.stdin?.end(opts.input ?? '');
   });
-}
-
-/** Synchronous variant for exit hooks. */
-export function runSync(command: string, args: string[]): void {
-  spawnSync(command, args, { stdio: 'ignore', timeout: 10_000 });
 }
