@@ -91,12 +91,12 @@ test('bind primary and secondary serve the signed zone; TSIG updates propagate',
   await bind.startSecondary!();
   assert.ok((await dig(bind.secondary, ['+short', owner, 'TXT'])).includes(late));
 
-  const rndcPids = await Promise.all(['primary', 'secondary'].map(async (w) => {
+  const namedPids = await Promise.all(['primary', 'secondary'].map(async (w) => {
     const pidFile = path.join(bind.dir, w, 'named.pid');
     return Number((await readFile(pidFile, 'utf8')).trim());
   }));
   await bind.stop();
-  for (const pid of rndcPids) assert.equal(pidAlive(pid), false, `named ${pid} gone`);
+  for (const pid of namedPids) assert.equal(pidAlive(pid), false, `named ${pid} gone`);
 });
 
 test('postfix offers STARTTLS with the placeholder certificate from the combined file', async () => {
