@@ -52,31 +52,48 @@ export interface IssueResult {
 
 let interceptorInstalled = false;
 
+// Connection-level failures worth one quick retry: typically a keep-alive
+// socket the CA closed while idle. Nothing was answered, so a retry is safe
+// (a reused nonce just earns a badNonce, which acme-client retries).
+const RETRYABLE_NETWORK = new Set(['ECONNRESET', 'EPIPE', 'ECONNABORTED', 'ETIMEDOUT', 'ECONNREFUSED', 'EAI_AGAIN']);
+
 function installAxiosHooks(caBundlePem: string | undefined): void {
   const ax = acme.axios;
-  // acme-client retries 429/5xx itself, sleeping 5 s × attempt and honouring any
-  // Retry-After, which could block a run for an hour. Retrying is the
-  // scheduler's job (with persisted backoff), so fail fast here.
-  (ax.defaults as unknown as { acmeSettings: { retryMaxAttempts: number } }).acmeSettings.retryMaxAttempts = 0;
   ax.defaults.timeout = 30_000;
-  if (caBundlePem) {
-    ax.defaults.httpsAgent = new https.Agent({ ca: [...tls.rootCertificates, caBundlePem], keepAlive: true });
-  } else {
-    ax.defaults.httpsAgent = new https.Agent({ keepAlive: true });
-  }
+  ax.defaults.httpsAgent = new https.Agent({ keepAlive: true, ...(caBundlePem ? { ca: [...tls.rootCertificates, caBundlePem] } : {}) });
   if (interceptorInstalled) return;
   interceptorInstalled = true;
-  ax.interceptors.response.use((resp) => {
-    // A challenge/authorization/order that went `invalid` comes back as 200 with
-    // an `error` field (RFC 8555 §7.1.3, §7.1.4); treat it like a problem.
-    const data = resp.data as { status?: string; error?: { type?: string } } | undefined;
-    if (data && typeof data === 'object' && data.status === 'invalid' && data.error?.type) {
-      recordResponse({ ...resp, status: 400, data: data.error, headers: resp.headers as Record<string, unknown> });
-    } else {
-      recordResponse({ status: resp.status, headers: resp.headers as Record<string, unknown>, data: resp.data, config: resp.config });
-    }
-    return resp;
-  });
+  // acme-client's own interceptors retry 429/5xx by sleeping 5 s × attempt (or
+  // any Retry-After, up to an hour) inside a request, and turn network errors
+  // into "Cannot read properties of undefined (reading 'config')" when retries
+  // are off. Retrying is the scheduler's job, with persisted backoff; so we
+  // replace them: every HTTP response passes through unchanged (acme-client's
+  // http layer asks for validateStatus: null and judges status codes itself).
+  ax.interceptors.request.clear();
+  ax.interceptors.response.clear();
+  ax.interceptors.response.use(
+    (resp) => {
+      // A challenge/authorization/order that went `invalid` comes back as 200
+      // with an `error` field (RFC 8555 §7.1.3, §7.1.4); treat it like a problem.
+      const data = resp.data as { status?: string; error?: { type?: string } } | undefined;
+      if (data && typeof data === 'object' && data.status === 'invalid' && data.error?.type) {
+        recordResponse({ ...resp, status: 400, data: data.error, headers: resp.headers as Record<string, unknown> });
+      } else {
+        recordResponse({ status: resp.status, headers: resp.headers as Record<string, unknown>, data: resp.data, config: resp.config });
+      }
+      return resp;
+    },
+    async (error: { code?: string; config?: Record<string, unknown>; response?: unknown; message?: string }) => {
+      const cfg = error?.config;
+      if (cfg && !error.response && error.code && RETRYABLE_NETWORK.has(error.code) && !cfg.__mxcertRetried) {
+        cfg.__mxcertRetried = true;
+        await new Promise((r) => setTimeout(r, 200));
+        return ax.request(cfg);
+      }
+      const url = typeof cfg?.url === 'string' ? cfg.url : 'the CA';
+      throw new Error(`cannot reach ${url}: ${error?.code ?? ''} ${error?.message ?? String(error)}`.replace(/\s+/g, ' ').trim(), { cause: error });
+    },
+  );
 }
 
 export class AcmeService {

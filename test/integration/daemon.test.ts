@@ -77,6 +77,11 @@ describe('mxcert run (daemon) on real Pebble + BIND + Postfix', { timeout: 300_0
     assert.ok(servedSince < 20_000, `renewed before expiry (${servedSince} ms after issuance)`);
     assert.notEqual(renewed.serialNumber, afterForce.serialNumber);
     assert.match(await logText(), /"reason":"lifetime-fraction"/);
+    // The pass is logged a moment after Postfix serves the new certificate.
+    await pollUntil(async () => (/"why":"due","renewed":1/.test(await logText()) ? true : undefined), {
+      deadlineMs: 10_000,
+      what: 'a pass started by the precise timer ("why":"due") that renewed',
+    });
 
     // 5. SIGHUP with an invalid config: rejected with its YAML path, old config keeps running.
     const good = await readFile(cfg, 'utf8');

@@ -132,7 +132,8 @@ export async function startSandbox(opts: SandboxOptions = {}): Promise<Sandbox> 
       },
       async stop() {
         for (const s of started.reverse()) await s.stop().catch(() => undefined);
-        if (!opts.dir) await rm(dir, { recursive: true, force: true });
+        // MXCERT_TEST_KEEP=1 keeps the directory (logs, state, config) for debugging.
+        if (!opts.dir && !process.env.MXCERT_TEST_KEEP) await rm(dir, { recursive: true, force: true });
       },
     };
     return sb;
