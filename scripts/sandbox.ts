@@ -7,6 +7,7 @@ import path from 'node:path';
 import { X509Certificate } from 'node:crypto';
 import { readFile, rm } from 'node:fs/promises';
 import { REPO, servedLeafPem, startSandbox } from '../test/support/sandbox.js';
+import { keepServersRunning } from '../test/env/proc.js';
 
 const keep = process.argv.includes('--keep');
 const dir = path.join(REPO, 'sandbox');
@@ -40,6 +41,7 @@ async function main(): Promise<number> {
         `\n${served.raw.equals(deployed.raw) ? 'OK: that is the certificate mxcert deployed' : 'MISMATCH with the deployed certificate'} (${sb.combinedPath()})\n`,
     );
     if (keep) {
+      keepServersRunning(); // otherwise the exit hook stops them
       process.stdout.write(`\n--keep: servers left running. Stop them with: kill ${sb.pebble.pid} and postfix -c ${sb.postfix.configDir} stop, rndc/kill named\n`);
     }
     return served.raw.equals(deployed.raw) ? 0 : 1;
