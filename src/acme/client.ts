@@ -5,7 +5,7 @@ import https from 'node:https';
 import tls from 'node:tls';
 import acme from 'acme-client';
 import type { Logger } from '../log.js';
-import { AcmeProblemError, ChallengeError, MxcertError } from '../errors.js';
+import { AcmeProblemError, ChallengeError, ConfigError } from '../errors.js';
 import type { ChallengeInput, ChallengeSolver } from '../obtain/solver.js';
 import { parseRetryAfter, recordResponse, withProblemCapture } from './problem-capture.js';
 import { parseRenewalInfo, type RenewalInfo } from './ari.js';
@@ -171,6 +171,24 @@ export class AcmeService {
   }
 
   /**
+   * `acme.profile` must be one the CA advertises (draft-ietf-acme-profiles);
+   * otherwise this is a config error naming the ones that exist.
+   */
+  async checkProfile(profile: string | undefined): Promise<void> {
+    if (!profile) return;
+    const offered = await this.profiles();
+    if (offered && profile in offered) return;
+    throw new ConfigError([
+      {
+        path: 'acme.profile',
+        message: offered
+          ? `the CA does not offer profile "${profile}"; it offers: ${Object.keys(offered).join(', ')}`
+          : `the CA advertises no profiles, so "${profile}" cannot be requested`,
+      },
+    ]);
+  }
+
+  /**
    * One order, start to finish: newOrder → challenges (skipping valid
    * authorizations) → finalize → download. Challenge responses are always
    * cleaned up, also on failure.
@@ -178,16 +196,7 @@ export class AcmeService {
   async issue(req: IssueRequest): Promise<IssueResult> {
     const client = await this.account();
     const log = req.logger ?? this.opts.logger;
-    if (req.profile) {
-      const offered = await this.profiles();
-      if (!offered || !(req.profile in offered)) {
-        throw new MxcertError(
-          'config',
-          `acme.profile: the CA does not offer profile "${req.profile}"` +
-            (offered ? ` (it offers: ${Object.keys(offered).join(', ')})` : ' (it advertises no profiles)'),
-        );
-      }
-    }
+    await this.checkProfile(req.profile);
     const orderReq: Record<string, unknown> = {
       identifiers: req.domains.map((d) => ({ type: 'dns', value: d })),
     };

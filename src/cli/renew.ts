@@ -42,6 +42,9 @@ export async function renewCommand(
 async function runPass(config: Config, store: StateStore, logger: Logger, o: { force: boolean; cert: string[]; dryRun: boolean }) {
   const { deps, close } = await buildRenewDeps(config, logger, systemClock);
   try {
+    // A profile the CA does not offer is a config error (exit 2), not a
+    // per-certificate failure; checked once, before any order.
+    if (!o.dryRun) await deps.acme.checkProfile?.(config.acme.profile);
     return await renewAll({ ...deps, store }, { force: o.force, dryRun: o.dryRun, only: o.cert });
   } finally {
     await close();

@@ -17,6 +17,10 @@ export interface StatusRow {
   lastAt: string | null;
   lastError: string | null;
   consecutiveFailures: number;
+  /** ARI (RFC 9773) as last fetched, or null when the CA offers none / not fetched yet. */
+  ari: { windowStart: string; windowEnd: string; chosen: string; nextCheck: string; explanationURL: string | null; lastError: string | null } | null;
+  /** Set while a failure backoff holds the next attempt back. */
+  backoffUntil: string | null;
 }
 
 export async function statusCommand(ctx: CommandContext, o: { json: boolean }): Promise<number> {
@@ -42,6 +46,17 @@ export async function statusCommand(ctx: CommandContext, o: { json: boolean }): 
         lastAt: state.last?.at ?? null,
         lastError: state.last?.error ?? null,
         consecutiveFailures: state.consecutiveFailures,
+        ari: state.ari
+          ? {
+              windowStart: state.ari.windowStart,
+              windowEnd: state.ari.windowEnd,
+              chosen: state.ari.chosen,
+              nextCheck: state.ari.nextCheck,
+              explanationURL: state.ari.explanationURL ?? null,
+              lastError: state.ari.lastError ?? null,
+            }
+          : null,
+        backoffUntil: plan.reason === 'backoff' ? plan.at.toISOString() : null,
       });
     }
   }
@@ -62,17 +77,20 @@ function relative(iso: string | null, now: Date): string {
 }
 
 function renderTable(rows: StatusRow[], now: Date): string {
-  const header = ['CERT', 'KEY', 'NAMES', 'SERIAL', 'NOT AFTER', 'NEXT RENEWAL', 'LAST'];
+  const header = ['CERT', 'KEY', 'NAMES', 'SERIAL', 'NOT AFTER', 'NEXT RENEWAL', 'ARI WINDOW', 'LAST'];
   const body = rows.map((r) => [
     r.cert,
     r.keyType,
     r.domains.join(','),
     r.serial ? r.serial.slice(0, 16) : '-',
     r.notAfter ? `${r.notAfter.slice(0, 16)}Z (${relative(r.notAfter, now)})` : '-',
-    r.nextRenewalReason === 'missing' ? 'now (no certificate yet)' : `${r.nextRenewal.slice(0, 16)}Z ${r.nextRenewalReason}`,
+    r.nextRenewalReason === 'missing'
+      ? 'now (no certificate yet)'
+      : `${r.nextRenewal.slice(0, 16)}Z ${r.nextRenewalReason}${r.nextRenewalReason === 'backoff' ? ` (after ${r.consecutiveFailures} failure${r.consecutiveFailures === 1 ? '' : 's'})` : ''}`,
+    r.ari ? `${r.ari.windowStart.slice(0, 16)}Z..${r.ari.windowEnd.slice(11, 16)}Z` : '-',
     r.lastResult === 'failure' ? `FAILED: ${r.lastError}` : r.lastResult ? `ok ${relative(r.lastAt, now)}` : '-',
   ]);
-  const widths = header.map((h, i) => Math.max(h.length, ...body.map((b) => (i === 6 ? 0 : b[i]!.length))));
+  const widths = header.map((h, i) => Math.max(h.length, ...body.map((b) => (i === header.length - 1 ? 0 : b[i]!.length))));
   const line = (cells: string[]) => cells.map((c, i) => (i === cells.length - 1 ? c : c.padEnd(widths[i]!))).join('  ').trimEnd() + '\n';
   return line(header) + body.map(line).join('');
 }

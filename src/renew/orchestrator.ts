@@ -33,6 +33,8 @@ const KEY_KINDS: ReadonlySet<OutputKind> = new Set(['combined', 'key']);
 /** The part of the ACME seam the orchestrator needs (AcmeService implements it). */
 export interface CertificateIssuer {
   issue(req: IssueRequest): Promise<IssueResult>;
+  /** Throws ConfigError when `acme.profile` is not offered by the CA. */
+  checkProfile?(profile: string | undefined): Promise<void>;
   /** ARI window for a CertID; undefined when the CA offers no ARI. */
   renewalInfo?(certId: string): Promise<RenewalInfo | undefined>;
 }
