@@ -20,12 +20,12 @@ import { servedLeafPem, startSandbox, type Sandbox } from '../support/sandbox.js
 import { startAcmeFront, type AcmeFront, type TamperMode } from '../support/acme-front.js';
 import { pollUntil } from '../env/proc.js';
 
-const CASES: Array<{ mode: TamperMode; check: string; why: string }> = [
-  { mode: 'other-key', check: 'key-match', why: 'no certificate in the chain is for our key' },
-  { mode: 'missing-name', check: 'names', why: 'our key, but mx1.example.test is not in the SANs' },
-  { mode: 'out-of-order', check: 'chain-order', why: 'intermediate first, leaf second' },
-  { mode: 'expired', check: 'validity', why: 'self-consistent chain whose leaf expired an hour ago' },
-  { mode: 'garbage', check: 'parse', why: 'no PEM at all' },
+const CASES: Array<{ mode: TamperMode; check: string; why: string; detail: RegExp }> = [
+  { mode: 'other-key', check: 'key-match', why: 'no certificate in the chain is for our key', detail: /is not the private key's/ },
+  { mode: 'missing-name', check: 'names', why: 'our key, but only the first of the two names', detail: /does not cover mail\.example\.test\b/ },
+  { mode: 'out-of-order', check: 'chain-order', why: 'intermediate first, leaf second', detail: /at position 2/ },
+  { mode: 'expired', check: 'validity', why: 'self-consistent chain whose leaf expired an hour ago', detail: /the leaf expired at/ },
+  { mode: 'garbage', check: 'parse', why: 'no PEM at all', detail: /no certificate in the chain/ },
 ];
 
 interface RenewLine {
@@ -56,6 +56,8 @@ describe('a tampered certificate download is refused, kept for inspection and ne
     sb = await startSandbox({ pebble: { validitySeconds: 3600 } });
     front = await startAcmeFront({ pebble: sb.pebble });
     const c = sb.baseConfig({ challenge: 'dns-01' });
+    // Two names, so missing-name can drop one and keep a plausible leaf.
+    c.certificates[0].domains = ['mx1.example.test', 'mail.example.test'];
     c.acme.directory = front.directoryUrl;
     c.acme.caBundle = front.caBundlePath;
     cfg = await sb.writeConfig(c, path.join(sb.dir, 'front.yaml'));
@@ -76,7 +78,7 @@ describe('a tampered certificate download is refused, kept for inspection and ne
     await sb?.stop();
   });
 
-  for (const { mode, check, why } of CASES) {
+  for (const { mode, check, why, detail } of CASES) {
     it(`${mode} (${why}) → exit 1 naming "${check}"`, async () => {
       const failedBefore = new Set(await readdir(failedRoot).catch(() => [] as string[]));
       const downloads = front.certDownloads;
@@ -100,6 +102,7 @@ describe('a tampered certificate download is refused, kept for inspection and ne
       assert.equal(unit.code, 'validation', out);
       // "validate: <check>: …" — the step, then the check that failed first.
       assert.match(unit.error ?? '', new RegExp(`^(validate: )?${check}: `), `error names the ${check} check`);
+      assert.match(unit.error ?? '', detail);
 
       assert.equal(await readFile(sb.combinedPath(), 'utf8'), goodCombined, 'combined file byte-identical');
       const served = new X509Certificate(await servedLeafPem(sb.postfix.port));

@@ -361,8 +361,7 @@ export async function startAcmeFront(opts: AcmeFrontOptions): Promise<AcmeFront>
           method,
           path: reqPath,
           agent,
-          // Object form: node's request() takes rawHeaders-style arrays only
-          // in newer releases. Duplicate names become arrays, not joined.
+          // Repeated names become arrays, which node sends as separate header lines.
           headers: rawToObject(headers),
         },
         resolve,
