@@ -3,6 +3,7 @@
 // in a key is an error that names its YAML path instead of a silent default.
 import { z } from 'zod';
 import { validate as validCron } from 'node-cron';
+import { parseTlsa } from '../dane/tlsa.js';
 
 export const KEY_TYPES = ['ecdsa-p256', 'ecdsa-p384', 'rsa-2048', 'rsa-3072', 'rsa-4096'] as const;
 export type KeyType = (typeof KEY_TYPES)[number];
@@ -137,16 +138,101 @@ const verifySchema = z
   })
   .strict();
 
+// --- DANE (DESIGN §6) -------------------------------------------------------
+
+/** TTL of the TLSA records mxcert publishes. One hour is the common choice for
+ * TLSA; holds are computed from the TTL actually served, so a shorter one
+ * only makes rollovers quicker, never unsafe. */
+const tlsaTtl = z.number().int().min(0).max(604800).default(3600);
+
+/** Authoritative servers to check instead of the zone's NS set (host:port). */
+const daneNameservers = z.array(hostPort).min(1).optional();
+
+const danePublisherRfc2136 = z
+  .object({
+    provider: z.literal('rfc2136'),
+    /** The primary: receives the UPDATE and is read for the current RRset. */
+    server: z.string().min(1),
+    port: z.number().int().min(1).max(65535).default(53),
+    zone: z.string().min(1),
+    tsig: tsigSchema,
+    ttl: tlsaTtl,
+    nameservers: daneNameservers,
+  })
+  .strict();
+
+const danePublisherPdns = z
+  .object({
+    provider: z.literal('pdns'),
+    /** Base URL of the PowerDNS webserver, e.g. http://127.0.0.1:8081 (the /api/v1 part is added). */
+    url: z.string().url(),
+    serverId: z.string().min(1).default('localhost'),
+    zone: z.string().min(1),
+    apiKeyFile: absPath.optional(),
+    apiKeyEnv: z.string().min(1).optional(),
+    ttl: tlsaTtl,
+    nameservers: daneNameservers,
+    /** Where PowerDNS answers DNS (for NS discovery when `nameservers` is not given). Default: the URL's host. */
+    server: z.string().min(1).optional(),
+    port: z.number().int().min(1).max(65535).default(53),
+    /** Per HTTP request. */
+    timeout: duration.default('30s'),
+  })
+  .strict();
+
+const danePublisherHook = z
+  .object({
+    provider: z.literal('hook'),
+    /** Gets MXCERT_EVENT=tlsa-publish/tlsa-retire, MXCERT_TLSA, MXCERT_TLSA_OWNER/_ADD/_REMOVE/_TTL. */
+    command: hookCommand,
+    /** Every authoritative server; the first is read for the current RRset. */
+    nameservers: z.array(hostPort).min(1),
+    ttl: tlsaTtl,
+    timeout: duration.default('60s'),
+    /** Extra environment for the hook (e.g. NSUPDATE_SERVER for hooks/nsupdate-tlsa); no secrets here. */
+    env: z.record(z.string().regex(/^[A-Za-z_][A-Za-z0-9_]*$/, 'not a variable name'), z.string()).default({}),
+  })
+  .strict();
+
+export const danePublisherSchema = z.discriminatedUnion('provider', [danePublisherRfc2136, danePublisherPdns, danePublisherHook]);
+
+/** `3 1 1 <hex>` and friends, checked exactly as the publisher will parse them. */
+const tlsaText = z.string().superRefine((v, ctx) => {
+  try {
+    parseTlsa(v);
+  } catch (err) {
+    ctx.addIssue({ code: z.ZodIssueCode.custom, message: (err as Error).message });
+  }
+});
+
 const daneSchema = z
   .object({
     enabled: z.boolean().default(false),
     endpoints: z.array(z.object({ host: z.string().min(1), port: z.number().int().min(1).max(65535) }).strict()).default([]),
-    publisher: z.record(z.unknown()).optional(),
+    publisher: danePublisherSchema.optional(),
     keyLifetime: duration.default('90d'),
     minHold: duration.default('48h'),
     strictSignatures: z.boolean().default(false),
+    /** Records to publish alongside mxcert's own 3 1 1 (e.g. "2 1 1 <issuer SPKI hash>"); never removed by mxcert. */
+    extraRecords: z.array(tlsaText).default([]),
   })
-  .strict();
+  .strict()
+  .superRefine((d, ctx) => {
+    const p = d.publisher;
+    if (p?.provider === 'pdns') {
+      if (!p.apiKeyFile && !p.apiKeyEnv) ctx.addIssue({ code: z.ZodIssueCode.custom, path: ['publisher', 'apiKeyFile'], message: 'required (or apiKeyEnv)' });
+      if (p.apiKeyFile && p.apiKeyEnv) ctx.addIssue({ code: z.ZodIssueCode.custom, path: ['publisher', 'apiKeyEnv'], message: 'give only one of apiKeyFile or apiKeyEnv' });
+    }
+    if (p?.provider === 'rfc2136' && p.tsig.secretFile && p.tsig.secretEnv) {
+      ctx.addIssue({ code: z.ZodIssueCode.custom, path: ['publisher', 'tsig', 'secretEnv'], message: 'give only one of secretFile or secretEnv' });
+    }
+  });
+
+export type DaneConfig = z.output<typeof daneSchema>;
+export type DanePublisherConfig = z.output<typeof danePublisherSchema>;
+export type DaneRfc2136PublisherConfig = z.output<typeof danePublisherRfc2136>;
+export type DanePdnsPublisherConfig = z.output<typeof danePublisherPdns>;
+export type DaneHookPublisherConfig = z.output<typeof danePublisherHook>;
 
 const domainName = z
   .string()
@@ -181,6 +267,12 @@ export const configSchema = z
         email: z.string().email().optional(),
         profile: z.string().optional(),
         caBundle: absPath.optional(),
+        /**
+         * Roots an issued chain must lead to (PEM bundle), checked before
+         * anything is deployed. Default: the system trust store (Node's
+         * Mozilla roots). Set it for a private or test CA.
+         */
+        trustAnchors: absPath.optional(),
         eab: z
           .object({
             kid: z.string().min(1),

@@ -1,0 +1,79 @@
+// One interface for the three ways mxcert can get TLSA records into DNS
+// (DESIGN §6): RFC 2136 UPDATE with TSIG, the PowerDNS HTTP API, or a hook
+// script. The rollover machine only ever asks "what is there", "change it
+// like this", and "whom do I ask whether it is visible".
+import type { Clock } from '../clock.js';
+import type { DanePublisherConfig } from '../config/schema.js';
+import { DnsError } from '../errors.js';
+import type { Logger } from '../log.js';
+import type { DnsServer } from '../dns/types.js';
+import type { TlsaRecord } from './tlsa.js';
+
+export interface TlsaChange {
+  add: TlsaRecord[];
+  remove: TlsaRecord[];
+}
+
+export interface TlsaPublisher {
+  readonly name: string;
+  /** Authoritative servers to check visibility on (every address of every nameserver). */
+  servers(): Promise<DnsServer[]>;
+  /** Current RRset at owner as the primary/API sees it. */
+  read(owner: string): Promise<TlsaRecord[]>;
+  /**
+   * Atomically: remove exactly `remove`, add `add`, leave every other record
+   * (foreign records survive). Retries safely under concurrency. A change
+   * that would not alter the RRset sends nothing. Returns the zone serial
+   * after the change if known: a serial at which the primary serves it, so
+   * "serial ≥ this" on a secondary means it has the change too.
+   */
+  change(owner: string, change: TlsaChange, ttl: number): Promise<{ serial?: number }>;
+}
+
+export interface PublisherDeps {
+  logger: Logger;
+  clock?: Clock;
+  /** Where secretEnv/apiKeyEnv are looked up. Default process.env. */
+  env?: NodeJS.ProcessEnv;
+  /** Extra variables for the hook publisher (e.g. MXCERT_CERT_NAME, MXCERT_KEY_TYPE). */
+  hookEnv?: Record<string, string>;
+  /** Resolver for nameserver host names. Default: the system resolver. */
+  resolver?: (name: string) => Promise<string[]>;
+}
+
+/** Build the publisher `cfg` names. Secrets are read (and checked) here, once. */
+export async function createPublisher(cfg: DanePublisherConfig | undefined, deps: PublisherDeps): Promise<TlsaPublisher> {
+  if (!cfg) throw new DnsError('dane.publisher is not configured: say how TLSA records are published (rfc2136, pdns or hook)');
+  // Imported lazily: the providers import helpers from this module.
+  switch (cfg.provider) {
+    case 'rfc2136': {
+      const { createRfc2136Publisher } = await import('./publish-rfc2136.js');
+      return createRfc2136Publisher(cfg, deps);
+    }
+    case 'pdns': {
+      const { createPdnsPublisher } = await import('./publish-pdns.js');
+      return createPdnsPublisher(cfg, deps);
+    }
+    case 'hook': {
+      const { createHookPublisher } = await import('./publish-hook.js');
+      return createHookPublisher(cfg, deps);
+    }
+    default:
+      throw new DnsError(`unknown TLSA publisher ${JSON.stringify((cfg as { provider?: unknown }).provider)}`);
+  }
+}
+
+/**
+ * Pause before retry `attempt` (1-based) after losing a race: exponential
+ * with full jitter, so two agents that collided do not collide again in
+ * lock step (the classic fix for contending writers).
+ */
+export function retryDelayMs(attempt: number, random: () => number = Math.random, baseMs = 50, capMs = 2000): number {
+  const ceiling = Math.min(capMs, baseMs * 2 ** Math.max(0, attempt - 1));
+  return Math.round(ceiling / 2 + random() * (ceiling / 2));
+}
+
+export function checkTtl(ttl: number): void {
+  // RFC 2181 §8: a TTL is an unsigned 31-bit number.
+  if (!Number.isInteger(ttl) || ttl < 0 || ttl > 0x7fffffff) throw new DnsError(`invalid TTL ${ttl}`);
+}
