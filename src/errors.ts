@@ -110,12 +110,13 @@ export function describeError(err: unknown): string {
   let cur: unknown = err;
   for (let depth = 0; cur && depth < 5; depth++) {
     if (cur instanceof Error) {
-      parts.push(cur.message);
+      // Wrappers often embed their cause's text already; say it once.
+      if (!parts.some((p) => p.includes(cur instanceof Error ? cur.message : ''))) parts.push(cur.message);
       cur = (cur as { cause?: unknown }).cause;
     } else {
       parts.push(String(cur));
       break;
     }
   }
-  return [...new Set(parts)].join(': caused by: ');
+  return parts.join(': caused by: ');
 }

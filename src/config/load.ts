@@ -346,6 +346,7 @@ async function semanticProblems(parts: Parts, env: Env): Promise<ConfigProblem[]
 
   const acme = parts.acme;
   if (acme?.caBundle) checks.push(checkCaBundle(acme.caBundle, 'acme.caBundle'));
+  if (acme?.trustAnchors) checks.push(checkCaBundle(acme.trustAnchors, 'acme.trustAnchors'));
   if (acme?.eab) {
     const given = (['hmacKey', 'hmacKeyFile', 'hmacKeyEnv'] as const).filter((k) => acme.eab![k] !== undefined);
     if (given.length === 0) sync.push({ path: 'acme.eab.hmacKey', message: 'required (or hmacKeyFile, hmacKeyEnv)' });

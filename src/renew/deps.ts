@@ -1,6 +1,7 @@
 // Wires the effects (ACME account, challenge solvers, store) for one pass.
 // Shared by `mxcert renew` and the daemon so both behave the same.
 import { readFile } from 'node:fs/promises';
+import tls from 'node:tls';
 import { readSecret } from '../config/load.js';
 import type { CertificateConfig, Config } from '../config/schema.js';
 import { AcmeService } from '../acme/client.js';
@@ -48,8 +49,11 @@ export async function buildRenewDeps(config: Config, logger: Logger, clock: Cloc
       solvers.set(key, createDns01Solver(c.challenge.dns, { tsigSecret, logger, clock }));
     }
   }
+  // DESIGN §3: the chain must verify up to a trust anchor, or a
+  // self-consistent chain from any made-up CA would pass.
+  const trustedRootsPem = config.acme.trustAnchors ? [await readFile(config.acme.trustAnchors, 'utf8')] : [...tls.rootCertificates];
   return {
-    deps: { config, store, acme, solverFor: (c) => solvers.get(solverKey(c))!, clock, logger },
+    deps: { config, store, acme, solverFor: (c) => solvers.get(solverKey(c))!, clock, logger, trustedRootsPem },
     async close() {
       await Promise.all([...solvers.values()].map((s) => s.close()));
     },

@@ -35,6 +35,7 @@ describe('renew options on real servers', { timeout: 600_000 }, () => {
       c.stateDir = path.join(sb.dir, 'state-eab');
       c.acme.directory = pebble.directoryUrl;
       c.acme.caBundle = pebble.caBundlePath;
+      c.acme.trustAnchors = await sb.anchorsFor(pebble, 'eab');
       const without = await sb.cli(['renew', '--force', '--config', await sb.writeConfig(c, path.join(sb.dir, 'eab-none.yaml'))]);
       assert.equal(without.code, 1, without.stdout + without.stderr);
       assert.match(without.stdout + without.stderr, /externalAccountRequired|external account/i);

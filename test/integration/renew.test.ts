@@ -5,7 +5,7 @@
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { createPublicKey, X509Certificate } from 'node:crypto';
-import { access, chmod, copyFile, readFile, rm, stat, writeFile } from 'node:fs/promises';
+import { access, chmod, copyFile, readdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { servedLeafPem, startSandbox, POSTFIX_RELOAD_HOOK, type Sandbox } from '../support/sandbox.js';
@@ -136,6 +136,7 @@ describe('mxcert renew --force on real Pebble + BIND + Postfix', { timeout: 600_
       const cfgObj = sb.baseConfig({ challenge: 'dns-01' });
       cfgObj.acme.directory = pebble.directoryUrl;
       cfgObj.acme.caBundle = pebble.caBundlePath;
+      cfgObj.acme.trustAnchors = await sb.anchorsFor(pebble, 'nonce');
       cfgObj.stateDir = path.join(sb.dir, 'state-nonce');
       const cfg = await sb.writeConfig(cfgObj, path.join(sb.dir, 'nonce.yaml'));
       for (let i = 0; i < 3; i++) {
@@ -167,6 +168,23 @@ describe('mxcert renew --force on real Pebble + BIND + Postfix', { timeout: 600_
     assert.equal(await readFile(sb.combinedPath(), 'utf8'), before, 'nothing deployed');
     const hookSaw = await readFile(marker, 'utf8');
     assert.match(hookSaw, /^failure\|mx1\|obtain: .*\[connection\]/);
+  });
+
+  it('a chain that does not lead to a trust anchor is refused: kept for inspection, never deployed', async () => {
+    const before = await readFile(sb.combinedPath(), 'utf8');
+    const cfgObj = sb.baseConfig({ challenge: 'dns-01' });
+    delete cfgObj.acme.trustAnchors; // system roots only: Pebble's root is not among them
+    const r = await sb.cli(['renew', '--force', '--config', await sb.writeConfig(cfgObj, path.join(sb.dir, 'no-anchor.yaml'))]);
+    assert.equal(r.code, 1, r.stdout + r.stderr);
+    assert.match(r.stdout, /validate: signature: the chain does not lead to a trusted root/);
+    assert.doesNotMatch(r.stdout, /caused by: signature/, 'the reason is said once');
+    assert.equal(await readFile(sb.combinedPath(), 'utf8'), before, 'nothing deployed');
+    const failedDir = path.join(sb.stateDir, 'certs', 'mx1', 'ecdsa-p256', 'failed');
+    const kept = await readdir(failedDir);
+    assert.ok(kept.length >= 1);
+    const newest = kept.sort().at(-1)!;
+    assert.match(await readFile(path.join(failedDir, newest, 'error.txt'), 'utf8'), /trusted root/);
+    assert.match(await readFile(path.join(failedDir, newest, 'chain.pem'), 'utf8'), /BEGIN CERTIFICATE/);
   });
 
   it('a second renew while the lock is held exits 3 naming the holder', async () => {

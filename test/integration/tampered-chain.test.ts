@@ -9,8 +9,9 @@
 // key-match, names, chain-order, signature, validity; first failure wins):
 // - out-of-order: the certificate for our key is found at position 2, which
 //   the key-match step already reports as `chain-order`;
-// - expired: the leaf is signed by the next certificate and the CLI passes no
-//   trusted roots, so `signature` passes and `validity` is what fails.
+// - expired: the leaf is re-signed by Pebble's real intermediate (key from
+//   Pebble's management API), so the chain leads to the trust anchor and
+//   `validity` is what fails.
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { X509Certificate } from 'node:crypto';
@@ -24,7 +25,7 @@ const CASES: Array<{ mode: TamperMode; check: string; why: string; detail: RegEx
   { mode: 'other-key', check: 'key-match', why: 'no certificate in the chain is for our key', detail: /is not the private key's/ },
   { mode: 'missing-name', check: 'names', why: 'our key, but only the first of the two names', detail: /does not cover mail\.example\.test\b/ },
   { mode: 'out-of-order', check: 'chain-order', why: 'intermediate first, leaf second', detail: /at position 2/ },
-  { mode: 'expired', check: 'validity', why: 'self-consistent chain whose leaf expired an hour ago', detail: /the leaf expired at/ },
+  { mode: 'expired', check: 'validity', why: 'leaf signed by the real intermediate, expired an hour ago', detail: /the leaf expired at/ },
   { mode: 'garbage', check: 'parse', why: 'no PEM at all', detail: /no certificate in the chain/ },
 ];
 
@@ -122,7 +123,10 @@ describe('a tampered certificate download is refused, kept for inspection and ne
         const keptLeaf = new X509Certificate(firstCertPem(chain));
         assert.ok(!keptLeaf.raw.equals(goodLeaf.raw));
         if (mode === 'out-of-order') assert.equal(keptLeaf.ca, true, 'the intermediate comes first');
-        else assert.match(keptLeaf.issuer, /acme-front/, 'signed by the front’s throwaway CA');
+        else if (mode === 'expired') {
+          assert.match(keptLeaf.issuer, /Pebble Intermediate/, 're-signed by the real intermediate');
+          assert.ok(new Date(keptLeaf.validTo).getTime() < Date.now(), 'and already expired');
+        } else assert.match(keptLeaf.issuer, /acme-front/, 'signed by the front’s throwaway CA');
       }
 
       const st = JSON.parse((await sb.cli(['status', '--json', '--config', cfg])).stdout) as {

@@ -24,7 +24,7 @@ import os from 'node:os';
 import path from 'node:path';
 import * as x509 from '@peculiar/x509';
 import { makeLoopbackPki } from '../env/pki.js';
-import type { PebbleEnv } from '../env/pebble.js';
+import { httpsGet, type PebbleEnv } from '../env/pebble.js';
 
 x509.cryptoProvider.set(webcrypto as unknown as Crypto);
 
@@ -205,6 +205,28 @@ function randomSerial(): string {
 interface Throwaway {
   keys: CryptoKeyPair;
   cert: x509.X509Certificate;
+  /** Signature algorithm for this CA's key (default ECDSA P-256 / SHA-256). */
+  alg?: Algorithm | EcdsaParams | RsaHashedImportParams;
+}
+
+/** The real issuer's certificate and private key (Pebble's management API serves both). */
+export interface RealIssuer {
+  certPem: string;
+  keyPem: string;
+}
+
+/** Pebble's own intermediate as a signing CA, so a re-signed leaf still chains to Pebble's root. */
+async function realIssuerCa(issuer: RealIssuer): Promise<Throwaway> {
+  const { createPrivateKey } = await import('node:crypto');
+  const key = createPrivateKey(issuer.keyPem);
+  const pkcs8 = key.export({ type: 'pkcs8', format: 'der' });
+  const alg =
+    key.asymmetricKeyType === 'rsa'
+      ? ({ name: 'RSASSA-PKCS1-v1_5', hash: 'SHA-256' } as RsaHashedImportParams)
+      : ({ name: 'ECDSA', namedCurve: key.asymmetricKeyDetails?.namedCurve === 'secp384r1' ? 'P-384' : 'P-256', hash: 'SHA-256' } as EcdsaParams & EcKeyImportParams);
+  const privateKey = await webcrypto.subtle.importKey('pkcs8', pkcs8, alg, true, ['sign']);
+  const cert = new x509.X509Certificate(issuer.certPem);
+  return { keys: { privateKey, publicKey: await cert.publicKey.export() } as CryptoKeyPair, cert, alg };
 }
 
 /** A CA nobody trusts, standing in for "some other issuer"; self-signed, valid now. */
@@ -242,7 +264,7 @@ async function makeLeaf(opts: {
     issuer: opts.ca.cert.subjectName,
     notBefore: opts.notBefore,
     notAfter: opts.notAfter,
-    signingAlgorithm: SIGN_ALG,
+    signingAlgorithm: opts.ca.alg ?? SIGN_ALG,
     publicKey: opts.publicKey,
     signingKey: opts.ca.keys.privateKey,
     extensions: [
@@ -258,7 +280,7 @@ async function makeLeaf(opts: {
 }
 
 /** Pebble's chain, rewritten per `mode`. */
-export async function tamperChain(chainPem: string, mode: TamperMode): Promise<string> {
+export async function tamperChain(chainPem: string, mode: TamperMode, realIssuer?: RealIssuer): Promise<string> {
   if (mode === 'garbage') return 'this is not a PEM certificate chain, just text from a broken CA\n';
   const blocks = certBlocks(chainPem);
   const [leafPem, ...issuers] = blocks;
@@ -297,9 +319,11 @@ export async function tamperChain(chainPem: string, mode: TamperMode): Promise<s
       return leaf + ca.cert.toString('pem') + '\n';
     }
     case 'expired': {
-      // Self-consistent (our key, all names, leaf signed by the next
-      // certificate) except that the leaf's notAfter is an hour ago.
-      const ca = await makeThrowawayCa('mxcert acme-front expired-chain CA');
+      // Our key, all names, signed by Pebble's real intermediate (its key
+      // comes from the management API), so the chain leads to the trusted
+      // root and only the dates are wrong: the leaf expired an hour ago.
+      if (!realIssuer) throw new Error('expired tampering needs the real issuer (Pebble /intermediate-keys/0)');
+      const ca = await realIssuerCa(realIssuer);
       const leaf = await makeLeaf({
         ca,
         subject: real.subjectName,
@@ -308,7 +332,7 @@ export async function tamperChain(chainPem: string, mode: TamperMode): Promise<s
         notBefore: new Date(now - 2 * HOUR),
         notAfter: new Date(now - HOUR),
       });
-      return leaf + ca.cert.toString('pem') + '\n';
+      return leaf + issuers.join('');
     }
   }
 }
@@ -473,7 +497,14 @@ export async function startAcmeFront(opts: AcmeFrontOptions): Promise<AcmeFront>
       upRes.pipe(res);
       return;
     }
-    const body = Buffer.from(await tamperChain((await readBody(upRes)).toString('utf8'), mode));
+    const issuer =
+      mode === 'expired'
+        ? {
+            certPem: await opts.pebble.issuerIntermediatePem(),
+            keyPem: (await httpsGet(`${opts.pebble.managementUrl}/intermediate-keys/0`, pebbleCa)).body,
+          }
+        : undefined;
+    const body = Buffer.from(await tamperChain((await readBody(upRes)).toString('utf8'), mode, issuer));
     // Headers (Replay-Nonce, Link rel=up/alternate, content-type) stay Pebble's.
     res.writeHead(200, [...forwardableHeaders(upRes.rawHeaders, ['content-length']), 'content-length', String(body.length)]);
     res.end(body);

@@ -32,6 +32,8 @@ export interface Sandbox {
   httpPort: number;
   outDir: string;
   stateDir: string;
+  /** Write `pebble`'s issuing root to a file usable as acme.trustAnchors. */
+  anchorsFor(pebble: PebbleEnv, name: string): Promise<string>;
   /** Path Postfix reads smtpd_tls_chain_files from (ecdsa-p256 by default). */
   combinedPath(keyType?: string): string;
   /** Write a config file; returns its path. */
@@ -65,6 +67,10 @@ export async function startSandbox(opts: SandboxOptions = {}): Promise<Sandbox> 
     started.push(pebble);
     const postfix = await startPostfix({ combinedPath: combinedPath(), hostname: 'mx1.example.test' });
     started.push(postfix);
+    // Pebble's issuing root is new on every start: it is the trust anchor the
+    // issued chains must lead to (acme.trustAnchors).
+    const trustAnchors = path.join(dir, 'pebble-roots.pem');
+    await writeFile(trustAnchors, await pebble.issuerRootPem(), { mode: 0o644 });
 
     const sb: Sandbox = {
       dir,
@@ -83,7 +89,7 @@ export async function startSandbox(opts: SandboxOptions = {}): Promise<Sandbox> 
         const nameservers = [bind.primary, ...(bind.secondary ? [bind.secondary] : [])].map((s) => `${s.host}:${s.port}`);
         return {
           stateDir,
-          acme: { directory: pebble.directoryUrl, email: 'postmaster@example.test', caBundle: pebble.caBundlePath },
+          acme: { directory: pebble.directoryUrl, email: 'postmaster@example.test', caBundle: pebble.caBundlePath, trustAnchors },
           certificates: [
             {
               name: 'mx1',
@@ -110,6 +116,11 @@ export async function startSandbox(opts: SandboxOptions = {}): Promise<Sandbox> 
             },
           ],
         };
+      },
+      async anchorsFor(p, name) {
+        const f = path.join(dir, `${name}-roots.pem`);
+        await writeFile(f, await p.issuerRootPem(), { mode: 0o644 });
+        return f;
       },
       async useDualChains() {
         const rsa = combinedPath('rsa-2048');
