@@ -17,6 +17,10 @@ PACKAGES=(
   sqlite3
   swaks
   ca-certificates
+  # systemd-analyze verifies the shipped units in the tests (it need not run).
+  systemd
+  # python3 -m http.server serves the webroot in the http-01 webroot test.
+  python3
 )
 
 # Packages whose services may have been started by a postinst; stopped below.
