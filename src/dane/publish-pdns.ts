@@ -146,7 +146,21 @@ export class PdnsTlsaPublisher implements TlsaPublisher {
         records.length === 0
           ? { name, type: 'TLSA', changetype: 'DELETE' }
           : { name, type: 'TLSA', ttl, changetype: 'REPLACE', records };
-      await this.request('PATCH', this.zoneUrl, { rrsets: [rrset] }, 'update TLSA RRset');
+      try {
+        await this.request('PATCH', this.zoneUrl, { rrsets: [rrset] }, 'update TLSA RRset');
+      } catch (err) {
+        // With the gsqlite3 backend a PATCH that meets another writer's
+        // transaction fails with HTTP 500 ("database is locked") and changes
+        // nothing. Any 5xx is retried the same way: the next round re-reads,
+        // so whether or not this one landed, the retry is computed afresh.
+        if (err instanceof PdnsApiError && err.status !== undefined && err.status >= 500 && attempt < maxAttempts) {
+          const wait = retryDelayMs(attempt, this.opts.random);
+          log.warn({ attempt, status: err.status, pauseMs: wait }, 'PowerDNS failed the PATCH; re-reading and retrying');
+          await this.clock.sleep(wait);
+          continue;
+        }
+        throw err;
+      }
       // Zones signed by PowerDNS need NSEC(3) ordering fixed after a change
       // unless API-RECTIFY does it on every PATCH.
       if (before.zone.dnssec && before.zone.api_rectify === false) {
@@ -177,10 +191,10 @@ export class PdnsTlsaPublisher implements TlsaPublisher {
 
   private async readRaw(owner: string): Promise<RawState> {
     const name = this.owner(owner);
-    // rrset_name/rrset_type narrow the answer to one RRset (4.7 has them);
-    // filter again here in case a server ignores them and sends the zone.
-    const url = `${this.zoneUrl}?rrset_name=${encodeURIComponent(name)}&rrset_type=TLSA`;
-    const zone = (await this.request('GET', url, undefined, 'read zone')) as PdnsZone;
+    // The whole zone, not `?rrset_name=…&rrset_type=…`: in 4.7 that filter
+    // silently leaves out disabled records, and a REPLACE built from it
+    // would delete someone's disabled records.
+    const zone = (await this.request('GET', this.zoneUrl, undefined, 'read zone')) as PdnsZone;
     const rrset = (zone.rrsets ?? []).find((r) => r.type === 'TLSA' && stripDot(r.name).toLowerCase() === stripDot(name).toLowerCase());
     const records = (rrset?.records ?? []).map((r) => ({ rec: parseTlsa(r.content), disabled: Boolean(r.disabled) }));
     const state: RawState = { zone, records };

@@ -12,6 +12,9 @@
 // - The API purges its packet/query caches for the zone on PATCH, so DNS
 //   answers change immediately.
 // - TLSA content comes back normalised to lowercase hex.
+// - GET …/zones/Z?rrset_name=N&rrset_type=T omits disabled records; the
+//   whole-zone GET includes them.
+// - Concurrent PATCHes can fail with HTTP 500: gsqlite3 "database is locked".
 // - `security-poll-suffix=` keeps it from looking up its own version in DNS.
 
 import { randomBytes } from 'node:crypto';
