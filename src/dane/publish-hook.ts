@@ -24,7 +24,7 @@ import type { DnsServer } from '../dns/types.js';
 import { DnsError } from '../errors.js';
 import { runHook } from '../hooks/run-hook.js';
 import { silentLogger, type Logger } from '../log.js';
-import { checkTtl, type PublisherDeps, type TlsaChange, type TlsaPublisher } from './publisher.js';
+import { checkChange, type PublisherDeps, type TlsaChange, type TlsaPublisher } from './publisher.js';
 import { applyTlsaChange, formatTlsa, fromDnsPacket, hasTlsa, sameTlsaSet, shortTlsa, uniqueTlsa, zoneLine, type TlsaRecord } from './tlsa.js';
 import { serialOnceServed } from './visibility.js';
 
@@ -80,7 +80,7 @@ export class HookTlsaPublisher implements TlsaPublisher {
   }
 
   async change(owner: string, change: TlsaChange, ttl: number): Promise<{ serial?: number }> {
-    checkTtl(ttl);
+    checkChange(change, ttl);
     const name = `${stripDot(owner).toLowerCase()}.`;
     const log = this.log.child({ owner: name });
     const current = await this.read(name);

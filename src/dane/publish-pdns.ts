@@ -25,7 +25,7 @@ import { stripDot } from '../dns/query.js';
 import type { DnsServer } from '../dns/types.js';
 import { DnsError } from '../errors.js';
 import { silentLogger, type Logger } from '../log.js';
-import { checkTtl, retryDelayMs, type PublisherDeps, type TlsaChange, type TlsaPublisher } from './publisher.js';
+import { checkChange, retryDelayMs, type PublisherDeps, type TlsaChange, type TlsaPublisher } from './publisher.js';
 import { applyTlsaChange, formatTlsa, hasTlsa, parseTlsa, sameTlsaSet, shortTlsa, type TlsaRecord } from './tlsa.js';
 
 export interface PdnsPublisherOptions {
@@ -121,7 +121,7 @@ export class PdnsTlsaPublisher implements TlsaPublisher {
   }
 
   async change(owner: string, change: TlsaChange, ttl: number): Promise<{ serial?: number }> {
-    checkTtl(ttl);
+    checkChange(change, ttl);
     const name = this.owner(owner);
     const log = this.log.child({ owner: name });
     const maxAttempts = this.opts.maxAttempts ?? 8;

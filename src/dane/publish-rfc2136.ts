@@ -20,7 +20,7 @@ import { DnsUpdateError, Rfc2136Updater, type Prerequisite, type TsigKey } from 
 import type { DnsServer } from '../dns/types.js';
 import { DnsError } from '../errors.js';
 import { silentLogger, type Logger } from '../log.js';
-import { checkTtl, retryDelayMs, type PublisherDeps, type TlsaChange, type TlsaPublisher } from './publisher.js';
+import { checkChange, retryDelayMs, type PublisherDeps, type TlsaChange, type TlsaPublisher } from './publisher.js';
 import { applyTlsaChange, formatTlsa, fromDnsPacket, hasTlsa, sameTlsaSet, shortTlsa, type TlsaRecord } from './tlsa.js';
 import { serialOnceServed } from './visibility.js';
 
@@ -95,7 +95,7 @@ export class Rfc2136TlsaPublisher implements TlsaPublisher {
   }
 
   async change(owner: string, change: TlsaChange, ttl: number): Promise<{ serial?: number }> {
-    checkTtl(ttl);
+    checkChange(change, ttl);
     this.checkOwner(owner);
     const log = this.log.child({ owner });
     const maxAttempts = this.opts.maxAttempts ?? 8;

@@ -7,7 +7,7 @@ import type { DanePublisherConfig } from '../config/schema.js';
 import { DnsError } from '../errors.js';
 import type { Logger } from '../log.js';
 import type { DnsServer } from '../dns/types.js';
-import type { TlsaRecord } from './tlsa.js';
+import { formatTlsa, parseTlsa, sameTlsa, type TlsaRecord } from './tlsa.js';
 
 export interface TlsaChange {
   add: TlsaRecord[];
@@ -73,7 +73,20 @@ export function retryDelayMs(attempt: number, random: () => number = Math.random
   return Math.round(ceiling / 2 + random() * (ceiling / 2));
 }
 
-export function checkTtl(ttl: number): void {
-  // RFC 2181 §8: a TTL is an unsigned 31-bit number.
+/**
+ * Check a change before any of it reaches an UPDATE script, an HTTP body or
+ * a hook's environment: a TTL within RFC 2181 §8 (unsigned 31 bits), and
+ * records that parse back to themselves (octet fields, even-length hex).
+ */
+export function checkChange(change: TlsaChange, ttl: number): void {
   if (!Number.isInteger(ttl) || ttl < 0 || ttl > 0x7fffffff) throw new DnsError(`invalid TTL ${ttl}`);
+  for (const r of [...change.add, ...change.remove]) {
+    let back: TlsaRecord | undefined;
+    try {
+      back = parseTlsa(formatTlsa(r));
+    } catch {
+      // reported below
+    }
+    if (!back || !sameTlsa(back, r)) throw new DnsError(`invalid TLSA record ${JSON.stringify(r)}`);
+  }
 }

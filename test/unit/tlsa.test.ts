@@ -21,6 +21,7 @@ import {
 } from '../../src/dane/tlsa.js';
 import { assessVisibility, rrsigTimeToDate, serialAtLeast, type Observation } from '../../src/dane/visibility.js';
 import { configSchema } from '../../src/config/schema.js';
+import { checkChange, retryDelayMs } from '../../src/dane/publisher.js';
 
 // A fixed P-256 public key; its "3 1 1" value was computed independently:
 //   openssl pkey -pubin -in pub.pem -outform DER | openssl dgst -sha256
@@ -282,5 +283,24 @@ describe('dane config', () => {
     assert.ok(!bad.success);
     assert.match(bad.error.issues[0]!.message, /not hexadecimal/);
     assert.ok(!parse({ publisher: { provider: 'hook', command: '/x', nameservers: [] } }).success);
+  });
+});
+
+describe('publisher helpers', () => {
+  it('checkChange refuses bad TTLs and records before anything is sent', () => {
+    assert.doesNotThrow(() => checkChange({ add: [rec('a')], remove: [rec('b')] }, 300));
+    assert.throws(() => checkChange({ add: [], remove: [] }, -1), /invalid TTL/);
+    assert.throws(() => checkChange({ add: [], remove: [] }, 1.5), /invalid TTL/);
+    assert.throws(() => checkChange({ add: [{ ...rec('a'), data: 'zz' }], remove: [] }, 300), /invalid TLSA record/);
+    assert.throws(() => checkChange({ add: [], remove: [{ ...rec('a'), usage: 256 }] }, 300), /invalid TLSA record/);
+    assert.throws(() => checkChange({ add: [{ ...rec('a'), data: `${hex('a')}\nupdate delete x` }], remove: [] }, 300), /invalid TLSA record/);
+  });
+
+  it('retryDelayMs grows exponentially with jitter, capped', () => {
+    assert.equal(retryDelayMs(1, () => 0), 25);
+    assert.equal(retryDelayMs(1, () => 1), 50);
+    assert.equal(retryDelayMs(3, () => 1), 200);
+    assert.equal(retryDelayMs(30, () => 1), 2000);
+    assert.equal(retryDelayMs(30, () => 0), 1000);
   });
 });
