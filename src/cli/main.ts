@@ -74,6 +74,36 @@ export async function main(argv: string[]): Promise<number> {
       throw new ExitCode(await statusCommand(globals(program), o));
     });
 
+  const certList = (v: string, acc: string[]) => [...acc, v];
+  program
+    .command('tlsa')
+    .description('the TLSA records mxcert wants published (current + next), in zone-file syntax')
+    .option('--cert <name>', 'only this certificate (repeatable)', certList, [] as string[])
+    .action(async (o: { cert: string[] }) => {
+      const { tlsaCommand } = await import('./dane.js');
+      throw new ExitCode(await tlsaCommand(globals(program), o));
+    });
+
+  program
+    .command('check')
+    .description('STARTTLS to each endpoint: the served chain must be the deployed one and match the TLSA RRset on every authoritative server; exit 1 on any mismatch')
+    .option('--cert <name>', 'only this certificate (repeatable)', certList, [] as string[])
+    .action(async (o: { cert: string[] }) => {
+      const { checkCommand } = await import('./dane.js');
+      throw new ExitCode(await checkCommand(globals(program), o));
+    });
+
+  program
+    .command('rollover')
+    .description('start a DANE key rollover now (the hold is still honoured unless --emergency)')
+    .requiredOption('--cert <name>', 'the certificate')
+    .option('--emergency', 'swap to the already-published next key without waiting for the hold', false)
+    .option('--wait <seconds>', 'wait this long for the state lock', '0')
+    .action(async (o: { cert: string; emergency: boolean; wait: string }) => {
+      const { rolloverCommand } = await import('./dane.js');
+      throw new ExitCode(await rolloverCommand(globals(program), o));
+    });
+
   const config = program.command('config').description('configuration helpers');
   config
     .command('check')

@@ -25,6 +25,7 @@ import { verifyServed } from '../verify/starttls.js';
 import { chooseAriInstant, jitterFor, renewalTime, type RenewalReason } from '../schedule/renewal-time.js';
 import { ariCertId, nextAriCheck, type RenewalInfo } from '../acme/ari.js';
 import { AcmeProblemError } from '../errors.js';
+import { advanceDane } from '../dane/rollover.js';
 import type { CertState, StateStore, StoredVersion } from '../store/state-store.js';
 
 export type OutputKind = 'combined' | 'key' | 'cert' | 'chain' | 'fullchain';
@@ -68,11 +69,19 @@ export interface RenewOptions {
   signal?: AbortSignal;
 }
 
-export type UnitOutcome =
+/** What the DANE rollover machine did in this pass (issue 4). */
+export interface DaneReport {
+  phase: string;
+  acted: string[];
+  waiting?: string;
+}
+
+export type UnitOutcome = (
   | { cert: string; keyType: KeyType; status: 'not-due'; plan: Plan }
   | { cert: string; keyType: KeyType; status: 'planned'; plan: Plan }
   | { cert: string; keyType: KeyType; status: 'renewed'; plan: Plan; serial: string; notAfter: string }
-  | { cert: string; keyType: KeyType; status: 'failed'; plan: Plan; step: string; error: string; code: string };
+  | { cert: string; keyType: KeyType; status: 'failed'; plan: Plan; step: string; error: string; code: string }
+) & { dane?: DaneReport };
 
 /** A failure at a named step; `rolledBack` says whether the old files were put back. */
 class StepError extends MxcertError {
@@ -121,6 +130,7 @@ export async function renewUnit(deps: RenewDeps, cert: CertificateConfig, keyTyp
     state = updated;
   }
   const plan = planFromState(cert, keyType, state, current, opts.force, now);
+  if (cert.dane?.enabled && !opts.dryRun) return daneUnit(deps, cert, keyType, plan, log);
   if (!plan.due) {
     log.info({ renewAt: plan.at.toISOString(), reason: plan.reason }, 'not due');
     return { cert: cert.name, keyType, status: 'not-due', plan };
@@ -129,41 +139,124 @@ export async function renewUnit(deps: RenewDeps, cert: CertificateConfig, keyTyp
   if (opts.dryRun) return { cert: cert.name, keyType, status: 'planned', plan };
 
   try {
-    const replaces = deps.config.acme.ari && current ? safeCertId(current.leafPem) : undefined;
-    const checked = await obtainAndValidate(deps, cert, keyType, current, replaces, log);
-    await deployAndVerify(deps, cert, keyType, checked, current, log);
-    // A new certificate has a new CertID: the old ARI state no longer applies.
-    await deps.store.writeState(cert.name, keyType, {
-      current: checked.versionId,
-      previous: state.current,
-      consecutiveFailures: 0,
-      last: { at: deps.clock.now().toISOString(), result: 'success' },
-    });
-    await deps.store.prune(cert.name, keyType).catch((err: unknown) => log.warn({ err }, 'pruning old versions failed'));
-    log.info({ serial: checked.chain.serial, notAfter: checked.chain.notAfter.toISOString() }, 'renewed and verified');
+    const checked = await issueAndDeploy(deps, cert, keyType, { state, current, log }, {});
     return { cert: cert.name, keyType, status: 'renewed', plan, serial: checked.chain.serial, notAfter: checked.chain.notAfter.toISOString() };
   } catch (err) {
-    const step = err instanceof StepError ? err.step : 'renew';
-    const message = describeError(err);
-    const code = err instanceof MxcertError ? err.code : 'error';
-    const inner = err instanceof StepError ? err.inner : err;
-    const retryAfter = inner instanceof AcmeProblemError ? inner.retryAfter : undefined;
-    const failedAt = deps.clock.now();
-    const next: CertState = {
-      ...state,
-      consecutiveFailures: state.consecutiveFailures + 1,
-      retryAfterUntil: retryAfter !== undefined ? new Date(failedAt.getTime() + retryAfter * 1000).toISOString() : undefined,
-      last: { at: failedAt.toISOString(), result: 'failure', error: message, code, step },
-    };
-    await deps.store.writeState(cert.name, keyType, next);
-    const again = planFromState(cert, keyType, next, current, false, failedAt);
-    log.error({ step, err: message, retryAt: again.at.toISOString(), retryReason: again.reason }, 'renewal failed');
-    await runFailureHooks(deps, cert, keyType, message, log);
-    return { cert: cert.name, keyType, status: 'failed', plan, step, error: message, code };
+    const f = await recordFailure(deps, cert, keyType, { state, current, log }, err);
+    return { cert: cert.name, keyType, status: 'failed', plan, ...f };
   }
 }
 
-interface Obtained {
+/**
+ * A DANE certificate: the rollover machine decides what happens (publish,
+ * wait, rotate, retire); same-key renewals still follow the normal timing.
+ */
+async function daneUnit(deps: RenewDeps, cert: CertificateConfig, keyType: KeyType, plan: Plan, log: Logger): Promise<UnitOutcome> {
+  const dane = cert.dane!;
+  const fresh = async (): Promise<UnitContext> => {
+    const state = await deps.store.readState(cert.name, keyType);
+    const current = state.current ? await deps.store.loadVersion(cert.name, keyType, state.current) : undefined;
+    return { state, current, log };
+  };
+  let renewed: Obtained | undefined;
+  try {
+    const out = await advanceDane(
+      cert,
+      keyType,
+      {
+        store: deps.store,
+        logger: log,
+        now: () => deps.clock.now(),
+        issueAndDeploy: async (keyPem, extraVerify) => {
+          renewed = await issueAndDeploy(deps, cert, keyType, await fresh(), { keyPem, extraVerify });
+          return { serial: renewed.chain.serial };
+        },
+        deployedKeyPem: async () => (await fresh()).current?.keyPem,
+        renewalDue: async () => plan.due,
+      },
+      {
+        keyLifetimeMs: dane.keyLifetime,
+        minHoldMs: dane.minHold,
+        strictSignatures: dane.strictSignatures,
+        ttl: dane.publisher?.ttl ?? 3600,
+      },
+    );
+    const report: DaneReport = { phase: out.phase, acted: out.acted, waiting: out.waiting };
+    if (out.waiting) log.info({ phase: out.phase, waiting: out.waiting }, 'DANE: waiting');
+    if (renewed) {
+      return { cert: cert.name, keyType, status: 'renewed', plan, serial: renewed.chain.serial, notAfter: renewed.chain.notAfter.toISOString(), dane: report };
+    }
+    return { cert: cert.name, keyType, status: 'not-due', plan, dane: report };
+  } catch (err) {
+    const f = await recordFailure(deps, cert, keyType, await fresh(), err);
+    return { cert: cert.name, keyType, status: 'failed', plan, ...f };
+  }
+}
+
+export interface UnitContext {
+  state: CertState;
+  current: StoredVersion | undefined;
+  log: Logger;
+}
+
+/**
+ * obtain → validate → stage → deploy → hooks → verify → record, for one
+ * (certificate, key type). `keyPem` forces the key (DANE: the published
+ * one); `extraVerify` adds live checks after the MTA reload (DANE endpoints)
+ * whose failure rolls back like any other. Throws StepError.
+ */
+export async function issueAndDeploy(
+  deps: RenewDeps,
+  cert: CertificateConfig,
+  keyType: KeyType,
+  ctx: UnitContext,
+  opts: { keyPem?: string; extraVerify?: (leafDer: Buffer) => Promise<void> },
+): Promise<Obtained> {
+  const { state, current, log } = ctx;
+  const replaces = deps.config.acme.ari && current ? safeCertId(current.leafPem) : undefined;
+  const checked = await obtainAndValidate(deps, cert, keyType, current, replaces, log, opts.keyPem);
+  await deployAndVerify(deps, cert, keyType, checked, current, log, opts.extraVerify);
+  // A new certificate has a new CertID: the old ARI state no longer applies.
+  await deps.store.writeState(cert.name, keyType, {
+    current: checked.versionId,
+    previous: state.current,
+    consecutiveFailures: 0,
+    last: { at: deps.clock.now().toISOString(), result: 'success' },
+  });
+  await deps.store.prune(cert.name, keyType).catch((err: unknown) => log.warn({ err }, 'pruning old versions failed'));
+  log.info({ serial: checked.chain.serial, notAfter: checked.chain.notAfter.toISOString() }, 'renewed and verified');
+  return checked;
+}
+
+/** Persist a failure (backoff, Retry-After) and run the failure hooks. */
+export async function recordFailure(
+  deps: RenewDeps,
+  cert: CertificateConfig,
+  keyType: KeyType,
+  ctx: UnitContext,
+  err: unknown,
+): Promise<{ step: string; error: string; code: string }> {
+  const { state, current, log } = ctx;
+  const step = err instanceof StepError ? err.step : 'renew';
+  const message = describeError(err);
+  const code = err instanceof MxcertError ? err.code : 'error';
+  const inner = err instanceof StepError ? err.inner : err;
+  const retryAfter = inner instanceof AcmeProblemError ? inner.retryAfter : undefined;
+  const failedAt = deps.clock.now();
+  const next: CertState = {
+    ...state,
+    consecutiveFailures: state.consecutiveFailures + 1,
+    retryAfterUntil: retryAfter !== undefined ? new Date(failedAt.getTime() + retryAfter * 1000).toISOString() : undefined,
+    last: { at: failedAt.toISOString(), result: 'failure', error: message, code, step },
+  };
+  await deps.store.writeState(cert.name, keyType, next);
+  const again = planFromState(cert, keyType, next, current, false, failedAt);
+  log.error({ step, err: message, retryAt: again.at.toISOString(), retryReason: again.reason }, 'renewal failed');
+  await runFailureHooks(deps, cert, keyType, message, log);
+  return { step, error: message, code };
+}
+
+export interface Obtained {
   keyPem: string;
   chain: CheckedChain;
   versionId: string;
@@ -255,11 +348,12 @@ async function obtainAndValidate(
   current: StoredVersion | undefined,
   replaces: string | undefined,
   log: Logger,
+  forcedKeyPem?: string,
 ): Promise<Obtained> {
-  // DANE hosts (issue 4) and reuseKey keep the key so published TLSA records stay valid.
-  const reuse = (cert.reuseKey || cert.dane?.enabled) && current;
-  const keyPem = reuse ? current.keyPem : await generateKeyPem(keyType);
-  log.debug({ reuseKey: Boolean(reuse) }, 'key ready');
+  // DANE passes the published key; reuseKey keeps the current one.
+  const reuse = cert.reuseKey && current;
+  const keyPem = forcedKeyPem ?? (reuse ? current.keyPem : await generateKeyPem(keyType));
+  log.debug({ reuseKey: Boolean(reuse), forcedKey: Boolean(forcedKeyPem) }, 'key ready');
 
   let chainPem: string;
   let orderUrl: string;
@@ -315,6 +409,7 @@ async function deployAndVerify(
   got: Obtained,
   current: StoredVersion | undefined,
   log: Logger,
+  extraVerify?: (leafDer: Buffer) => Promise<void>,
 ): Promise<void> {
   const bundle = buildBundle({ keyPem: got.keyPem, leafPem: got.chain.leafPem, intermediatesPem: got.chain.intermediatesPem });
   const paths = outputPaths(cert, keyType);
@@ -380,6 +475,13 @@ async function deployAndVerify(
         clock: deps.clock,
         logger: log,
       });
+    } catch (err) {
+      return rollback('verify', err);
+    }
+  }
+  if (extraVerify) {
+    try {
+      await extraVerify(new X509Certificate(got.chain.leafPem).raw);
     } catch (err) {
       return rollback('verify', err);
     }

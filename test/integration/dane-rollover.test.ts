@@ -1,0 +1,236 @@
+// DANE rollover on real servers (issue 4, DESIGN §6): BIND primary + a
+// secondary fed by zone transfer (inline-signed, TSIG updates), Postfix, Pebble.
+// A watcher in this test observes, independently of mxcert (openssl for
+// what Postfix serves, dig against each authoritative server for the TLSA
+// RRset), and the invariant is checked over those observations:
+//   at every instant, the key the MTA serves is in every TLSA RRset that any
+//   authoritative server returned during the preceding 2 × TTL.
+import { after, before, describe, it } from 'node:test';
+import assert from 'node:assert/strict';
+import { createHash, X509Certificate } from 'node:crypto';
+import { spawn } from 'node:child_process';
+import { readdir, readFile } from 'node:fs/promises';
+import path from 'node:path';
+import { CLI, servedLeafPem, startSandbox, type Sandbox, type SandboxConfig } from '../support/sandbox.js';
+import { dig } from '../env/bind.js';
+import { pollUntil, run } from '../env/proc.js';
+
+const TTL = 2;
+
+interface Sample {
+  t: number;
+  kind: 'served' | 'dns';
+  server?: string;
+  hashes: string[];
+}
+
+function spkiHash(pem: string): string {
+  const c = new X509Certificate(pem);
+  return createHash('sha256').update(c.publicKey.export({ type: 'spki', format: 'der' })).digest('hex');
+}
+
+/** dig +short prints "3 1 1 HEX" with the hex possibly split by spaces. */
+function parseDigTlsa(out: string): string[] {
+  return out
+    .split('\n')
+    .map((l) => l.trim())
+    .filter((l) => /^3 1 1 /.test(l))
+    .map((l) => l.slice(6).replace(/\s+/g, '').toLowerCase());
+}
+
+class Watcher {
+  samples: Sample[] = [];
+  private stopped = false;
+  private loop?: Promise<void>;
+  constructor(private sb: Sandbox, private owner: string) {}
+  start(): void {
+    const servers = [this.sb.bind.primary, this.sb.bind.secondary!];
+    this.loop = (async () => {
+      while (!this.stopped) {
+        const t = Date.now();
+        await Promise.all([
+          servedLeafPem(this.sb.postfix.port)
+            .then((pem) => this.samples.push({ t, kind: 'served', hashes: [spkiHash(pem)] }))
+            .catch(() => undefined),
+          ...servers.map((s) =>
+            dig(s, ['+short', 'TLSA', this.owner])
+              .then((out) => this.samples.push({ t, kind: 'dns', server: `${s.host}:${s.port}`, hashes: parseDigTlsa(out) }))
+              .catch(() => undefined),
+          ),
+        ]);
+        await new Promise((r) => setTimeout(r, 100));
+      }
+    })();
+  }
+  async stop(): Promise<void> {
+    this.stopped = true;
+    await this.loop;
+  }
+  /** Violations of the DESIGN §6 invariant, observed. */
+  violations(): string[] {
+    const out: string[] = [];
+    const dns = this.samples.filter((s) => s.kind === 'dns' && s.hashes.length > 0);
+    for (const s of this.samples.filter((x) => x.kind === 'served')) {
+      const h = s.hashes[0]!;
+      for (const d of dns) {
+        if (d.t <= s.t && d.t >= s.t - 2 * TTL * 1000 && !d.hashes.includes(h)) {
+          out.push(`at ${new Date(s.t).toISOString()} served ${h.slice(0, 12)}… missing from ${d.server}'s RRset seen at ${new Date(d.t).toISOString()}`);
+        }
+      }
+    }
+    return out;
+  }
+  servedKeys(): string[] {
+    return [...new Set(this.samples.filter((s) => s.kind === 'served').map((s) => s.hashes[0]!))];
+  }
+}
+
+interface Journal {
+  phase: string;
+  current: { id: string; tlsa: string };
+  next: { id: string; tlsa: string };
+  old?: { id: string; tlsa: string };
+  holdUntil?: string;
+}
+
+describe('DANE rollover on real BIND (primary + secondary), Postfix and Pebble', { timeout: 600_000 }, () => {
+  let sb: Sandbox;
+  let cfg: string;
+  let owner: string;
+  let cfgObj: SandboxConfig;
+  const journalPath = () => path.join(sb.stateDir, 'certs', 'mx1', 'ecdsa-p256', 'dane', 'journal.json');
+  const journal = async (): Promise<Journal> => JSON.parse(await readFile(journalPath(), 'utf8')) as Journal;
+  const published = async () => {
+    const res = await Promise.all([sb.bind.primary, sb.bind.secondary!].map((s) => dig(s, ['+short', 'TLSA', owner])));
+    return res.map(parseDigTlsa);
+  };
+  const renew = async () => {
+    const r = await sb.cli(['renew', '--config', cfg]);
+    assert.notEqual(r.code, 1, r.stdout + r.stderr);
+    return r;
+  };
+
+  before(async () => {
+    sb = await startSandbox({ secondary: true, pebble: { validitySeconds: 3600 } });
+    owner = `_${sb.postfix.port}._tcp.mx1.example.test`;
+    cfgObj = sb.baseConfig({ challenge: 'dns-01' });
+    const dns = cfgObj.certificates[0].challenge.dns;
+    cfgObj.certificates[0].dane = {
+      enabled: true,
+      endpoints: [{ host: 'mx1.example.test', port: sb.postfix.port }],
+      publisher: { provider: 'rfc2136', server: dns.server, port: dns.port, zone: dns.zone, tsig: dns.tsig, ttl: TTL, nameservers: dns.nameservers },
+      keyLifetime: '90d',
+      minHold: '3s',
+    };
+    cfg = await sb.writeConfig(cfgObj);
+  });
+  after(async () => {
+    await sb?.stop();
+  });
+
+  it('adoption with no RRset: deploy first, then publish current + next, visible on both servers', async () => {
+    const r = await renew();
+    assert.match(r.stdout, /"status":"renewed"/);
+    const j = await journal();
+    const [primary, secondary] = await published();
+    for (const set of [primary!, secondary!]) {
+      assert.ok(set.includes(j.current.tlsa) && set.includes(j.next.tlsa), `current + next published: ${set}\n${r.stdout}\n${r.stderr}`);
+    }
+    assert.equal(spkiHash(await servedLeafPem(sb.postfix.port)), j.current.tlsa, 'Postfix serves the current key');
+    const tlsa = await sb.cli(['tlsa', '--config', cfg]);
+    assert.equal(tlsa.code, 0);
+    assert.match(tlsa.stdout, new RegExp(`${owner}\\. ${TTL} IN TLSA 3 1 1 ${j.current.tlsa} ; ecdsa-p256 current`));
+    assert.match(tlsa.stdout, new RegExp(`3 1 1 ${j.next.tlsa} ; ecdsa-p256 next`));
+    const check = await sb.cli(['check', '--config', cfg]);
+    assert.equal(check.code, 0, check.stdout + check.stderr);
+    assert.match(check.stdout, /mx1\.example\.test:\d+ \(127\.0\.0\.1\): ok/);
+    // A same-key renewal does not touch DNS.
+    const before = await published();
+    const forced = await sb.cli(['renew', '--force', '--config', cfg]);
+    assert.equal(forced.code, 0, forced.stdout + forced.stderr);
+    assert.equal(spkiHash(await servedLeafPem(sb.postfix.port)), j.current.tlsa, 'same key after renewal');
+    assert.deepEqual(await published(), before, 'RRsets unchanged');
+  });
+
+  it('a rollover keeps the served key in every RRset seen in the last 2 × TTL, and retires the old record', async () => {
+    const j0 = await journal();
+    const watcher = new Watcher(sb, owner);
+    watcher.start();
+    try {
+      // A foreign record in the same RRset must survive everything mxcert does.
+      const foreign = 'ab'.repeat(32);
+      await run('nsupdate', ['-k', sb.bind.tsig.keyFile], {
+        input: `server 127.0.0.1 ${sb.bind.primary.port}\nzone example.test\nupdate add ${owner} ${TTL} TLSA 3 1 1 ${foreign}\nsend\n`,
+      });
+      const r = await sb.cli(['rollover', '--cert', 'mx1', '--config', cfg]);
+      assert.equal(r.code, 0, r.stdout + r.stderr);
+      // Drive it like a timer would, until the old record is retired.
+      await pollUntil(
+        async () => {
+          await renew();
+          const j = await journal();
+          return j.current.tlsa === j0.next.tlsa && j.phase === 'STEADY' && !j.old ? j : undefined;
+        },
+        { deadlineMs: 60_000, intervalMs: 500, what: 'the rollover to finish' },
+      );
+      const j1 = await journal();
+      await pollUntil(async () => ((await published()).every((s) => !s.includes(j0.current.tlsa)) ? true : undefined), { deadlineMs: 10_000, what: 'old record gone everywhere' });
+      const sets = await published();
+      for (const set of sets) {
+        assert.ok(set.includes(j1.current.tlsa) && set.includes(j1.next.tlsa), 'new current + new next published');
+        assert.ok(!set.includes(j0.current.tlsa), 'old record retired');
+        assert.ok(set.includes(foreign), 'foreign record survived');
+      }
+      assert.equal(spkiHash(await servedLeafPem(sb.postfix.port)), j0.next.tlsa, 'now serving the former next key');
+      const keys = await readdir(path.join(sb.stateDir, 'certs', 'mx1', 'ecdsa-p256', 'dane', 'keys'));
+      assert.ok(!keys.includes(`${j0.current.id}.pem`), 'old key file deleted after the removal was confirmed');
+    } finally {
+      await watcher.stop();
+    }
+    assert.deepEqual(watcher.violations(), []);
+    assert.ok(watcher.servedKeys().length >= 2, 'the watcher saw both keys served');
+  });
+
+  it('kill -9 at random instants during a rollover: it resumes and the invariant holds', async () => {
+    const j0 = await journal();
+    const watcher = new Watcher(sb, owner);
+    watcher.start();
+    try {
+      assert.equal((await sb.cli(['rollover', '--cert', 'mx1', '--config', cfg])).code === 1, false);
+      for (let i = 0; i < 8; i++) {
+        const p = spawn(process.execPath, [CLI, 'renew', '--config', cfg], { stdio: 'ignore' });
+        await new Promise((r) => setTimeout(r, 50 + Math.floor(Math.random() * 400)));
+        p.kill('SIGKILL');
+        await new Promise((r) => p.once('exit', r));
+      }
+      await pollUntil(
+        async () => {
+          await renew();
+          const j = await journal();
+          return j.current.tlsa === j0.next.tlsa && j.phase === 'STEADY' && !j.old ? j : undefined;
+        },
+        { deadlineMs: 60_000, intervalMs: 500, what: 'the interrupted rollover to finish' },
+      );
+      const check = await sb.cli(['check', '--config', cfg]);
+      assert.equal(check.code, 0, check.stdout + check.stderr);
+    } finally {
+      await watcher.stop();
+    }
+    assert.deepEqual(watcher.violations(), []);
+  });
+
+  it('mxcert check reports a mismatch when the served key is not in the RRset', async () => {
+    const j = await journal();
+    // Remove our current record behind mxcert's back.
+    await run('nsupdate', ['-k', sb.bind.tsig.keyFile], {
+      input: `server 127.0.0.1 ${sb.bind.primary.port}\nzone example.test\nupdate delete ${owner} TLSA 3 1 1 ${j.current.tlsa}\nsend\n`,
+    });
+    await pollUntil(async () => ((await published()).every((s) => !s.includes(j.current.tlsa)) ? true : undefined), { deadlineMs: 10_000, what: 'record removed' });
+    const check = await sb.cli(['check', '--config', cfg]);
+    assert.equal(check.code, 1, check.stdout + check.stderr);
+    assert.match(check.stdout, /MISMATCH: served key .* missing from/);
+    // The next pass puts it back.
+    await renew();
+    await pollUntil(async () => ((await published()).every((s) => s.includes(j.current.tlsa)) ? true : undefined), { deadlineMs: 20_000, intervalMs: 300, what: 'record restored' });
+  });
+});
