@@ -125,6 +125,10 @@ async function deleteKey(store: StateStore, name: string, keyType: string, id: s
   await rm(path.join(daneDir(store, name, keyType), 'keys', `${id}.pem`), { force: true });
 }
 
+/** How long one pass waits for a change to reach every authoritative server. */
+const VISIBILITY_POLL_MS = 15_000;
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
 const rec = (hex: string): TlsaRecord => ({ usage: 3, selector: 1, matchingType: 1, data: hex });
 
 // --------------------------------------------------------------------------
@@ -273,7 +277,13 @@ export async function advanceDane(cert: CertificateConfig, keyType: KeyType, fx:
       }
       case 'AWAIT_VISIBLE': {
         const want = j.awaiting ?? { present: [j.current.tlsa, j.next.tlsa], absent: [], then: 'STEADY' as const };
-        const v = (await observeAll(pub, owners)).verdict(want);
+        // Secondaries usually catch up within a second of the NOTIFY: poll a
+        // little (with a deadline) before leaving it to the next pass.
+        let v = (await observeAll(pub, owners)).verdict(want);
+        for (let delay = 50, waited = 0; !v.allAgree && waited < VISIBILITY_POLL_MS; waited += delay, delay = Math.min(delay * 2, 1000)) {
+          await sleep(delay);
+          v = (await observeAll(pub, owners)).verdict(want);
+        }
         if (!v.allAgree) {
           if (j.nextVisibleAt) {
             // One server fell back: t_visible starts over (DESIGN §6 step 3).

@@ -102,7 +102,8 @@ describe('DANE rollover on real BIND (primary + secondary), Postfix and Pebble',
   const journal = async (): Promise<Journal> => JSON.parse(await readFile(journalPath(), 'utf8')) as Journal;
   const published = async () => {
     const res = await Promise.all([sb.bind.primary, sb.bind.secondary!].map((s) => dig(s, ['+short', 'TLSA', owner])));
-    return res.map(parseDigTlsa);
+    // Sorted: an RRset is a set, and servers rotate its order.
+    return res.map((out) => parseDigTlsa(out).sort());
   };
   const renew = async () => {
     const r = await sb.cli(['renew', '--config', cfg]);
@@ -131,7 +132,17 @@ describe('DANE rollover on real BIND (primary + secondary), Postfix and Pebble',
   it('adoption with no RRset: deploy first, then publish current + next, visible on both servers', async () => {
     const r = await renew();
     assert.match(r.stdout, /"status":"renewed"/);
-    const j = await journal();
+    assert.match(r.stdout, /deployed a certificate for the current key .* before publishing/);
+    // A lagging secondary may leave it waiting; later passes (a timer) finish it.
+    const j = await pollUntil(
+      async () => {
+        const cur = await journal();
+        if (cur.phase === 'STEADY') return cur;
+        await renew();
+        return undefined;
+      },
+      { deadlineMs: 60_000, intervalMs: 200, what: 'adoption to reach STEADY' },
+    );
     const [primary, secondary] = await published();
     for (const set of [primary!, secondary!]) {
       assert.ok(set.includes(j.current.tlsa) && set.includes(j.next.tlsa), `current + next published: ${set}\n${r.stdout}\n${r.stderr}`);
