@@ -33,7 +33,8 @@ const OUTPUT_VARS: Record<HookOutputKind, string> = {
  */
 export const HOOK_VARIABLES: readonly string[] = [
   'MXCERT_EVENT', 'MXCERT_CERT_NAME', 'MXCERT_DOMAINS', 'MXCERT_KEY_TYPE', ...Object.values(OUTPUT_VARS),
-  'MXCERT_TLSA', 'MXCERT_ERROR', 'RENEWED_LINEAGE', 'RENEWED_DOMAINS',
+  'MXCERT_TLSA', 'MXCERT_TLSA_OWNER', 'MXCERT_TLSA_ADD', 'MXCERT_TLSA_REMOVE', 'MXCERT_TLSA_TTL',
+  'MXCERT_ERROR', 'RENEWED_LINEAGE', 'RENEWED_DOMAINS',
 ];
 
 export function hookEnvironment(input: HookEnvironmentInput): Record<string, string> {
