@@ -38,3 +38,19 @@ describe('example configs', () => {
     if (c.challenge.type === 'http-01') assert.equal(c.challenge.http.listen, '[::]:80');
   });
 });
+
+describe('every shipped example in config/ is valid', () => {
+  it('parses against the schema', async () => {
+    const { readdir } = await import('node:fs/promises');
+    const files = (await readdir(root)).filter((f) => f.endsWith('.yaml'));
+    assert.ok(files.length >= 7, `examples: ${files.join(', ')}`);
+    for (const f of files) await parseExample(f);
+  });
+  it('the DANE examples enable DANE with a publisher', async () => {
+    for (const f of ['dane-rfc2136.example.yaml', 'dane-pdns.example.yaml']) {
+      const c = (await parseExample(f)).certificates[0]!;
+      assert.equal(c.dane?.enabled, true, f);
+      assert.ok(c.dane?.publisher, f);
+    }
+  });
+});
