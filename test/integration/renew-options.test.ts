@@ -6,7 +6,7 @@ import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { createPublicKey, X509Certificate } from 'node:crypto';
-import { mkdir, readdir, readFile } from 'node:fs/promises';
+import { mkdir, readdir, readFile, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { servedLeafPem, startSandbox, type Sandbox } from '../support/sandbox.js';
 import { startPebble } from '../env/pebble.js';
@@ -96,6 +96,34 @@ describe('renew options on real servers', { timeout: 600_000 }, () => {
     assert.match(r.stdout, /verify: .*not serving the new certificate/);
     assert.match(r.stdout, /previous files restored/);
     assert.equal(await readFile(sb.combinedPath(), 'utf8'), old.text);
+  });
+
+  it('an unmodified certbot-style deploy hook works (RENEWED_LINEAGE, RENEWED_DOMAINS)', async () => {
+    // The kind of hook people have in /etc/letsencrypt/renewal-hooks/deploy/.
+    const out = path.join(sb.dir, 'certbot-hook-out');
+    const hook = path.join(sb.dir, 'certbot-style-hook');
+    await writeFile(
+      hook,
+      [
+        '#!/bin/sh',
+        'set -eu',
+        `mkdir -p ${out}`,
+        'cat "$RENEWED_LINEAGE/fullchain.pem" > ' + `${out}/fullchain.pem`,
+        'cat "$RENEWED_LINEAGE/privkey.pem" > ' + `${out}/privkey.pem`,
+        'test -s "$RENEWED_LINEAGE/cert.pem" && test -s "$RENEWED_LINEAGE/chain.pem"',
+        'echo "$RENEWED_DOMAINS" > ' + `${out}/domains`,
+        '',
+      ].join('\n'),
+      { mode: 0o700 },
+    );
+    const c = sb.baseConfig({ challenge: 'dns-01' });
+    c.certificates[0].hooks.deploy.push(hook);
+    const r = await sb.cli(['renew', '--force', '--config', await sb.writeConfig(c, path.join(sb.dir, 'certbot.yaml'))]);
+    assert.equal(r.code, 0, r.stdout + r.stderr);
+    assert.equal(await readFile(path.join(out, 'fullchain.pem'), 'utf8'), await readFile(path.join(sb.outDir, 'mx1-ecdsa-p256.fullchain.pem'), 'utf8'));
+    const { keyPem } = await combinedParts(sb.combinedPath());
+    assert.equal(spki(await readFile(path.join(out, 'privkey.pem'), 'utf8')), spki(keyPem));
+    assert.equal((await readFile(path.join(out, 'domains'), 'utf8')).trim(), 'mx1.example.test');
   });
 
   it('reuseKey keeps the private key across renewals; the default makes a new one', async () => {
