@@ -1,6 +1,6 @@
 import { loadConfig, resolveConfigPath } from '../config/load.js';
 import { StateStore } from '../store/state-store.js';
-import { planFromState } from '../renew/orchestrator.js';
+import { planFromState } from '../schedule/plan.js';
 import { systemClock } from '../clock.js';
 import type { CommandContext } from './main.js';
 

@@ -22,7 +22,8 @@ import { writeLineage } from '../deploy/lineage.js';
 import { hookEnvironment } from '../hooks/environment.js';
 import { runHook } from '../hooks/run-hook.js';
 import { verifyServed } from '../verify/starttls.js';
-import { chooseAriInstant, jitterFor, renewalTime, type RenewalReason } from '../schedule/renewal-time.js';
+import { chooseAriInstant } from '../schedule/renewal-time.js';
+import { planFromState, type Plan } from '../schedule/plan.js';
 import { ariCertId, nextAriCheck, type RenewalInfo } from '../acme/ari.js';
 import { AcmeProblemError } from '../errors.js';
 import { advanceDane } from '../dane/rollover.js';
@@ -40,11 +41,8 @@ export interface CertificateIssuer {
   renewalInfo?(certId: string): Promise<RenewalInfo | undefined>;
 }
 
-export interface Plan {
-  due: boolean;
-  reason: RenewalReason;
-  at: Date;
-}
+export type { Plan } from '../schedule/plan.js';
+export { planFromState } from '../schedule/plan.js';
 
 export interface RenewDeps {
   config: Config;
@@ -262,37 +260,6 @@ export interface Obtained {
   versionId: string;
 }
 
-/** The timing decision for one unit, from persisted state only (also used by `status`). */
-export function planFromState(
-  cert: CertificateConfig,
-  keyType: string,
-  state: CertState,
-  current: StoredVersion | undefined,
-  force: boolean,
-  now: Date,
-): Plan {
-  const d = renewalTime({
-    current: current && { notBefore: new Date(current.meta.notBefore), notAfter: new Date(current.meta.notAfter), names: current.meta.names },
-    wantedNames: cert.domains,
-    force,
-    ari:
-      state.ari && current && state.ari.certId === safeCertId(current.leafPem)
-        ? { window: { start: new Date(state.ari.windowStart), end: new Date(state.ari.windowEnd) }, at: new Date(state.ari.chosen) }
-        : undefined,
-    failures:
-      state.consecutiveFailures > 0 && state.last
-        ? {
-            count: state.consecutiveFailures,
-            lastAt: new Date(state.last.at),
-            retryAfterUntil: state.retryAfterUntil ? new Date(state.retryAfterUntil) : undefined,
-          }
-        : undefined,
-    jitter: jitterFor(`${cert.name}/${keyType}`),
-    now,
-  });
-  return { due: d.at.getTime() <= now.getTime(), reason: d.reason, at: d.at };
-}
-
 function safeCertId(leafPem: string): string | undefined {
   try {
     return ariCertId(leafPem);
@@ -307,7 +274,7 @@ function safeCertId(leafPem: string): string | undefined {
  * renewal: it is logged and the fallback timing applies.
  */
 async function refreshAri(deps: RenewDeps, state: CertState, current: StoredVersion, now: Date, log: Logger): Promise<CertState> {
-  const certId = safeCertId(current.leafPem);
+  const certId = current.meta.certId ?? safeCertId(current.leafPem);
   if (!certId) return state;
   const prev = state.ari?.certId === certId ? state.ari : undefined;
   if (prev && now.getTime() < new Date(prev.nextCheck).getTime()) return state;
@@ -394,6 +361,7 @@ async function obtainAndValidate(
       names: chain.names,
       issuer: chain.issuer,
       spkiSha256: chain.spkiSha256,
+      certId: safeCertId(chain.leafPem),
       keyType,
       issuedAt: deps.clock.now().toISOString(),
       orderUrl,

@@ -29,6 +29,8 @@ export interface VersionMeta {
   names: string[];
   issuer: string;
   spkiSha256: string;
+  /** ARI CertID (RFC 9773 §4.1), computed once at issuance. */
+  certId?: string;
   keyType: string;
   issuedAt: string;
   orderUrl?: string;
