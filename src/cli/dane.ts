@@ -11,6 +11,7 @@ import { createPublisher } from '../dane/publisher.js';
 import { observeTlsa, describeObservation } from '../dane/visibility.js';
 import { tlsa311, hasTlsa, formatTlsa } from '../dane/tlsa.js';
 import { queryDns } from '../dns/query.js';
+import type { DnsServer } from '../dns/types.js';
 import { probeEndpoint } from '../verify/starttls.js';
 import type { CommandContext } from './main.js';
 
@@ -79,7 +80,7 @@ export async function checkCommand(ctx: CommandContext, o: { cert: string[] }): 
         endpoint: e,
         serverName: cert.verify.serverName ?? cert.domains[0]!,
       }));
-      let servers: Awaited<ReturnType<Awaited<ReturnType<typeof createPublisher>>['servers']>> = [];
+      let servers: DnsServer[] = [];
       if (cert.dane?.enabled) {
         const pub = await createPublisher(cert.dane.publisher, { logger: ctx.logger });
         servers = await pub.servers();

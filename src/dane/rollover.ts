@@ -300,7 +300,7 @@ export async function advanceDane(cert: CertificateConfig, keyType: KeyType, fx:
           policy.minHoldMs,
           j.unsignedNextUntil ? new Date(j.unsignedNextUntil) : undefined,
         ).toISOString();
-        j.phase = want.then === 'DEPLOY_CURRENT' ? 'STEADY' : 'STEADY';
+        j.phase = 'STEADY';
         const deployCurrent = want.then === 'DEPLOY_CURRENT';
         j.awaiting = undefined;
         if (j.old) {
