@@ -1,3 +1,5 @@
+import { readFile } from 'node:fs/promises';
+import path from 'node:path';
 import { loadConfig, resolveConfigPath } from '../config/load.js';
 import { StateStore } from '../store/state-store.js';
 import { planFromState } from '../schedule/plan.js';
@@ -21,6 +23,25 @@ export interface StatusRow {
   ari: { windowStart: string; windowEnd: string; chosen: string; nextCheck: string; explanationURL: string | null; lastError: string | null } | null;
   /** Set while a failure backoff holds the next attempt back. */
   backoffUntil: string | null;
+  /** DANE rollover state (issue 4), or null when DANE is off or not started. */
+  dane: { phase: string; holdUntil: string | null; currentTlsa: string; nextTlsa: string; rolloverRequested: boolean; lastError: string | null } | null;
+}
+
+/** The rollover journal, read directly: status must not load the DANE machinery. */
+async function daneJournal(store: StateStore, name: string, keyType: string) {
+  try {
+    const j = JSON.parse(await readFile(path.join(store.certDir(name, keyType), 'dane', 'journal.json'), 'utf8')) as {
+      phase: string;
+      holdUntil?: string;
+      current: { tlsa: string };
+      next: { tlsa: string };
+      rollover?: unknown;
+      lastError?: string;
+    };
+    return { phase: j.phase, holdUntil: j.holdUntil ?? null, currentTlsa: j.current.tlsa, nextTlsa: j.next.tlsa, rolloverRequested: Boolean(j.rollover), lastError: j.lastError ?? null };
+  } catch {
+    return null;
+  }
 }
 
 export async function statusCommand(ctx: CommandContext, o: { json: boolean }): Promise<number> {
@@ -57,6 +78,7 @@ export async function statusCommand(ctx: CommandContext, o: { json: boolean }): 
             }
           : null,
         backoffUntil: plan.reason === 'backoff' ? plan.at.toISOString() : null,
+        dane: cert.dane?.enabled ? await daneJournal(store, cert.name, keyType) : null,
       });
     }
   }
@@ -77,7 +99,7 @@ function relative(iso: string | null, now: Date): string {
 }
 
 function renderTable(rows: StatusRow[], now: Date): string {
-  const header = ['CERT', 'KEY', 'NAMES', 'SERIAL', 'NOT AFTER', 'NEXT RENEWAL', 'ARI WINDOW', 'LAST'];
+  const header = ['CERT', 'KEY', 'NAMES', 'SERIAL', 'NOT AFTER', 'NEXT RENEWAL', 'ARI WINDOW', 'DANE', 'LAST'];
   const body = rows.map((r) => [
     r.cert,
     r.keyType,
@@ -88,6 +110,7 @@ function renderTable(rows: StatusRow[], now: Date): string {
       ? 'now (no certificate yet)'
       : `${r.nextRenewal.slice(0, 16)}Z ${r.nextRenewalReason}${r.nextRenewalReason === 'backoff' ? ` (after ${r.consecutiveFailures} failure${r.consecutiveFailures === 1 ? '' : 's'})` : ''}`,
     r.ari ? `${r.ari.windowStart.slice(0, 16)}Z..${r.ari.windowEnd.slice(11, 16)}Z` : '-',
+    r.dane ? `${r.dane.phase}${r.dane.holdUntil && new Date(r.dane.holdUntil) > now ? ` hold until ${r.dane.holdUntil.slice(0, 19)}Z` : ''}${r.dane.rolloverRequested ? ' (rollover requested)' : ''}` : '-',
     r.lastResult === 'failure' ? `FAILED: ${r.lastError}` : r.lastResult ? `ok ${relative(r.lastAt, now)}` : '-',
   ]);
   const widths = header.map((h, i) => Math.max(h.length, ...body.map((b) => (i === header.length - 1 ? 0 : b[i]!.length))));
