@@ -59,6 +59,10 @@ function report(results: UnitOutcome[]): number {
       continue;
     }
     const head = `${r.cert} (${r.keyType})`;
+    if (r.dane) {
+      for (const a of r.dane.acted) process.stdout.write(`${head}: DANE: ${a}\n`);
+      if (r.dane.waiting) process.stdout.write(`${head}: DANE ${r.dane.phase}: waiting: ${r.dane.waiting}\n`);
+    }
     switch (r.status) {
       case 'not-due':
         process.stdout.write(`${head}: not due; renews at ${r.plan.at.toISOString()} (${r.plan.reason})\n`);
