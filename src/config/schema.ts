@@ -238,6 +238,29 @@ const domainName = z
   .string()
   .regex(/^(\*\.)?([A-Za-z0-9-]{1,63}\.)*[A-Za-z0-9-]{1,63}\.?$/, 'not a valid DNS name');
 
+/** MTA-STS (RFC 8461): after each renewal, check the domain's policy against
+ * the certificate and the MX set; problems are logged as warnings only. */
+const mtaStsSchema = z
+  .object({
+    /** The policy domain (the part after the @ in mail addresses), e.g. example.com. */
+    domain: domainName.refine((d) => !d.startsWith('*.'), { message: 'a policy domain, not a wildcard' }),
+    /** Where to fetch the policy instead of https://mta-sts.DOMAIN/.well-known/mta-sts.txt (tests, split horizon). */
+    policyUrl: z
+      .string()
+      .url()
+      .refine((u) => u.startsWith('https://'), { message: 'must be an https:// URL (RFC 8461 §3.3)' })
+      .optional(),
+    /** Extra trust (PEM bundle) for the policy host's certificate, e.g. a private CA. */
+    caBundle: absPath.optional(),
+    /** DNS server (host:port) to ask for the _mta-sts TXT and MX records; default: the system resolver. */
+    dnsServer: hostPort.optional(),
+  })
+  .strict();
+
+export type MtaStsConfig = z.output<typeof mtaStsSchema>;
+
+export const CERT_USAGES = ['server', 'client'] as const;
+
 export const certificateSchema = z
   .object({
     name: z.string().regex(/^[A-Za-z0-9][A-Za-z0-9._-]*$/, 'use letters, digits, dot, dash, underscore'),
@@ -250,6 +273,9 @@ export const certificateSchema = z
     hooks: hooksSchema.default({}),
     verify: verifySchema.default({}),
     dane: daneSchema.optional(),
+    /** How the MTA presents this certificate: as a server (STARTTLS) and/or as a client (when relaying). */
+    usage: z.array(z.enum(CERT_USAGES)).min(1).default(['server']),
+    mtaSts: mtaStsSchema.optional(),
   })
   .strict();
 

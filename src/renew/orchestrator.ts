@@ -15,6 +15,8 @@ import { createCsr } from '../acme/client.js';
 import type { ChallengeSolver } from '../obtain/solver.js';
 import { generateKeyPem } from '../keys/keygen.js';
 import { checkChain, type CheckedChain } from '../validate/chain-check.js';
+import { warnOnMissingUsage } from '../validate/usage.js';
+import { checkMtaStsAfterRenewal } from '../mtasts/fetch.js';
 import { buildBundle } from '../stage/bundle.js';
 import { deployOutputs, type DeployResult } from '../deploy/outputs.js';
 import { resolveOwner } from '../deploy/atomic-write.js';
@@ -223,6 +225,8 @@ export async function issueAndDeploy(
   });
   await deps.store.prune(cert.name, keyType).catch((err: unknown) => log.warn({ err }, 'pruning old versions failed'));
   log.info({ serial: checked.chain.serial, notAfter: checked.chain.notAfter.toISOString() }, 'renewed and verified');
+  // MTA-STS consistency: warnings only, never a failed renewal.
+  await checkMtaStsAfterRenewal(cert, checked.chain.names, log).catch((err: unknown) => log.warn({ err: describeError(err) }, 'MTA-STS check failed'));
   return checked;
 }
 
@@ -349,6 +353,7 @@ async function obtainAndValidate(
     log.error({ kept }, 'issued chain failed validation; kept for inspection, not deployed');
     throw new StepError('validate', err instanceof ValidationError ? err : new ValidationError('parse', describeError(err), { cause: err }));
   }
+  warnOnMissingUsage(cert, chain.leafPem, log);
 
   const versionId = await deps.store.saveVersion(cert.name, keyType, {
     keyPem,
