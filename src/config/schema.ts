@@ -4,6 +4,7 @@
 import { z } from 'zod';
 import { validate as validCron } from 'node-cron';
 import { parseTlsa } from '../dane/tlsa.js';
+import { isLoopbackHost } from '../metrics/loopback.js';
 
 export const KEY_TYPES = ['ecdsa-p256', 'ecdsa-p384', 'rsa-2048', 'rsa-3072', 'rsa-4096'] as const;
 export type KeyType = (typeof KEY_TYPES)[number];
@@ -313,7 +314,24 @@ export const configSchema = z
         termsOfServiceAgreed: z.boolean().default(true),
       })
       .strict(),
-    metrics: z.object({ listen: hostPort }).strict().optional(),
+    metrics: z
+      .object({
+        listen: hostPort,
+        /** The metrics reveal names and timings: serve them beyond loopback only on purpose. */
+        allowNonLoopback: z.boolean().default(false),
+      })
+      .strict()
+      .superRefine((m, ctx) => {
+        const host = /^\[?(.*?)\]?:\d+$/.exec(m.listen)?.[1] ?? m.listen;
+        if (!m.allowNonLoopback && !isLoopbackHost(host)) {
+          ctx.addIssue({
+            code: z.ZodIssueCode.custom,
+            path: ['listen'],
+            message: `${host} is not a loopback address; the metrics endpoint listens on loopback only unless metrics.allowNonLoopback is true`,
+          });
+        }
+      })
+      .optional(),
     certificates: z.array(certificateSchema).min(1),
   })
   .strict();

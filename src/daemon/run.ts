@@ -8,7 +8,9 @@
 //   separate daemon lock keeps a second daemon from starting;
 // - SIGHUP reloads the config (an invalid one is rejected with its errors and
 //   the old one keeps running); SIGTERM/SIGINT finish the current step,
-//   release the locks and exit 0.
+//   release the locks and exit 0;
+// - after each pass: the expiry warning (src/notify) and, when configured,
+//   the metrics refresh (src/metrics, loaded only then).
 import os from 'node:os';
 import cron, { type ScheduledTask } from 'node-cron';
 import { loadConfig } from '../config/load.js';
@@ -20,6 +22,8 @@ import { StateStore } from '../store/state-store.js';
 import { acquireLock, type AgentLock } from '../store/lock.js';
 import { planFromState, renewAll, type UnitOutcome } from '../renew/orchestrator.js';
 import { buildRenewDeps } from '../renew/deps.js';
+import type { MetricsEndpoint } from '../metrics/server.js';
+import { warnAboutAgingCertificates } from '../notify/expiry-warning.js';
 
 /** Hourly, at a minute derived from the host name. */
 export function defaultSchedule(hostname = os.hostname()): string {
@@ -48,6 +52,7 @@ export class Daemon {
   private stopping = false;
   private abort = new AbortController();
   private daemonLock: AgentLock | undefined;
+  private metrics: MetricsEndpoint | undefined;
   private readonly clock: Clock;
   private resolveStopped!: () => void;
   readonly stopped = new Promise<void>((r) => (this.resolveStopped = r));
@@ -65,6 +70,16 @@ export class Daemon {
     const store = new StateStore(this.config.stateDir);
     await store.ensure();
     this.daemonLock = await acquireLock(this.config.stateDir, { command: 'run', file: 'daemon.lock' });
+    if (this.config.metrics) {
+      try {
+        // prom-client is loaded only when metrics are configured: a small idle daemon otherwise.
+        const { startMetricsServer } = await import('../metrics/server.js');
+        this.metrics = await startMetricsServer(this.config, this.log, this.clock.now());
+      } catch (err) {
+        await this.daemonLock.release();
+        throw err;
+      }
+    }
     this.schedule();
     this.log.info({ config: this.config.source, schedule: this.scheduleExpr(), certificates: this.config.certificates.length }, 'mxcert daemon started');
     this.trigger('start');
@@ -99,6 +114,7 @@ export class Daemon {
   private async pass(why: string): Promise<void> {
     const started = this.clock.now();
     let lock: AgentLock | undefined;
+    let outcomes: UnitOutcome[] | undefined;
     try {
       lock = await acquireLock(this.config.stateDir, { command: 'run', waitMs: this.opts.lockWaitMs ?? 60_000, clock: this.clock });
       const { deps, close } = await buildRenewDeps(this.config, this.log, this.clock);
@@ -108,6 +124,8 @@ export class Daemon {
       } finally {
         await close();
       }
+      outcomes = results;
+      if (!this.abort.signal.aborted) await warnAboutAgingCertificates(this.config, deps.store, this.clock.now(), this.log);
       const summary = { renewed: 0, failed: 0, notDue: 0 };
       for (const r of results) {
         if (r.status === 'renewed') summary.renewed++;
@@ -120,6 +138,7 @@ export class Daemon {
     } finally {
       await lock?.release();
     }
+    await this.metrics?.afterPass(this.config, outcomes, this.clock.now());
     if (!this.stopping) await this.armTimer();
   }
 
@@ -153,6 +172,9 @@ export class Daemon {
         this.log.error({ old: this.config.stateDir, new: next.stateDir }, 'config reload rejected: stateDir cannot change while running; restart instead');
         return;
       }
+      if (JSON.stringify(next.metrics) !== JSON.stringify(this.config.metrics)) {
+        this.log.warn({ old: this.config.metrics ?? null, new: next.metrics ?? null }, 'metrics settings changed; they take effect when the daemon restarts');
+      }
       this.config = next;
       this.schedule();
       this.log.info({ schedule: this.scheduleExpr(), certificates: next.certificates.length }, 'config reloaded');
@@ -172,6 +194,7 @@ export class Daemon {
     clearTimeout(this.timer);
     await this.task?.destroy();
     await this.running;
+    await this.metrics?.stop();
     await this.daemonLock?.release();
     this.log.info('mxcert daemon stopped');
     this.resolveStopped();

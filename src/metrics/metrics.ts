@@ -1,0 +1,181 @@
+// Prometheus metrics of the daemon (issue 5). Two sources, kept apart:
+// - gauges are a snapshot of stateDir (the current version's validity, the
+//   plan, the DANE journal, the last result), rebuilt after every pass, so they
+//   also reflect work done by `mxcert renew` between passes;
+// - counters count the outcomes of the daemon's own passes (they start at 0
+//   with the process, as Prometheus counters do).
+// Only the daemon loads this module, and only when `metrics` is configured.
+import { readFile } from 'node:fs/promises';
+import path from 'node:path';
+import { collectDefaultMetrics, Counter, Gauge, Registry } from 'prom-client';
+import type { CertificateConfig, Config } from '../config/schema.js';
+import type { UnitOutcome } from '../renew/orchestrator.js';
+import { planFromState } from '../schedule/plan.js';
+import { StateStore, type CertState } from '../store/state-store.js';
+
+/** Every phase of the rollover machine (src/dane/rollover.ts), for the enum-style gauge. */
+export const DANE_PHASES = ['STEADY', 'PUBLISH_NEXT', 'AWAIT_VISIBLE', 'ISSUE', 'SWAP', 'VERIFY_LIVE', 'RETIRE'] as const;
+
+/** The orchestrator's named steps; failure series start at 0 for each, so rate() works from the first failure. */
+export const FAILURE_STEPS = ['obtain', 'validate', 'deploy', 'hooks', 'verify'] as const;
+
+const UNIT = ['cert', 'key_type'] as const;
+
+interface UnitSnapshot {
+  cert: string;
+  keyType: string;
+  notBefore?: number;
+  notAfter?: number;
+  nextRenewal: number;
+  reason: string;
+  consecutiveFailures: number;
+  danePhase?: string;
+  liveCheck?: 0 | 1;
+}
+
+const seconds = (iso: string | Date): number => (typeof iso === 'string' ? Date.parse(iso) : iso.getTime()) / 1000;
+const unitKey = (cert: string, keyType: string): string => `${cert}\0${keyType}`;
+
+export class MxcertMetrics {
+  readonly registry = new Registry();
+  private readonly expiry: Gauge<(typeof UNIT)[number]>;
+  private readonly notBefore: Gauge<(typeof UNIT)[number]>;
+  private readonly nextRenewal: Gauge<(typeof UNIT)[number] | 'reason'>;
+  private readonly consecutiveFailures: Gauge<(typeof UNIT)[number]>;
+  private readonly danePhase: Gauge<(typeof UNIT)[number] | 'phase'>;
+  private readonly liveCheck: Gauge<(typeof UNIT)[number]>;
+  private readonly lastPass: Gauge<string>;
+  private readonly attempts: Counter<(typeof UNIT)[number]>;
+  private readonly successes: Counter<(typeof UNIT)[number]>;
+  private readonly failures: Counter<(typeof UNIT)[number] | 'step'>;
+  private readonly passes: Counter<'result'>;
+  /** Last known live-check result per unit: survives passes whose failure happened before verification. */
+  private readonly liveKnown = new Map<string, 0 | 1>();
+
+  constructor(opts: { processMetrics?: boolean } = {}) {
+    const registers = [this.registry];
+    if (opts.processMetrics ?? true) collectDefaultMetrics({ register: this.registry });
+    const unitGauge = (name: string, help: string) => new Gauge({ name, help, labelNames: UNIT, registers });
+    this.expiry = unitGauge('mxcert_certificate_expiry_timestamp_seconds', 'notAfter of the current certificate, as a Unix timestamp');
+    this.notBefore = unitGauge('mxcert_certificate_not_before_timestamp_seconds', 'notBefore of the current certificate, as a Unix timestamp');
+    this.nextRenewal = new Gauge({
+      name: 'mxcert_next_renewal_timestamp_seconds',
+      help: 'When the next renewal attempt is planned, as a Unix timestamp; reason: ari-window, lifetime-fraction, emergency, backoff, missing, names-changed',
+      labelNames: [...UNIT, 'reason'],
+      registers,
+    });
+    this.consecutiveFailures = unitGauge('mxcert_consecutive_failures', 'Failed attempts since the last successful renewal');
+    this.danePhase = new Gauge({
+      name: 'mxcert_dane_phase',
+      help: 'DANE rollover phase: 1 for the current phase, 0 for the others (only for certificates with dane.enabled and a journal)',
+      labelNames: [...UNIT, 'phase'],
+      registers,
+    });
+    this.liveCheck = unitGauge('mxcert_live_check_success', 'Whether the last live STARTTLS verification after a deploy saw the new certificate (1) or not (0); absent when unknown');
+    this.lastPass = new Gauge({ name: 'mxcert_last_pass_timestamp_seconds', help: 'When the daemon last finished a pass, as a Unix timestamp', registers });
+    this.attempts = new Counter({ name: 'mxcert_renewal_attempts_total', help: 'Renewal attempts made by this daemon', labelNames: UNIT, registers });
+    this.successes = new Counter({ name: 'mxcert_renewal_successes_total', help: 'Renewals deployed and verified by this daemon', labelNames: UNIT, registers });
+    this.failures = new Counter({
+      name: 'mxcert_renewal_failures_total',
+      help: 'Failed renewal attempts by this daemon; step: the pipeline step that failed (obtain, validate, deploy, hooks, verify, ...)',
+      labelNames: [...UNIT, 'step'],
+      registers,
+    });
+    this.passes = new Counter({
+      name: 'mxcert_passes_total',
+      help: 'Passes of the daemon; result: completed (every certificate was looked at) or error (the pass itself failed, e.g. lock or config)',
+      labelNames: ['result'],
+      registers,
+    });
+    for (const result of ['completed', 'error']) this.passes.inc({ result }, 0);
+  }
+
+  /** Count one pass's outcomes (undefined: the pass failed before it looked at any certificate). */
+  recordPass(outcomes: readonly UnitOutcome[] | undefined, at: Date): void {
+    this.lastPass.set(seconds(at));
+    this.passes.inc({ result: outcomes ? 'completed' : 'error' });
+    for (const o of outcomes ?? []) {
+      const labels = { cert: o.cert, key_type: o.keyType };
+      if (o.status === 'renewed') {
+        this.attempts.inc(labels);
+        this.successes.inc(labels);
+      } else if (o.status === 'failed') {
+        this.attempts.inc(labels);
+        this.failures.inc({ ...labels, step: o.step });
+      }
+    }
+  }
+
+  /** Rebuild the gauges from stateDir for the configured certificates. */
+  async refresh(config: Config, now: Date): Promise<void> {
+    const store = new StateStore(config.stateDir);
+    const snapshots: UnitSnapshot[] = [];
+    for (const cert of config.certificates) {
+      for (const keyType of cert.keys) snapshots.push(await this.snapshot(store, cert, keyType, now));
+    }
+    // Everything is read first and swapped in without an await in between,
+    // so a scrape never sees a half-rebuilt set (or a certificate removed from
+    // the config as still present).
+    for (const g of [this.expiry, this.notBefore, this.nextRenewal, this.consecutiveFailures, this.danePhase, this.liveCheck]) g.reset();
+    for (const s of snapshots) {
+      const labels = { cert: s.cert, key_type: s.keyType };
+      if (s.notAfter !== undefined) this.expiry.set(labels, s.notAfter);
+      if (s.notBefore !== undefined) this.notBefore.set(labels, s.notBefore);
+      this.nextRenewal.set({ ...labels, reason: s.reason }, s.nextRenewal);
+      this.consecutiveFailures.set(labels, s.consecutiveFailures);
+      if (s.danePhase) for (const phase of DANE_PHASES) this.danePhase.set({ ...labels, phase }, phase === s.danePhase ? 1 : 0);
+      if (s.liveCheck !== undefined) this.liveCheck.set(labels, s.liveCheck);
+      this.attempts.inc(labels, 0);
+      this.successes.inc(labels, 0);
+      for (const step of FAILURE_STEPS) this.failures.inc({ ...labels, step }, 0);
+    }
+  }
+
+  private async snapshot(store: StateStore, cert: CertificateConfig, keyType: CertificateConfig['keys'][number], now: Date): Promise<UnitSnapshot> {
+    const state = await store.readState(cert.name, keyType);
+    const current = state.current ? await store.loadVersion(cert.name, keyType, state.current) : undefined;
+    const plan = planFromState(cert, keyType, state, current, false, now);
+    return {
+      cert: cert.name,
+      keyType,
+      notBefore: current ? seconds(current.meta.notBefore) : undefined,
+      notAfter: current ? seconds(current.meta.notAfter) : undefined,
+      nextRenewal: seconds(plan.at),
+      reason: plan.reason,
+      consecutiveFailures: state.consecutiveFailures,
+      danePhase: cert.dane?.enabled ? await readDanePhase(store, cert.name, keyType) : undefined,
+      liveCheck: this.liveCheckFrom(cert, keyType, state),
+    };
+  }
+
+  /**
+   * A success means the live check passed (when one is configured); a failure
+   * at the verify step means it did not. A failure before verification says
+   * nothing new, so the last known value stays.
+   */
+  private liveCheckFrom(cert: CertificateConfig, keyType: string, state: CertState): 0 | 1 | undefined {
+    const key = unitKey(cert.name, keyType);
+    const checked = cert.verify.smtp.length > 0 || Boolean(cert.dane?.enabled);
+    if (checked && state.last?.result === 'success') this.liveKnown.set(key, 1);
+    else if (state.last?.result === 'failure' && state.last.step === 'verify') this.liveKnown.set(key, 0);
+    return this.liveKnown.get(key);
+  }
+
+  contentType(): string {
+    return this.registry.contentType;
+  }
+
+  text(): Promise<string> {
+    return this.registry.metrics();
+  }
+}
+
+/** The rollover journal's phase, read directly (the DANE machinery stays unloaded). */
+async function readDanePhase(store: StateStore, name: string, keyType: string): Promise<string | undefined> {
+  try {
+    const j = JSON.parse(await readFile(path.join(store.certDir(name, keyType), 'dane', 'journal.json'), 'utf8')) as { phase?: unknown };
+    return typeof j.phase === 'string' ? j.phase : undefined;
+  } catch {
+    return undefined;
+  }
+}
