@@ -1,6 +1,7 @@
 import { loadConfig, resolveConfigPath } from '../config/load.js';
 import type { Config } from '../config/schema.js';
 import { buildRenewDeps } from '../renew/deps.js';
+import { warnAboutAgingCertificates } from '../notify/expiry-warning.js';
 import { StateStore } from '../store/state-store.js';
 import { acquireLock } from '../store/lock.js';
 import { systemClock } from '../clock.js';
@@ -45,7 +46,10 @@ async function runPass(config: Config, store: StateStore, logger: Logger, o: { f
     // A profile the CA does not offer is a config error (exit 2), not a
     // per-certificate failure; checked once, before any order.
     if (!o.dryRun) await deps.acme.checkProfile?.(config.acme.profile);
-    return await renewAll({ ...deps, store }, { force: o.force, dryRun: o.dryRun, only: o.cert });
+    const results = await renewAll({ ...deps, store }, { force: o.force, dryRun: o.dryRun, only: o.cert });
+    // Hosts on the timer instead of the daemon get the expiry warning too.
+    if (!o.dryRun) await warnAboutAgingCertificates(config, store, systemClock.now(), logger);
+    return results;
   } finally {
     await close();
   }

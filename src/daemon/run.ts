@@ -49,6 +49,7 @@ export class Daemon {
   private timer: NodeJS.Timeout | undefined;
   private running: Promise<void> | undefined;
   private rerun = false;
+  private passErrors = 0;
   private stopping = false;
   private abort = new AbortController();
   private daemonLock: AgentLock | undefined;
@@ -133,13 +134,23 @@ export class Daemon {
         else summary.notDue++;
       }
       this.log.info({ why, ...summary, ms: this.clock.now().getTime() - started.getTime() }, 'pass finished');
+      this.passErrors = 0;
     } catch (err) {
-      this.log.error({ why, err: describeError(err) }, 'pass failed');
+      // Failed before (or outside) the per-certificate work: a missing CA
+      // bundle, an unreadable secret, the lock held too long. Back off so the
+      // daemon does not retry every second (see armTimer).
+      this.passErrors++;
+      this.log.error({ why, err: describeError(err), retryInMs: this.passBackoffMs() }, 'pass failed');
     } finally {
       await lock?.release();
     }
     await this.metrics?.afterPass(this.config, outcomes, this.clock.now());
     if (!this.stopping) await this.armTimer();
+  }
+
+  /** 1 min, 2 min, 4 min … capped at 1 h after consecutive failed passes; 1 s otherwise. */
+  private passBackoffMs(): number {
+    return this.passErrors === 0 ? 1000 : Math.min(60_000 * 2 ** (this.passErrors - 1), 3_600_000);
   }
 
   /** A precise timer for the earliest due instant, so renewals need not wait for the next cron tick. */
@@ -158,8 +169,9 @@ export class Daemon {
       }
     }
     if (!Number.isFinite(earliest)) return;
-    // Never spin: at least a second between passes even if something is due now.
-    const delay = Math.min(Math.max(earliest - now.getTime(), 1000), MAX_TIMER_MS);
+    // Never spin: at least a second between passes even if something is due
+    // now, more after passes that failed as a whole.
+    const delay = Math.min(Math.max(earliest - now.getTime(), this.passBackoffMs()), MAX_TIMER_MS);
     this.timer = setTimeout(() => this.trigger('due'), delay);
     this.log.debug({ nextAt: new Date(now.getTime() + delay).toISOString() }, 'next wake-up');
   }

@@ -1,7 +1,7 @@
 // The environment every hook receives (DESIGN §4). The RENEWED_* names are
 // certbot's, so existing certbot deploy hooks run unchanged.
 
-export type HookEvent = 'deploy' | 'failure' | 'tlsa-publish' | 'tlsa-retire';
+export type HookEvent = 'deploy' | 'failure' | 'warning' | 'tlsa-publish' | 'tlsa-retire';
 export type HookOutputKind = 'combined' | 'key' | 'cert' | 'chain' | 'fullchain';
 
 export interface HookEnvironmentInput {
