@@ -246,6 +246,8 @@ export async function advanceDane(cert: CertificateConfig, keyType: KeyType, fx:
     if (!v.allAgree) throw new MxcertError('verify', `served key not in every published TLSA RRset: ${v.lagging.join('; ')}`);
   };
 
+  // Set when STEADY's fresh check (step 3 + hold) cleared the swap in this pass.
+  let swapCleared = false;
   for (let guard = 0; guard < 12; guard++) {
     const now = fx.now();
     switch (j.phase) {
@@ -349,6 +351,7 @@ export async function advanceDane(cert: CertificateConfig, keyType: KeyType, fx:
           if (!ok.ok) return { phase: j.phase, acted, waiting: `rotation due, ${ok.why}` };
           if (j.rollover?.emergency) log.warn({ next: j.next.tlsa }, 'DANE: EMERGENCY rollover: swapping without waiting for the hold');
           j.phase = 'ISSUE';
+          swapCleared = true;
           await save(j);
           continue;
         }
@@ -364,10 +367,24 @@ export async function advanceDane(cert: CertificateConfig, keyType: KeyType, fx:
       case 'ISSUE':
       case 'SWAP':
       case 'VERIFY_LIVE': {
+        if (!swapCleared) {
+          // Resumed from the journal after a crash: DNS may have changed while
+          // we were down (a record removed, a server fallen back), so check
+          // step 3 and the hold again before the next key is served.
+          const v = (await observeAll(pub, owners)).verdict({ present: [j.current.tlsa, j.next.tlsa], absent: [] });
+          const ok = maySwap(j, now, v.allAgree);
+          if (!ok.ok) {
+            log.warn({ lagging: v.lagging, why: ok.why }, 'DANE: not resuming the interrupted swap; back to STEADY');
+            j.phase = 'STEADY';
+            await save(j);
+            continue;
+          }
+        }
         // issueAndDeploy does issue → validate → deploy → reload → verify in
         // one go and rolls the files back on failure; re-running it after a
-        // crash in any of these phases is safe (the old record is still
-        // published, the next one has been visible for the whole hold).
+        // crash in any of these phases is safe once the check above passed
+        // (the old record is still published, the next one is visible and
+        // has been for the whole hold).
         j.phase = 'SWAP';
         await save(j);
         let r: { serial: string };

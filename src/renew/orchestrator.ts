@@ -172,7 +172,9 @@ async function daneUnit(deps: RenewDeps, cert: CertificateConfig, keyType: KeyTy
           return { serial: renewed.chain.serial };
         },
         deployedKeyPem: async () => (await fresh()).current?.keyPem,
-        renewalDue: async () => plan.due,
+        // `plan` was made before this pass; a certificate deployed during
+        // it (adoption deploys the current key) makes a renewal not due.
+        renewalDue: async () => !renewed && plan.due,
       },
       {
         keyLifetimeMs: dane.keyLifetime,

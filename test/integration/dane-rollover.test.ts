@@ -7,83 +7,15 @@
 //   authoritative server returned during the preceding 2 × TTL.
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { createHash, X509Certificate } from 'node:crypto';
 import { spawn } from 'node:child_process';
 import { readdir, readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { CLI, servedLeafPem, startSandbox, type Sandbox, type SandboxConfig } from '../support/sandbox.js';
 import { dig } from '../env/bind.js';
+import { DaneWatcher, parseDigTlsa, spkiHash } from '../support/dane-watcher.js';
 import { pollUntil, run } from '../env/proc.js';
 
 const TTL = 2;
-
-interface Sample {
-  t: number;
-  kind: 'served' | 'dns';
-  server?: string;
-  hashes: string[];
-}
-
-function spkiHash(pem: string): string {
-  const c = new X509Certificate(pem);
-  return createHash('sha256').update(c.publicKey.export({ type: 'spki', format: 'der' })).digest('hex');
-}
-
-/** dig +short prints "3 1 1 HEX" with the hex possibly split by spaces. */
-function parseDigTlsa(out: string): string[] {
-  return out
-    .split('\n')
-    .map((l) => l.trim())
-    .filter((l) => /^3 1 1 /.test(l))
-    .map((l) => l.slice(6).replace(/\s+/g, '').toLowerCase());
-}
-
-class Watcher {
-  samples: Sample[] = [];
-  private stopped = false;
-  private loop?: Promise<void>;
-  constructor(private sb: Sandbox, private owner: string) {}
-  start(): void {
-    const servers = [this.sb.bind.primary, this.sb.bind.secondary!];
-    this.loop = (async () => {
-      while (!this.stopped) {
-        const t = Date.now();
-        await Promise.all([
-          servedLeafPem(this.sb.postfix.port)
-            .then((pem) => this.samples.push({ t, kind: 'served', hashes: [spkiHash(pem)] }))
-            .catch(() => undefined),
-          ...servers.map((s) =>
-            dig(s, ['+short', 'TLSA', this.owner])
-              .then((out) => this.samples.push({ t, kind: 'dns', server: `${s.host}:${s.port}`, hashes: parseDigTlsa(out) }))
-              .catch(() => undefined),
-          ),
-        ]);
-        await new Promise((r) => setTimeout(r, 100));
-      }
-    })();
-  }
-  async stop(): Promise<void> {
-    this.stopped = true;
-    await this.loop;
-  }
-  /** Violations of the DESIGN §6 invariant, observed. */
-  violations(): string[] {
-    const out: string[] = [];
-    const dns = this.samples.filter((s) => s.kind === 'dns' && s.hashes.length > 0);
-    for (const s of this.samples.filter((x) => x.kind === 'served')) {
-      const h = s.hashes[0]!;
-      for (const d of dns) {
-        if (d.t <= s.t && d.t >= s.t - 2 * TTL * 1000 && !d.hashes.includes(h)) {
-          out.push(`at ${new Date(s.t).toISOString()} served ${h.slice(0, 12)}… missing from ${d.server}'s RRset seen at ${new Date(d.t).toISOString()}`);
-        }
-      }
-    }
-    return out;
-  }
-  servedKeys(): string[] {
-    return [...new Set(this.samples.filter((s) => s.kind === 'served').map((s) => s.hashes[0]!))];
-  }
-}
 
 interface Journal {
   phase: string;
@@ -165,7 +97,7 @@ describe('DANE rollover on real BIND (primary + secondary), Postfix and Pebble',
 
   it('a rollover keeps the served key in every RRset seen in the last 2 × TTL, and retires the old record', async () => {
     const j0 = await journal();
-    const watcher = new Watcher(sb, owner);
+    const watcher = new DaneWatcher({ servers: [sb.bind.primary, sb.bind.secondary!], owner, smtpPort: sb.postfix.port, ttl: TTL });
     watcher.start();
     try {
       // A foreign record in the same RRset must survive everything mxcert does.
@@ -204,7 +136,7 @@ describe('DANE rollover on real BIND (primary + secondary), Postfix and Pebble',
 
   it('kill -9 at random instants during a rollover: it resumes and the invariant holds', async () => {
     const j0 = await journal();
-    const watcher = new Watcher(sb, owner);
+    const watcher = new DaneWatcher({ servers: [sb.bind.primary, sb.bind.secondary!], owner, smtpPort: sb.postfix.port, ttl: TTL });
     watcher.start();
     try {
       assert.equal((await sb.cli(['rollover', '--cert', 'mx1', '--config', cfg])).code === 1, false);

@@ -1,0 +1,753 @@
+// DANE rollover scenarios on real servers (issue 4 "Tests", DESIGN §6):
+// a lagging secondary, kill -9 at phase boundaries and inside the swap, a
+// failing live verification, the PowerDNS and hook publishers, and dual key
+// types. Rollovers are started with `mxcert rollover --cert mx1` and driven
+// by repeated `mxcert renew`, as a timer would. The invariant is checked by
+// an independent watcher (openssl against Postfix, dig against every
+// authoritative server); mxcert's journal is read only to know when to stop
+// waiting or where to kill, never to decide whether the invariant held.
+import { after, before, describe, it } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import { access, chmod, readFile, writeFile } from 'node:fs/promises';
+import { Worker } from 'node:worker_threads';
+import net from 'node:net';
+import path from 'node:path';
+import { CLI, POSTFIX_RELOAD_HOOK, REPO, startSandbox, type Sandbox, type SandboxConfig } from '../support/sandbox.js';
+import { DaneWatcher, findViolations, servedHash, spkiHash, tlsaAt, type KeyFamily, type WatchSample } from '../support/dane-watcher.js';
+import { dig, type DnsServerAddr } from '../env/bind.js';
+import { startPdns, type PdnsEnv } from '../env/pdns.js';
+import { pollUntil, run } from '../env/proc.js';
+
+const TTL = 2;
+const WINDOW_MS = 2 * TTL * 1000;
+const NSUPDATE_TLSA_HOOK = path.join(REPO, 'hooks', 'nsupdate-tlsa');
+const FOREIGN = 'ab'.repeat(32);
+
+interface KeyRef {
+  id: string;
+  tlsa: string;
+}
+interface Journal {
+  phase: string;
+  current: KeyRef;
+  next: KeyRef;
+  old?: KeyRef;
+  rollover?: unknown;
+  updatedAt: string;
+}
+
+const pause = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+/** Everything one describe needs around its sandbox. */
+class Rig {
+  cfg = '';
+  cfgObj: SandboxConfig = {};
+  owner = '';
+  /** Servers the DANE publisher's records are served from (what the watcher asks). */
+  servers: DnsServerAddr[] = [];
+  log: string[] = [];
+  /** Certificates mxcert reported issued, over every run through cli(). */
+  issued = 0;
+
+  constructor(readonly sb: Sandbox) {
+    this.owner = `_${sb.postfix.port}._tcp.mx1.example.test`;
+  }
+
+  journalPath(keyType = 'ecdsa-p256'): string {
+    return path.join(this.sb.stateDir, 'certs', 'mx1', keyType, 'dane', 'journal.json');
+  }
+
+  async journal(keyType = 'ecdsa-p256'): Promise<Journal | undefined> {
+    try {
+      return JSON.parse(await readFile(this.journalPath(keyType), 'utf8')) as Journal;
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
+      throw err;
+    }
+  }
+
+  /** The RRset each server serves, sorted. */
+  published(servers = this.servers): Promise<string[][]> {
+    return Promise.all(servers.map((s) => tlsaAt(s, this.owner)));
+  }
+
+  served(family?: KeyFamily): Promise<string> {
+    return servedHash(this.sb.postfix.port, family);
+  }
+
+  /** The last few CLI outputs, for failure messages. */
+  tail(n = 4): string {
+    return this.log.slice(-n).join('\n----\n');
+  }
+
+  async cli(args: string[], cfg = this.cfg): Promise<{ code: number; stdout: string; stderr: string }> {
+    const r = await this.sb.cli([...args, '--config', cfg], { env: { MXCERT_LOG_LEVEL: 'info' } });
+    this.issued += (r.stderr.match(/"msg":"certificate issued"/g) ?? []).length;
+    this.log.push(`$ mxcert ${args.join(' ')} → ${r.code}\n${r.stdout}${r.stderr.split('\n').slice(-30).join('\n')}`);
+    return r;
+  }
+
+  /** One timer-like pass that must not fail. */
+  async pass(cfg = this.cfg): Promise<{ code: number; stdout: string; stderr: string }> {
+    const r = await this.cli(['renew'], cfg);
+    assert.notEqual(r.code, 1, `a pass failed:\n${this.tail(1)}`);
+    return r;
+  }
+
+  /**
+   * Runs passes (with a short pause between them, like a timer) until
+   * `until` returns a value. A failing pass fails the test at once.
+   */
+  async drive<T>(until: () => Promise<T | undefined>, what: string, opts: { deadlineMs?: number; cfg?: string } = {}): Promise<T> {
+    const deadline = Date.now() + (opts.deadlineMs ?? 90_000);
+    for (;;) {
+      const v = await until();
+      if (v !== undefined) return v;
+      if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}\n${await this.diag()}\n${this.tail()}`);
+      await this.pass(opts.cfg);
+      await pause(200);
+    }
+  }
+
+  /** Adoption until every key type's journal is STEADY: one certificate per key type, not more. */
+  async adopt(keyTypes = ['ecdsa-p256']): Promise<void> {
+    const before = this.issued;
+    await this.drive(
+      async () => ((await Promise.all(keyTypes.map((k) => this.journal(k)))).every((j) => j?.phase === 'STEADY') ? true : undefined),
+      'adoption to reach STEADY',
+    );
+    assert.equal(this.issued - before, keyTypes.length, `certificates issued during adoption\n${this.tail()}`);
+  }
+
+  /** Whether each server still answers, for timeout messages. */
+  async diag(): Promise<string> {
+    const lines = await Promise.all(
+      this.servers.map(async (s) => `${s.host}:${s.port} SOA: ${(await dig(s, ['+short', this.owner.replace(/^.*?\.mx1\./, ''), 'SOA'])).trim() || 'no answer'}`),
+    );
+    const served = await this.served().catch((err: Error) => `error: ${err.message.split('\n')[0]}`);
+    return [...lines, `Postfix serves: ${served}`].join('\n');
+  }
+
+  /** Rollover requested and driven until it has swapped and retired (journal used only to know when to stop). */
+  async completeRollover(before: Record<string, Journal>, cfg = this.cfg): Promise<void> {
+    await this.drive(
+      async () => {
+        for (const [k, j0] of Object.entries(before)) {
+          const j = await this.journal(k);
+          if (!(j && j.phase === 'STEADY' && !j.old && j.current.tlsa === j0.next.tlsa)) return undefined;
+        }
+        return true;
+      },
+      'the rollover to swap and retire',
+      { cfg },
+    );
+  }
+
+  /**
+   * `mxcert rollover --cert mx1`, then `mxcert renew` passes, until `stop`
+   * says the last run is the one we wanted; every other run must exit 0.
+   * `beforeEach` runs before each of them.
+   */
+  async runUntil(
+    cfg: string,
+    stop: (r: { code: number; stdout: string }) => Promise<boolean>,
+    what: string,
+    beforeEach?: () => Promise<void>,
+  ): Promise<{ code: number; stdout: string; stderr: string }> {
+    const deadline = Date.now() + 60_000;
+    for (let first = true; ; first = false) {
+      assert.ok(Date.now() < deadline, `timed out waiting for ${what}\n${this.tail()}`);
+      await beforeEach?.();
+      const r = await this.cli(first ? ['rollover', '--cert', 'mx1'] : ['renew'], cfg);
+      if (await stop(r)) return r;
+      assert.equal(r.code, 0, this.tail(1));
+      await pause(200);
+    }
+  }
+
+  watcher(families?: KeyFamily[]): DaneWatcher {
+    return new DaneWatcher({ servers: this.servers, owner: this.owner, smtpPort: this.sb.postfix.port, ttl: TTL, ...(families ? { families } : {}) });
+  }
+
+  /**
+   * Runs `mxcert ARGS` in the background and SIGKILLs it as soon as its
+   * journal is rewritten with phase `phase`. The journal is polled every
+   * millisecond from a worker thread, so the watcher's own work on the main
+   * event loop cannot delay the kill. Resolves when the process is gone.
+   */
+  async killAtPhase(args: string[], phase: string, keyType = 'ecdsa-p256'): Promise<{ killed: boolean; code: number | null; out: string }> {
+    const file = this.journalPath(keyType);
+    const initial = await readFile(file, 'utf8');
+    const child = spawn(process.execPath, [CLI, ...args, '--config', this.cfg], {
+      stdio: ['ignore', 'pipe', 'pipe'],
+      env: { ...process.env, MXCERT_LOG_LEVEL: 'info' },
+    });
+    let out = '';
+    child.stdout.on('data', (d: Buffer) => (out += d.toString()));
+    child.stderr.on('data', (d: Buffer) => (out += d.toString()));
+    const stop = new Int32Array(new SharedArrayBuffer(4));
+    const killer = new Worker(KILL_AT_PHASE_WORKER, { eval: true, workerData: { file, initial, phase, pid: child.pid, stop } });
+    const killerDone = new Promise<void>((resolve) => killer.once('exit', () => resolve()));
+    const r = await new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) =>
+      child.once('exit', (code, signal) => resolve({ code, signal })),
+    );
+    Atomics.store(stop, 0, 1);
+    await killerDone;
+    this.log.push(`$ mxcert ${args.join(' ')} (kill at ${phase}) → ${r.signal ?? r.code}\n${out.split('\n').slice(-30).join('\n')}`);
+    return { killed: r.signal === 'SIGKILL', code: r.code, out };
+  }
+
+  /**
+   * Repeats killAtPhase with `mxcert renew` until one run is killed at
+   * `phase`, while the journal stays in one of `before` (e.g. RETIRE waiting
+   * for its TTL); a run that went past `phase` unkilled fails the test.
+   */
+  async killRenewAt(phase: string, before: string[], keyType = 'ecdsa-p256'): Promise<number> {
+    const deadline = Date.now() + 60_000;
+    for (let runs = 1; ; runs++) {
+      const r = await this.killAtPhase(['renew'], phase, keyType);
+      if (r.killed) return runs;
+      assert.notEqual(r.code, 1, `a pass failed:\n${this.tail(1)}`);
+      const j = await this.journal(keyType);
+      if (!before.includes(j!.phase) || Date.now() > deadline) {
+        throw new Error(`never caught phase ${phase} (journal now ${j?.phase})\n${await this.diag()}\n${this.tail()}`);
+      }
+      await pause(200);
+    }
+  }
+}
+
+/** Worker body for killAtPhase (CommonJS, eval'd). */
+const KILL_AT_PHASE_WORKER = `
+const { workerData } = require('node:worker_threads');
+const { readFileSync } = require('node:fs');
+const { file, initial, phase, pid, stop } = workerData;
+const nap = new Int32Array(new SharedArrayBuffer(4));
+while (Atomics.load(stop, 0) === 0) {
+  let raw;
+  try { raw = readFileSync(file, 'utf8'); } catch { raw = initial; }
+  if (raw !== initial) {
+    let p;
+    try { p = JSON.parse(raw).phase; } catch {}
+    if (p === phase) {
+      try { process.kill(pid, 'SIGKILL'); } catch {}
+      break;
+    }
+  }
+  Atomics.wait(nap, 0, 0, 1);
+}
+`;
+
+function daneBlock(rig: Rig, publisher: object, extra: object = {}): object {
+  return {
+    enabled: true,
+    endpoints: [{ host: 'mx1.example.test', port: rig.sb.postfix.port }],
+    publisher,
+    keyLifetime: '90d',
+    minHold: '0s',
+    ...extra,
+  };
+}
+
+function rfc2136Publisher(rig: Rig): object {
+  const dns = rig.cfgObj.certificates[0].challenge.dns;
+  return { provider: 'rfc2136', server: dns.server, port: dns.port, zone: dns.zone, tsig: dns.tsig, ttl: TTL, nameservers: dns.nameservers };
+}
+
+async function bindRig(opts: { keys?: string[] } = {}): Promise<Rig> {
+  const sb = await startSandbox({ secondary: true, pebble: { validitySeconds: 3600 } });
+  const rig = new Rig(sb);
+  rig.servers = [sb.bind.primary, sb.bind.secondary!];
+  rig.cfgObj = sb.baseConfig({ challenge: 'dns-01', ...(opts.keys ? { keys: opts.keys } : {}) });
+  rig.cfgObj.certificates[0].dane = daneBlock(rig, rfc2136Publisher(rig));
+  rig.cfg = await sb.writeConfig(rig.cfgObj);
+  return rig;
+}
+
+/** Adds a record at the owner behind mxcert's back (an operator's, another host's). */
+async function foreignAdd(sb: Sandbox, owner: string, hex: string): Promise<void> {
+  await run('nsupdate', ['-k', sb.bind.tsig.keyFile], {
+    input: `server 127.0.0.1 ${sb.bind.primary.port}\nzone example.test\nupdate add ${owner} ${TTL} TLSA 3 1 1 ${hex}\nsend\n`,
+  });
+}
+
+/**
+ * Makes Postfix start `n` smtpd processes now (n concurrent sessions), which
+ * then stay idle for reuse. Without a reload, connections in the next
+ * seconds are served by these processes, which read the certificate files
+ * at start: so "the reload hook does not run" really means the old files
+ * keep being served, instead of a fresh smtpd picking up the new files
+ * whenever two probes overlap.
+ */
+async function preforkSmtpd(port: number, n: number): Promise<void> {
+  const socks = await Promise.all(
+    Array.from(
+      { length: n },
+      () =>
+        new Promise<net.Socket>((resolve, reject) => {
+          const s = net.connect({ host: '127.0.0.1', port });
+          s.setTimeout(10_000, () => s.destroy(new Error('no banner')));
+          s.on('error', reject); // no-op once resolved
+          s.once('data', () => resolve(s));
+        }),
+    ),
+  );
+  await Promise.all(
+    socks.map(
+      (s) =>
+        new Promise<void>((resolve) => {
+          s.once('close', () => resolve());
+          s.end('QUIT\r\n');
+        }),
+    ),
+  );
+}
+
+async function exists(p: string): Promise<boolean> {
+  return access(p).then(
+    () => true,
+    () => false,
+  );
+}
+
+function sameSet(a: string[], b: string[]): boolean {
+  return a.length === b.length && [...a].sort().every((x, i) => x === [...b].sort()[i]);
+}
+
+// ---------------------------------------------------------------------------
+
+describe('the watcher itself', () => {
+  it('flags a served key missing from an RRset seen within 2 × TTL, and only then', () => {
+    const t0 = 1_000_000;
+    const dns = (t: number, ...h: string[]): WatchSample => ({ t, kind: 'dns', server: 'ns', hashes: h });
+    const served = (t: number, h: string): WatchSample => ({ t, kind: 'served', family: 'any', hashes: [h] });
+    // b served 1 s after an RRset without it was seen: violation.
+    assert.equal(findViolations([dns(t0, 'a'), dns(t0 + 500, 'a', 'b'), served(t0 + 1000, 'b')], TTL).length, 1);
+    // ... but not once 2 × TTL have passed since the last RRset without it.
+    assert.deepEqual(findViolations([dns(t0, 'a'), dns(t0 + 500, 'a', 'b'), served(t0 + WINDOW_MS + 1, 'b')], TTL), []);
+    // An empty answer (no DANE there) constrains nothing.
+    assert.deepEqual(findViolations([dns(t0), served(t0 + 1, 'b')], TTL), []);
+  });
+});
+
+describe('lagging secondary: no swap until every server has the next record', { timeout: 300_000 }, () => {
+  let rig: Rig;
+  before(async () => {
+    rig = await bindRig();
+  });
+  after(async () => {
+    await rig?.sb.stop();
+  });
+
+  it('holds the swap while the secondary is down, completes after it catches up, invariant observed', async () => {
+    const { sb } = rig;
+    await rig.adopt();
+    const watcher = rig.watcher().start();
+    try {
+      const c0 = await rig.served();
+      const [p0, s0] = await rig.published();
+      assert.ok(sameSet(p0!, s0!) && p0!.length === 2 && p0!.includes(c0), `current + next on both servers: ${p0} / ${s0}`);
+      const n0 = p0!.find((h) => h !== c0)!;
+
+      // Rollover 1 (normal) up to the swap: Postfix now serves n0.
+      assert.equal((await rig.cli(['rollover', '--cert', 'mx1'])).code, 0, rig.tail(1));
+      await rig.drive(async () => ((await rig.journal())?.phase === 'RETIRE' ? true : undefined), 'the first swap');
+      assert.equal(await rig.served(), n0, 'swapped to the former next key');
+      const oldKeyFile = path.join(path.dirname(rig.journalPath()), 'keys', `${(await rig.journal())!.old!.id}.pem`);
+
+      // The secondary goes away before the retire update: from now on the new
+      // next key exists on the primary only.
+      await sb.bind.stopSecondary!();
+      const lagFrom = Date.now();
+      await rig.drive(
+        async () => ((await tlsaAt(sb.bind.primary, rig.owner)).includes(c0) ? undefined : true),
+        'the retire update on the primary',
+      );
+      const p1 = await tlsaAt(sb.bind.primary, rig.owner);
+      assert.equal(p1.length, 2, `primary: ${p1}`);
+      assert.ok(p1.includes(n0) && !p1.includes(c0), `primary: ${p1}`);
+      const n1 = p1.find((h) => h !== n0)!;
+
+      // Rollover 2 requested while the secondary is still down, then passes
+      // for well over the hold (2 × TTL) a swap would need.
+      const requestedAt = Date.now();
+      const r = await rig.cli(['rollover', '--cert', 'mx1']);
+      assert.equal(r.code, 0, rig.tail(1));
+      for (let passes = 0; passes < 2 || Date.now() - requestedAt < 3 * WINDOW_MS; passes++) {
+        const p = await rig.pass();
+        assert.match(p.stdout, /not yet visible everywhere/, rig.tail(1));
+        await pause(200);
+      }
+      const lagTo = Date.now();
+
+      // By observation: no swap happened.
+      assert.equal(await rig.served(), n0, 'still serving n0 while the secondary lags');
+      assert.deepEqual(
+        [...new Set(watcher.servedBetween(lagFrom, lagTo).map((s) => s.hashes[0]))],
+        [n0],
+        'only n0 served during the lag',
+      );
+      assert.deepEqual(await tlsaAt(sb.bind.primary, rig.owner), p1, 'primary unchanged during the lag');
+      // The retired key's file stays until every server confirmed the removal.
+      assert.ok(await exists(oldKeyFile), 'old key file kept while the secondary has not confirmed the removal');
+
+      const restartAt = Date.now();
+      await sb.bind.startSecondary!();
+      await rig.drive(
+        async () => {
+          const sets = await rig.published();
+          return (await rig.served()) === n1 && sets.every((s) => s.includes(n1) && !s.includes(n0) && s.length === 2) ? true : undefined;
+        },
+        'rollover 2 to swap to n1 and retire n0 on both servers',
+      );
+      const firstN1 = watcher.firstServed(n1);
+      assert.ok(firstN1 !== undefined, 'the watcher saw n1 served');
+      assert.ok(
+        firstN1 - restartAt >= WINDOW_MS,
+        `n1 served ${firstN1 - restartAt} ms after the secondary came back; the hold is at least 2 × TTL = ${WINDOW_MS} ms`,
+      );
+      assert.equal(await exists(oldKeyFile), false, 'old key file deleted once every server confirmed the removal');
+    } finally {
+      await watcher.stop();
+    }
+    assert.deepEqual(watcher.violations(), []);
+    const counts = watcher.counts();
+    assert.ok((counts['served:any'] ?? 0) > 20 && (counts[`dns:127.0.0.1:${sb.bind.secondary!.port}`] ?? 0) > 10, JSON.stringify(counts));
+  });
+});
+
+describe('kill -9 at phase boundaries and inside the swap', { timeout: 300_000 }, () => {
+  let rig: Rig;
+  before(async () => {
+    rig = await bindRig();
+  });
+  after(async () => {
+    await rig?.sb.stop();
+  });
+
+  /** Current and next key by observation: served key, and the other record on both servers. */
+  async function observedKeys(): Promise<{ c: string; n: string }> {
+    const c = await rig.served();
+    const sets = await rig.published();
+    assert.ok(sets.every((s) => sameSet(s, sets[0]!)) && sets[0]!.length === 2 && sets[0]!.includes(c), `current + next everywhere: ${JSON.stringify(sets)}`);
+    return { c, n: sets[0]!.find((h) => h !== c)! };
+  }
+
+  async function assertRolled(from: { c: string; n: string }): Promise<void> {
+    assert.equal(await rig.served(), from.n, 'serving the former next key');
+    for (const s of await rig.published()) {
+      assert.ok(s.includes(from.n) && !s.includes(from.c) && s.length === 2, `old record retired, new current + next published: ${s}`);
+    }
+  }
+
+  it('SIGKILL when the journal turns SWAP, RETIRE, AWAIT_VISIBLE: each restart resumes, the rollover completes', async (t) => {
+    await rig.adopt();
+    const watcher = rig.watcher().start();
+    try {
+      const k = await observedKeys();
+      const j0 = (await rig.journal())!;
+      // SWAP: killed while ordering/deploying the certificate for the next key.
+      const r = await rig.killAtPhase(['rollover', '--cert', 'mx1'], 'SWAP');
+      let swapRuns = 1;
+      if (!r.killed) {
+        assert.equal(r.code, 0, rig.tail(1)); // waited for the hold
+        swapRuns += await rig.killRenewAt('SWAP', ['STEADY']);
+      }
+      // RETIRE: killed right after the swap was verified and recorded.
+      const retireRuns = await rig.killRenewAt('RETIRE', ['SWAP']);
+      // AWAIT_VISIBLE: killed after the retire update, before every server
+      // confirmed it. The secondary is held back for this pass: with it up,
+      // AWAIT_VISIBLE lasts only the few ms a NOTIFY + IXFR take.
+      await rig.sb.bind.stopSecondary!();
+      const awaitRuns = await rig.killRenewAt('AWAIT_VISIBLE', ['RETIRE']);
+      await rig.sb.bind.startSecondary!();
+      t.diagnostic(`runs until killed: SWAP ${swapRuns}, RETIRE ${retireRuns}, AWAIT_VISIBLE ${awaitRuns}`);
+      const j = (await rig.journal())!;
+      assert.equal(j.current.tlsa, j0.next.tlsa, 'journal sanity');
+      await rig.completeRollover({ 'ecdsa-p256': j0 });
+      await assertRolled(k);
+      const check = await rig.cli(['check']);
+      assert.equal(check.code, 0, rig.tail(1));
+    } finally {
+      await watcher.stop();
+    }
+    assert.deepEqual(watcher.violations(), []);
+    assert.ok(watcher.servedKeys().length >= 2, 'the watcher saw both keys served');
+  });
+
+  it('SIGKILL from inside the swap (a deploy hook kills mxcert after the reload): the restart completes the rollover', async () => {
+    const marker = path.join(rig.sb.dir, 'killed-once');
+    const killer = path.join(rig.sb.dir, 'kill-parent-once');
+    await writeFile(killer, '#!/bin/sh\n[ -e "$1" ] && exit 0\n: > "$1"\nkill -9 "$PPID"\n');
+    await chmod(killer, 0o755);
+    const killCfgObj = structuredClone(rig.cfgObj);
+    killCfgObj.certificates[0].hooks.deploy = [[POSTFIX_RELOAD_HOOK, rig.sb.postfix.configDir], [killer, marker]];
+    const killCfg = await rig.sb.writeConfig(killCfgObj, path.join(rig.sb.dir, 'kill.yaml'));
+
+    await rig.drive(async () => ((await rig.journal())?.phase === 'STEADY' ? true : undefined), 'STEADY');
+    const watcher = rig.watcher().start();
+    try {
+      const k = await observedKeys();
+      const j0 = (await rig.journal())!;
+      // The rollover, then passes with the killing hook until it has fired once (that pass dies by SIGKILL).
+      const died = await rig.runUntil(killCfg, async () => exists(marker), 'the deploy hook to fire');
+      assert.equal(died.code, 1, 'the pass whose hook fired did not complete');
+      assert.doesNotMatch(died.stdout, /"status"/, 'it died before reporting');
+      assert.equal((await rig.journal())!.phase, 'SWAP', 'killed inside the swap');
+      assert.equal(await rig.served(), k.n, 'killed after Postfix was reloaded onto the next key, before mxcert recorded it');
+      // Restart with the same config (the hook is a no-op now).
+      await rig.completeRollover({ 'ecdsa-p256': j0 }, killCfg);
+      await assertRolled(k);
+    } finally {
+      await watcher.stop();
+    }
+    assert.deepEqual(watcher.violations(), []);
+  });
+
+  it('SIGKILL at SWAP, then the next record vanishes before the restart: the restart re-checks DNS and republishes instead of swapping', async () => {
+    await rig.drive(async () => ((await rig.journal())?.phase === 'STEADY' ? true : undefined), 'STEADY');
+    const watcher = rig.watcher().start();
+    try {
+      const k = await observedKeys();
+      const j0 = (await rig.journal())!;
+      const r = await rig.killAtPhase(['rollover', '--cert', 'mx1'], 'SWAP');
+      if (!r.killed) {
+        assert.equal(r.code, 0, rig.tail(1));
+        await rig.killRenewAt('SWAP', ['STEADY']);
+      }
+      assert.equal(await rig.served(), k.c, 'killed before the swap reached Postfix');
+      // While mxcert is down, someone deletes the next key's record.
+      await run('nsupdate', ['-k', rig.sb.bind.tsig.keyFile], {
+        input: `server 127.0.0.1 ${rig.sb.bind.primary.port}\nzone example.test\nupdate delete ${rig.owner} TLSA 3 1 1 ${k.n}\nsend\n`,
+      });
+      // No passes while it propagates: DNS only.
+      await pollUntil(async () => ((await rig.published()).every((s) => !s.includes(k.n)) ? true : undefined), {
+        deadlineMs: 10_000,
+        what: 'the deletion to reach both servers',
+      });
+      await rig.completeRollover({ 'ecdsa-p256': j0 });
+      await assertRolled(k);
+    } finally {
+      await watcher.stop();
+    }
+    assert.deepEqual(watcher.violations(), []);
+  });
+});
+
+describe('failing live verification during a rollover', { timeout: 300_000 }, () => {
+  let rig: Rig;
+  before(async () => {
+    rig = await bindRig();
+  });
+  after(async () => {
+    await rig?.sb.stop();
+  });
+
+  it('no reload → exit 1, rolled back, old key served, old + next still published; fixed hook → rollover completes', async () => {
+    const { sb } = rig;
+    await rig.adopt();
+    const noReload = structuredClone(rig.cfgObj);
+    noReload.certificates[0].hooks.deploy = [];
+    noReload.certificates[0].verify.timeout = '3s';
+    const noReloadCfg = await sb.writeConfig(noReload, path.join(sb.dir, 'no-reload.yaml'));
+
+    const watcher = rig.watcher().start();
+    try {
+      const c = await rig.served();
+      const sets0 = await rig.published();
+      const n = sets0[0]!.find((h) => h !== c)!;
+      const j0 = (await rig.journal())!;
+      // The rollover, then passes until the one that tries the swap (the first may still be in the hold).
+      const failed = await rig.runUntil(noReloadCfg, async (r) => r.code === 1, 'the swap to be tried', () => preforkSmtpd(sb.postfix.port, 8));
+      assert.match(failed.stdout, /"status":"failed","plan":.*"step":"verify"/, rig.tail(1));
+      assert.match(failed.stdout, /previous files restored/);
+      assert.equal(await rig.served(), c, 'the old key is still served');
+      assert.deepEqual(watcher.servedKeys(), [c], 'Postfix never served the new key');
+      for (const s of await rig.published()) {
+        assert.ok(s.includes(c) && s.includes(n), `old and next records still published: ${s}`);
+      }
+      const combined = /-----BEGIN CERTIFICATE-----[\s\S]+?-----END CERTIFICATE-----/.exec(await readFile(sb.combinedPath(), 'utf8'))![0];
+      assert.equal(spkiHash(combined), c, 'the deployed file is the old one again');
+      // The hook is back: the rollover completes.
+      await rig.completeRollover({ 'ecdsa-p256': j0 });
+      assert.equal(await rig.served(), n);
+      for (const s of await rig.published()) assert.ok(s.includes(n) && !s.includes(c) && s.length === 2, `retired: ${s}`);
+    } finally {
+      await watcher.stop();
+    }
+    assert.deepEqual(watcher.violations(), []);
+  });
+});
+
+describe('the same rollover through the PowerDNS publisher', { timeout: 300_000 }, () => {
+  let rig: Rig;
+  let pdns: PdnsEnv;
+  before(async () => {
+    const sb = await startSandbox({ pebble: { validitySeconds: 3600 } });
+    rig = new Rig(sb);
+    try {
+      pdns = await startPdns({ zone: 'example.test', ttl: TTL, hosts: { mx1: '127.0.0.1' } });
+    } catch (err) {
+      await sb.stop();
+      throw err;
+    }
+    rig.servers = [pdns.dns];
+    // dns-01 stays on BIND (Pebble resolves there); DANE goes to PowerDNS.
+    rig.cfgObj = sb.baseConfig({ challenge: 'dns-01' });
+    rig.cfgObj.certificates[0].dane = daneBlock(rig, {
+      provider: 'pdns',
+      url: pdns.apiUrl,
+      zone: pdns.zone,
+      apiKeyFile: pdns.apiKeyFile,
+      ttl: TTL,
+      nameservers: [`127.0.0.1:${pdns.dns.port}`],
+      server: '127.0.0.1',
+      port: pdns.dns.port,
+      timeout: '10s',
+    });
+    rig.cfg = await sb.writeConfig(rig.cfgObj);
+  });
+  after(async () => {
+    await pdns?.stop();
+    await rig?.sb.stop();
+  });
+
+  it('adoption over a foreign RRset (publish, hold, then serve) → rollover → retire; foreign record survives', async () => {
+    const patch = await pdns.api('PATCH', `/servers/localhost/zones/${pdns.zone}.`, {
+      rrsets: [{ name: `${rig.owner}.`, type: 'TLSA', ttl: TTL, changetype: 'REPLACE', records: [{ content: `3 1 1 ${FOREIGN}`, disabled: false }] }],
+    });
+    assert.equal(patch.status, 204, JSON.stringify(patch.body));
+    const placeholder = await rig.served();
+    // Watching from before adoption: the placeholder Postfix starts with is
+    // not mxcert's doing, everything mxcert serves is checked.
+    const watcher = rig.watcher().start();
+    try {
+      await rig.adopt();
+      const c = await rig.served();
+      assert.notEqual(c, placeholder);
+      const [set] = await rig.published();
+      assert.ok(set!.length === 3 && set!.includes(FOREIGN) && set!.includes(c), `foreign + current + next: ${set}`);
+      const n = set!.find((h) => h !== c && h !== FOREIGN)!;
+      const j0 = (await rig.journal())!;
+      assert.equal((await rig.cli(['rollover', '--cert', 'mx1'])).code, 0, rig.tail(1));
+      await rig.completeRollover({ 'ecdsa-p256': j0 });
+      assert.equal(await rig.served(), n);
+      const [after] = await rig.published();
+      assert.ok(after!.length === 3 && after!.includes(FOREIGN) && after!.includes(n) && !after!.includes(c), `after: ${after}`);
+      // The API agrees with DNS (no disabled leftovers of ours).
+      const zone = (await pdns.api('GET', `/servers/localhost/zones/${pdns.zone}.`)).body as { rrsets: Array<{ name: string; type: string; records: Array<{ content: string }> }> };
+      const rr = zone.rrsets.find((x) => x.type === 'TLSA' && x.name === `${rig.owner}.`)!;
+      assert.equal(rr.records.length, 3, JSON.stringify(rr));
+    } finally {
+      await watcher.stop();
+    }
+    const mine = watcher.samples.filter((s) => !(s.kind === 'served' && s.hashes[0] === placeholder));
+    assert.deepEqual(findViolations(mine, TTL), []);
+    assert.ok(watcher.servedKeys().length >= 3, 'placeholder, adopted key and rolled key all seen');
+  });
+});
+
+describe('the same rollover through the hook publisher (hooks/nsupdate-tlsa)', { timeout: 300_000 }, () => {
+  let rig: Rig;
+  before(async () => {
+    const sb = await startSandbox({ secondary: true, pebble: { validitySeconds: 3600 } });
+    rig = new Rig(sb);
+    rig.servers = [sb.bind.primary, sb.bind.secondary!];
+    rig.cfgObj = sb.baseConfig({ challenge: 'dns-01' });
+    rig.cfgObj.certificates[0].dane = daneBlock(rig, {
+      provider: 'hook',
+      command: [NSUPDATE_TLSA_HOOK],
+      nameservers: rig.servers.map((s) => `${s.host}:${s.port}`),
+      ttl: TTL,
+      timeout: '30s',
+      env: {
+        NSUPDATE_KEYFILE: sb.bind.tsig.keyFile,
+        NSUPDATE_SERVER: '127.0.0.1',
+        NSUPDATE_PORT: String(sb.bind.primary.port),
+        NSUPDATE_ZONE: sb.bind.zone,
+      },
+    });
+    rig.cfg = await sb.writeConfig(rig.cfgObj);
+  });
+  after(async () => {
+    await rig?.sb.stop();
+  });
+
+  it('adoption → rollover → retire on both BIND servers; foreign record survives', async () => {
+    await rig.adopt();
+    assert.match(rig.log.join('\n'), /nsupdate-tlsa: tlsa-publish at /, 'the hook published');
+    const watcher = rig.watcher().start();
+    try {
+      await foreignAdd(rig.sb, rig.owner, FOREIGN);
+      await pollUntil(async () => ((await rig.published()).every((s) => s.includes(FOREIGN)) ? true : undefined), {
+        deadlineMs: 10_000,
+        what: 'the foreign record on both servers',
+      });
+      const c = await rig.served();
+      const sets = await rig.published();
+      for (const s of sets) assert.ok(s.length === 3 && s.includes(c) && s.includes(FOREIGN), `current + next + foreign: ${s}`);
+      const n = sets[0]!.find((h) => h !== c && h !== FOREIGN)!;
+      const j0 = (await rig.journal())!;
+      const logFrom = rig.log.length;
+      assert.equal((await rig.cli(['rollover', '--cert', 'mx1'])).code, 0, rig.tail(1));
+      await rig.completeRollover({ 'ecdsa-p256': j0 });
+      assert.equal(await rig.served(), n);
+      for (const s of await rig.published()) {
+        assert.ok(s.length === 3 && s.includes(FOREIGN) && s.includes(n) && !s.includes(c), `after: ${s}`);
+      }
+      assert.match(rig.log.slice(logFrom).join('\n'), /nsupdate-tlsa: tlsa-retire at /, 'the hook retired the old record');
+    } finally {
+      await watcher.stop();
+    }
+    assert.deepEqual(watcher.violations(), []);
+    assert.ok(watcher.servedKeys().length >= 2);
+  });
+});
+
+describe('dual key types (ECDSA + RSA chains in Postfix)', { timeout: 300_000 }, () => {
+  let rig: Rig;
+  const KEYS = ['ecdsa-p256', 'rsa-2048'] as const;
+  const FAMILY: Record<(typeof KEYS)[number], KeyFamily> = { 'ecdsa-p256': 'ecdsa', 'rsa-2048': 'rsa' };
+  before(async () => {
+    rig = await bindRig({ keys: [...KEYS] });
+    await rig.sb.useDualChains();
+  });
+  after(async () => {
+    await rig?.sb.stop();
+  });
+
+  it('both key types adopt and roll; current + next of both stay published; each served key always in the RRset', async () => {
+    await rig.adopt([...KEYS]);
+    const j0: Record<string, Journal> = {};
+    for (const k of KEYS) j0[k] = (await rig.journal(k))!;
+    for (const k of KEYS) assert.equal(await rig.served(FAMILY[k]), j0[k]!.current.tlsa, `${k}: Postfix serves the current key`);
+    const all0 = KEYS.flatMap((k) => [j0[k]!.current.tlsa, j0[k]!.next.tlsa]);
+    for (const s of await rig.published()) assert.ok(sameSet(s, all0), `both key types' current + next: ${s}`);
+
+    const watcher = rig.watcher(['ecdsa', 'rsa']).start();
+    try {
+      assert.equal((await rig.cli(['rollover', '--cert', 'mx1'])).code, 0, rig.tail(1));
+      await rig.completeRollover(j0);
+      const j1: Record<string, Journal> = {};
+      for (const k of KEYS) j1[k] = (await rig.journal(k))!;
+      for (const k of KEYS) assert.equal(await rig.served(FAMILY[k]), j0[k]!.next.tlsa, `${k}: serving the former next key`);
+      const all1 = KEYS.flatMap((k) => [j1[k]!.current.tlsa, j1[k]!.next.tlsa]);
+      await rig.drive(
+        async () => ((await rig.published()).every((s) => sameSet(s, all1)) ? true : undefined),
+        'both servers to serve exactly the new current + next of both key types',
+      );
+    } finally {
+      await watcher.stop();
+    }
+    assert.deepEqual(watcher.violations(), []);
+    for (const k of KEYS) {
+      const seen = watcher.servedKeys(FAMILY[k]);
+      assert.deepEqual(seen, [j0[k]!.current.tlsa, j0[k]!.next.tlsa], `${k}: served exactly old then new`);
+    }
+    // Never fewer than current + next for each key type in any answer.
+    for (const d of watcher.samples.filter((s) => s.kind === 'dns' && s.hashes.length > 0)) {
+      assert.ok(d.hashes.length >= 4, `an RRset with fewer than 4 records at ${new Date(d.t).toISOString()} on ${d.server}: ${d.hashes}`);
+    }
+  });
+});
