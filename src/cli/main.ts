@@ -9,6 +9,12 @@ import { createLogger } from '../log.js';
 
 export const EXIT = { ok: 0, failed: 1, usage: 2, locked: 3 } as const;
 
+// A write beyond RLIMIT_FSIZE must fail with EFBIG (reported, old files kept),
+// not kill us. Node ignores SIGXFSZ, but execa's signal-exit listens to it
+// and, on unloading, leaves it at the default action (terminate); a
+// permanent listener keeps Node's handler installed and signal-exit passive.
+process.on('SIGXFSZ', () => undefined);
+
 class ExitCode extends Error {
   constructor(readonly code: number) {
     super(`exit ${code}`);
