@@ -125,6 +125,10 @@ export class AcmeService {
       backoffMin: 50,
       backoffMax: 2000,
     });
+    // acme-client retries a badNonce (RFC 8555 §6.5) only 5 times; a CA that
+    // rejects many nonces (Pebble's PEBBLE_WFE_NONCEREJECT) can exhaust that
+    // on one of the dozen requests of an issuance. Each retry is cheap.
+    (client as unknown as { http: { maxBadNonceRetries: number } }).http.maxBadNonceRetries = 20;
     if (!stored.url) {
       await withProblemCapture('account registration', () =>
         client.createAccount({
@@ -138,6 +142,26 @@ export class AcmeService {
     }
     this.client = client;
     return client;
+  }
+
+  /**
+   * newOrder; if the CA no longer knows our account (accountDoesNotExist:
+   * a reset staging CA, a reinstalled private CA), register again with the
+   * same key once and retry, instead of failing every renewal from now on.
+   */
+  private async createOrderReRegistering(client: acme.Client, orderReq: Record<string, unknown>, log: Logger) {
+    try {
+      return await withProblemCapture('newOrder', () => client.createOrder(orderReq as never));
+    } catch (err) {
+      if (!(err instanceof AcmeProblemError) || err.problemType !== 'accountDoesNotExist') throw err;
+      const stored = await this.opts.accounts.load();
+      if (!stored) throw err;
+      log.warn({ accountUrl: stored.url }, 'the CA does not know our account any more; registering again');
+      await this.opts.accounts.save({ keyPem: stored.keyPem });
+      this.client = undefined;
+      const fresh = await this.account();
+      return withProblemCapture('newOrder', () => fresh.createOrder(orderReq as never));
+    }
   }
 
   private async directoryField(name: string): Promise<unknown> {
@@ -194,7 +218,7 @@ export class AcmeService {
    * cleaned up, also on failure.
    */
   async issue(req: IssueRequest): Promise<IssueResult> {
-    const client = await this.account();
+    let client = await this.account();
     const log = req.logger ?? this.opts.logger;
     await this.checkProfile(req.profile);
     const orderReq: Record<string, unknown> = {
@@ -204,15 +228,17 @@ export class AcmeService {
     if (req.replaces && (await this.directoryField('renewalInfo'))) orderReq.replaces = req.replaces;
     let order;
     try {
-      order = await withProblemCapture('newOrder', () => client.createOrder(orderReq as never));
+      order = await this.createOrderReRegistering(client, orderReq, log);
     } catch (err) {
       // RFC 9773 §5: the old certificate was already replaced (or the CA
       // disagrees); the renewal itself must not fail for that. Retry once.
       if (!(err instanceof AcmeProblemError) || err.problemType !== 'alreadyReplaced' || !orderReq.replaces) throw err;
       log.warn({ replaces: orderReq.replaces }, 'CA says the certificate was already replaced; ordering without "replaces"');
       delete orderReq.replaces;
-      order = await withProblemCapture('newOrder', () => client.createOrder(orderReq as never));
+      order = await this.createOrderReRegistering(await this.account(), orderReq, log);
     }
+    // The account may have been registered again while ordering.
+    client = await this.account();
     const authzs = await withProblemCapture('fetching authorizations', () => client.getAuthorizations(order));
 
     const presented: ChallengeInput[] = [];

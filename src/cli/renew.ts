@@ -41,7 +41,7 @@ export async function renewCommand(
 }
 
 async function runPass(config: Config, store: StateStore, logger: Logger, o: { force: boolean; cert: string[]; dryRun: boolean }) {
-  const { deps, close } = await buildRenewDeps(config, logger, systemClock);
+  const { deps, close } = await buildRenewDeps(config, logger, systemClock, { readOnly: o.dryRun });
   try {
     // A profile the CA does not offer is a config error (exit 2), not a
     // per-certificate failure; checked once, before any order.

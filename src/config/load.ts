@@ -4,7 +4,7 @@
 // of them are reported at once, so `mxcert config check` fixes a file in one
 // round instead of one typo per run.
 import { constants as fsc } from 'node:fs';
-import { access, readFile, stat } from 'node:fs/promises';
+import { access, lstat, readFile, stat } from 'node:fs/promises';
 import path from 'node:path';
 import { isNode, LineCounter, parseDocument, type Document } from 'yaml';
 import { z } from 'zod';
@@ -369,8 +369,66 @@ async function semanticProblems(parts: Parts, env: Env): Promise<ConfigProblem[]
     if (cert.dane?.publisher) checks.push(checkPublisherSecrets(cert.dane.publisher, `${at}.dane.publisher`, env));
   }
 
+  for (const { index, cert } of parts.certificates) {
+    checks.push(outputTargetProblems(index, cert), hookProblems(index, cert));
+  }
   sync.push(...duplicateNames(parts.certificates), ...outputProblems(parts.certificates));
   return [...sync, ...(await Promise.all(checks)).flat()];
+}
+
+/**
+ * Each output's directory must exist and be writable only by its owner, and
+ * the target must not be a symlink (DESIGN §3): found at config time, not
+ * after a certificate has been ordered.
+ */
+async function outputTargetProblems(index: number, cert: CertificateConfig): Promise<ConfigProblem[]> {
+  const out: ConfigProblem[] = [];
+  const seen = new Set<string>();
+  for (const kind of OUTPUT_KINDS) {
+    const template = cert.output[kind];
+    if (template === undefined || !path.isAbsolute(template) || template.endsWith('/')) continue;
+    const at = `certificates[${index}].output.${kind}`;
+    for (const keytype of cert.keys) {
+      const file = path.normalize(expandOutputPath(template, { keytype, name: cert.name }));
+      if (seen.has(at)) break;
+      const dir = path.dirname(file);
+      const d = await lstat(dir).catch(() => undefined);
+      let problem: string | undefined;
+      if (!d) problem = `directory ${dir} does not exist`;
+      else if (!d.isDirectory()) problem = `${dir} is not a directory`;
+      else if (d.mode & 0o022) problem = `directory ${dir} is writable by group or others (mode ${(d.mode & 0o777).toString(8).padStart(4, '0')}); mxcert will not put key material there`;
+      else {
+        const f = await lstat(file).catch(() => undefined);
+        if (f?.isSymbolicLink()) problem = `${file} is a symlink; mxcert replaces files atomically and does not follow links`;
+        else if (f && !f.isFile()) problem = `${file} exists and is not a regular file`;
+      }
+      if (problem) {
+        out.push({ path: at, message: problem });
+        seen.add(at);
+      }
+    }
+  }
+  return out;
+}
+
+/** Hooks must exist and be executable before anything is ordered. */
+async function hookProblems(index: number, cert: CertificateConfig): Promise<ConfigProblem[]> {
+  const out: ConfigProblem[] = [];
+  for (const which of ['deploy', 'failure'] as const) {
+    for (const [i, h] of cert.hooks[which].entries()) {
+      const argv0 = typeof h === 'string' ? h : h[0];
+      const at = `certificates[${index}].hooks.${which}[${i}]`;
+      if (!argv0 || !path.isAbsolute(argv0)) {
+        if (typeof h !== 'string') out.push({ path: at, message: 'the command must be an absolute path' });
+        continue;
+      }
+      const st = await stat(argv0).catch(() => undefined);
+      if (!st) out.push({ path: at, message: `hook ${argv0} does not exist` });
+      else if (!st.isFile()) out.push({ path: at, message: `hook ${argv0} is not a regular file` });
+      else if (!(await access(argv0, fsc.X_OK).then(() => true, () => false))) out.push({ path: at, message: `hook ${argv0} is not executable` });
+    }
+  }
+  return out;
 }
 
 function duplicateNames(certs: Parts['certificates']): ConfigProblem[] {

@@ -41,10 +41,13 @@ const mode = z
   .string()
   .regex(/^0?[0-7]{3}$/, 'must be an octal mode like "0600"');
 
+/** An environment variable's name (never its value: a pasted secret must not be echoed back). */
+const envName = z.string().regex(/^[A-Za-z_][A-Za-z0-9_]*$/, 'not an environment variable name');
+
 const secretRef = z
   .object({
     secretFile: absPath.optional(),
-    secretEnv: z.string().min(1).optional(),
+    secretEnv: envName.optional(),
   })
   .strict();
 
@@ -55,7 +58,7 @@ export const tsigSchema = z
       .enum(['hmac-sha256', 'hmac-sha384', 'hmac-sha512', 'hmac-sha224', 'hmac-sha1', 'hmac-md5'])
       .default('hmac-sha256'),
     secretFile: absPath.optional(),
-    secretEnv: z.string().min(1).optional(),
+    secretEnv: envName.optional(),
   })
   .strict()
   .superRefine((t, ctx) => {
@@ -170,7 +173,7 @@ const danePublisherPdns = z
     serverId: z.string().min(1).default('localhost'),
     zone: z.string().min(1),
     apiKeyFile: absPath.optional(),
-    apiKeyEnv: z.string().min(1).optional(),
+    apiKeyEnv: envName.optional(),
     ttl: tlsaTtl,
     nameservers: daneNameservers,
     /** Where PowerDNS answers DNS (for NS discovery when `nameservers` is not given). Default: the URL's host. */
@@ -266,7 +269,16 @@ export const certificateSchema = z
   .object({
     name: z.string().regex(/^[A-Za-z0-9][A-Za-z0-9._-]*$/, 'use letters, digits, dot, dash, underscore'),
     domains: z.array(domainName).min(1),
-    keys: z.array(z.enum(KEY_TYPES)).min(1).default(['ecdsa-p256']),
+    keys: z
+      .array(z.enum(KEY_TYPES))
+      .min(1)
+      .superRefine((keys, ctx) => {
+        // Two units for the same key type would race on the same files and state.
+        keys.forEach((k, i) => {
+          if (keys.indexOf(k) !== i) ctx.addIssue({ code: z.ZodIssueCode.custom, path: [i], message: `duplicate key type "${k}"` });
+        });
+      })
+      .default(['ecdsa-p256']),
     /** Without DANE a fresh key is made per renewal; set true to keep it. */
     reuseKey: z.boolean().default(false),
     challenge: z.discriminatedUnion('type', [dnsChallenge, httpChallenge]),
@@ -305,7 +317,7 @@ export const configSchema = z
             kid: z.string().min(1),
             hmacKey: z.string().min(1).optional(),
             hmacKeyFile: absPath.optional(),
-            hmacKeyEnv: z.string().min(1).optional(),
+            hmacKeyEnv: envName.optional(),
           })
           .strict()
           .optional(),

@@ -87,6 +87,13 @@ describe('DANE rollover on real BIND (primary + secondary), Postfix and Pebble',
     const check = await sb.cli(['check', '--config', cfg]);
     assert.equal(check.code, 0, check.stdout + check.stderr);
     assert.match(check.stdout, /mx1\.example\.test:\d+ \(127\.0\.0\.1\): ok/);
+    const st = JSON.parse((await sb.cli(['status', '--json', '--config', cfg])).stdout) as { certificates: Array<{ dane: { phase: string; currentTlsa: string; holdUntil: string | null } | null }> };
+    assert.equal(st.certificates[0]!.dane?.phase, 'STEADY');
+    assert.equal(st.certificates[0]!.dane?.currentTlsa, j.current.tlsa);
+    assert.ok(st.certificates[0]!.dane?.holdUntil, 'hold deadline shown');
+    const table = await sb.cli(['status', '--config', cfg]);
+    assert.match(table.stdout, /DANE/);
+    assert.match(table.stdout, /STEADY/);
     // A same-key renewal does not touch DNS.
     const before = await published();
     const forced = await sb.cli(['renew', '--force', '--config', cfg]);

@@ -14,12 +14,16 @@ const BIND_SECRET = 'YmluZC1zZWNyZXQtbXVzdC1ub3QtbGVhaw==';
 
 let dir: string;
 let n = 0;
+/** A real output directory (0700): the loader checks that output directories exist. */
+const OUT = path.join(tmpdir(), `mxcert-config-out-${process.pid}`);
 
 before(async () => {
   dir = await mkdtemp(path.join(tmpdir(), 'mxcert-config-'));
+  await mkdir(OUT, { recursive: true, mode: 0o700 });
 });
 after(async () => {
   await rm(dir, { recursive: true, force: true });
+  await rm(OUT, { recursive: true, force: true });
 });
 
 async function writeSecret(content: string, mode = 0o600): Promise<string> {
@@ -47,7 +51,7 @@ function cert(name: string, secretFile: string): Obj {
       type: 'dns-01',
       dns: { provider: 'rfc2136', server: '127.0.0.1', zone: 'example.com', tsig: { name: 'mxcert', secretFile } },
     },
-    output: { combined: `/etc/postfix/tls/${name}-{keytype}.pem` },
+    output: { combined: `${OUT}/${name}-{keytype}.pem` },
   };
 }
 
@@ -100,7 +104,7 @@ describe('loadConfig: valid files', () => {
   it('accepts two key types when every output path has {keytype}', async () => {
     const cfg = await baseConfig();
     cfg.certificates[0].keys = ['ecdsa-p256', 'rsa-2048'];
-    cfg.certificates[0].output.key = '/etc/postfix/tls/{name}.{keytype}.key';
+    cfg.certificates[0].output.key = `${OUT}/{name}.{keytype}.key`;
     const loaded = await loadConfig(await writeConfig(cfg), { env: {} });
     assert.deepEqual(loaded.certificates[0]!.keys, ['ecdsa-p256', 'rsa-2048']);
   });
@@ -342,7 +346,7 @@ describe('loadConfig: cross-certificate and file checks', () => {
   it('duplicate certificate names: path of the later one', async () => {
     const cfg = await baseConfig();
     const second = cert('mx1', cfg.certificates[0].challenge.dns.tsig.secretFile);
-    second.output.combined = '/etc/postfix/tls/other-{keytype}.pem';
+    second.output.combined = `${OUT}/other-{keytype}.pem`;
     cfg.certificates.push(second);
     assert.deepEqual(await problemsOf(cfg), ['certificates[1].name: duplicate name "mx1" (also certificates[0].name)']);
   });
@@ -350,25 +354,25 @@ describe('loadConfig: cross-certificate and file checks', () => {
   it('two certificates writing the same file', async () => {
     const cfg = await baseConfig();
     const second = cert('mx2', cfg.certificates[0].challenge.dns.tsig.secretFile);
-    second.output.combined = '/etc/postfix/tls/mx1-{keytype}.pem';
+    second.output.combined = `${OUT}/mx1-{keytype}.pem`;
     cfg.certificates.push(second);
     assert.deepEqual(await problemsOf(cfg), [
-      'certificates[1].output.combined: conflicting output: /etc/postfix/tls/mx1-ecdsa-p256.pem is also written by certificates[0].output.combined',
+      `certificates[1].output.combined: conflicting output: ${OUT}/mx1-ecdsa-p256.pem is also written by certificates[0].output.combined`,
     ]);
   });
 
   it('two output kinds of one certificate writing the same file, even spelled differently', async () => {
     const cfg = await baseConfig();
-    cfg.certificates[0].output.fullchain = '/etc/postfix/tls/../tls/mx1-ecdsa-p256.pem';
+    cfg.certificates[0].output.fullchain = `${OUT}/../${path.basename(OUT)}/mx1-ecdsa-p256.pem`;
     assert.deepEqual(await problemsOf(cfg), [
-      'certificates[0].output.fullchain: conflicting output: /etc/postfix/tls/mx1-ecdsa-p256.pem is also written by certificates[0].output.combined',
+      `certificates[0].output.fullchain: conflicting output: ${OUT}/mx1-ecdsa-p256.pem is also written by certificates[0].output.combined`,
     ]);
   });
 
   it('several key types but an output path without {keytype}', async () => {
     const cfg = await baseConfig();
     cfg.certificates[0].keys = ['ecdsa-p256', 'rsa-2048'];
-    cfg.certificates[0].output = { combined: '/etc/postfix/tls/mx1-{keytype}.pem', cert: '/etc/postfix/tls/{name}.crt' };
+    cfg.certificates[0].output = { combined: `${OUT}/mx1-{keytype}.pem`, cert: `${OUT}/{name}.crt` };
     const lines = await problemsOf(cfg);
     assert.equal(lines.length, 1, lines.join('\n'));
     hasLine(lines, 'certificates[0].output.cert: must contain {keytype}');
@@ -376,7 +380,7 @@ describe('loadConfig: cross-certificate and file checks', () => {
 
   it('unknown placeholder in an output path', async () => {
     const cfg = await baseConfig();
-    cfg.certificates[0].output.combined = '/etc/postfix/tls/{nmae}-{keytype}.pem';
+    cfg.certificates[0].output.combined = `${OUT}/{nmae}-{keytype}.pem`;
     assert.deepEqual(await problemsOf(cfg), ['certificates[0].output.combined: unknown placeholder {nmae}; use {keytype} or {name}']);
   });
 

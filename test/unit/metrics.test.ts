@@ -5,7 +5,12 @@ import assert from 'node:assert/strict';
 import { chmod, mkdtemp, rm, writeFile, mkdir } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
+import { mkdirSync } from 'node:fs';
 import { after, before, describe, it } from 'node:test';
+
+// An owner-only output directory: the loader checks that output directories exist and are not loose.
+const OUT_DIR = path.join(tmpdir(), `mxcert-unit-out-${process.pid}`);
+mkdirSync(OUT_DIR, { recursive: true, mode: 0o700 });
 import { stringify } from 'yaml';
 import { loadConfig } from '../../src/config/load.js';
 import type { Config } from '../../src/config/schema.js';
@@ -43,7 +48,7 @@ async function configWith(extra: Record<string, unknown>, opts: { dane?: boolean
           domains: ['mx1.example.com'],
           keys: ['ecdsa-p256', 'rsa-2048'],
           challenge: { type: 'dns-01', dns: { provider: 'rfc2136', server: '127.0.0.1', zone: 'example.com', tsig: { name: 'mxcert', secretFile } } },
-          output: { combined: '/etc/postfix/tls/mx1-{keytype}.pem' },
+          output: { combined: `${OUT_DIR}/mx1-{keytype}.pem` },
           verify: { smtp: ['127.0.0.1:25'] },
           ...(opts.dane ? { dane: { enabled: true, endpoints: [{ host: 'mx1.example.com', port: 25 }] } } : {}),
         },
