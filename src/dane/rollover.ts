@@ -144,6 +144,8 @@ export interface DaneEffects {
   deployedKeyPem(): Promise<string | undefined>;
   /** Whether a same-key renewal is due by the normal timing rules. */
   renewalDue(): Promise<boolean>;
+  /** Set while a failure backoff holds the next attempt back (DESIGN §5): a swap waits too. */
+  backoffUntil?(): Date | undefined;
   publisher?: TlsaPublisher;
 }
 
@@ -347,6 +349,12 @@ export async function advanceDane(cert: CertificateConfig, keyType: KeyType, fx:
           continue;
         }
         if (rotationDue(j, now, policy.keyLifetimeMs)) {
+          // A swap that just failed (say the reload hook is broken) must not
+          // order a certificate on every pass: it honours the failure backoff.
+          const backoff = fx.backoffUntil?.();
+          if (backoff && backoff.getTime() > now.getTime() && !j.rollover?.emergency) {
+            return { phase: j.phase, acted, waiting: `rotation due, backing off after a failure until ${backoff.toISOString()}` };
+          }
           const ok = maySwap(j, now, v.allAgree);
           if (!ok.ok) return { phase: j.phase, acted, waiting: `rotation due, ${ok.why}` };
           if (j.rollover?.emergency) log.warn({ next: j.next.tlsa }, 'DANE: EMERGENCY rollover: swapping without waiting for the hold');

@@ -175,6 +175,7 @@ async function daneUnit(deps: RenewDeps, cert: CertificateConfig, keyType: KeyTy
         // `plan` was made before this pass; a certificate deployed during
         // it (adoption deploys the current key) makes a renewal not due.
         renewalDue: async () => !renewed && plan.due,
+        backoffUntil: () => (plan.reason === 'backoff' && !plan.due ? plan.at : undefined),
       },
       {
         keyLifetimeMs: dane.keyLifetime,
