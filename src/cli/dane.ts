@@ -37,7 +37,7 @@ export async function tlsaCommand(ctx: CommandContext, o: { cert: string[] }): P
   return 0;
 }
 
-export async function rolloverCommand(ctx: CommandContext, o: { cert: string; emergency: boolean; wait: string }): Promise<number> {
+export async function rolloverCommand(ctx: CommandContext, o: { cert: string; emergency: boolean; wait: number }): Promise<number> {
   const config = await loadConfig(resolveConfigPath(ctx.config));
   const certs = selectCerts(config, [o.cert]);
   if (typeof certs === 'string') return fail(certs, 2);
@@ -45,7 +45,7 @@ export async function rolloverCommand(ctx: CommandContext, o: { cert: string; em
   if (!cert.dane?.enabled) return fail(`${cert.name}: DANE is not enabled; a rollover only makes sense with published TLSA records`, 2);
   const store = new StateStore(config.stateDir);
   await store.ensure();
-  const lock = await acquireLock(config.stateDir, { command: 'rollover', waitMs: Number(o.wait) * 1000 });
+  const lock = await acquireLock(config.stateDir, { command: 'rollover', waitMs: o.wait * 1000 });
   try {
     for (const keyType of cert.keys) {
       const ok = await requestRollover(store, cert.name, keyType, o.emergency, systemClock.now());

@@ -2,7 +2,7 @@
 // 1 a certificate failed, 2 usage or config error, 3 the state lock is held.
 // Heavy modules (acme-client, x509) are imported only by the commands that
 // need them, so `mxcert status` starts fast.
-import { Command, CommanderError, Option } from 'commander';
+import { Command, CommanderError, InvalidArgumentError, Option } from 'commander';
 import { createRequire } from 'node:module';
 import { ConfigError, LockHeldError, describeError } from '../errors.js';
 import { createLogger } from '../log.js';
@@ -14,6 +14,13 @@ export const EXIT = { ok: 0, failed: 1, usage: 2, locked: 3 } as const;
 // and, on unloading, leaves it at the default action (terminate); a
 // permanent listener keeps Node's handler installed and signal-exit passive.
 process.on('SIGXFSZ', () => undefined);
+
+/** `--wait SECONDS`, parsed once for every command that takes the lock (bad input: exit 2). */
+function seconds(v: string): number {
+  const n = Number(v);
+  if (v.trim() === '' || !Number.isFinite(n) || n < 0) throw new InvalidArgumentError('takes a number of seconds');
+  return n;
+}
 
 class ExitCode extends Error {
   constructor(readonly code: number) {
@@ -55,8 +62,8 @@ export async function main(argv: string[]): Promise<number> {
     .option('-f, --force', 'renew now regardless of timing (validation still applies)', false)
     .option('--cert <name>', 'only this certificate (repeatable)', (v: string, acc: string[]) => [...acc, v], [] as string[])
     .option('-n, --dry-run', 'print the plan and touch nothing', false)
-    .option('--wait <seconds>', 'wait this long for the state lock', '0')
-    .action(async (o: { force: boolean; cert: string[]; dryRun: boolean; wait: string }) => {
+    .option('--wait <seconds>', 'wait this long for the state lock', seconds, 0)
+    .action(async (o: { force: boolean; cert: string[]; dryRun: boolean; wait: number }) => {
       const { renewCommand } = await import('./renew.js');
       throw new ExitCode(await renewCommand(globals(program), o));
     });
@@ -104,8 +111,8 @@ export async function main(argv: string[]): Promise<number> {
     .description('start a DANE key rollover now (the hold is still honoured unless --emergency)')
     .requiredOption('--cert <name>', 'the certificate')
     .option('--emergency', 'swap to the already-published next key without waiting for the hold', false)
-    .option('--wait <seconds>', 'wait this long for the state lock', '0')
-    .action(async (o: { cert: string; emergency: boolean; wait: string }) => {
+    .option('--wait <seconds>', 'wait this long for the state lock', seconds, 0)
+    .action(async (o: { cert: string; emergency: boolean; wait: number }) => {
       const { rolloverCommand } = await import('./dane.js');
       throw new ExitCode(await rolloverCommand(globals(program), o));
     });

@@ -11,17 +11,12 @@ import type { CommandContext } from './main.js';
 
 export async function renewCommand(
   ctx: CommandContext,
-  o: { force: boolean; cert: string[]; dryRun: boolean; wait: string },
+  o: { force: boolean; cert: string[]; dryRun: boolean; wait: number },
 ): Promise<number> {
   const config = await loadConfig(resolveConfigPath(ctx.config));
   const unknown = o.cert.filter((n) => !config.certificates.some((c) => c.name === n));
   if (unknown.length) {
     process.stderr.write(`mxcert: no certificate named ${unknown.join(', ')} in ${config.source}\n`);
-    return 2;
-  }
-  const waitSeconds = Number(o.wait);
-  if (!Number.isFinite(waitSeconds) || waitSeconds < 0) {
-    process.stderr.write(`mxcert: --wait takes a number of seconds, got ${JSON.stringify(o.wait)}\n`);
     return 2;
   }
   const logger = ctx.logger;
@@ -32,7 +27,7 @@ export async function renewCommand(
     return report(results);
   }
   await store.ensure();
-  const lock = await acquireLock(config.stateDir, { command: 'renew', waitMs: waitSeconds * 1000 });
+  const lock = await acquireLock(config.stateDir, { command: 'renew', waitMs: o.wait * 1000 });
   try {
     return report(await runPass(config, store, logger, o));
   } finally {
