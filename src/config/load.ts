@@ -367,6 +367,9 @@ async function semanticProblems(parts: Parts, env: Env): Promise<ConfigProblem[]
       checks.push(checkDirectory(cert.challenge.http.webroot, `${at}.challenge.http.webroot`));
     }
     if (cert.dane?.publisher) checks.push(checkPublisherSecrets(cert.dane.publisher, `${at}.dane.publisher`, env));
+    // Read only after a renewal, so a typo here would otherwise surface as a
+    // warning days later instead of now.
+    if (cert.mtaSts?.caBundle) checks.push(checkCaBundle(cert.mtaSts.caBundle, `${at}.mtaSts.caBundle`));
   }
 
   for (const { index, cert } of parts.certificates) {

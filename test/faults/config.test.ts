@@ -166,6 +166,7 @@ describe('faults: a corpus of broken configs', { timeout: 600_000 }, () => {
     // --- unreachable paths
     { what: 'caBundle missing', mutate: (c) => void (c.acme.caBundle = path.join(world, 'nope.pem')), path: 'acme.caBundle', message: /no such file/ },
     { what: 'trustAnchors holds no PEM', mutate: async (c) => void (c.acme.trustAnchors = await secretFile('not-pem.txt', 'hello\n', 0o644)), path: 'acme.trustAnchors', message: /no PEM certificate/ },
+    { what: 'mtaSts.caBundle missing', mutate: (c) => void (cert(c).mtaSts = { domain: 'example.test', caBundle: path.join(world, 'no-mta-sts-ca.pem') }), path: 'certificates[0].mtaSts.caBundle', message: /no such file/ },
     { what: 'webroot missing', mutate: (c) => void (cert(c).challenge = { type: 'http-01', http: { webroot: path.join(world, 'www') } }), path: 'certificates[0].challenge.http.webroot', message: /no such file/ },
     { what: 'TSIG secret file missing', mutate: (c) => void (cert(c).challenge.dns.tsig.secretFile = path.join(secrets, 'nope')), path: 'certificates[0].challenge.dns.tsig.secretFile', message: /no such file/ },
     { what: 'TSIG secret file is a directory', mutate: (c) => void (cert(c).challenge.dns.tsig.secretFile = secrets), path: 'certificates[0].challenge.dns.tsig.secretFile', message: /not a regular file/ },

@@ -395,6 +395,30 @@ describe('loadConfig: cross-certificate and file checks', () => {
     ]);
   });
 
+  it('mtaSts.caBundle: missing, a directory, or without a certificate', async () => {
+    const cfg = await baseConfig();
+    cfg.certificates.push(cert('mx2', await writeSecret(SECRET)), cert('mx3', await writeSecret(SECRET)));
+    const notPem = path.join(dir, 'mta-sts-not-pem.txt');
+    await writeFile(notPem, 'hello\n');
+    cfg.certificates[0].mtaSts = { domain: 'example.com', caBundle: path.join(dir, 'no-mta-sts-ca.pem') };
+    cfg.certificates[1].mtaSts = { domain: 'example.com', caBundle: dir };
+    cfg.certificates[2].mtaSts = { domain: 'example.com', caBundle: notPem };
+    assert.deepEqual(await problemsOf(cfg), [
+      `certificates[0].mtaSts.caBundle: cannot read ${path.join(dir, 'no-mta-sts-ca.pem')}: no such file or directory`,
+      'certificates[1].mtaSts.caBundle: not a regular file',
+      'certificates[2].mtaSts.caBundle: no PEM certificate in file',
+    ]);
+  });
+
+  it('mtaSts.caBundle that exists and holds a certificate is accepted', async () => {
+    const cfg = await baseConfig();
+    const ca = path.join(dir, 'mta-sts-ca.pem');
+    await writeFile(ca, '-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n');
+    cfg.certificates[0].mtaSts = { domain: 'example.com', caBundle: ca };
+    const loaded = await loadConfig(await writeConfig(cfg), { env: {} });
+    assert.equal(loaded.certificates[0]!.mtaSts?.caBundle, ca);
+  });
+
   it('reports every problem at once, in file order, schema and semantic alike', async () => {
     const cfg = await baseConfig();
     const leaky = await writeSecret(SECRET, 0o644);
