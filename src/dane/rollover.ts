@@ -75,10 +75,12 @@ export function rotationDue(j: DaneJournal, now: Date, keyLifetimeMs: number): b
   return Boolean(j.rollover) || now.getTime() >= new Date(j.current.createdAt).getTime() + keyLifetimeMs;
 }
 
-/** Pure: may we swap to the next key now? (visible everywhere and held long enough, or an emergency). */
+/** Pure: may we swap to the next key now? (visible everywhere, and held long enough unless an emergency). */
 export function maySwap(j: DaneJournal, now: Date, freshlyVisible: boolean): { ok: boolean; why: string } {
-  if (j.rollover?.emergency) return { ok: true, why: 'emergency rollover requested' };
+  // An emergency skips the hold, never visibility: serving a key whose
+  // record some authoritative server lacks would fail DANE senders at once.
   if (!freshlyVisible) return { ok: false, why: 'the next key is not visible on every authoritative server' };
+  if (j.rollover?.emergency) return { ok: true, why: 'emergency rollover requested' };
   if (!j.holdUntil) return { ok: false, why: 'hold not started' };
   if (now.getTime() < new Date(j.holdUntil).getTime()) return { ok: false, why: `holding until ${j.holdUntil}` };
   return { ok: true, why: 'hold passed' };
@@ -147,7 +149,16 @@ export interface DaneEffects {
   /** Set while a failure backoff holds the next attempt back (DESIGN §5): a swap waits too. */
   backoffUntil?(): Date | undefined;
   publisher?: TlsaPublisher;
+  /**
+   * The other key types of this certificate: their journals and the key each
+   * one serves now. Adoption publishes nothing until every key type serves
+   * its current key, then publishes all of them in one update per owner.
+   */
+  siblings?(): Promise<Array<{ keyType: string; journal?: DaneJournal; deployedTlsa?: string }>>;
 }
+
+/** Prefix of the `waiting` text of a key type that waits for its siblings during adoption. */
+export const ADOPTION_WAIT = 'adoption:';
 
 export interface DaneOutcome {
   phase: Phase;
@@ -265,10 +276,23 @@ export async function advanceDane(cert: CertificateConfig, keyType: KeyType, fx:
           acted.push(`deployed a certificate for the current key (serial ${r.serial}) before publishing`);
           continue;
         }
+        // Adoption of a certificate with several key types (DESIGN §6): the
+        // first record published puts DANE in force for every key served at
+        // these endpoints, so all key types must serve their current key by
+        // then, and all their records go out in the same update.
+        const siblingRecords: TlsaRecord[] = [];
+        if (seen.empty && fx.siblings) {
+          const sibs = await fx.siblings();
+          const notReady = sibs.filter((s) => !s.journal || s.deployedTlsa !== s.journal.current.tlsa).map((s) => s.keyType);
+          if (notReady.length) {
+            return { phase: j.phase, acted, waiting: `${ADOPTION_WAIT} publishing once ${notReady.join(', ')} also serves its current key` };
+          }
+          for (const s of sibs) siblingRecords.push(rec(s.journal!.current.tlsa), rec(s.journal!.next.tlsa));
+        }
         const unsigned = seen.verdict({ present: [], absent: [] }).maxRrsigExpiration;
         let serial: number | undefined;
         for (const owner of owners) {
-          const r = await pub.change(owner, { add: [rec(j.current.tlsa), rec(j.next.tlsa), ...extras], remove: [] }, policy.ttl);
+          const r = await pub.change(owner, { add: [rec(j.current.tlsa), rec(j.next.tlsa), ...siblingRecords, ...extras], remove: [] }, policy.ttl);
           if (r.serial !== undefined) serial = r.serial;
         }
         j.awaiting = { present: [j.current.tlsa, j.next.tlsa], absent: [], minSerial: serial, then: deployedTlsa === j.current.tlsa ? 'STEADY' : 'DEPLOY_CURRENT' };

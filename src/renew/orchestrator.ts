@@ -28,7 +28,9 @@ import { chooseAriInstant } from '../schedule/renewal-time.js';
 import { planFromState, type Plan } from '../schedule/plan.js';
 import { ariCertId, nextAriCheck, type RenewalInfo } from '../acme/ari.js';
 import { AcmeProblemError } from '../errors.js';
-import { advanceDane } from '../dane/rollover.js';
+import { ADOPTION_WAIT, advanceDane, readJournal } from '../dane/rollover.js';
+import { tlsa311 } from '../dane/tlsa.js';
+import { publicKeySpkiDer } from '../keys/keygen.js';
 import type { CertState, StateStore, StoredVersion } from '../store/state-store.js';
 
 export type OutputKind = 'combined' | 'key' | 'cert' | 'chain' | 'fullchain';
@@ -100,23 +102,48 @@ export function outputPaths(cert: CertificateConfig, keyType: string): Partial<R
 }
 
 export async function renewAll(deps: RenewDeps, opts: RenewOptions): Promise<UnitOutcome[]> {
-  const units: Array<{ cert: CertificateConfig; keyType: KeyType }> = [];
+  // A unit of work is one (certificate, key type); a DANE certificate's key
+  // types form one unit run in order, because adoption is certificate-level
+  // (every key type deployed before the first record is published; issue 4).
+  const units: Array<() => Promise<UnitOutcome[]>> = [];
   for (const cert of deps.config.certificates) {
     if (opts.only?.length && !opts.only.includes(cert.name)) continue;
-    for (const keyType of cert.keys) units.push({ cert, keyType });
+    if (cert.dane?.enabled && !opts.dryRun) units.push(() => renewDaneCertificate(deps, cert, opts));
+    else for (const keyType of cert.keys) units.push(async () => [await renewUnit(deps, cert, keyType, opts)]);
   }
-  const results: UnitOutcome[] = new Array(units.length);
+  const results: UnitOutcome[][] = new Array(units.length);
   let next = 0;
   // Bounded concurrency: fast for a hundred certificates, gentle on the CA.
   const workers = Array.from({ length: Math.min(opts.concurrency ?? 8, units.length) }, async () => {
     while (next < units.length && !opts.signal?.aborted) {
       const i = next++;
-      const u = units[i]!;
-      results[i] = await renewUnit(deps, u.cert, u.keyType, opts);
+      results[i] = await units[i]!();
     }
   });
   await Promise.all(workers);
-  return results.filter(Boolean);
+  return results.filter(Boolean).flat();
+}
+
+/**
+ * The key types of one DANE certificate, one after the other. A key type
+ * that waited for its siblings during adoption runs once more at the end,
+ * so a fresh dual-key certificate is published in the same pass.
+ */
+async function renewDaneCertificate(deps: RenewDeps, cert: CertificateConfig, opts: RenewOptions): Promise<UnitOutcome[]> {
+  const out: UnitOutcome[] = [];
+  for (const keyType of cert.keys) {
+    if (opts.signal?.aborted) break;
+    out.push(await renewUnit(deps, cert, keyType, opts));
+  }
+  for (let i = 0; i < out.length; i++) {
+    const o = out[i]!;
+    if (o.dane?.waiting?.startsWith(ADOPTION_WAIT) && !opts.signal?.aborted) {
+      const again = await renewUnit(deps, cert, o.keyType, opts);
+      // Keep the first run's "renewed": the certificate it deployed is still the one served.
+      out[i] = o.status === 'renewed' && again.status === 'not-due' ? { ...o, dane: again.dane } : again;
+    }
+  }
+  return out;
 }
 
 export async function renewUnit(deps: RenewDeps, cert: CertificateConfig, keyType: KeyType, opts: RenewOptions): Promise<UnitOutcome> {
@@ -176,6 +203,17 @@ async function daneUnit(deps: RenewDeps, cert: CertificateConfig, keyType: KeyTy
         // it (adoption deploys the current key) makes a renewal not due.
         renewalDue: async () => !renewed && plan.due,
         backoffUntil: () => (plan.reason === 'backoff' && !plan.due ? plan.at : undefined),
+        siblings: () =>
+          Promise.all(
+            cert.keys
+              .filter((k) => k !== keyType)
+              .map(async (k) => {
+                const journal = await readJournal(deps.store, cert.name, k);
+                const st = await deps.store.readState(cert.name, k);
+                const ver = st.current ? await deps.store.loadVersion(cert.name, k, st.current) : undefined;
+                return { keyType: k, journal, deployedTlsa: ver ? tlsa311(publicKeySpkiDer(ver.keyPem)).data : undefined };
+              }),
+          ),
       },
       {
         keyLifetimeMs: dane.keyLifetime,

@@ -729,15 +729,18 @@ describe('dual key types (ECDSA + RSA chains in Postfix)', { timeout: 300_000 },
   });
 
   it('both key types adopt and roll; current + next of both stay published; each served key always in the RRset', async () => {
-    await rig.adopt([...KEYS]);
-    const j0: Record<string, Journal> = {};
-    for (const k of KEYS) j0[k] = (await rig.journal(k))!;
-    for (const k of KEYS) assert.equal(await rig.served(FAMILY[k]), j0[k]!.current.tlsa, `${k}: Postfix serves the current key`);
-    const all0 = KEYS.flatMap((k) => [j0[k]!.current.tlsa, j0[k]!.next.tlsa]);
-    for (const s of await rig.published()) assert.ok(sameSet(s, all0), `both key types' current + next: ${s}`);
-
+    // Watched from the start: adoption is certificate-level, so no record is
+    // published until both key types serve their current key, and the first
+    // RRset any server returns already holds all four records.
     const watcher = rig.watcher(['ecdsa', 'rsa']).start();
+    const j0: Record<string, Journal> = {};
     try {
+      await rig.adopt([...KEYS]);
+      for (const k of KEYS) j0[k] = (await rig.journal(k))!;
+      for (const k of KEYS) assert.equal(await rig.served(FAMILY[k]), j0[k]!.current.tlsa, `${k}: Postfix serves the current key`);
+      const all0 = KEYS.flatMap((k) => [j0[k]!.current.tlsa, j0[k]!.next.tlsa]);
+      for (const s of await rig.published()) assert.ok(sameSet(s, all0), `both key types' current + next: ${s}`);
+
       assert.equal((await rig.cli(['rollover', '--cert', 'mx1'])).code, 0, rig.tail(1));
       await rig.completeRollover(j0);
       const j1: Record<string, Journal> = {};
@@ -753,12 +756,69 @@ describe('dual key types (ECDSA + RSA chains in Postfix)', { timeout: 300_000 },
     }
     assert.deepEqual(watcher.violations(), []);
     for (const k of KEYS) {
-      const seen = watcher.servedKeys(FAMILY[k]);
+      // The placeholder Postfix served before adoption (no DANE then), then old, then new.
+      const seen = watcher.servedKeys(FAMILY[k]).filter((h) => h === j0[k]!.current.tlsa || h === j0[k]!.next.tlsa);
       assert.deepEqual(seen, [j0[k]!.current.tlsa, j0[k]!.next.tlsa], `${k}: served exactly old then new`);
     }
     // Never fewer than current + next for each key type in any answer.
     for (const d of watcher.samples.filter((s) => s.kind === 'dns' && s.hashes.length > 0)) {
       assert.ok(d.hashes.length >= 4, `an RRset with fewer than 4 records at ${new Date(d.t).toISOString()} on ${d.server}: ${d.hashes}`);
     }
+  });
+});
+
+describe('emergency rollover (mxcert rollover --emergency)', { timeout: 300_000 }, () => {
+  let rig: Rig;
+  const HOLD = '1h';
+  before(async () => {
+    rig = await bindRig();
+    // A long minHold: a normal rollover cannot swap within this test.
+    rig.cfgObj.certificates[0].dane.minHold = HOLD;
+    rig.cfg = await rig.sb.writeConfig(rig.cfgObj);
+  });
+  after(async () => {
+    await rig?.sb.stop();
+  });
+
+  it('a normal rollover holds for minHold; --emergency swaps to the published next key now, loudly; retire follows', async () => {
+    const watcher = rig.watcher().start();
+    try {
+      await rig.adopt();
+      const j0 = (await rig.journal())!;
+      assert.equal(await rig.served(), j0.current.tlsa);
+
+      const normal = await rig.cli(['rollover', '--cert', 'mx1']);
+      assert.equal(normal.code, 0, rig.tail(1));
+      assert.match(normal.stdout, /rotation due, holding until/, rig.tail(1));
+      assert.equal(await rig.served(), j0.current.tlsa, 'the hold keeps the current key served');
+
+      // The emergency skips the hold, not the 2 × TTL after the next record
+      // became visible everywhere: wait (by observation) until every server
+      // has served it for a whole window, so the watcher's verdict below is
+      // about mxcert, not about this test's timing.
+      const visibleEverywhere = Math.max(
+        ...rig.servers.map((s) => watcher.samples.find((x) => x.kind === 'dns' && x.server === `${s.host}:${s.port}` && x.hashes.includes(j0.next.tlsa))?.t ?? Infinity),
+      );
+      assert.ok(Number.isFinite(visibleEverywhere), 'the watcher saw the next record on every server');
+      await pollUntil(async () => (Date.now() > visibleEverywhere + WINDOW_MS ? true : undefined), { deadlineMs: WINDOW_MS + 5000, what: '2 × TTL after the next record was seen everywhere' });
+
+      const em = await rig.cli(['rollover', '--cert', 'mx1', '--emergency']);
+      assert.equal(em.code, 0, rig.tail(1));
+      assert.match(em.stderr, /EMERGENCY rollover requested/, 'the request is logged as an emergency');
+      assert.match(em.stderr, /EMERGENCY rollover: swapping without waiting for the hold/, 'the swap is logged as an emergency');
+      assert.equal(await rig.served(), j0.next.tlsa, 'serving the former next key right away');
+      const j1 = (await rig.journal())!;
+      assert.equal(j1.current.tlsa, j0.next.tlsa);
+      assert.equal(j1.rollover, undefined, 'the request is consumed by the swap');
+
+      // Retire: the old record goes, the new next key is published.
+      await rig.drive(
+        async () => ((await rig.published()).every((s) => sameSet(s, [j1.current.tlsa, j1.next.tlsa])) ? true : undefined),
+        'the old record retired and the new next key published on both servers',
+      );
+    } finally {
+      await watcher.stop();
+    }
+    assert.deepEqual(watcher.violations(), []);
   });
 });
