@@ -5,7 +5,7 @@ import { warnAboutAgingCertificates } from '../notify/expiry-warning.js';
 import { StateStore } from '../store/state-store.js';
 import { acquireLock } from '../store/lock.js';
 import { systemClock } from '../clock.js';
-import { renewAll, type UnitOutcome } from '../renew/orchestrator.js';
+import { renewAll, runPassFailureHooks, type UnitOutcome } from '../renew/orchestrator.js';
 import type { Logger } from '../log.js';
 import type { CommandContext } from './main.js';
 
@@ -30,6 +30,11 @@ export async function renewCommand(
   const lock = await acquireLock(config.stateDir, { command: 'renew', waitMs: o.wait * 1000 });
   try {
     return report(await runPass(config, store, logger, o));
+  } catch (err) {
+    // On a timer (mxcert-renew.timer) nobody reads the exit status: the
+    // failure hooks are how a pass that failed as a whole gets noticed.
+    await runPassFailureHooks(config, err, logger, o.cert);
+    throw err;
   } finally {
     await lock.release();
   }

@@ -20,7 +20,7 @@ import type { Logger } from '../log.js';
 import { systemClock, type Clock } from '../clock.js';
 import { StateStore } from '../store/state-store.js';
 import { acquireLock, type AgentLock } from '../store/lock.js';
-import { planFromState, renewAll, type UnitOutcome } from '../renew/orchestrator.js';
+import { planFromState, renewAll, runPassFailureHooks, type UnitOutcome } from '../renew/orchestrator.js';
 import { buildRenewDeps } from '../renew/deps.js';
 import type { MetricsEndpoint } from '../metrics/server.js';
 import { warnAboutAgingCertificates } from '../notify/expiry-warning.js';
@@ -141,6 +141,8 @@ export class Daemon {
       // daemon does not retry every second (see armTimer).
       this.passErrors++;
       this.log.error({ why, err: describeError(err), retryInMs: this.passBackoffMs() }, 'pass failed');
+      // Tell the postmaster (failure hooks): every certificate's attempt failed.
+      if (!this.abort.signal.aborted) await runPassFailureHooks(this.config, err, this.log);
     } finally {
       await lock?.release();
     }

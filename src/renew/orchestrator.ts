@@ -295,7 +295,7 @@ export async function recordFailure(
   await deps.store.writeState(cert.name, keyType, next);
   const again = planFromState(cert, keyType, next, current, false, failedAt);
   log.error({ step, err: message, retryAt: again.at.toISOString(), retryReason: again.reason }, 'renewal failed');
-  await runFailureHooks(deps, cert, keyType, message, log);
+  await runFailureHooks(cert, keyType, message, log);
   return { step, error: message, code };
 }
 
@@ -512,7 +512,21 @@ async function runDeployHooks(deps: RenewDeps, cert: CertificateConfig, env: Rec
   }
 }
 
-async function runFailureHooks(deps: RenewDeps, cert: CertificateConfig, keyType: string, error: string, log: Logger): Promise<void> {
+/**
+ * A pass that failed as a whole (the CA bundle unreadable, the ACME
+ * directory unreachable, the agent lock held too long) failed every
+ * certificate's attempt: each certificate's failure hooks hear about it
+ * (issue 5: "hooks.failure runs on every failed attempt"), once per key type.
+ */
+export async function runPassFailureHooks(config: Config, err: unknown, log: Logger, only?: string[]): Promise<void> {
+  const error = `renewal pass failed: ${describeError(err)}`;
+  for (const cert of config.certificates) {
+    if (only?.length && !only.includes(cert.name)) continue;
+    for (const keyType of cert.keys) await runFailureHooks(cert, keyType, error, log.child({ cert: cert.name, keyType }));
+  }
+}
+
+async function runFailureHooks(cert: CertificateConfig, keyType: string, error: string, log: Logger): Promise<void> {
   if (!cert.hooks.failure.length) return;
   const env = hookEnvironment({ event: 'failure', certName: cert.name, domains: cert.domains, keyType, outputs: outputPaths(cert, keyType), error });
   for (const h of cert.hooks.failure) {

@@ -58,6 +58,21 @@ describe('failure notification through notify-mail and a real Postfix', { timeou
     assert.ok(box.includes(error), `the mailbox has the error text ${JSON.stringify(error)}:\n${box}`);
     assert.match(renew.stderr, /failure hook|renewal failed/);
   });
+
+  it('a pass that fails as a whole (before any certificate: the profile check cannot reach the CA) mails too', async () => {
+    const cfg = sb.baseConfig();
+    const caBundle = path.join(sb.dir, 'pebble-ca.pem');
+    cfg.acme.caBundle = caBundle;
+    // With a profile configured, the CA's profiles are checked once before any order.
+    cfg.acme.profile = 'shortlived';
+    cfg.certificates[0].hooks.failure = [['/usr/bin/env', `POSTFIX_CONFIG_DIR=${sb.postfix.configDir}`, NOTIFY_MAIL, 'root@localhost']];
+    const file = await sb.writeConfig(cfg, path.join(sb.dir, 'profile.yaml'));
+    // Pebble is still stopped from the previous test.
+    const renew = await sb.cli(['renew', '--config', file]);
+    assert.notEqual(renew.code, 0, renew.stdout + renew.stderr);
+    const box = await mailbox.waitFor(/^renewal pass failed: .+$/m);
+    assert.match(box, /^Names: mx1\.example\.test$/m);
+  });
 });
 
 describe('expiry warning from the daemon (last fifth of the lifetime, no renewal)', { timeout: 180_000 }, () => {
