@@ -4,7 +4,7 @@
 // atomic), is fsynced, renamed over the target, and the directory is fsynced
 // so the rename itself survives a power cut.
 import { constants } from 'node:fs';
-import { lstat, open, readFile, rename, stat, unlink, type FileHandle } from 'node:fs/promises';
+import { lstat, open, readdir, readFile, rename, stat, unlink, type FileHandle } from 'node:fs/promises';
 import { readFileSync } from 'node:fs';
 import { randomBytes } from 'node:crypto';
 import path from 'node:path';
@@ -70,7 +70,8 @@ export async function assertSafeTarget(target: string): Promise<void> {
 export async function writeFileAtomic(target: string, data: string | Buffer, opts: WriteOptions): Promise<void> {
   await assertSafeTarget(target);
   const dir = path.dirname(target);
-  const tmp = path.join(dir, `.${path.basename(target)}.${randomBytes(6).toString('hex')}.tmp`);
+  await sweepStaleTemps(dir, path.basename(target));
+  const tmp = path.join(dir, `.${path.basename(target)}.${process.pid}.${randomBytes(6).toString('hex')}.tmp`);
   let fh: FileHandle | undefined;
   let tmpExists = false;
   try {
@@ -90,6 +91,54 @@ export async function writeFileAtomic(target: string, data: string | Buffer, opt
     if (tmpExists) await unlink(tmp).catch(() => undefined);
     throw new DeployError(`cannot write ${target}: ${errMsg(err)}`, { cause: err });
   }
+}
+
+/** Temporaries of `base` that an older version named without the writer's pid: stale after this long. */
+const UNOWNED_TEMP_STALE_MS = 10 * 60_000;
+
+function pidAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (err) {
+    return errCode(err) === 'EPERM';
+  }
+}
+
+/**
+ * A writer killed between create and rename (kill -9, power cut) leaves
+ * `.NAME.PID.RAND.tmp` behind, 0600 and possibly holding a private key
+ * (fault suite, issue 6). Before writing NAME again, remove the temporaries
+ * of NAME whose writer is gone. A live pid (ours, a concurrent writer, or a
+ * reused pid) keeps its file: a missed sweep is harmless, a wrong one would
+ * break another writer's rename. Only regular files are touched.
+ */
+export async function sweepStaleTemps(dir: string, base: string, now = Date.now()): Promise<string[]> {
+  const prefix = `.${base}.`;
+  let names: string[];
+  try {
+    names = await readdir(dir);
+  } catch {
+    return [];
+  }
+  const removed: string[] = [];
+  for (const n of names) {
+    if (!n.startsWith(prefix) || !n.endsWith('.tmp')) continue;
+    const m = /^(?:(\d+)\.)?[0-9a-f]{12}\.tmp$/.exec(n.slice(prefix.length));
+    if (!m) continue;
+    const p = path.join(dir, n);
+    try {
+      const st = await lstat(p);
+      if (!st.isFile()) continue;
+      const stale = m[1] !== undefined ? Number(m[1]) !== process.pid && !pidAlive(Number(m[1])) : now - st.mtimeMs > UNOWNED_TEMP_STALE_MS;
+      if (!stale) continue;
+      await unlink(p);
+      removed.push(n);
+    } catch {
+      /* gone already, or not ours to remove: leave it */
+    }
+  }
+  return removed;
 }
 
 /** Remove `target` if it exists, durably (the directory is fsynced). */

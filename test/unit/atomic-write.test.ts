@@ -1,9 +1,10 @@
 import { describe, it, beforeEach, afterEach } from 'node:test';
 import assert from 'node:assert/strict';
-import { chmod, mkdir, mkdtemp, readdir, readFile, rm, stat, symlink, writeFile } from 'node:fs/promises';
+import { chmod, mkdir, mkdtemp, readdir, readFile, rm, stat, symlink, utimes, writeFile } from 'node:fs/promises';
+import { spawnSync } from 'node:child_process';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { readIfExists, removeFile, resolveOwner, writeFileAtomic } from '../../src/deploy/atomic-write.js';
+import { readIfExists, removeFile, resolveOwner, sweepStaleTemps, writeFileAtomic } from '../../src/deploy/atomic-write.js';
 import { DeployError } from '../../src/errors.js';
 
 const isRoot = process.geteuid?.() === 0;
@@ -117,6 +118,39 @@ describe('writeFileAtomic', () => {
     await assert.rejects(writeFileAtomic(p, 42 as unknown as string, { mode: 0o600 }), DeployError);
     assert.equal(await readFile(p, 'utf8'), 'old');
     assert.deepEqual(await readdir(dir), ['combined.pem']);
+  });
+
+  it('sweeps temporaries a killed writer left behind, and only those', async () => {
+    const p = path.join(dir, 'combined.pem');
+    // A pid that is certainly gone: a child that has exited (and been reaped).
+    const dead = spawnSync(process.execPath, ['-e', 'process.stdout.write(String(process.pid))']).stdout.toString();
+    const old = new Date(Date.now() - 3600_000);
+    const files = {
+      deadWriter: `.combined.pem.${dead}.0123456789ab.tmp`,
+      liveWriter: `.combined.pem.${process.ppid}.0123456789ab.tmp`,
+      unownedOld: '.combined.pem.abcdef012345.tmp',
+      unownedNew: '.combined.pem.fedcba543210.tmp',
+      otherTarget: `.other.pem.${dead}.0123456789ab.tmp`,
+      notOurPattern: `.combined.pem.${dead}.backup.tmp`,
+    };
+    for (const n of Object.values(files)) await writeFile(path.join(dir, n), 'KEY', { mode: 0o600 });
+    await utimes(path.join(dir, files.unownedOld), old, old);
+    await writeFileAtomic(p, 'new', { mode: 0o600 });
+    const left = new Set(await readdir(dir));
+    assert.equal(left.has(files.deadWriter), false, 'a dead writer’s temporary is removed');
+    assert.equal(left.has(files.unownedOld), false, 'an old pid-less temporary is removed');
+    for (const k of ['liveWriter', 'unownedNew', 'otherTarget', 'notOurPattern'] as const) assert.ok(left.has(files[k]), `${k} kept`);
+    assert.equal(await readFile(p, 'utf8'), 'new');
+  });
+
+  it('never sweeps through a symlink or a directory named like a temporary', async () => {
+    const p = path.join(dir, 'combined.pem');
+    const outside = path.join(dir, 'outside');
+    await writeFile(outside, 'precious');
+    await symlink(outside, path.join(dir, '.combined.pem.1.0123456789ab.tmp'));
+    await mkdir(path.join(dir, '.combined.pem.2.0123456789ab.tmp'));
+    assert.deepEqual(await sweepStaleTemps(dir, 'combined.pem'), []);
+    assert.equal(await readFile(outside, 'utf8'), 'precious');
   });
 
   it('a concurrent reader sees a whole old or whole new file, never a mix', async () => {
