@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Installs the Debian 12 packages that mxcert's integration tests run for real
-# (Pebble, BIND, PowerDNS, Postfix, OpenSSL, swaks). Run as root. Idempotent:
+# (Pebble, BIND, PowerDNS, Postfix, Dovecot, OpenSSL, swaks). Run as root. Idempotent:
 # when everything is already installed it only queries dpkg and exits.
 #
 # The tests start their own private server instances on loopback ports, so the
@@ -21,10 +21,12 @@ PACKAGES=(
   systemd
   # python3 -m http.server serves the webroot in the http-01 webroot test.
   python3
+  # A private Dovecot instance serves IMAP STARTTLS in the dovecot-reload hook test.
+  dovecot-core dovecot-imapd
 )
 
 # Packages whose services may have been started by a postinst; stopped below.
-SERVICES=(named bind9 postfix pdns)
+SERVICES=(named bind9 postfix pdns dovecot)
 
 missing=()
 for pkg in "${PACKAGES[@]}"; do
