@@ -23,10 +23,12 @@ PACKAGES=(
   python3
   # A private Dovecot instance serves IMAP STARTTLS in the dovecot-reload hook test.
   dovecot-core dovecot-imapd
+  # A private unbound validates the signed test zone (dane.validatingResolver test).
+  unbound
 )
 
 # Packages whose services may have been started by a postinst; stopped below.
-SERVICES=(named bind9 postfix pdns dovecot)
+SERVICES=(named bind9 postfix pdns dovecot unbound)
 
 missing=()
 for pkg in "${PACKAGES[@]}"; do
@@ -43,9 +45,12 @@ done
 # unlike most containers) the tests' named could not read the config in its
 # temp dir. Extend the profile through its sanctioned local include, for the
 # test dirs only, and reload it. No-op when already done or AppArmor is off.
-allow_named_test_dirs() {
-  local profile=/etc/apparmor.d/usr.sbin.named
-  local local_rules=/etc/apparmor.d/local/usr.sbin.named
+# Extends the AppArmor profile of $1 (e.g. usr.sbin.named) to the test temp
+# dirs matching $2 (e.g. /tmp/mxcert-bind-*).
+allow_test_dirs() {
+  local profile=/etc/apparmor.d/$1
+  local local_rules=/etc/apparmor.d/local/$1
+  local glob=$2
   local marker='# mxcert integration tests'
   [[ -r /sys/module/apparmor/parameters/enabled ]] || return 0
   [[ "$(cat /sys/module/apparmor/parameters/enabled)" == "Y" ]] || return 0
@@ -57,13 +62,18 @@ allow_named_test_dirs() {
       return 1
     fi
     {
-      echo "$marker (test/env/bind.ts keeps each named in a temp dir)"
-      echo "/tmp/mxcert-bind-*/ rw,"
-      echo "/tmp/mxcert-bind-*/** rwlk,"
+      echo "$marker (test/env keeps each server in a temp dir)"
+      echo "$glob/ rw,"
+      echo "$glob/** rwlk,"
     } >>"$local_rules"
     apparmor_parser -r "$profile"
-    echo "install-system-deps: AppArmor profile for named extended to /tmp/mxcert-bind-*"
+    echo "install-system-deps: AppArmor profile $1 extended to $glob"
   fi
+}
+
+allow_named_test_dirs() {
+  allow_test_dirs usr.sbin.named '/tmp/mxcert-bind-*'
+  allow_test_dirs usr.sbin.unbound '/tmp/mxcert-unbound-*'
 }
 
 if [[ ${#missing[@]} -eq 0 ]]; then

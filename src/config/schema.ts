@@ -1,6 +1,7 @@
 // The config file's shape (DESIGN §2). Key names and shapes are the public
 // contract: extend them, never rename them. Every object is strict, so a typo
 // in a key is an error that names its YAML path instead of a silent default.
+import { isIP } from 'node:net';
 import { z } from 'zod';
 import { validate as validCron } from 'node-cron';
 import { parseTlsa } from '../dane/tlsa.js';
@@ -217,6 +218,14 @@ const daneSchema = z
     keyLifetime: duration.default('90d'),
     minHold: duration.default('48h'),
     strictSignatures: z.boolean().default(false),
+    /**
+     * A validating resolver (host:port, e.g. a local unbound). When set, a
+     * swap also waits until it returns the RRset with the next key's record
+     * and the AD bit set, as a DNSSEC-validating sender would see it.
+     */
+    validatingResolver: hostPort
+      .refine((v) => isIP(v.replace(/^\[|\]?:\d+$/g, '')) !== 0, { message: 'must be an IP address and port (e.g. "127.0.0.1:53"); mxcert does not resolve the resolver' })
+      .optional(),
     /** Records to publish alongside mxcert's own 3 1 1 (e.g. "2 1 1 <issuer SPKI hash>"); never removed by mxcert. */
     extraRecords: z.array(tlsaText).default([]),
   })

@@ -21,7 +21,7 @@ import { queryDns } from '../dns/query.js';
 import type { DnsServer } from '../dns/types.js';
 import { verifyServed } from '../verify/starttls.js';
 import { createPublisher, type TlsaPublisher } from './publisher.js';
-import { formatTlsa, parseTlsa, tlsa311, tlsaOwner, type TlsaRecord } from './tlsa.js';
+import { formatTlsa, fromDnsPacket, parseTlsa, tlsa311, tlsaOwner, type TlsaRecord } from './tlsa.js';
 import { assessVisibility, describeObservation, observeTlsa, type VisibilityVerdict } from './visibility.js';
 import type { StateStore } from '../store/state-store.js';
 
@@ -62,6 +62,8 @@ export interface DanePolicy {
   minHoldMs: number;
   strictSignatures: boolean;
   ttl: number;
+  /** dane.validatingResolver: must return the records with AD before a swap. */
+  validatingResolver?: DnsServer;
 }
 
 /** Pure: when the hold for the next key ends (DESIGN §6 step 3). */
@@ -190,6 +192,40 @@ async function endpointAddresses(servers: DnsServer[], host: string): Promise<st
     }
   }
   return [...out];
+}
+
+/**
+ * DESIGN §6 step 3 (optional): ask a validating resolver, with DO and RD
+ * set, for each owner's TLSA RRset. It must answer with the AD bit (the
+ * records validated up to its trust anchor) and hold every `present` record.
+ * Anything else (no AD, a record missing, SERVFAIL from a bad signature, no
+ * answer) holds the swap back.
+ */
+export async function resolverVerdict(resolver: DnsServer, owners: string[], present: string[]): Promise<{ ok: boolean; why: string }> {
+  const at = `validating resolver ${resolver.host}:${resolver.port}`;
+  for (const owner of owners) {
+    let r;
+    try {
+      r = await queryDns(resolver, owner, 'TLSA', { tcp: true, recursion: true, dnssec: true, timeoutMs: 5000 });
+    } catch (err) {
+      return { ok: false, why: `${at}: no answer for ${owner} TLSA: ${(err as Error).message}` };
+    }
+    if (r.rcode !== 'NOERROR') return { ok: false, why: `${at}: ${r.rcode} for ${owner} TLSA` };
+    if (!r.authenticData) return { ok: false, why: `${at}: ${owner} TLSA not validated (no AD bit)` };
+    const have = new Set<string>();
+    for (const a of r.answers) {
+      if (a.type !== 'TLSA') continue;
+      try {
+        const t = fromDnsPacket(a.data);
+        if (t.usage === 3 && t.selector === 1 && t.matchingType === 1) have.add(t.data);
+      } catch {
+        /* not one of ours */
+      }
+    }
+    const missing = present.filter((h) => !have.has(h));
+    if (missing.length) return { ok: false, why: `${at}: ${owner} lacks TLSA 3 1 1 ${missing.map((h) => `${h.slice(0, 16)}…`).join(', ')}` };
+  }
+  return { ok: true, why: `${at}: validated (AD)` };
 }
 
 async function observeAll(pub: TlsaPublisher, owners: string[]): Promise<{ verdict: (want: { present: string[]; absent: string[]; minSerial?: number }) => VisibilityVerdict; lines: string[]; empty: boolean; }> {
@@ -381,6 +417,10 @@ export async function advanceDane(cert: CertificateConfig, keyType: KeyType, fx:
           }
           const ok = maySwap(j, now, v.allAgree);
           if (!ok.ok) return { phase: j.phase, acted, waiting: `rotation due, ${ok.why}` };
+          if (policy.validatingResolver) {
+            const ad = await resolverVerdict(policy.validatingResolver, owners, [j.current.tlsa, j.next.tlsa]);
+            if (!ad.ok) return { phase: j.phase, acted, waiting: `rotation due, ${ad.why}` };
+          }
           if (j.rollover?.emergency) log.warn({ next: j.next.tlsa }, 'DANE: EMERGENCY rollover: swapping without waiting for the hold');
           j.phase = 'ISSUE';
           swapCleared = true;
@@ -404,7 +444,8 @@ export async function advanceDane(cert: CertificateConfig, keyType: KeyType, fx:
           // we were down (a record removed, a server fallen back), so check
           // step 3 and the hold again before the next key is served.
           const v = (await observeAll(pub, owners)).verdict({ present: [j.current.tlsa, j.next.tlsa], absent: [] });
-          const ok = maySwap(j, now, v.allAgree);
+          let ok = maySwap(j, now, v.allAgree);
+          if (ok.ok && policy.validatingResolver) ok = await resolverVerdict(policy.validatingResolver, owners, [j.current.tlsa, j.next.tlsa]);
           if (!ok.ok) {
             log.warn({ lagging: v.lagging, why: ok.why }, 'DANE: not resuming the interrupted swap; back to STEADY');
             j.phase = 'STEADY';

@@ -30,6 +30,7 @@ import { ariCertId, nextAriCheck, type RenewalInfo } from '../acme/ari.js';
 import { AcmeProblemError } from '../errors.js';
 import { ADOPTION_WAIT, advanceDane, readJournal } from '../dane/rollover.js';
 import { tlsa311 } from '../dane/tlsa.js';
+import { parseListen } from '../util/host-port.js';
 import { publicKeySpkiDer } from '../keys/keygen.js';
 import type { CertState, StateStore, StoredVersion } from '../store/state-store.js';
 
@@ -220,6 +221,7 @@ async function daneUnit(deps: RenewDeps, cert: CertificateConfig, keyType: KeyTy
         minHoldMs: dane.minHold,
         strictSignatures: dane.strictSignatures,
         ttl: dane.publisher?.ttl ?? 3600,
+        ...(dane.validatingResolver ? { validatingResolver: parseListen(dane.validatingResolver) } : {}),
       },
     );
     const report: DaneReport = { phase: out.phase, acted: out.acted, waiting: out.waiting };

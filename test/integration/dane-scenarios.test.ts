@@ -17,6 +17,7 @@ import { CLI, POSTFIX_RELOAD_HOOK, REPO, startSandbox, type Sandbox, type Sandbo
 import { DaneWatcher, findViolations, servedHash, spkiHash, tlsaAt, type KeyFamily, type WatchSample } from '../support/dane-watcher.js';
 import { dig, type DnsServerAddr } from '../env/bind.js';
 import { startPdns, type PdnsEnv } from '../env/pdns.js';
+import { startUnbound, type UnboundEnv } from '../env/unbound.js';
 import { pollUntil, run } from '../env/proc.js';
 
 const TTL = 2;
@@ -816,6 +817,71 @@ describe('emergency rollover (mxcert rollover --emergency)', { timeout: 300_000 
         async () => ((await rig.published()).every((s) => sameSet(s, [j1.current.tlsa, j1.next.tlsa])) ? true : undefined),
         'the old record retired and the new next key published on both servers',
       );
+    } finally {
+      await watcher.stop();
+    }
+    assert.deepEqual(watcher.violations(), []);
+  });
+});
+
+describe('validating resolver: a swap waits for AD (dane.validatingResolver, real unbound)', { timeout: 300_000 }, () => {
+  let rig: Rig;
+  const resolvers: Partial<Record<'none' | 'wrong' | 'zone', UnboundEnv>> = {};
+  before(async () => {
+    rig = await bindRig();
+    for (const anchor of ['none', 'wrong', 'zone'] as const) {
+      resolvers[anchor] = await startUnbound({ zone: 'example.test', servers: rig.servers, anchor });
+    }
+  });
+  after(async () => {
+    for (const r of Object.values(resolvers)) await r?.stop();
+    await rig?.sb.stop();
+  });
+
+  const useResolver = async (r: UnboundEnv): Promise<void> => {
+    rig.cfgObj.certificates[0].dane.validatingResolver = `${r.host}:${r.port}`;
+    rig.cfg = await rig.sb.writeConfig(rig.cfgObj);
+  };
+
+  it('no swap while the resolver cannot validate (no anchor: no AD; wrong anchor: SERVFAIL); with the zone’s anchor the rollover completes', async () => {
+    // The resolvers themselves, asked independently: only the one with the
+    // zone's key validates.
+    const ask = (r: UnboundEnv) => dig(r, ['+rec', '+dnssec', 'mx1.example.test', 'A']);
+    assert.match(await ask(resolvers.zone!), /;; flags:[^;]*\bad\b/, 'the anchored resolver sets AD');
+    assert.doesNotMatch(await ask(resolvers.none!), /;; flags:[^;]*\bad\b/, 'no anchor: no AD');
+    assert.match(await ask(resolvers.wrong!), /status: SERVFAIL/, 'a wrong anchor: bogus, SERVFAIL');
+
+    await useResolver(resolvers.none!);
+    const watcher = rig.watcher().start();
+    try {
+      await rig.adopt();
+      const j0 = (await rig.journal())!;
+      assert.equal((await rig.cli(['rollover', '--cert', 'mx1'])).code, 0, rig.tail(1));
+      for (const [anchor, why] of [
+        ['none', /rotation due, validating resolver 127\.0\.0\.1:\d+: \S+ TLSA not validated \(no AD bit\)/],
+        ['wrong', /rotation due, validating resolver 127\.0\.0\.1:\d+: SERVFAIL for \S+ TLSA/],
+      ] as const) {
+        await useResolver(resolvers[anchor]!);
+        // Right after adoption the hold still runs; once it has passed, the
+        // resolver is what holds the swap back, for as long as passes go on
+        // (here: 2 × the hold a swap would otherwise need).
+        let from = 0;
+        for (let passes = 0; !from || passes < 2 || Date.now() - from < 2 * WINDOW_MS; passes++) {
+          const p = await rig.pass();
+          if (!from && /rotation due, holding until/.test(p.stdout)) {
+            assert.ok(passes < 100, `${anchor}: the hold never ended\n${rig.tail(1)}`);
+          } else {
+            assert.match(p.stdout, why, `${anchor}: ${rig.tail(1)}`);
+            from ||= Date.now();
+          }
+          await pause(200);
+        }
+        assert.equal(await rig.served(), j0.current.tlsa, `${anchor}: no swap`);
+        assert.equal((await rig.journal())!.phase, 'STEADY');
+      }
+      await useResolver(resolvers.zone!);
+      await rig.completeRollover({ 'ecdsa-p256': j0 });
+      assert.equal(await rig.served(), j0.next.tlsa, 'swapped once the resolver validated the next record');
     } finally {
       await watcher.stop();
     }
