@@ -113,12 +113,17 @@ fi
 apt-get update
 apt-get install -y --no-install-recommends "${missing[@]}"
 
+blocked_starts=$created_policy
 cleanup_policy
 created_policy=0
 
 # Best effort: if a service started anyway (e.g. a pre-existing policy-rc.d
 # allowed it), stop it so it does not hold ports the tests might want.
+# Skipped when our policy-rc.d kept them from starting: Debian's init scripts
+# stop by executable (start-stop-daemon --exec /usr/sbin/named), which would
+# also kill the private servers of a test run going on at the same time.
 for svc in "${SERVICES[@]}"; do
+  [[ $blocked_starts -eq 1 ]] && break
   if command -v systemctl >/dev/null 2>&1 && [[ -d /run/systemd/system ]]; then
     systemctl stop "$svc" >/dev/null 2>&1 || true
   elif command -v service >/dev/null 2>&1; then
