@@ -118,6 +118,17 @@ describe('loadConfig: valid files', () => {
     assert.equal(loaded.certificates[0]!.dane?.keyLifetime, 30 * 86_400_000);
   });
 
+  it('dane.validatingResolver must be an IP and port: mxcert does not resolve the resolver', async () => {
+    const cfg = await baseConfig();
+    cfg.certificates[0].dane = { enabled: true, endpoints: [{ host: 'mx1.example.com', port: 25 }], validatingResolver: '127.0.0.1:53' };
+    const ok = await loadConfig(await writeConfig(cfg), { env: {} });
+    assert.equal(ok.certificates[0]!.dane?.validatingResolver, '127.0.0.1:53');
+    cfg.certificates[0].dane.validatingResolver = '[::1]:5353';
+    await loadConfig(await writeConfig(cfg), { env: {} });
+    cfg.certificates[0].dane.validatingResolver = 'resolver.example.com:53';
+    hasLine(await problemsOf(cfg), 'certificates[0].dane.validatingResolver: must be an IP address and port');
+  });
+
   it('accepts an http-01 webroot that exists', async () => {
     const webroot = path.join(dir, 'webroot');
     await mkdir(webroot, { recursive: true });
