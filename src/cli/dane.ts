@@ -108,7 +108,12 @@ export async function checkCommand(ctx: CommandContext, o: { cert: string[] }): 
             const h = tlsa311(leaf.publicKey.export({ type: 'spki', format: 'der' }));
             for (const obs of await observeTlsa(servers, t.owner)) {
               if (!obs.ok || !obs.authoritative) problems.push(`no authoritative answer: ${describeObservation(obs)}`);
-              else if (obs.records.length && !hasTlsa(obs.records, h)) problems.push(`served key ${formatTlsa(h).slice(0, 24)}… missing from ${describeObservation(obs)}`);
+              else if (!obs.records.length) {
+                // Senders would not fail (no RRset, no DANE), but the host is
+                // unprotected while its config says DANE: the records were
+                // deleted, or adoption has not published them yet.
+                problems.push(`no TLSA records published at ${t.owner} on ${describeObservation(obs)} (DANE is enabled; the next pass publishes them)`);
+              } else if (!hasTlsa(obs.records, h)) problems.push(`served key ${formatTlsa(h).slice(0, 24)}… missing from ${describeObservation(obs)}`);
             }
           }
         } catch (err) {

@@ -183,4 +183,19 @@ describe('DANE rollover on real BIND (primary + secondary), Postfix and Pebble',
     await renew();
     await pollUntil(async () => ((await published()).every((s) => s.includes(j.current.tlsa)) ? true : undefined), { deadlineMs: 20_000, intervalMs: 300, what: 'record restored' });
   });
+
+  it('mxcert check reports an RRset deleted as a whole (DANE enabled, host unprotected); the next pass republishes', async () => {
+    const j = await journal();
+    await run('nsupdate', ['-k', sb.bind.tsig.keyFile], {
+      input: `server 127.0.0.1 ${sb.bind.primary.port}\nzone example.test\nupdate delete ${owner} TLSA\nsend\n`,
+    });
+    await pollUntil(async () => ((await published()).every((s) => s.length === 0) ? true : undefined), { deadlineMs: 10_000, what: 'RRset removed' });
+    const check = await sb.cli(['check', '--config', cfg]);
+    assert.equal(check.code, 1, check.stdout + check.stderr);
+    assert.match(check.stdout, /MISMATCH: no TLSA records published at _\d+\._tcp\.mx1\.example\.test/);
+    await renew();
+    await pollUntil(async () => ((await published()).every((s) => s.includes(j.current.tlsa) && s.includes(j.next.tlsa)) ? true : undefined), { deadlineMs: 20_000, intervalMs: 300, what: 'records restored' });
+    const again = await sb.cli(['check', '--config', cfg]);
+    assert.equal(again.code, 0, again.stdout + again.stderr);
+  });
 });
