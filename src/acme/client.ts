@@ -57,10 +57,49 @@ let interceptorInstalled = false;
 // (a reused nonce just earns a badNonce, which acme-client retries).
 const RETRYABLE_NETWORK = new Set(['ECONNRESET', 'EPIPE', 'ECONNABORTED', 'ETIMEDOUT', 'ECONNREFUSED', 'EAI_AGAIN']);
 
+// Replay-Nonce values from the CA's responses, per CA origin, newest last.
+// acme-client asks newNonce (a HEAD) before every signed request; RFC 8555
+// §7.2 lets a client use the nonce of the previous response instead, which
+// halves the requests of an order (and a HEAD response ends Node's keep-alive
+// socket, so each of them also cost a fresh TLS handshake). Each nonce is
+// used once; a stale one earns a badNonce, which acme-client retries.
+const NONCE_POOL_MAX = 32;
+const noncePools = new Map<string, string[]>();
+
+function originOf(url: unknown): string | undefined {
+  try {
+    return typeof url === 'string' ? new URL(url).origin : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+function keepNonce(resp: { headers?: Record<string, unknown>; config?: { url?: unknown }; data?: unknown }): void {
+  const nonce = resp.headers?.['replay-nonce'];
+  const origin = originOf(resp.config?.url);
+  if (typeof nonce !== 'string' || !nonce || !origin) return;
+  // acme-client retries a badNonce with that response's own nonce: not ours to hand out too.
+  const type = (resp.data as { type?: unknown } | undefined)?.type;
+  if (type === 'urn:ietf:params:acme:error:badNonce') return;
+  const pool = noncePools.get(origin) ?? [];
+  pool.push(nonce);
+  if (pool.length > NONCE_POOL_MAX) pool.shift();
+  noncePools.set(origin, pool);
+}
+
+function takeNonce(url: string): string | undefined {
+  const origin = originOf(url);
+  return origin ? noncePools.get(origin)?.pop() : undefined;
+}
+
 function installAxiosHooks(caBundlePem: string | undefined): void {
   const ax = acme.axios;
   ax.defaults.timeout = 30_000;
-  ax.defaults.httpsAgent = new https.Agent({ keepAlive: true, ...(caBundlePem ? { ca: [...tls.rootCertificates, caBundlePem] } : {}) });
+  // One secure context for every connection: with a `ca` list, each new TLS
+  // connection would otherwise parse the ~140 system roots again (tens of ms
+  // of CPU per connection, several connections per order).
+  const secureContext = caBundlePem ? tls.createSecureContext({ ca: [...tls.rootCertificates, caBundlePem] }) : undefined;
+  ax.defaults.httpsAgent = new https.Agent({ keepAlive: true, ...(secureContext ? { secureContext } : {}) });
   if (interceptorInstalled) return;
   interceptorInstalled = true;
   // acme-client's own interceptors retry 429/5xx by sleeping 5 s × attempt (or
@@ -73,6 +112,7 @@ function installAxiosHooks(caBundlePem: string | undefined): void {
   ax.interceptors.response.clear();
   ax.interceptors.response.use(
     (resp) => {
+      keepNonce(resp as { headers?: Record<string, unknown>; config?: { url?: unknown }; data?: unknown });
       // A challenge/authorization/order that went `invalid` comes back as 200
       // with an `error` field (RFC 8555 §7.1.3, §7.1.4); treat it like a problem.
       const data = resp.data as { status?: string; error?: { type?: string } } | undefined;
@@ -97,14 +137,32 @@ function installAxiosHooks(caBundlePem: string | undefined): void {
 }
 
 export class AcmeService {
-  private client: acme.Client | undefined;
+  private client: Promise<acme.Client> | undefined;
   constructor(private readonly opts: AcmeServiceOptions) {
     installAxiosHooks(opts.caBundlePem);
   }
 
-  /** Load the stored account or create one (once); the key is kept 0600 by the store. */
-  async account(): Promise<acme.Client> {
-    if (this.client) return this.client;
+  /**
+   * Load the stored account or create one (once); the key is kept 0600 by the
+   * store. Single-flight: the orders of a pass run concurrently, and each
+   * registering its own account would leave orders owned by an account
+   * other than the one that later fetches their authorizations.
+   */
+  account(): Promise<acme.Client> {
+    this.client ??= this.settle(this.loadOrRegister());
+    return this.client;
+  }
+
+  /** A failed load/registration is not cached: the next call tries again. */
+  private settle(p: Promise<acme.Client>): Promise<acme.Client> {
+    const held: Promise<acme.Client> = p.catch((err: unknown) => {
+      if (this.client === held) this.client = undefined;
+      throw err;
+    });
+    return held;
+  }
+
+  private async loadOrRegister(): Promise<acme.Client> {
     const log = this.opts.logger;
     let stored = await this.opts.accounts.load();
     if (!stored) {
@@ -128,7 +186,10 @@ export class AcmeService {
     // acme-client retries a badNonce (RFC 8555 §6.5) only 5 times; a CA that
     // rejects many nonces (Pebble's PEBBLE_WFE_NONCEREJECT) can exhaust that
     // on one of the dozen requests of an issuance. Each retry is cheap.
-    (client as unknown as { http: { maxBadNonceRetries: number } }).http.maxBadNonceRetries = 20;
+    const http = (client as unknown as { http: { maxBadNonceRetries: number; getNonce(): Promise<string> } }).http;
+    http.maxBadNonceRetries = 20;
+    const fetchNonce = http.getNonce.bind(http);
+    http.getNonce = async () => takeNonce(this.opts.directoryUrl) ?? fetchNonce();
     if (!stored.url) {
       await withProblemCapture('account registration', () =>
         client.createAccount({
@@ -140,7 +201,6 @@ export class AcmeService {
       await this.opts.accounts.save(stored);
       log.info({ accountUrl: stored.url }, 'ACME account registered');
     }
-    this.client = client;
     return client;
   }
 
@@ -156,9 +216,13 @@ export class AcmeService {
       if (!(err instanceof AcmeProblemError) || err.problemType !== 'accountDoesNotExist') throw err;
       const stored = await this.opts.accounts.load();
       if (!stored) throw err;
-      log.warn({ accountUrl: stored.url }, 'the CA does not know our account any more; registering again');
-      await this.opts.accounts.save({ keyPem: stored.keyPem });
-      this.client = undefined;
+      // Concurrent orders all see this: the first one to notice registers
+      // again (same key); the others wait for that registration.
+      const current = this.client;
+      if (current && (await current.catch(() => undefined)) === client && this.client === current) {
+        log.warn({ accountUrl: stored.url }, 'the CA does not know our account any more; registering again');
+        this.client = this.settle(this.opts.accounts.save({ keyPem: stored.keyPem }).then(() => this.loadOrRegister()));
+      }
       const fresh = await this.account();
       return withProblemCapture('newOrder', () => fresh.createOrder(orderReq as never));
     }
