@@ -1,6 +1,5 @@
 // Runs one hook (DESIGN §4): an executable with an argv, never a shell, so a
 // path or argument with spaces or `;` reaches the hook literally.
-import { execa } from 'execa';
 import { HookError } from '../errors.js';
 import type { Logger } from '../log.js';
 import { HOOK_VARIABLES } from './environment.js';
@@ -60,6 +59,8 @@ export async function runHook(argv: string[], opts: RunHookOptions): Promise<Hoo
     };
 
   log.debug({ args }, 'running hook');
+  // Loaded on first use: execa costs ~70 ms of start-up to every command otherwise.
+  const { execa } = await import('execa');
   const subprocess = execa(file, args, {
     shell: false,
     env: { ...inheritedEnv(), ...opts.env },
