@@ -83,7 +83,8 @@ export async function statusCommand(ctx: CommandContext, o: { json: boolean }): 
     }
   }
   if (o.json) {
-    process.stdout.write(JSON.stringify({ generatedAt: now.toISOString(), certificates: rows }, null, 2) + '\n');
+    // docs/status.schema.json describes this document; schemaVersion changes only on an incompatible change.
+    process.stdout.write(JSON.stringify({ schemaVersion: 1, generatedAt: now.toISOString(), certificates: rows }, null, 2) + '\n');
   } else {
     process.stdout.write(renderTable(rows, now));
   }

@@ -25,7 +25,8 @@ import { formatTlsa, fromDnsPacket, parseTlsa, tlsa311, tlsaOwner, type TlsaReco
 import { assessVisibility, describeObservation, observeTlsa, type VisibilityVerdict } from './visibility.js';
 import type { StateStore } from '../store/state-store.js';
 
-export type Phase = 'STEADY' | 'PUBLISH_NEXT' | 'AWAIT_VISIBLE' | 'ISSUE' | 'SWAP' | 'VERIFY_LIVE' | 'RETIRE';
+export const PHASES = ['STEADY', 'PUBLISH_NEXT', 'AWAIT_VISIBLE', 'ISSUE', 'SWAP', 'VERIFY_LIVE', 'RETIRE'] as const;
+export type Phase = (typeof PHASES)[number];
 
 export interface KeyRef {
   id: string;

@@ -15,7 +15,8 @@
 //   lifetime-fraction  no ARI: renew with 1/3 of the lifetime left (1/2 for
 //             certificates of 10 days or less), plus a small jitter.
 
-export type RenewalReason = 'forced' | 'missing' | 'names-changed' | 'backoff' | 'emergency' | 'ari-window' | 'lifetime-fraction';
+export const RENEWAL_REASONS = ['forced', 'missing', 'names-changed', 'backoff', 'emergency', 'ari-window', 'lifetime-fraction'] as const;
+export type RenewalReason = (typeof RENEWAL_REASONS)[number];
 
 export interface Validity {
   notBefore: Date;

@@ -13,6 +13,7 @@ import path from 'node:path';
 import { CLI, servedLeafPem, startSandbox, type Sandbox, type SandboxConfig } from '../support/sandbox.js';
 import { dig } from '../env/bind.js';
 import { DaneWatcher, parseDigTlsa, spkiHash } from '../support/dane-watcher.js';
+import { assertStatusSchema } from '../support/status-schema.js';
 import { pollUntil, run } from '../env/proc.js';
 
 const TTL = 2;
@@ -88,6 +89,7 @@ describe('DANE rollover on real BIND (primary + secondary), Postfix and Pebble',
     assert.equal(check.code, 0, check.stdout + check.stderr);
     assert.match(check.stdout, /mx1\.example\.test:\d+ \(127\.0\.0\.1\): ok/);
     const st = JSON.parse((await sb.cli(['status', '--json', '--config', cfg])).stdout) as { certificates: Array<{ dane: { phase: string; currentTlsa: string; holdUntil: string | null } | null }> };
+    assertStatusSchema(st);
     assert.equal(st.certificates[0]!.dane?.phase, 'STEADY');
     assert.equal(st.certificates[0]!.dane?.currentTlsa, j.current.tlsa);
     assert.ok(st.certificates[0]!.dane?.holdUntil, 'hold deadline shown');

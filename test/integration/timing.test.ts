@@ -9,6 +9,7 @@ import path from 'node:path';
 import { X509Certificate } from 'node:crypto';
 import { startSandbox, type Sandbox, type SandboxConfig } from '../support/sandbox.js';
 import { ariCertId, startAcmeFront, type AcmeFront } from '../support/acme-front.js';
+import { assertStatusSchema } from '../support/status-schema.js';
 import { pollUntil } from '../env/proc.js';
 
 interface StatusJson {
@@ -35,7 +36,9 @@ describe('renewal timing: ARI, profiles, rate limits, backoff (real Pebble behin
   };
   const status = async (): Promise<StatusJson['certificates'][number]> => {
     const r = await sb.cli(['status', '--json', '--config', cfg]);
-    return (JSON.parse(r.stdout) as StatusJson).certificates[0]!;
+    const doc = JSON.parse(r.stdout) as StatusJson;
+    assertStatusSchema(doc);
+    return doc.certificates[0]!;
   };
   const writeCfg = async (mutate?: (c: SandboxConfig) => void) => {
     const c = structuredClone(cfgObj);
