@@ -8,11 +8,11 @@
 import { mkdtemp, open, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { execa } from 'execa';
 import { DnsError } from '../errors.js';
 import { silentLogger, type Logger } from '../log.js';
-import { formatServer, stripDot } from './query.js';
+import { formatServer, queryDns, sameName, stripDot } from './query.js';
 import type { DnsServer } from './types.js';
+import { buildUpdate, CLASS, encodeRdata, exchangeTcp, parseUpdateAnswer, TYPE_ANY, TYPE_CODES, type WireRecord } from './update-wire.js';
 
 export type PrerequisiteKind = 'yxrrset' | 'nxrrset' | 'yxdomain' | 'nxdomain';
 
@@ -88,6 +88,8 @@ export class Rfc2136Updater {
   private readonly logger: Logger;
   private readonly timeoutMs: number;
   private readonly nsupdatePath: string;
+  /** Send updates in process (TXT/TLSA); an explicit nsupdatePath keeps the nsupdate route. */
+  private readonly inProcess: boolean;
 
   constructor(opts: {
     server: DnsServer;
@@ -96,7 +98,11 @@ export class Rfc2136Updater {
     logger?: Logger;
     /** For the whole exchange. Default 30 s. */
     timeoutMs?: number;
-    /** Default `nsupdate` from PATH (Debian ships it in bind9-dnsutils). */
+    /**
+     * Run this nsupdate for every update instead of sending TXT and TLSA
+     * updates in process (other record types always go through nsupdate,
+     * `nsupdate` from PATH by default; Debian ships it in bind9-dnsutils).
+     */
     nsupdatePath?: string;
   }) {
     // Key name, algorithm and secret go into a BIND key statement: a quote or
@@ -111,6 +117,7 @@ export class Rfc2136Updater {
     this.logger = opts.logger ?? silentLogger;
     this.timeoutMs = opts.timeoutMs ?? 30_000;
     this.nsupdatePath = opts.nsupdatePath ?? 'nsupdate';
+    this.inProcess = opts.nsupdatePath === undefined;
   }
 
   /** Send `ops` as one UPDATE message: the server applies all of it or none (RFC 2136 §3.2–3.4). */
@@ -120,6 +127,13 @@ export class Rfc2136Updater {
     const where = formatServer(this.server);
     const log = this.logger.child({ server: where, zone: this.zone });
     log.debug({ update: lines.slice(2) }, 'sending DNS update');
+    const types = [...(ops.prerequisites ?? []).map((p) => p.type), ...(ops.deletes ?? []).map((d) => d.type), ...(ops.adds ?? []).map((a) => a.type)];
+    if (this.inProcess && types.every((t) => t === undefined || rrType(t) in TYPE_CODES)) {
+      await this.sendInProcess(ops, where);
+      log.debug('DNS update accepted');
+      if (!(await this.confirmServed(ops))) log.debug('the primary does not serve the change yet; going on');
+      return;
+    }
 
     const dir = await mkdtemp(join(tmpdir(), 'mxcert-tsig-'));
     try {
@@ -133,6 +147,8 @@ export class Rfc2136Updater {
       }
 
       const timeoutSecs = Math.max(1, Math.ceil(this.timeoutMs / 1000));
+      // Loaded on first use (execa costs ~70 ms of start-up otherwise).
+      const { execa } = await import('execa');
       const result = await execa(this.nsupdatePath, ['-v', '-t', String(timeoutSecs), '-k', keyFile], {
         input: [...lines, 'send', ''].join('\n'),
         reject: false,
@@ -148,6 +164,88 @@ export class Rfc2136Updater {
       log.debug('DNS update accepted');
     } finally {
       await rm(dir, { recursive: true, force: true });
+    }
+  }
+
+  /** The same UPDATE nsupdate would send, built here and sent over TCP (src/dns/update-wire.ts). */
+  private async sendInProcess(ops: UpdateOps, where: string): Promise<void> {
+    const code = (t: string | undefined) => TYPE_CODES[rrType(t)]!;
+    const none = Buffer.alloc(0);
+    const prereqs: WireRecord[] = (ops.prerequisites ?? []).map((p) => {
+      const name = this.ownerName(p.name);
+      switch (p.kind) {
+        case 'yxdomain':
+          return { name, type: TYPE_ANY, class: CLASS.ANY, ttl: 0, rdata: none };
+        case 'nxdomain':
+          return { name, type: TYPE_ANY, class: CLASS.NONE, ttl: 0, rdata: none };
+        case 'nxrrset':
+          return { name, type: code(p.type), class: CLASS.NONE, ttl: 0, rdata: none };
+        case 'yxrrset':
+          return p.data === undefined
+            ? { name, type: code(p.type), class: CLASS.ANY, ttl: 0, rdata: none }
+            : { name, type: code(p.type), class: CLASS.IN, ttl: 0, rdata: encodeRdata(rrType(p.type), p.data) };
+        default:
+          throw new DnsError(`unknown prerequisite kind ${JSON.stringify((p as { kind: unknown }).kind)}`);
+      }
+    });
+    const updates: WireRecord[] = [
+      ...(ops.deletes ?? []).map((d) =>
+        d.data === undefined
+          ? { name: this.ownerName(d.name), type: code(d.type), class: CLASS.ANY, ttl: 0, rdata: none }
+          : { name: this.ownerName(d.name), type: code(d.type), class: CLASS.NONE, ttl: 0, rdata: encodeRdata(rrType(d.type), d.data) },
+      ),
+      ...(ops.adds ?? []).map((a) => ({ name: this.ownerName(a.name), type: code(a.type), class: CLASS.IN, ttl: a.ttl, rdata: encodeRdata(rrType(a.type), a.data) })),
+    ];
+    const { message, id, mac } = buildUpdate(this.zone, prereqs, updates, this.tsig);
+    let raw: Buffer;
+    try {
+      raw = await exchangeTcp(this.server.host, this.server.port, message, this.timeoutMs);
+    } catch (err) {
+      if ((err as { timedOut?: boolean }).timedOut) throw new DnsError(`update to ${where} timed out after ${this.timeoutMs} ms`);
+      const e = err as NodeJS.ErrnoException;
+      throw new DnsError(`cannot reach ${where} to update ${this.zone}: ${e.message}`, { cause: err });
+    }
+    const answer = parseUpdateAnswer(raw, id, mac, this.tsig);
+    if (answer.rcode !== 'NOERROR' || answer.tsigError) {
+      const shown = answer.tsigError ? `${answer.rcode}(${answer.tsigError})` : answer.rcode;
+      throw new DnsUpdateError(`update refused by ${where}: ${shown} (${explainRcode(answer.rcode, answer.tsigError, this.zone)})`, answer.rcode, answer.tsigError);
+    }
+  }
+
+  /**
+   * BIND acknowledges an update before its inline-signed zone serves it
+   * (0–5 ms later; nsupdate's own exit used to hide that). Wait briefly until
+   * the primary serves every added record and none of the deleted ones, so
+   * whoever looks right after sees the change. False after the deadline:
+   * the update was accepted, and callers that need it served everywhere
+   * (dns-01, DANE) poll every authoritative server themselves anyway.
+   */
+  private async confirmServed(ops: UpdateOps, deadlineMs = 2000): Promise<boolean> {
+    const checks = [
+      ...(ops.adds ?? []).map((a) => ({ name: this.ownerName(a.name), type: rrType(a.type), data: a.data, present: true })),
+      ...(ops.deletes ?? [])
+        // A whole-RRset delete followed by adds to that RRset: the adds say it all.
+        .filter((d) => d.data !== undefined || !(ops.adds ?? []).some((a) => sameName(a.name, d.name) && rrType(a.type) === rrType(d.type)))
+        .map((d) => ({ name: this.ownerName(d.name), type: rrType(d.type), data: d.data, present: false })),
+    ];
+    if (!checks.length) return true;
+    const want = (type: string, data: string) => (type === 'TLSA' ? normalizeTlsa(data) : data);
+    const deadline = Date.now() + deadlineMs;
+    for (let pause = 2; ; pause = Math.min(pause * 2, 100)) {
+      const served = await Promise.all(
+        checks.map(async (c) => {
+          try {
+            const r = await queryDns(this.server, c.name, c.type, { tcp: false, recursion: false, timeoutMs: 1000 });
+            const values = r.answers.filter((a) => a.type === c.type && sameName(a.name, c.name)).map((a) => answerValue(c.type, a.data));
+            return c.data === undefined ? values.length > 0 === c.present : values.includes(want(c.type, c.data)) === c.present;
+          } catch {
+            return false;
+          }
+        }),
+      );
+      if (served.every(Boolean)) return true;
+      if (Date.now() >= deadline) return false;
+      await new Promise((r) => setTimeout(r, pause));
     }
   }
 
@@ -220,6 +318,18 @@ export class Rfc2136Updater {
     if (n !== z && !n.endsWith(`.${z}`)) throw new DnsError(`${abs} is not in zone ${this.zone}`);
     return abs;
   }
+}
+
+/** TXT as the raw value; TLSA as "u s m hex" (lower-case, no spaces). */
+function answerValue(type: string, data: unknown): string {
+  if (type === 'TXT') return Buffer.concat((Array.isArray(data) ? data : [data]).map((b) => (Buffer.isBuffer(b) ? b : Buffer.from(String(b))))).toString('utf8');
+  const d = data as { usage?: number; selector?: number; matchingType?: number; certificate?: Buffer } | undefined;
+  return `${d?.usage} ${d?.selector} ${d?.matchingType} ${d?.certificate?.toString('hex') ?? ''}`;
+}
+
+function normalizeTlsa(data: string): string {
+  const [u, s, m, ...hex] = data.trim().split(/\s+/);
+  return `${Number(u)} ${Number(s)} ${Number(m)} ${hex.join('').toLowerCase()}`;
 }
 
 function absolute(name: string): string {
