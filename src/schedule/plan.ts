@@ -15,7 +15,8 @@ export function planFromState(
   cert: CertificateConfig,
   keyType: string,
   state: CertState,
-  current: StoredVersion | undefined,
+  /** Only its metadata is read (status loads no keys or certificates). */
+  current: Pick<StoredVersion, 'meta'> | undefined,
   force: boolean,
   now: Date,
 ): Plan {

@@ -157,6 +157,11 @@ export class StateStore {
     return { meta, keyPem: keyPem!, leafPem: leafPem!, intermediatesPem: splitCerts(chain!) };
   }
 
+  /** A version's metadata alone (status needs no key or certificate). */
+  async loadMeta(name: string, keyType: string, id: string): Promise<VersionMeta | undefined> {
+    return readJson<VersionMeta>(path.join(this.certDir(name, keyType), 'versions', id, 'meta.json'));
+  }
+
   async currentVersion(name: string, keyType: string): Promise<StoredVersion | undefined> {
     const st = await this.readState(name, keyType);
     return st.current ? this.loadVersion(name, keyType, st.current) : undefined;
