@@ -14,7 +14,7 @@
 import os from 'node:os';
 import cron, { type ScheduledTask } from 'node-cron';
 import { loadConfig } from '../config/load.js';
-import type { Config } from '../config/schema.js';
+import type { CertificateConfig, Config } from '../config/schema.js';
 import { ConfigError, describeError } from '../errors.js';
 import type { Logger } from '../log.js';
 import { systemClock, type Clock } from '../clock.js';
@@ -24,6 +24,7 @@ import { planFromState, renewAll, runPassFailureHooks, type UnitOutcome } from '
 import { buildRenewDeps } from '../renew/deps.js';
 import type { MetricsEndpoint } from '../metrics/server.js';
 import { warnAboutAgingCertificates } from '../notify/expiry-warning.js';
+import { readJournal } from '../dane/rollover.js';
 
 /** Hourly, at a minute derived from the host name. */
 export function defaultSchedule(hostname = os.hostname()): string {
@@ -34,6 +35,41 @@ export function defaultSchedule(hostname = os.hostname()): string {
 
 /** setTimeout cannot wait longer than 2^31-1 ms (~24.8 days). */
 const MAX_TIMER_MS = 2 ** 31 - 1;
+
+/** A DANE machine waiting on something without a deadline (visibility, a backoff) is looked at again after this. */
+const DANE_RETRY_MS = 10_000;
+/** Wake a little after a DANE deadline, so the pass does not find it a hair early. */
+const DANE_MARGIN_MS = 20;
+
+/**
+ * When a certificate's DANE rollover can next move on its own (DESIGN §6):
+ * the end of the hold once a rotation is due, RETIRE's one TTL after the
+ * swap, the key's rotation time. Without this the daemon would only notice
+ * on the next cron tick, stretching a 2 × TTL hold to up to an hour.
+ */
+export async function daneWakeAt(store: StateStore, cert: CertificateConfig, keyType: string, now: Date): Promise<number | undefined> {
+  if (!cert.dane?.enabled) return undefined;
+  const j = await readJournal(store, cert.name, keyType).catch(() => undefined);
+  if (!j) return undefined;
+  const t = now.getTime();
+  const hold = j.holdUntil ? new Date(j.holdUntil).getTime() : undefined;
+  let at: number;
+  switch (j.phase) {
+    case 'RETIRE':
+      at = new Date(j.swappedAt ?? now).getTime() + (cert.dane.publisher?.ttl ?? 3600) * 1000;
+      break;
+    case 'STEADY': {
+      const rotateAt = j.rollover ? t : new Date(j.current.createdAt).getTime() + cert.dane.keyLifetime;
+      at = Math.max(rotateAt, hold ?? rotateAt);
+      break;
+    }
+    default:
+      // Waiting for visibility (each pass polls a while itself), or resuming an interrupted swap.
+      at = hold ?? t;
+  }
+  // Due already, yet the last pass left it: something without a deadline holds it back.
+  return at <= t ? t + DANE_RETRY_MS : at + DANE_MARGIN_MS;
+}
 
 export interface DaemonOptions {
   configPath: string;
@@ -164,10 +200,13 @@ export class Daemon {
     for (const cert of this.config.certificates) {
       for (const keyType of cert.keys) {
         const state = await store.readState(cert.name, keyType);
-        const cur = state.current ? await store.loadVersion(cert.name, keyType, state.current) : undefined;
-        const plan = planFromState(cert, keyType, state, cur, false, now);
+        // Metadata only: the plan needs no key or certificate.
+        const meta = state.current ? await store.loadMeta(cert.name, keyType, state.current) : undefined;
+        const plan = planFromState(cert, keyType, state, meta && { meta }, false, now);
         earliest = Math.min(earliest, plan.at.getTime());
         if (state.ari) earliest = Math.min(earliest, new Date(state.ari.nextCheck).getTime());
+        const dane = await daneWakeAt(store, cert, keyType, now);
+        if (dane !== undefined) earliest = Math.min(earliest, dane);
       }
     }
     if (!Number.isFinite(earliest)) return;
