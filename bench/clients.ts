@@ -150,8 +150,10 @@ async function certbotBase(ctx: Ctx, dir: string): Promise<{ args: string[]; env
 
 function certbotChallengeArgs(ctx: Ctx, dir: string, challenge: Challenge): string[] {
   return challenge === 'dns-01'
-    ? // 0: no fixed sleep after the update (certbot's default is 60 s).
-      ['--authenticator', 'dns-rfc2136', '--dns-rfc2136-credentials', path.join(dir, 'rfc2136.ini'), '--dns-rfc2136-propagation-seconds', '0']
+    ? // certbot cannot poll for the record: it sleeps a whole number of seconds
+      // (default 60). 0 loses the race with BIND's inline signing now and then
+      // (NXDOMAIN at the CA), so 1, the smallest reliable setting.
+      ['--authenticator', 'dns-rfc2136', '--dns-rfc2136-credentials', path.join(dir, 'rfc2136.ini'), '--dns-rfc2136-propagation-seconds', '1']
     : ['--standalone', '--http-01-port', String(ctx.sb.httpPort), '--http-01-address', '127.0.0.1'];
 }
 

@@ -25,6 +25,8 @@ export interface Measured {
   /** user + system CPU seconds of the steps and their children. */
   cpuS: number;
   exitCodes: number[];
+  /** Steps that exited non-zero (with continueOnError, the rest still ran). */
+  failedSteps: number;
   /** Tail of stdout+stderr of the first failing step. */
   error?: string;
 }
@@ -72,8 +74,8 @@ async function runOne(step: Step, log?: string): Promise<{ code: number; wallMs:
 }
 
 /** Steps run one after another; the wall times add up, RSS is the max. */
-export async function measure(steps: Step[], log?: string): Promise<Measured> {
-  const res: Measured = { ok: true, wallMs: 0, peakRssKiB: 0, cpuS: 0, exitCodes: [] };
+export async function measure(steps: Step[], log?: string, opts: { continueOnError?: boolean } = {}): Promise<Measured> {
+  const res: Measured = { ok: true, wallMs: 0, peakRssKiB: 0, cpuS: 0, exitCodes: [], failedSteps: 0 };
   for (const s of steps) {
     const r = await runOne(s, log);
     res.wallMs += r.wallMs;
@@ -81,9 +83,12 @@ export async function measure(steps: Step[], log?: string): Promise<Measured> {
     res.cpuS += r.cpuS;
     res.exitCodes.push(r.code);
     if (r.code !== 0) {
-      res.ok = false;
-      res.error = r.out.split('\n').slice(-15).join('\n');
-      break;
+      res.failedSteps++;
+      res.error ??= r.out.split('\n').slice(-15).join('\n');
+      if (!opts.continueOnError) {
+        res.ok = false;
+        break;
+      }
     }
   }
   return res;

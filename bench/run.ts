@@ -27,6 +27,9 @@ interface Options {
   clients: ClientName[];
   hundredClients: ClientName[];
   count: number;
+  /** Clients measured on fewer names in the 100-certificate scenario (time budget). */
+  reducedClients: ClientName[];
+  reducedCount: number;
   statusRuns: number;
   idleSeconds: number;
   ttl: number;
@@ -40,6 +43,8 @@ function usage(): never {
   --clients LIST         clients for dns01/http01: ${CLIENTS.join(',')} (default all)
   --hundred-clients LIST clients for the 100-certificate pass (default all)
   --count N              certificates in the renewal pass (default 100)
+  --reduced-clients LIST clients run on --reduced-count names instead (default none)
+  --reduced-count N      (default 20); their per-certificate time × count is shown as extrapolated
   --status-runs N        mxcert status cold starts (default 10)
   --idle-seconds S       daemon idle window (default 600)
   --ttl T                TLSA TTL for the rollover, seconds (default 5)
@@ -55,6 +60,8 @@ function parseOptions(argv: string[]): Options {
     clients: [...CLIENTS],
     hundredClients: [...CLIENTS],
     count: 100,
+    reducedClients: [],
+    reducedCount: 20,
     statusRuns: 10,
     idleSeconds: 600,
     ttl: 5,
@@ -78,6 +85,8 @@ function parseOptions(argv: string[]): Options {
     else if (a === '--clients') o.clients = list(v(), CLIENTS);
     else if (a === '--hundred-clients') o.hundredClients = list(v(), CLIENTS);
     else if (a === '--count') o.count = num(v());
+    else if (a === '--reduced-clients') o.reducedClients = list(v(), CLIENTS);
+    else if (a === '--reduced-count') o.reducedCount = num(v());
     else if (a === '--status-runs') o.statusRuns = num(v());
     else if (a === '--idle-seconds') o.idleSeconds = num(v());
     else if (a === '--ttl') o.ttl = num(v());
@@ -196,17 +205,20 @@ async function main(): Promise<number> {
         for (const name of clients) {
           const dir = path.join(work, `hundred-${name}`);
           const c = CLIENT_DEFS[name];
-          say(`bench: ${name}: issuing ${o.count} certificates (one account, dns-01) ...`);
-          const setup = await measure(await c.setupMany(ctx, dir, names), logFile);
-          say(`  initial issuance ${setup.ok ? fmtS(setup.wallMs) : 'FAILED'}`);
+          const n = o.reducedClients.includes(name) && name !== 'mxcert' ? Math.min(o.reducedCount, o.count) : o.count;
+          const mine = names.slice(0, n);
+          say(`bench: ${name}: issuing ${n} certificates (one account, dns-01) ...`);
+          // One certificate failing (say a race in a peer's DNS step) is counted, not fatal.
+          const setup = await measure(await c.setupMany(ctx, dir, mine), logFile, { continueOnError: true });
+          say(`  initial issuance ${setup.ok ? fmtS(setup.wallMs) : 'FAILED'}${setup.failedSteps ? ` (${setup.failedSteps} failed steps)` : ''}`);
           let renew: Measured | undefined;
           if (setup.ok && (o.only.has('hundred') || name === 'mxcert')) {
-            say(`bench: ${name}: renewal pass over ${o.count} certificates (forced) ...`);
-            renew = await measure(await c.renewMany(ctx, dir, names), logFile);
-            say(`  renewal pass ${renew.ok ? fmtS(renew.wallMs) : 'FAILED: ' + renew.error}`);
+            say(`bench: ${name}: renewal pass over ${n} certificates (forced) ...`);
+            renew = await measure(await c.renewMany(ctx, dir, mine), logFile, { continueOnError: true });
+            say(`  renewal pass ${renew.ok ? fmtS(renew.wallMs) : 'FAILED: ' + renew.error}${renew.failedSteps ? ` (${renew.failedSteps} failed steps)` : ''}`);
           }
-          if (!setup.ok) say(`  ${setup.error}`);
-          results.hundred.clients[name] = { setup, renew };
+          if (setup.error) say(`  ${setup.error.split('\n').slice(-4).join('\n  ')}`);
+          results.hundred.clients[name] = { setup, renew, count: n };
           if (name === 'mxcert' && setup.ok) {
             hundredDir = dir;
             if (o.only.has('status')) results.status = await statusScenario(o, path.join(dir, 'config.yaml'), logFile);
