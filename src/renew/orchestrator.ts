@@ -4,6 +4,7 @@
 // functions; this file only sequences effects and owns the rollback rule:
 // if anything after deploy fails, the previous files go back and the deploy
 // hooks run again, so the MTA keeps serving the old certificate (DESIGN §3, §4).
+import { readFile } from 'node:fs/promises';
 import { X509Certificate } from 'node:crypto';
 import type { Config, CertificateConfig, KeyType } from '../config/schema.js';
 import { expandOutputPath } from '../config/load.js';
@@ -199,7 +200,21 @@ async function daneUnit(deps: RenewDeps, cert: CertificateConfig, keyType: KeyTy
           renewed = await issueAndDeploy(deps, cert, keyType, await fresh(), { keyPem, extraVerify });
           return { serial: renewed.chain.serial };
         },
-        deployedKeyPem: async () => (await fresh()).current?.keyPem,
+        // What the MTA reads, not only what the store recorded: after a crash
+        // between writing the files and recording the version they differ
+        // (DESIGN §6: reconcile against the files on disk before acting).
+        // Before mxcert's first deployment the files hold someone else's
+        // placeholder, which adoption must not take for the current key.
+        deployedKeyPem: async () => {
+          const recorded = (await fresh()).current?.keyPem;
+          if (!recorded) return undefined;
+          const onDisk = await readDeployedKeyPem(cert, keyType);
+          if (!onDisk) return recorded;
+          const spki = (pem: string) => tlsa311(publicKeySpkiDer(pem)).data;
+          if (spki(onDisk) === spki(recorded)) return recorded;
+          log.warn('DANE: the key in the output files is not the one last recorded; reconciling from the files');
+          return onDisk;
+        },
         // `plan` was made before this pass; a certificate deployed during
         // it (adoption deploys the current key) makes a renewal not due.
         renewalDue: async () => !renewed && plan.due,
@@ -511,6 +526,22 @@ function hookArgv(h: string | string[]): string[] {
 async function runDeployHooks(deps: RenewDeps, cert: CertificateConfig, env: Record<string, string>, log: Logger): Promise<void> {
   for (const h of cert.hooks.deploy) {
     await runHook(hookArgv(h), { env, timeoutMs: cert.hooks.timeout, logger: log });
+  }
+}
+
+/** The private key in the output files (the key file, else the combined file), if readable. */
+async function readDeployedKeyPem(cert: CertificateConfig, keyType: KeyType): Promise<string | undefined> {
+  const paths = outputPaths(cert, keyType);
+  const file = paths.key ?? paths.combined;
+  if (!file) return undefined;
+  const text = await readFile(file, 'utf8').catch(() => undefined);
+  const m = text && /-----BEGIN ((?:EC |RSA )?PRIVATE KEY)-----[\s\S]+?-----END \1-----/.exec(text);
+  if (!m) return undefined;
+  try {
+    publicKeySpkiDer(m[0]); // a torn or foreign file is no evidence: fall back to the record
+    return `${m[0]}\n`;
+  } catch {
+    return undefined;
   }
 }
 

@@ -12,7 +12,8 @@ import { readdir, readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { CLI, servedLeafPem, startSandbox, type Sandbox, type SandboxConfig } from '../support/sandbox.js';
 import { dig } from '../env/bind.js';
-import { DaneWatcher, parseDigTlsa, spkiHash } from '../support/dane-watcher.js';
+import { DaneWatcher, parseDigTlsa, servedHash, spkiHash } from '../support/dane-watcher.js';
+import { writeSelfSignedCombined } from '../env/pki.js';
 import { assertStatusSchema } from '../support/status-schema.js';
 import { pollUntil, run } from '../env/proc.js';
 
@@ -184,6 +185,38 @@ describe('DANE rollover on real BIND (primary + secondary), Postfix and Pebble',
     // The next pass puts it back.
     await renew();
     await pollUntil(async () => ((await published()).every((s) => s.includes(j.current.tlsa)) ? true : undefined), { deadlineMs: 20_000, intervalMs: 300, what: 'record restored' });
+  });
+
+  it('output files replaced behind mxcert\'s back (another key served): check says MISMATCH, the next pass reconciles from the files and serves the current key again', async () => {
+    // From a settled STEADY (an earlier rollover's RETIRE done), so the pass below has nothing else to do.
+    await pollUntil(async () => {
+      const jj = await journal();
+      if (jj.phase === 'STEADY' && !jj.old) return true;
+      await renew();
+      return undefined;
+    }, { deadlineMs: 60_000, intervalMs: 200, what: 'a settled STEADY' });
+    const j = await journal();
+    const dnsBefore = await published();
+    // A crash between writing files and recording them, or an admin's
+    // hand edit: the MTA now serves a key that no TLSA record names.
+    await writeSelfSignedCombined(sb.combinedPath(), ['mx1.example.test'], sb.dir);
+    await sb.postfix.reload();
+    const foreign = await pollUntil(async () => {
+      const h = await servedHash(sb.postfix.port);
+      return h !== j.current.tlsa ? h : undefined;
+    }, { deadlineMs: 15_000, what: 'Postfix to serve the replaced file' });
+    assert.ok(!j.next || foreign !== j.next.tlsa);
+    const check = await sb.cli(['check', '--config', cfg]);
+    assert.equal(check.code, 1, check.stdout + check.stderr);
+    assert.match(check.stdout, /MISMATCH: serves serial .*deployed is .*; served key .* missing from/);
+
+    const r = await renew();
+    assert.match(r.stderr, /reconciling from the files/);
+    assert.match(r.stdout, /renewed with the current key/);
+    await pollUntil(async () => ((await servedHash(sb.postfix.port)) === j.current.tlsa ? true : undefined), { deadlineMs: 15_000, what: 'the current key served again' });
+    const again = await sb.cli(['check', '--config', cfg]);
+    assert.equal(again.code, 0, again.stdout + again.stderr);
+    assert.deepEqual(await published(), dnsBefore, 'DNS untouched: a same-key renewal');
   });
 
   it('mxcert check reports an RRset deleted as a whole (DANE enabled, host unprotected); the next pass republishes', async () => {
