@@ -248,7 +248,7 @@ async function main(): Promise<number> {
 
   results.meta.machine.loadAvgAtEnd = os.loadavg();
   if (results.meta.machine.cpus <= 2) {
-    results.meta.notes.push(`Measured on a shared ${results.meta.machine.cpus}-core machine (other test suites were running at the same time); clients were alternated run by run so that drift hits all of them alike.`);
+    results.meta.notes.push(`Measured on a ${results.meta.machine.cpus}-core machine shared with another engineer's test suites (load average at start and end above); clients were alternated run by run so that drift hits all of them alike.`);
   }
   await writeFile(path.join(o.out, 'results.json'), JSON.stringify(results, null, 2) + '\n');
   const md = renderMarkdown(results);
