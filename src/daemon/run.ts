@@ -261,6 +261,8 @@ export async function runDaemon(opts: DaemonOptions): Promise<number> {
   process.on('SIGTERM', onTerm);
   process.on('SIGINT', onTerm);
   process.on('SIGHUP', () => void d.reload());
+  // SIGUSR1: the state changed behind our back (`mxcert rollover`): a pass now re-plans and re-arms the timers.
+  process.on('SIGUSR1', () => d.trigger('signal'));
   await d.stopped;
   return 0;
 }

@@ -84,3 +84,18 @@ export async function acquireLock(
     interval = Math.min(interval * 2, 1000);
   }
 }
+
+/**
+ * The running daemon on this host (from `daemon.lock`), if any: its pid, so
+ * a CLI command that changed the state (`mxcert rollover`) can ask it to
+ * re-plan with SIGUSR1 instead of leaving the change to its next tick.
+ */
+export async function runningDaemonPid(stateDir: string): Promise<number | undefined> {
+  try {
+    const holder = JSON.parse(await readFile(path.join(stateDir, 'daemon.lock'), 'utf8')) as LockInfo;
+    if (holder.host !== os.hostname() || !Number.isInteger(holder.pid) || holder.pid <= 1 || holder.pid === process.pid) return undefined;
+    return alive(holder.pid) ? holder.pid : undefined;
+  } catch {
+    return undefined;
+  }
+}

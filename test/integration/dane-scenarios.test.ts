@@ -18,7 +18,7 @@ import { DaneWatcher, findViolations, servedHash, spkiHash, tlsaAt, type KeyFami
 import { dig, type DnsServerAddr } from '../env/bind.js';
 import { startPdns, type PdnsEnv } from '../env/pdns.js';
 import { startUnbound, type UnboundEnv } from '../env/unbound.js';
-import { pollUntil, run } from '../env/proc.js';
+import { logTail, pollUntil, run, startDaemon, stopPid, type Daemon } from '../env/proc.js';
 
 const TTL = 2;
 const WINDOW_MS = 2 * TTL * 1000;
@@ -882,6 +882,54 @@ describe('validating resolver: a swap waits for AD (dane.validatingResolver, rea
       await useResolver(resolvers.zone!);
       await rig.completeRollover({ 'ecdsa-p256': j0 });
       assert.equal(await rig.served(), j0.next.tlsa, 'swapped once the resolver validated the next record');
+    } finally {
+      await watcher.stop();
+    }
+    assert.deepEqual(watcher.violations(), []);
+  });
+});
+
+describe('mxcert rollover while the daemon runs: the daemon is nudged and swaps at the end of the hold', { timeout: 300_000 }, () => {
+  let rig: Rig;
+  let daemon: Daemon | undefined;
+  const HOLD_S = 8;
+  before(async () => {
+    rig = await bindRig();
+    rig.cfgObj.schedule = '0 0 1 1 *'; // no cron tick during the test: only timers and signals wake the daemon
+    rig.cfgObj.certificates[0].dane.minHold = `${HOLD_S}s`;
+    rig.cfg = await rig.sb.writeConfig(rig.cfgObj);
+  });
+  after(async () => {
+    if (daemon) await stopPid(daemon.pid);
+    await rig?.sb.stop();
+  });
+
+  it('the CLI pass holds; the daemon, told by SIGUSR1, swaps once the hold has passed; invariant observed', async () => {
+    const logPath = path.join(rig.sb.dir, 'daemon.log');
+    daemon = startDaemon({ name: 'mxcert run', command: process.execPath, args: [CLI, 'run', '--config', rig.cfg], cwd: rig.sb.dir, logPath, env: { ...process.env, MXCERT_LOG_LEVEL: 'debug' } });
+    const watcher = rig.watcher().start();
+    try {
+      // The daemon's start-up pass adopts.
+      const j0 = await pollUntil(async () => {
+        const j = await rig.journal();
+        return j?.phase === 'STEADY' ? j : undefined;
+      }, { deadlineMs: 60_000, what: 'adoption by the daemon', detail: () => logTail(logPath) });
+      assert.equal(await rig.served(), j0.current.tlsa);
+
+      const r = await rig.cli(['rollover', '--cert', 'mx1', '--wait', '60']);
+      assert.equal(r.code, 0, rig.tail(1));
+      assert.match(r.stdout, /rotation due, holding until/, 'the CLI pass falls inside the hold');
+      assert.match(r.stderr, /asked the running daemon to re-plan \(SIGUSR1\)/);
+      assert.equal(await rig.served(), j0.current.tlsa, 'no swap during the hold');
+
+      // Without the nudge the daemon would sleep until the certificate's own renewal time (~30 min).
+      await pollUntil(async () => ((await rig.served()) === j0.next.tlsa ? true : undefined), {
+        deadlineMs: HOLD_S * 1000 + 30_000,
+        intervalMs: 250,
+        what: 'the daemon to swap to the next key',
+        detail: () => logTail(logPath, 30),
+      });
+      assert.match(await readFile(logPath, 'utf8'), /"why":"signal"/, 'a pass triggered by the signal');
     } finally {
       await watcher.stop();
     }
