@@ -9,8 +9,10 @@
 // - SIGHUP reloads the config (an invalid one is rejected with its errors and
 //   the old one keeps running); SIGTERM/SIGINT finish the current step,
 //   release the locks and exit 0;
-// - after each pass: the expiry warning (src/notify) and, when configured,
-//   the metrics refresh (src/metrics, loaded only then).
+// - each pass runs in a child process (pass-child.ts: lock, ACME, deploy,
+//   expiry warning, failure hooks), so the idle daemon keeps only config,
+//   schedule and timers in memory; after each pass, when configured, the
+//   metrics refresh (src/metrics, loaded only then).
 import os from 'node:os';
 import cron, { type ScheduledTask } from 'node-cron';
 import { loadConfig } from '../config/load.js';
@@ -19,12 +21,17 @@ import { ConfigError, describeError } from '../errors.js';
 import type { Logger } from '../log.js';
 import { systemClock, type Clock } from '../clock.js';
 import { StateStore } from '../store/state-store.js';
+import { fork } from 'node:child_process';
+import { readFile } from 'node:fs/promises';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { acquireLock, type AgentLock } from '../store/lock.js';
-import { planFromState, renewAll, runPassFailureHooks, type UnitOutcome } from '../renew/orchestrator.js';
-import { buildRenewDeps } from '../renew/deps.js';
+// Light imports only: the pass itself (ACME, X.509, DNS, hooks) runs in pass-child.
+import { planFromState } from '../schedule/plan.js';
+import type { UnitOutcome } from '../renew/orchestrator.js';
+import type { DaneJournal } from '../dane/rollover.js';
+import type { PassReply, PassRequest } from './pass-child.js';
 import type { MetricsEndpoint } from '../metrics/server.js';
-import { warnAboutAgingCertificates } from '../notify/expiry-warning.js';
-import { readJournal } from '../dane/rollover.js';
 
 /** Hourly, at a minute derived from the host name. */
 export function defaultSchedule(hostname = os.hostname()): string {
@@ -49,7 +56,10 @@ const DANE_MARGIN_MS = 20;
  */
 export async function daneWakeAt(store: StateStore, cert: CertificateConfig, keyType: string, now: Date): Promise<number | undefined> {
   if (!cert.dane?.enabled) return undefined;
-  const j = await readJournal(store, cert.name, keyType).catch(() => undefined);
+  // Read directly: the rollover module (DNS, X.509) stays out of the idle daemon.
+  const j = await readFile(path.join(store.certDir(cert.name, keyType), 'dane', 'journal.json'), 'utf8')
+    .then((t) => JSON.parse(t) as DaneJournal)
+    .catch(() => undefined);
   if (!j) return undefined;
   const t = now.getTime();
   const hold = j.holdUntil ? new Date(j.holdUntil).getTime() : undefined;
@@ -150,21 +160,13 @@ export class Daemon {
 
   private async pass(why: string): Promise<void> {
     const started = this.clock.now();
-    let lock: AgentLock | undefined;
     let outcomes: UnitOutcome[] | undefined;
     try {
-      lock = await acquireLock(this.config.stateDir, { command: 'run', waitMs: this.opts.lockWaitMs ?? 60_000, clock: this.clock });
-      const { deps, close } = await buildRenewDeps(this.config, this.log, this.clock);
-      let results: UnitOutcome[];
-      try {
-        results = await renewAll(deps, { force: false, dryRun: false, signal: this.abort.signal });
-      } finally {
-        await close();
-      }
-      outcomes = results;
-      if (!this.abort.signal.aborted) await warnAboutAgingCertificates(this.config, deps.store, this.clock.now(), this.log);
+      const reply = await this.passInChild();
+      if (reply.type === 'error') throw new Error(reply.error);
+      outcomes = reply.outcomes;
       const summary = { renewed: 0, failed: 0, notDue: 0 };
-      for (const r of results) {
+      for (const r of outcomes) {
         if (r.status === 'renewed') summary.renewed++;
         else if (r.status === 'failed') summary.failed++;
         else summary.notDue++;
@@ -173,17 +175,45 @@ export class Daemon {
       this.passErrors = 0;
     } catch (err) {
       // Failed before (or outside) the per-certificate work: a missing CA
-      // bundle, an unreadable secret, the lock held too long. Back off so the
-      // daemon does not retry every second (see armTimer).
+      // bundle, an unreadable secret, the lock held too long (the child has
+      // run the failure hooks). Back off so the daemon does not retry every
+      // second (see armTimer).
       this.passErrors++;
       this.log.error({ why, err: describeError(err), retryInMs: this.passBackoffMs() }, 'pass failed');
-      // Tell the postmaster (failure hooks): every certificate's attempt failed.
-      if (!this.abort.signal.aborted) await runPassFailureHooks(this.config, err, this.log);
-    } finally {
-      await lock?.release();
     }
     await this.metrics?.afterPass(this.config, outcomes, this.clock.now());
     if (!this.stopping) await this.armTimer();
+  }
+
+  /**
+   * Runs the pass in a child process (src/daemon/pass-child.ts), so what a
+   * pass loads and allocates is given back when it ends: the idle daemon
+   * stays small (issue 6). SIGTERM to the daemon is passed on as 'abort'.
+   */
+  private passInChild(): Promise<PassReply> {
+    return new Promise((resolve, reject) => {
+      const child = fork(fileURLToPath(new URL('./pass-child.js', import.meta.url)), [], {
+        serialization: 'advanced',
+        stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
+        execArgv: process.execArgv,
+      });
+      let reply: PassReply | undefined;
+      const onAbort = () => child.connected && child.send({ type: 'abort' });
+      this.abort.signal.addEventListener('abort', onAbort, { once: true });
+      child.on('message', (m: PassReply) => (reply = m));
+      child.once('error', (err) => {
+        this.abort.signal.removeEventListener('abort', onAbort);
+        reject(err);
+      });
+      child.once('exit', (code, signal) => {
+        this.abort.signal.removeEventListener('abort', onAbort);
+        if (reply) resolve(reply);
+        else reject(new Error(`the pass process ended without a result (${signal ?? `exit ${code}`})`));
+      });
+      const req: PassRequest = { type: 'pass', config: this.config, level: this.log.level, lockWaitMs: this.opts.lockWaitMs ?? 60_000 };
+      child.send(req);
+      if (this.abort.signal.aborted) onAbort();
+    });
   }
 
   /** 1 min, 2 min, 4 min … capped at 1 h after consecutive failed passes; 1 s otherwise. */
