@@ -67,6 +67,11 @@ export interface DanePolicy {
   validatingResolver?: DnsServer;
 }
 
+/** 3 1 1 data (hex SHA-256 of the SubjectPublicKeyInfo) of a private key. */
+export function keyTlsa311(keyPem: string): string {
+  return tlsa311(publicKeySpkiDer(keyPem)).data;
+}
+
 /** Pure: when the hold for the next key ends (DESIGN §6 step 3). */
 export function holdUntil(visibleAt: Date, ttlSeconds: number, minHoldMs: number, unsignedUntil?: Date): Date {
   const t = visibleAt.getTime() + Math.max(2 * ttlSeconds * 1000, minHoldMs);
@@ -123,7 +128,7 @@ async function newKey(store: StateStore, name: string, keyType: KeyType, now: Da
   const d = path.join(daneDir(store, name, keyType), 'keys');
   await mkdir(d, { recursive: true, mode: 0o700 });
   await writeFileAtomic(path.join(d, `${id}.pem`), keyPem, { mode: 0o600 });
-  return { id, tlsa: tlsa311(publicKeySpkiDer(keyPem)).data, createdAt: now.toISOString() };
+  return { id, tlsa: keyTlsa311(keyPem), createdAt: now.toISOString() };
 }
 
 async function deleteKey(store: StateStore, name: string, keyType: string, id: string): Promise<void> {
@@ -303,7 +308,7 @@ export async function advanceDane(cert: CertificateConfig, keyType: KeyType, fx:
     switch (j.phase) {
       case 'PUBLISH_NEXT': {
         const deployed = await fx.deployedKeyPem();
-        const deployedTlsa = deployed ? tlsa311(publicKeySpkiDer(deployed)).data : undefined;
+        const deployedTlsa = deployed ? keyTlsa311(deployed) : undefined;
         const seen = await observeAll(pub, owners);
         if (deployedTlsa !== j.current.tlsa && seen.empty) {
           // No TLSA anywhere: DANE is not in force yet, so serve the current
@@ -429,7 +434,7 @@ export async function advanceDane(cert: CertificateConfig, keyType: KeyType, fx:
           continue;
         }
         const deployed = await fx.deployedKeyPem();
-        const deployedTlsa = deployed ? tlsa311(publicKeySpkiDer(deployed)).data : undefined;
+        const deployedTlsa = deployed ? keyTlsa311(deployed) : undefined;
         if (deployedTlsa !== j.current.tlsa || (await fx.renewalDue())) {
           // Same-key renewal: the TLSA RRset does not change.
           const r = await fx.issueAndDeploy(await readDaneKey(store, name, keyType, j.current.id), liveCheck(j.current.tlsa));

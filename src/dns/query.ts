@@ -110,10 +110,10 @@ export async function queryDns(server: DnsServer, name: string, type: string, op
       pkt = await exchangeUdp(server, dnsPacket.encode(query), timeoutMs);
       // RFC 7766 §5: a truncated UDP answer is incomplete; retry the same question over TCP.
       if (toDnsResponse(pkt).truncated) {
-        pkt = await exchangeTcp(server, dnsPacket.streamEncode(query), timeoutMs);
+        pkt = await exchangeTcp(server, dnsPacket.encode(query), timeoutMs);
       }
     } else {
-      pkt = await exchangeTcp(server, dnsPacket.streamEncode(query), timeoutMs);
+      pkt = await exchangeTcp(server, dnsPacket.encode(query), timeoutMs);
     }
     checkMatches(query, pkt);
     return toDnsResponse(pkt);
@@ -144,36 +144,47 @@ function checkMatches(query: dnsPacket.Packet, reply: dnsPacket.Packet): void {
   }
 }
 
-function exchangeTcp(server: DnsServer, message: Buffer, timeoutMs: number): Promise<dnsPacket.Packet> {
+async function exchangeTcp(server: DnsServer, message: Buffer, timeoutMs: number): Promise<dnsPacket.Packet> {
+  const raw = await exchangeTcpRaw(server, message, timeoutMs);
+  try {
+    return dnsPacket.decode(raw);
+  } catch (err) {
+    throw new DnsError(`malformed reply: ${(err as Error).message}`, { cause: err });
+  }
+}
+
+/**
+ * One DNS message over TCP, RFC 1035 §4.2.2 framing: `message` is sent with
+ * its two-byte length prefix; resolves with the first reply, unframed (it may
+ * arrive in pieces). Shared by queries and RFC 2136 UPDATEs. A timeout is a
+ * DnsError with `timedOut: true`.
+ */
+export function exchangeTcpRaw(server: DnsServer, message: Buffer, timeoutMs: number): Promise<Buffer> {
   return new Promise((resolve, reject) => {
     const socket = new Socket();
     let buffered = Buffer.alloc(0);
     let settled = false;
-    const finish = (err: Error | undefined, pkt?: dnsPacket.Packet): void => {
+    const finish = (err: Error | undefined, reply?: Buffer): void => {
       if (settled) return;
       settled = true;
       clearTimeout(timer);
       socket.destroy();
       if (err) reject(err);
-      else resolve(pkt!);
+      else resolve(reply!);
     };
-    const timer = setTimeout(() => finish(new DnsError(`no answer over TCP within ${timeoutMs} ms`)), timeoutMs);
+    const timer = setTimeout(() => finish(Object.assign(new DnsError(`no answer over TCP within ${timeoutMs} ms`), { timedOut: true })), timeoutMs);
     socket.on('error', (err) => finish(new DnsError(`TCP: ${err.message}`, { cause: err })));
     socket.on('close', () => finish(new DnsError('TCP connection closed before a complete reply')));
     socket.on('data', (chunk: Buffer) => {
       buffered = Buffer.concat([buffered, chunk]);
-      // RFC 1035 §4.2.2: each message is preceded by a two-byte length; it may arrive in pieces.
       if (buffered.length < 2) return;
       const len = buffered.readUInt16BE(0);
-      if (buffered.length < len + 2) return;
-      try {
-        finish(undefined, dnsPacket.decode(buffered.subarray(2, len + 2)));
-      } catch (err) {
-        finish(new DnsError(`malformed reply: ${(err as Error).message}`, { cause: err }));
-      }
+      if (buffered.length >= len + 2) finish(undefined, buffered.subarray(2, len + 2));
     });
+    const prefix = Buffer.alloc(2);
+    prefix.writeUInt16BE(message.length);
     socket.connect({ host: server.host, port: server.port }, () => {
-      socket.write(message);
+      socket.write(Buffer.concat([prefix, message]));
     });
   });
 }

@@ -10,9 +10,9 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { DnsError } from '../errors.js';
 import { silentLogger, type Logger } from '../log.js';
-import { formatServer, queryDns, sameName, stripDot } from './query.js';
+import { exchangeTcpRaw, formatServer, queryDns, sameName, stripDot } from './query.js';
 import type { DnsServer } from './types.js';
-import { buildUpdate, CLASS, encodeRdata, exchangeTcp, parseUpdateAnswer, TYPE_ANY, TYPE_CODES, type WireRecord } from './update-wire.js';
+import { buildUpdate, CLASS, encodeRdata, parseUpdateAnswer, TYPE_ANY, TYPE_CODES, type WireRecord } from './update-wire.js';
 
 export type PrerequisiteKind = 'yxrrset' | 'nxrrset' | 'yxdomain' | 'nxdomain';
 
@@ -199,7 +199,7 @@ export class Rfc2136Updater {
     const { message, id, mac } = buildUpdate(this.zone, prereqs, updates, this.tsig);
     let raw: Buffer;
     try {
-      raw = await exchangeTcp(this.server.host, this.server.port, message, this.timeoutMs);
+      raw = await exchangeTcpRaw(this.server, message, this.timeoutMs);
     } catch (err) {
       if ((err as { timedOut?: boolean }).timedOut) throw new DnsError(`update to ${where} timed out after ${this.timeoutMs} ms`);
       const e = err as NodeJS.ErrnoException;

@@ -3,7 +3,6 @@
 // a fork/exec and BIND's library start-up each time: two per dns-01
 // challenge, hundreds in a pass over many certificates.
 import { createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
-import net from 'node:net';
 import { DnsError } from '../errors.js';
 
 export const TYPE_CODES: Readonly<Record<string, number>> = { TXT: 16, TLSA: 52 };
@@ -210,27 +209,3 @@ export function parseUpdateAnswer(buf: Buffer, id: number, requestMac: Buffer, k
   return { rcode, tsigError };
 }
 
-/** One UPDATE over TCP (RFC 1035 §4.2.2 framing); resolves with the raw answer. */
-export function exchangeTcp(host: string, port: number, message: Buffer, timeoutMs: number): Promise<Buffer> {
-  return new Promise((resolve, reject) => {
-    const sock = net.connect({ host, port });
-    let got = Buffer.alloc(0);
-    let done = false;
-    const finish = (err: Error | undefined, value?: Buffer) => {
-      if (done) return;
-      done = true;
-      clearTimeout(timer);
-      sock.destroy();
-      if (err) reject(err);
-      else resolve(value!);
-    };
-    const timer = setTimeout(() => finish(Object.assign(new DnsError(`no answer within ${timeoutMs} ms`), { timedOut: true })), timeoutMs);
-    sock.once('connect', () => sock.write(Buffer.concat([u16(message.length), message])));
-    sock.on('data', (chunk: Buffer) => {
-      got = Buffer.concat([got, chunk]);
-      if (got.length >= 2 && got.length >= 2 + got.readUInt16BE(0)) finish(undefined, got.subarray(2, 2 + got.readUInt16BE(0)));
-    });
-    sock.once('error', (err) => finish(err));
-    sock.once('close', () => finish(new DnsError('connection closed before an answer')));
-  });
-}

@@ -29,8 +29,7 @@ import { chooseAriInstant } from '../schedule/renewal-time.js';
 import { planFromState, type Plan } from '../schedule/plan.js';
 import { ariCertId, nextAriCheck, type RenewalInfo } from '../acme/ari.js';
 import { AcmeProblemError } from '../errors.js';
-import { ADOPTION_WAIT, advanceDane, readJournal } from '../dane/rollover.js';
-import { tlsa311 } from '../dane/tlsa.js';
+import { ADOPTION_WAIT, advanceDane, keyTlsa311, readJournal } from '../dane/rollover.js';
 import { parseListen } from '../util/host-port.js';
 import { publicKeySpkiDer } from '../keys/keygen.js';
 import type { CertState, StateStore, StoredVersion } from '../store/state-store.js';
@@ -200,21 +199,7 @@ async function daneUnit(deps: RenewDeps, cert: CertificateConfig, keyType: KeyTy
           renewed = await issueAndDeploy(deps, cert, keyType, await fresh(), { keyPem, extraVerify });
           return { serial: renewed.chain.serial };
         },
-        // What the MTA reads, not only what the store recorded: after a crash
-        // between writing the files and recording the version they differ
-        // (DESIGN §6: reconcile against the files on disk before acting).
-        // Before mxcert's first deployment the files hold someone else's
-        // placeholder, which adoption must not take for the current key.
-        deployedKeyPem: async () => {
-          const recorded = (await fresh()).current?.keyPem;
-          if (!recorded) return undefined;
-          const onDisk = await readDeployedKeyPem(cert, keyType);
-          if (!onDisk) return recorded;
-          const spki = (pem: string) => tlsa311(publicKeySpkiDer(pem)).data;
-          if (spki(onDisk) === spki(recorded)) return recorded;
-          log.warn('DANE: the key in the output files is not the one last recorded; reconciling from the files');
-          return onDisk;
-        },
+        deployedKeyPem: () => deployedKeyPem(deps, cert, keyType, log),
         // `plan` was made before this pass; a certificate deployed during
         // it (adoption deploys the current key) makes a renewal not due.
         renewalDue: async () => !renewed && plan.due,
@@ -224,10 +209,8 @@ async function daneUnit(deps: RenewDeps, cert: CertificateConfig, keyType: KeyTy
             cert.keys
               .filter((k) => k !== keyType)
               .map(async (k) => {
-                const journal = await readJournal(deps.store, cert.name, k);
-                const st = await deps.store.readState(cert.name, k);
-                const ver = st.current ? await deps.store.loadVersion(cert.name, k, st.current) : undefined;
-                return { keyType: k, journal, deployedTlsa: ver ? tlsa311(publicKeySpkiDer(ver.keyPem)).data : undefined };
+                const deployed = await deployedKeyPem(deps, cert, k, log);
+                return { keyType: k, journal: await readJournal(deps.store, cert.name, k), deployedTlsa: deployed ? keyTlsa311(deployed) : undefined };
               }),
           ),
       },
@@ -527,6 +510,23 @@ async function runDeployHooks(deps: RenewDeps, cert: CertificateConfig, env: Rec
   for (const h of cert.hooks.deploy) {
     await runHook(hookArgv(h), { env, timeoutMs: cert.hooks.timeout, logger: log });
   }
+}
+
+/**
+ * The key the MTA is given: what the output files hold, not only what the
+ * store recorded. After a crash between writing the files and recording the
+ * version they differ (DESIGN §6: reconcile against the files on disk before
+ * acting). Before mxcert's first deployment the files hold someone else's
+ * placeholder, which adoption must not take for the current key.
+ */
+async function deployedKeyPem(deps: RenewDeps, cert: CertificateConfig, keyType: KeyType, log: Logger): Promise<string | undefined> {
+  const st = await deps.store.readState(cert.name, keyType);
+  const recorded = st.current ? (await deps.store.loadVersion(cert.name, keyType, st.current))?.keyPem : undefined;
+  if (!recorded) return undefined;
+  const onDisk = await readDeployedKeyPem(cert, keyType);
+  if (!onDisk || keyTlsa311(onDisk) === keyTlsa311(recorded)) return recorded;
+  log.warn({ keyType }, 'DANE: the key in the output files is not the one last recorded; reconciling from the files');
+  return onDisk;
 }
 
 /** The private key in the output files (the key file, else the combined file), if readable. */
