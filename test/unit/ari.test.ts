@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import { webcrypto } from 'node:crypto';
 import * as x509 from '@peculiar/x509';
 import { ariCertId, nextAriCheck, parseRenewalInfo } from '../../src/acme/ari.js';
-import { parseRetryAfter } from '../../src/acme/problem-capture.js';
+import { parseRetryAfter } from '../../src/acme/transport.js';
 
 x509.cryptoProvider.set(webcrypto as unknown as Crypto);
 
