@@ -7,7 +7,7 @@
 import { describe, it, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
-import { generateKeyPairSync, sign, webcrypto, X509Certificate as NodeX509, type KeyObject } from 'node:crypto';
+import { webcrypto, X509Certificate as NodeX509 } from 'node:crypto';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -15,6 +15,7 @@ import * as x509 from '@peculiar/x509';
 import * as der from '../../src/util/der.js';
 import { authorityKeyId, nameToString, readCertFields, sanDnsNames, serialHex } from '../../src/util/cert-fields.js';
 import { makeLeaf, makePki } from './pki-fixtures.js';
+import { atv, buildCert, ext, name, rdn } from './der-cert.js';
 
 x509.cryptoProvider.set(webcrypto as unknown as Crypto);
 
@@ -49,40 +50,6 @@ function viaDer(pem: string): ReturnType<typeof viaPeculiar> {
     names: sanDnsNames(f),
     aki: authorityKeyId(f)?.toString('hex'),
   };
-}
-
-// ---- hand-built certificates (der.ts writer + node:crypto signing)
-
-const EC = generateKeyPairSync('ec', { namedCurve: 'P-256' });
-const ECDSA_SHA256 = der.sequence(der.oid('1.2.840.10045.4.3.2'));
-
-const atv = (type: string, value: Buffer): Buffer => der.sequence(der.oid(type), value);
-const rdn = (...atvs: Buffer[]): Buffer => der.setOf(...atvs);
-const name = (...rdns: Buffer[]): Buffer => der.sequence(...rdns);
-const ext = (id: string, value: Buffer, critical = false): Buffer =>
-  der.sequence(der.oid(id), ...(critical ? [der.boolean(true)] : []), der.octetString(value));
-
-function buildCert(opts: {
-  serial: Buffer;
-  issuer: Buffer;
-  subject: Buffer;
-  notBefore: Buffer;
-  notAfter: Buffer;
-  extensions?: Buffer[];
-  key?: KeyObject;
-}): string {
-  const tbs = der.sequence(
-    der.explicit(0, der.integer(2)),
-    der.tlv(der.TAG.INTEGER, opts.serial),
-    ECDSA_SHA256,
-    opts.issuer,
-    der.sequence(opts.notBefore, opts.notAfter),
-    opts.subject,
-    EC.publicKey.export({ type: 'spki', format: 'der' }),
-    ...(opts.extensions ? [der.explicit(3, der.sequence(...opts.extensions))] : []),
-  );
-  const sig = sign('sha256', tbs, opts.key ?? EC.privateKey);
-  return der.toPem(der.sequence(tbs, ECDSA_SHA256, der.bitString(sig)), 'CERTIFICATE');
 }
 
 const CN = '2.5.4.3';
