@@ -54,6 +54,7 @@ export function readCertFields(certDer: Uint8Array): CertFields {
     for (const ext of children(expectTag(exts, TAG.SEQUENCE, 'extensions'))) {
       // Extension ::= SEQUENCE { extnID OID, critical BOOLEAN DEFAULT FALSE, extnValue OCTET STRING }
       const parts = children(expectTag(ext, TAG.SEQUENCE, 'extension'));
+      if (parts.length !== 2 && parts.length !== 3) throw new DerError(`extension: expected 2 or 3 elements, found ${parts.length}`);
       const critical = parts.length === 3 && expectTag(parts[1], TAG.BOOLEAN, 'extension critical').value[0] !== 0;
       const value = expectTag(parts[parts.length - 1], TAG.OCTET_STRING, 'extnValue').value;
       extensions.push({ oid: decodeOid(expectTag(parts[0], TAG.OID, 'extnID')), critical, value });

@@ -78,6 +78,8 @@ function hex2(n: number): string {
  */
 export function readTlv(input: Uint8Array, offset = 0, limit = input.length): Tlv {
   const buf = view(input);
+  if (!Number.isInteger(offset) || offset < 0) throw new DerError(`invalid DER offset ${offset}`);
+  limit = Math.min(limit, buf.length);
   if (offset >= limit) throw new DerError(`expected a DER element at offset ${offset}, found the end of the data`);
   const tag = buf[offset]!;
   // X.690 §8.1.2.4: tag number 31 in the first octet announces the multi-octet form.

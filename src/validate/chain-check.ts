@@ -5,7 +5,7 @@
 // signature maths, which covers every algorithm a public CA uses (ECDSA, RSA
 // PKCS#1 v1.5, RSA-PSS); the fields it does not expose usably (exact Name DER,
 // SAN dNSNames, validity as dates) come from our DER reading (cert-fields.ts),
-// which replaced @peculiar/x509 and its 20-40 ms of module loading.
+// which replaced a general ASN.1/X.509 library and its 20-40 ms of module loading.
 import { createHash, X509Certificate as NodeX509 } from 'node:crypto';
 import { ValidationError } from '../errors.js';
 import { nameToString, readCertFields, sanDnsNames, serialHex, type CertFields } from '../util/cert-fields.js';
