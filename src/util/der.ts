@@ -345,7 +345,6 @@ export function printableString(s: string): Buffer {
 
 /** IA5String: 7-bit ASCII (X.680 §41.2), e.g. a dNSName. */
 export function ia5String(s: string): Buffer {
-  // eslint-disable-next-line no-control-regex
   if (!/^[\x00-\x7f]*$/.test(s)) throw new DerError(`"${s}" is not ASCII, which an IA5String requires`);
   return tlv(TAG.IA5_STRING, Buffer.from(s, 'latin1'));
 }
