@@ -4,8 +4,8 @@
 // cost more start-up time than an issuance (issue 6).
 import http, { type IncomingHttpHeaders } from 'node:http';
 import https from 'node:https';
-import tls from 'node:tls';
 import type { FlattenedJws } from './jws.js';
+import { withExtraTrust } from '../util/tls-trust.js';
 
 export interface AcmeResponse {
   url: string;
@@ -61,9 +61,7 @@ export class AcmeTransport {
   private readonly nonces: string[] = [];
 
   constructor(opts: TransportOptions = {}) {
-    // One secure context for every connection: with a `ca` list, each new TLS
-    // connection would otherwise parse the ~140 system roots again.
-    const secureContext = opts.caBundlePem ? tls.createSecureContext({ ca: [...tls.rootCertificates, opts.caBundlePem] }) : undefined;
+    const secureContext = opts.caBundlePem ? withExtraTrust(opts.caBundlePem) : undefined;
     this.agent = new https.Agent({ keepAlive: true, ...(secureContext ? { secureContext } : {}) });
     this.plainAgent = new http.Agent({ keepAlive: true });
     this.timeoutMs = opts.timeoutMs ?? 30_000;

@@ -89,6 +89,20 @@ function parseCert(pem: string, what: string): Parsed {
   }
 }
 
+// The trusted roots are the same array for every certificate of a pass
+// (renew/deps.ts), by default Node's ~140 system roots: parse them once per
+// array, not once per certificate checked.
+const rootsCache = new WeakMap<readonly string[], Parsed[]>();
+
+function parsedRoots(pems: readonly string[]): Parsed[] {
+  let roots = rootsCache.get(pems);
+  if (!roots) {
+    roots = pems.flatMap((p) => splitPem(p)).map((pem, i) => parseCert(pem, `trusted root ${i + 1}`));
+    rootsCache.set(pems, roots);
+  }
+  return roots;
+}
+
 function errMsg(err: unknown): string {
   return err instanceof Error ? err.message : String(err);
 }
@@ -215,7 +229,7 @@ export async function checkChain(input: ChainCheckInput): Promise<CheckedChain> 
     }
   }
   if (input.trustedRootsPem) {
-    const roots = input.trustedRootsPem.flatMap((p) => splitPem(p)).map((pem, i) => parseCert(pem, `trusted root ${i + 1}`));
+    const roots = parsedRoots(input.trustedRootsPem);
     const last = certs[certs.length - 1]!;
     const anchored =
       roots.some((r) => r.der.equals(last.der)) ||
