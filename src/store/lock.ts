@@ -1,7 +1,10 @@
 // One lock for the whole agent (DESIGN §1): the daemon takes it per unit of
-// work, the CLI per command. O_EXCL creation is atomic on local filesystems;
-// a lock left by a dead process on this host is stale and taken over.
-import { open, readFile, rm } from 'node:fs/promises';
+// work, the CLI per command. The lock file appears with its whole content at
+// once (written to a private temp file, then hard-linked into place, which
+// fails atomically if it exists); a lock left by a dead process on this host
+// is stale and taken over.
+import { link, open, readFile, rm, stat } from 'node:fs/promises';
+import { randomBytes } from 'node:crypto';
 import os from 'node:os';
 import path from 'node:path';
 import { LockHeldError } from '../errors.js';
@@ -27,15 +30,35 @@ function alive(pid: number): boolean {
   }
 }
 
+const GARBLED_STALE_MS = 10_000;
+
 async function tryAcquire(file: string, command: string, clock: Clock): Promise<AgentLock | LockInfo> {
   const info: LockInfo = { pid: process.pid, host: os.hostname(), since: clock.now().toISOString(), command };
+  // Why not open(file, 'wx') and then write: a process killed between the
+  // two left an empty lock that read as "being created" for ever, and every
+  // later run failed with "lock held" (seen with kill -9 during a rollover).
+  const temp = `${file}.${process.pid}.${randomBytes(4).toString('hex')}.tmp`;
   try {
-    const fh = await open(file, 'wx', 0o600);
+    const fh = await open(temp, 'wx', 0o600);
     try {
       await fh.writeFile(JSON.stringify(info) + '\n');
       await fh.sync();
     } finally {
       await fh.close();
+    }
+    try {
+      await link(temp, file);
+    } catch (err) {
+      const code = (err as NodeJS.ErrnoException).code;
+      if (code !== 'EPERM' && code !== 'ENOTSUP' && code !== 'EOPNOTSUPP') throw err;
+      // A filesystem without hard links: exclusive create, then write.
+      const fh = await open(file, 'wx', 0o600);
+      try {
+        await fh.writeFile(JSON.stringify(info) + '\n');
+        await fh.sync();
+      } finally {
+        await fh.close();
+      }
     }
     let released = false;
     return {
@@ -47,13 +70,23 @@ async function tryAcquire(file: string, command: string, clock: Clock): Promise<
     };
   } catch (err) {
     if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
+  } finally {
+    await rm(temp, { force: true });
   }
   let holder: LockInfo;
   try {
     holder = JSON.parse(await readFile(file, 'utf8')) as LockInfo;
-  } catch {
-    // Half-written by a holder that is creating it right now; report as held.
-    return { pid: 0, host: '?', since: '?', command: '(being created)' };
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return tryAcquire(file, command, clock);
+    // Unreadable content cannot come from this code any more (the file
+    // appears whole); a lock file emptied or garbled by a crash of an older
+    // version or a full disk is stale once it has not changed for a while.
+    const age = await stat(file).then((st) => clock.now().getTime() - st.mtimeMs, () => 0);
+    if (age > GARBLED_STALE_MS) {
+      await rm(file, { force: true });
+      return tryAcquire(file, command, clock);
+    }
+    return { pid: 0, host: '?', since: '?', command: '(unreadable lock file)' };
   }
   if (holder.host === os.hostname() && !alive(holder.pid)) {
     // Stale: its process is gone. Remove and let the caller retry.
