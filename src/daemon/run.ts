@@ -43,6 +43,22 @@ const TICK_RECHECK_MS = 3_600_000;
 type LoadedConfig = Extract<ConfigReply, { type: 'config' }>;
 
 /**
+ * How long the due timer waits, from the pass child's answer: never less
+ * than the backoff (no spinning when something is due now, more after passes
+ * that failed as a whole), the backoff alone when the child could not say
+ * (undefined), no timer when nothing is ever due (null).
+ */
+export function dueDelay(wakeAt: number | null | undefined, now: number, backoffMs: number): number | undefined {
+  if (wakeAt === null) return undefined;
+  return Math.min(Math.max((wakeAt ?? now) - now, backoffMs), MAX_TIMER_MS);
+}
+
+/** How long the tick timer waits before it fires or looks at the wall clock again. */
+export function tickDelay(tickAt: number, now: number): number {
+  return Math.max(0, Math.min(tickAt - now, TICK_RECHECK_MS));
+}
+
+/**
  * Runs a sibling module (config-child.js, pass-child.js) in a child process,
  * sends it one request and resolves with its reply once it has exited. An
  * abort is passed on as { type: 'abort' }.
@@ -143,11 +159,10 @@ export class Daemon {
   private armTick(at: number): void {
     clearTimeout(this.tickTimer);
     if (this.stopping) return;
-    const wait = at - this.clock.now().getTime();
     this.tickTimer = setTimeout(() => {
       if (this.clock.now().getTime() < at) this.armTick(at);
       else this.trigger('schedule');
-    }, Math.max(0, Math.min(wait, TICK_RECHECK_MS)));
+    }, tickDelay(at, this.clock.now().getTime()));
   }
 
   /** Start a pass now, or fold the request into one more pass after the current one. */
@@ -220,11 +235,9 @@ export class Daemon {
    */
   private armDue(wakeAt: number | null | undefined): void {
     clearTimeout(this.dueTimer);
-    if (wakeAt === null) return; // nothing is ever due
     const now = this.clock.now().getTime();
-    // Never spin: at least a second between passes even if something is due
-    // now, more after passes that failed as a whole.
-    const delay = Math.min(Math.max((wakeAt ?? now) - now, this.passBackoffMs()), MAX_TIMER_MS);
+    const delay = dueDelay(wakeAt, now, this.passBackoffMs());
+    if (delay === undefined) return;
     this.dueTimer = setTimeout(() => this.trigger('due'), delay);
     this.log.debug({ nextAt: new Date(now + delay).toISOString() }, 'next wake-up');
   }
@@ -246,6 +259,7 @@ export class Daemon {
       this.log.info({ schedule: this.schedule, certificates: next.config.certificates.length }, 'config reloaded');
       this.trigger('reload');
     } catch (err) {
+      if (this.stopping) return; // SIGTERM reached the config child too
       const problems = err instanceof ConfigError ? err.problems.map((p) => `${p.path || '(config)'}: ${p.message}`) : [describeError(err)];
       this.log.error({ problems }, 'config reload rejected; keeping the running config');
     }
