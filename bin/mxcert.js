@@ -1,4 +1,5 @@
 #!/usr/bin/env node
-// Thin launcher: the CLI is compiled to dist/ by `npm run build` (done by `npm pack`/install scripts).
-import { main } from '../dist/src/cli/main.js';
+// Thin launcher: `npm run build` compiles src/ to dist/src (tsc) and bundles
+// that into dist/bundle (scripts/bundle.mjs), which is what runs here.
+import { main } from '../dist/bundle/main.js';
 main(process.argv).then((code) => { process.exitCode = code; });

@@ -1,21 +1,27 @@
 // ACME Renewal Information (RFC 9773).
-import * as x509 from '@peculiar/x509';
+import { X509Certificate } from 'node:crypto';
 import { MxcertError } from '../errors.js';
+import { authorityKeyId, readCertFields } from '../util/cert-fields.js';
 
 /**
  * CertID (RFC 9773 §4.1): base64url(AuthorityKeyIdentifier.keyIdentifier) "."
- * base64url(serial number DER content bytes, including a leading 0x00 when
+ * base64url(the serial number's DER INTEGER contents octets, exactly as the
+ * certificate encodes them, so including the leading 0x00 that DER adds when
  * the high bit is set).
  */
 export function ariCertId(leafPem: string): string {
-  const cert = new x509.X509Certificate(leafPem);
-  const aki = cert.getExtension(x509.AuthorityKeyIdentifierExtension);
-  if (!aki?.keyId) throw new MxcertError('ari', 'certificate has no Authority Key Identifier; ARI CertID cannot be formed');
-  const akiBytes = Buffer.from(aki.keyId, 'hex');
-  let serial = Buffer.from(cert.serialNumber, 'hex');
-  // @peculiar/x509 strips the DER sign byte; put it back for a positive integer with the high bit set.
-  if (serial.length > 0 && (serial[0]! & 0x80) !== 0) serial = Buffer.concat([Buffer.from([0]), serial]);
-  return `${akiBytes.toString('base64url')}.${serial.toString('base64url')}`;
+  let aki: Buffer | undefined;
+  let serial: Buffer;
+  try {
+    const fields = readCertFields(new X509Certificate(leafPem).raw);
+    aki = authorityKeyId(fields);
+    serial = fields.serialDer;
+  } catch (err) {
+    const why = err instanceof Error ? err.message : String(err);
+    throw new MxcertError('ari', `certificate is not readable; ARI CertID cannot be formed: ${why}`, { cause: err });
+  }
+  if (!aki) throw new MxcertError('ari', 'certificate has no Authority Key Identifier; ARI CertID cannot be formed');
+  return `${aki.toString('base64url')}.${serial.toString('base64url')}`;
 }
 
 export interface RenewalInfo {

@@ -1,14 +1,17 @@
-// The only module that imports acme-client. Everything else talks to the CA
-// through `AcmeService`, so acme-client's quirks (string errors, second-scale
-// polling, multi-second retry sleeps) stay contained here.
-import https from 'node:https';
-import tls from 'node:tls';
-import acme from 'acme-client';
+// The ACME seam (RFC 8555). Everything else talks to the CA through
+// `AcmeService`: one order start to finish, ARI and profiles.
+//
+// Our own protocol code over node:https and node:crypto (jws.ts,
+// transport.ts) rather than acme-client: loading acme-client and its
+// dependencies took longer than a whole issuance against a local CA (issue 6),
+// its errors were bare strings (the problem type had to be fished out of its
+// HTTP layer), and its polling and retry sleeps were seconds long.
 import type { Logger } from '../log.js';
-import { AcmeProblemError, ChallengeError, ConfigError } from '../errors.js';
+import { AcmeProblemError, ChallengeError, ConfigError, type AcmeProblem } from '../errors.js';
 import type { ChallengeInput, ChallengeSolver } from '../obtain/solver.js';
-import { parseRetryAfter, recordResponse, withProblemCapture } from './problem-capture.js';
 import { parseRenewalInfo, type RenewalInfo } from './ari.js';
+import { accountKeyFromPem, challengeResponse, externalAccountBinding, newAccountKeyPem, signJws, type AccountKey } from './jws.js';
+import { AcmeTransport, NetworkError, RETRYABLE_NETWORK, parseRetryAfter, type AcmeResponse } from './transport.js';
 
 export interface StoredAccount {
   keyPem: string;
@@ -30,6 +33,8 @@ export interface AcmeServiceOptions {
   termsOfServiceAgreed: boolean;
   accounts: AccountStore;
   logger: Logger;
+  /** How long to wait for a challenge, or an order being finalized, to settle (default 90 s). */
+  pollTimeoutMs?: number;
 }
 
 export interface IssueRequest {
@@ -50,158 +55,228 @@ export interface IssueResult {
   reusedAuthorizations: number;
 }
 
-let interceptorInstalled = false;
-
-// Connection-level failures worth one quick retry: typically a keep-alive
-// socket the CA closed while idle. Nothing was answered, so a retry is safe
-// (a reused nonce just earns a badNonce, which acme-client retries).
-const RETRYABLE_NETWORK = new Set(['ECONNRESET', 'EPIPE', 'ECONNABORTED', 'ETIMEDOUT', 'ECONNREFUSED', 'EAI_AGAIN']);
-
-// Replay-Nonce values from the CA's responses, per CA origin, newest last.
-// acme-client asks newNonce (a HEAD) before every signed request; RFC 8555
-// §7.2 lets a client use the nonce of the previous response instead, which
-// halves the requests of an order (and a HEAD response ends Node's keep-alive
-// socket, so each of them also cost a fresh TLS handshake). Each nonce is
-// used once; a stale one earns a badNonce, which acme-client retries.
-const NONCE_POOL_MAX = 32;
-const noncePools = new Map<string, string[]>();
-
-function originOf(url: unknown): string | undefined {
-  try {
-    return typeof url === 'string' ? new URL(url).origin : undefined;
-  } catch {
-    return undefined;
-  }
+interface Directory {
+  newNonce: string;
+  newAccount: string;
+  newOrder: string;
+  renewalInfo?: string;
+  meta?: { profiles?: Record<string, string>; termsOfService?: string; externalAccountRequired?: boolean };
 }
 
-function keepNonce(resp: { headers?: Record<string, unknown>; config?: { url?: unknown }; data?: unknown }): void {
-  const nonce = resp.headers?.['replay-nonce'];
-  const origin = originOf(resp.config?.url);
-  if (typeof nonce !== 'string' || !nonce || !origin) return;
-  // acme-client retries a badNonce with that response's own nonce: not ours to hand out too.
-  const type = (resp.data as { type?: unknown } | undefined)?.type;
-  if (type === 'urn:ietf:params:acme:error:badNonce') return;
-  const pool = noncePools.get(origin) ?? [];
-  pool.push(nonce);
-  if (pool.length > NONCE_POOL_MAX) pool.shift();
-  noncePools.set(origin, pool);
+interface Account {
+  key: AccountKey;
+  url: string;
 }
 
-function takeNonce(url: string): string | undefined {
-  const origin = originOf(url);
-  return origin ? noncePools.get(origin)?.pop() : undefined;
+interface AcmeObject {
+  status?: string;
+  error?: AcmeProblem;
 }
 
-function installAxiosHooks(caBundlePem: string | undefined): void {
-  const ax = acme.axios;
-  ax.defaults.timeout = 30_000;
-  // One secure context for every connection: with a `ca` list, each new TLS
-  // connection would otherwise parse the ~140 system roots again (tens of ms
-  // of CPU per connection, several connections per order).
-  const secureContext = caBundlePem ? tls.createSecureContext({ ca: [...tls.rootCertificates, caBundlePem] }) : undefined;
-  ax.defaults.httpsAgent = new https.Agent({ keepAlive: true, ...(secureContext ? { secureContext } : {}) });
-  if (interceptorInstalled) return;
-  interceptorInstalled = true;
-  // acme-client's own interceptors retry 429/5xx by sleeping 5 s × attempt (or
-  // any Retry-After, up to an hour) inside a request, and turn network errors
-  // into "Cannot read properties of undefined (reading 'config')" when retries
-  // are off. Retrying is the scheduler's job, with persisted backoff; so we
-  // replace them: every HTTP response passes through unchanged (acme-client's
-  // http layer asks for validateStatus: null and judges status codes itself).
-  ax.interceptors.request.clear();
-  ax.interceptors.response.clear();
-  ax.interceptors.response.use(
-    (resp) => {
-      keepNonce(resp as { headers?: Record<string, unknown>; config?: { url?: unknown }; data?: unknown });
-      // A challenge/authorization/order that went `invalid` comes back as 200
-      // with an `error` field (RFC 8555 §7.1.3, §7.1.4); treat it like a problem.
-      const data = resp.data as { status?: string; error?: { type?: string } } | undefined;
-      if (data && typeof data === 'object' && data.status === 'invalid' && data.error?.type) {
-        recordResponse({ ...resp, status: 400, data: data.error, headers: resp.headers as Record<string, unknown> });
-      } else {
-        recordResponse({ status: resp.status, headers: resp.headers as Record<string, unknown>, data: resp.data, config: resp.config });
-      }
-      return resp;
-    },
-    async (error: { code?: string; config?: Record<string, unknown>; response?: unknown; message?: string }) => {
-      const cfg = error?.config;
-      if (cfg && !error.response && error.code && RETRYABLE_NETWORK.has(error.code) && !cfg.__mxcertRetried) {
-        cfg.__mxcertRetried = true;
-        await new Promise((r) => setTimeout(r, 200));
-        return ax.request(cfg);
-      }
-      const url = typeof cfg?.url === 'string' ? cfg.url : 'the CA';
-      throw new Error(`cannot reach ${url}: ${error?.code ?? ''} ${error?.message ?? String(error)}`.replace(/\s+/g, ' ').trim(), { cause: error });
-    },
-  );
+interface Order extends AcmeObject {
+  authorizations: string[];
+  finalize: string;
+  certificate?: string;
+}
+
+interface Challenge extends AcmeObject {
+  type: string;
+  url: string;
+  token: string;
+}
+
+interface Authorization extends AcmeObject {
+  identifier: { type: string; value: string };
+  challenges: Challenge[];
+  wildcard?: boolean;
+}
+
+const ERR = 'urn:ietf:params:acme:error:';
+// RFC 8555 §6.5: a badNonce is answered by retrying with the nonce of that
+// response. A CA that rejects many nonces (Pebble's PEBBLE_WFE_NONCEREJECT)
+// can reject several in a row on one of the dozen requests of an issuance;
+// each retry is cheap.
+const MAX_BAD_NONCE_RETRIES = 20;
+// Polling a challenge or an order being processed: Pebble and most CAs settle
+// within milliseconds to a second and send no Retry-After while processing,
+// so start short and back off to at most 2 s (a CA that takes a second gets
+// about eight polls).
+const POLL_FIRST_MS = 5;
+const POLL_MAX_MS = 2000;
+
+function sleep(ms: number): Promise<void> {
+  return new Promise((r) => setTimeout(r, ms));
+}
+
+function problemOf(resp: AcmeResponse): AcmeProblem | undefined {
+  const j = resp.json as Partial<AcmeProblem> | undefined;
+  return j && typeof j === 'object' && typeof j.type === 'string' ? (j as AcmeProblem) : undefined;
+}
+
+/** RFC 8555 §6.7.1: name the identifiers a compound problem is about. */
+function describeProblem(p: AcmeProblem): string {
+  const sub = (p.subproblems ?? [])
+    .map((s) => `${s.identifier?.value ?? '?'}: ${s.detail ?? s.type.replace(ERR, '')}`)
+    .join('; ');
+  const detail = p.detail ?? p.type;
+  return sub ? `${detail} (${sub})` : detail;
+}
+
+/** `what failed [type]: detail`, with the problem, status and Retry-After kept for the scheduler. */
+function problemError(what: string, problem: AcmeProblem | undefined, status: number | undefined, retryAfter: number | undefined, fallback: string, cause?: unknown): AcmeProblemError {
+  const type = problem?.type ? ` [${problem.type.replace(ERR, '')}]` : '';
+  return new AcmeProblemError(`${what} failed${type}: ${problem ? describeProblem(problem) : fallback}`, { problem, status, retryAfter }, cause === undefined ? undefined : { cause });
+}
+
+function responseError(what: string, resp: AcmeResponse): AcmeProblemError {
+  const problem = problemOf(resp);
+  const snippet = resp.text.replace(/\s+/g, ' ').trim().slice(0, 200);
+  return problemError(what, problem, resp.status, parseRetryAfter(resp.headers['retry-after']), `HTTP ${resp.status} from ${resp.url}${snippet ? `: ${snippet}` : ''}`);
 }
 
 export class AcmeService {
-  private client: Promise<acme.Client> | undefined;
+  private readonly transport: AcmeTransport;
+  private dir: Promise<Directory> | undefined;
+  private acct: Promise<Account> | undefined;
+  private readonly pollTimeoutMs: number;
+
   constructor(private readonly opts: AcmeServiceOptions) {
-    installAxiosHooks(opts.caBundlePem);
+    this.transport = new AcmeTransport({ caBundlePem: opts.caBundlePem });
+    this.pollTimeoutMs = opts.pollTimeoutMs ?? 90_000;
   }
 
-  /**
-   * Load the stored account or create one (once); the key is kept 0600 by the
-   * store. Single-flight: the orders of a pass run concurrently, and each
-   * registering its own account would leave orders owned by an account
-   * other than the one that later fetches their authorizations.
-   */
-  account(): Promise<acme.Client> {
-    this.client ??= this.settle(this.loadOrRegister());
-    return this.client;
+  /** Let go of keep-alive connections (the process can exit at once). */
+  close(): void {
+    this.transport.close();
   }
 
-  /** A failed load/registration is not cached: the next call tries again. */
-  private settle(p: Promise<acme.Client>): Promise<acme.Client> {
-    const held: Promise<acme.Client> = p.catch((err: unknown) => {
-      if (this.client === held) this.client = undefined;
+  // ------------------------------------------------------------- requests
+
+  /** A request, retried once on a connection-level failure; network errors become AcmeProblemError naming `what`. */
+  private async withNetworkRetry(what: string, fn: () => Promise<AcmeResponse>): Promise<AcmeResponse> {
+    try {
+      try {
+        return await fn();
+      } catch (err) {
+        if (!(err instanceof NetworkError) || !err.code || !RETRYABLE_NETWORK.has(err.code)) throw err;
+        await sleep(200);
+        return await fn();
+      }
+    } catch (err) {
+      if (err instanceof NetworkError) throw problemError(what, undefined, undefined, undefined, err.message, err);
+      throw err;
+    }
+  }
+
+  private directory(): Promise<Directory> {
+    this.dir ??= this.settleDir(
+      (async () => {
+        const resp = await this.withNetworkRetry('directory', () => this.transport.get(this.opts.directoryUrl));
+        const d = resp.json as Partial<Directory> | undefined;
+        if (resp.status !== 200 || !d || typeof d.newNonce !== 'string' || typeof d.newAccount !== 'string' || typeof d.newOrder !== 'string') {
+          throw resp.status !== 200 ? responseError('directory', resp) : problemError('directory', undefined, resp.status, undefined, `${this.opts.directoryUrl} is not an ACME directory (no newNonce/newAccount/newOrder)`);
+        }
+        return d as Directory;
+      })(),
+    );
+    return this.dir;
+  }
+
+  private settleDir(p: Promise<Directory>): Promise<Directory> {
+    const held = p.catch((err: unknown) => {
+      if (this.dir === held) this.dir = undefined;
       throw err;
     });
     return held;
   }
 
-  private async loadOrRegister(): Promise<acme.Client> {
-    const log = this.opts.logger;
-    let stored = await this.opts.accounts.load();
-    if (!stored) {
-      const keyPem = (await acme.crypto.createPrivateEcdsaKey('P-256')).toString();
-      stored = { keyPem };
-      // Persist the key before registering so a crash cannot orphan an account.
-      await this.opts.accounts.save(stored);
+  private async nonce(what: string): Promise<string> {
+    const pooled = this.transport.takeNonce();
+    if (pooled) return pooled;
+    const dir = await this.directory();
+    const resp = await this.withNetworkRetry(what, () => this.transport.head(dir.newNonce));
+    const n = resp.headers['replay-nonce'];
+    if (typeof n !== 'string' || !n) throw responseError(`${what} (newNonce)`, resp);
+    // send() pooled it as well; take it back out so it is used exactly once.
+    this.transport.takeNonce();
+    return n;
+  }
+
+  /**
+   * A signed POST (RFC 8555 §6.2), retried on badNonce (§6.5) with a fresh
+   * nonce. `payload` '' is POST-as-GET (§6.3). Any 4xx/5xx is an
+   * AcmeProblemError naming `what` and the problem type.
+   */
+  private async signed(what: string, url: string, payload: unknown, o: { account?: Account; accept?: string } = {}): Promise<AcmeResponse> {
+    for (let attempt = 0; ; attempt++) {
+      const resp = await this.withNetworkRetry(what, async () => {
+        const nonce = await this.nonce(what);
+        const key = o.account?.key ?? (await this.accountKey()).key;
+        return this.transport.post(url, signJws(key, { url, nonce, kid: o.account?.url, payload }), o.accept);
+      });
+      if (resp.status < 400) return resp;
+      if (problemOf(resp)?.type === `${ERR}badNonce` && attempt < MAX_BAD_NONCE_RETRIES) continue;
+      throw responseError(what, resp);
     }
-    const client = new acme.Client({
-      directoryUrl: this.opts.directoryUrl,
-      accountKey: stored.keyPem,
-      accountUrl: stored.url,
-      externalAccountBinding: this.opts.eab,
-      // Pebble and most CAs finish in well under a second and send no
-      // Retry-After while processing; acme-client's 5 s first backoff would add
-      // seconds to every issuance. Start at 50 ms, cap at 2 s, ~70 s total.
-      backoffAttempts: 40,
-      backoffMin: 50,
-      backoffMax: 2000,
+  }
+
+  // -------------------------------------------------------------- account
+
+  private keyPromise: Promise<{ key: AccountKey; keyPem: string }> | undefined;
+
+  /** The stored account key, created (and persisted before use) when there is none. */
+  private accountKey(): Promise<{ key: AccountKey; keyPem: string }> {
+    this.keyPromise ??= (async () => {
+      let stored = await this.opts.accounts.load();
+      if (!stored) {
+        stored = { keyPem: newAccountKeyPem() };
+        // Persist the key before registering so a crash cannot orphan an account.
+        await this.opts.accounts.save(stored);
+      }
+      return { key: accountKeyFromPem(stored.keyPem), keyPem: stored.keyPem };
+    })();
+    this.keyPromise.catch(() => {
+      this.keyPromise = undefined;
     });
-    // acme-client retries a badNonce (RFC 8555 §6.5) only 5 times; a CA that
-    // rejects many nonces (Pebble's PEBBLE_WFE_NONCEREJECT) can exhaust that
-    // on one of the dozen requests of an issuance. Each retry is cheap.
-    const http = (client as unknown as { http: { maxBadNonceRetries: number; getNonce(): Promise<string> } }).http;
-    http.maxBadNonceRetries = 20;
-    const fetchNonce = http.getNonce.bind(http);
-    http.getNonce = async () => takeNonce(this.opts.directoryUrl) ?? fetchNonce();
-    if (!stored.url) {
-      await withProblemCapture('account registration', () =>
-        client.createAccount({
-          termsOfServiceAgreed: this.opts.termsOfServiceAgreed,
-          contact: this.opts.email ? [`mailto:${this.opts.email}`] : undefined,
-        }),
-      );
-      stored = { keyPem: stored.keyPem, url: client.getAccountUrl() };
-      await this.opts.accounts.save(stored);
-      log.info({ accountUrl: stored.url }, 'ACME account registered');
-    }
-    return client;
+    return this.keyPromise;
+  }
+
+  /**
+   * Load the stored account or register one (once). Single-flight: the orders
+   * of a pass run concurrently, and each registering its own account would
+   * leave orders owned by an account other than the one that later fetches
+   * their authorizations.
+   */
+  account(): Promise<Account> {
+    this.acct ??= this.settle(this.loadOrRegister());
+    return this.acct;
+  }
+
+  /** A failed load/registration is not cached: the next call tries again. */
+  private settle(p: Promise<Account>): Promise<Account> {
+    const held: Promise<Account> = p.catch((err: unknown) => {
+      if (this.acct === held) this.acct = undefined;
+      throw err;
+    });
+    return held;
+  }
+
+  private async loadOrRegister(): Promise<Account> {
+    const { key, keyPem } = await this.accountKey();
+    // Read again: a re-registration (newOrder below) has just dropped the URL.
+    const stored = await this.opts.accounts.load();
+    if (stored?.url) return { key, url: stored.url };
+    const dir = await this.directory();
+    const payload: Record<string, unknown> = { termsOfServiceAgreed: this.opts.termsOfServiceAgreed };
+    if (this.opts.email) payload.contact = [`mailto:${this.opts.email}`];
+    if (this.opts.eab) payload.externalAccountBinding = externalAccountBinding(key, this.opts.eab, dir.newAccount);
+    // 201 for a new account, 200 when this key already has one (§7.3.1); both carry its URL.
+    const resp = await this.signed('account registration', dir.newAccount, payload);
+    const url = resp.headers.location;
+    if (typeof url !== 'string' || !url) throw problemError('account registration', undefined, resp.status, undefined, 'the CA answered without the account URL (Location)');
+    await this.opts.accounts.save({ keyPem, url });
+    this.opts.logger.info({ accountUrl: url }, 'ACME account registered');
+    return { key, url };
   }
 
   /**
@@ -209,53 +284,60 @@ export class AcmeService {
    * a reset staging CA, a reinstalled private CA), register again with the
    * same key once and retry, instead of failing every renewal from now on.
    */
-  private async createOrderReRegistering(client: acme.Client, orderReq: Record<string, unknown>, log: Logger) {
+  private async newOrder(orderReq: Record<string, unknown>, log: Logger): Promise<{ order: Order; url: string; account: Account }> {
+    const dir = await this.directory();
+    const place = async (account: Account) => {
+      const resp = await this.signed('newOrder', dir.newOrder, orderReq, { account });
+      const url = resp.headers.location;
+      const order = resp.json as Order | undefined;
+      if (typeof url !== 'string' || !order || !Array.isArray(order.authorizations) || typeof order.finalize !== 'string') {
+        throw problemError('newOrder', undefined, resp.status, undefined, 'the CA answered without an order (Location, authorizations, finalize)');
+      }
+      return { order, url, account };
+    };
+    const account = await this.account();
     try {
-      return await withProblemCapture('newOrder', () => client.createOrder(orderReq as never));
+      return await place(account);
     } catch (err) {
       if (!(err instanceof AcmeProblemError) || err.problemType !== 'accountDoesNotExist') throw err;
       const stored = await this.opts.accounts.load();
       if (!stored) throw err;
       // Concurrent orders all see this: the first one to notice registers
       // again (same key); the others wait for that registration.
-      const current = this.client;
-      if (current && (await current.catch(() => undefined)) === client && this.client === current) {
+      const current = this.acct;
+      if (current && (await current.catch(() => undefined)) === account && this.acct === current) {
         log.warn({ accountUrl: stored.url }, 'the CA does not know our account any more; registering again');
-        this.client = this.settle(this.opts.accounts.save({ keyPem: stored.keyPem }).then(() => this.loadOrRegister()));
+        this.acct = this.settle(this.opts.accounts.save({ keyPem: stored.keyPem }).then(() => this.loadOrRegister()));
       }
-      const fresh = await this.account();
-      return withProblemCapture('newOrder', () => fresh.createOrder(orderReq as never));
+      return place(await this.account());
     }
   }
 
-  private async directoryField(name: string): Promise<unknown> {
-    const client = await this.account();
-    const http = (client as unknown as { http: { getDirectory(): Promise<void>; directoryCache: Record<string, unknown> | null } }).http;
-    await withProblemCapture('directory', () => http.getDirectory());
-    return http.directoryCache?.[name];
-  }
+  // ------------------------------------------------------------ ARI, meta
 
   /**
    * ARI (RFC 9773 §4): the CA's suggested renewal window for `certId`, or
    * undefined when the CA does not offer ARI. renewalInfo is a plain GET.
    */
   async renewalInfo(certId: string): Promise<RenewalInfo | undefined> {
-    const base = await this.directoryField('renewalInfo');
+    const base = (await this.directory()).renewalInfo;
     if (typeof base !== 'string') return undefined;
     const url = `${base.replace(/\/+$/, '')}/${certId}`;
-    return withProblemCapture('renewalInfo', async () => {
-      const resp = await acme.axios.get(url, { validateStatus: null as never, responseType: 'json' });
-      if (resp.status !== 200) throw new Error(`renewalInfo answered HTTP ${resp.status}`);
-      return parseRenewalInfo(resp.data, parseRetryAfter(resp.headers['retry-after']));
-    });
+    const resp = await this.withNetworkRetry('renewalInfo', () => this.transport.get(url));
+    if (resp.status !== 200) {
+      throw problemOf(resp) ? responseError('renewalInfo', resp) : problemError('renewalInfo', undefined, resp.status, parseRetryAfter(resp.headers['retry-after']), `renewalInfo answered HTTP ${resp.status}`);
+    }
+    try {
+      return parseRenewalInfo(resp.json, parseRetryAfter(resp.headers['retry-after']));
+    } catch (err) {
+      throw problemError('renewalInfo', undefined, resp.status, undefined, (err as Error).message, err);
+    }
   }
 
   /** Profiles the CA advertises in its directory (draft-ietf-acme-profiles), or undefined. */
   async profiles(): Promise<Record<string, string> | undefined> {
-    const client = await this.account();
-    const http = (client as unknown as { http: { getMetaField(f: string): Promise<unknown> } }).http;
-    const p = await withProblemCapture('directory', () => http.getMetaField('profiles'));
-    return p && typeof p === 'object' ? (p as Record<string, string>) : undefined;
+    const p = (await this.directory()).meta?.profiles;
+    return p && typeof p === 'object' ? p : undefined;
   }
 
   /**
@@ -276,87 +358,136 @@ export class AcmeService {
     ]);
   }
 
+  // ---------------------------------------------------------------- order
+
+  /**
+   * POST-as-GET `url` until `settled` says so (RFC 8555 §7.5.1, §7.4),
+   * backing off from 5 ms to 2 s and honouring Retry-After. An object that
+   * went `invalid` is an error carrying its `error` problem.
+   */
+  private async poll<T extends AcmeObject>(what: string, url: string, account: Account, first: T, settled: (o: T) => boolean): Promise<T> {
+    const deadline = Date.now() + this.pollTimeoutMs;
+    let obj = first;
+    let delay = POLL_FIRST_MS;
+    let retryAfter: number | undefined;
+    for (;;) {
+      if (obj.status === 'invalid') {
+        throw problemError(what, obj.error, obj.error?.status, undefined, `${url} became invalid`);
+      }
+      if (settled(obj)) return obj;
+      const wait = retryAfter !== undefined ? Math.max(retryAfter * 1000, delay) : delay;
+      if (Date.now() + wait > deadline) {
+        throw problemError(what, undefined, undefined, undefined, `still "${obj.status}" after ${Math.round(this.pollTimeoutMs / 1000)} s`);
+      }
+      await sleep(wait);
+      delay = Math.min(delay * 2, POLL_MAX_MS);
+      const resp = await this.signed(what, url, '', { account });
+      retryAfter = parseRetryAfter(resp.headers['retry-after']);
+      obj = resp.json as T;
+      if (!obj || typeof obj !== 'object') throw problemError(what, undefined, resp.status, undefined, `${url} answered no JSON object`);
+    }
+  }
+
+  private async authorize(authzUrl: string, account: Account, req: IssueRequest, log: Logger, presented: ChallengeInput[]): Promise<boolean> {
+    const authz = (await this.signed('fetching authorizations', authzUrl, '', { account })).json as Authorization;
+    if (authz.status === 'valid') {
+      log.debug({ identifier: authz.identifier.value }, 'authorization already valid; no challenge needed');
+      return true;
+    }
+    const challenge = authz.challenges?.find((c) => c.type === req.solver.type);
+    if (!challenge) {
+      throw new ChallengeError(
+        `the CA offers no ${req.solver.type} challenge for ${authz.identifier.value} (offered: ${(authz.challenges ?? []).map((c) => c.type).join(', ')})`,
+      );
+    }
+    const what = `${challenge.type} challenge for ${authz.identifier.value}`;
+    const input: ChallengeInput = { identifier: authz.identifier.value, token: challenge.token, value: challengeResponse(account.key, challenge.type, challenge.token) };
+    presented.push(input);
+    await req.solver.present(input);
+    log.debug({ identifier: input.identifier, type: challenge.type }, 'challenge response in place; telling the CA');
+    // §7.5.1: an empty object says "the response is ready"; then poll the
+    // challenge until it is valid (or invalid, with the CA's reason).
+    const answered = (await this.signed(what, challenge.url, {}, { account })).json as Challenge;
+    await this.poll(what, challenge.url, account, answered ?? challenge, (c) => c.status === 'valid');
+    return false;
+  }
+
   /**
    * One order, start to finish: newOrder → challenges (skipping valid
    * authorizations) → finalize → download. Challenge responses are always
    * cleaned up, also on failure.
    */
   async issue(req: IssueRequest): Promise<IssueResult> {
-    let client = await this.account();
     const log = req.logger ?? this.opts.logger;
     await this.checkProfile(req.profile);
     const orderReq: Record<string, unknown> = {
       identifiers: req.domains.map((d) => ({ type: 'dns', value: d })),
     };
     if (req.profile) orderReq.profile = req.profile;
-    if (req.replaces && (await this.directoryField('renewalInfo'))) orderReq.replaces = req.replaces;
-    let order;
+    if (req.replaces && (await this.directory()).renewalInfo) orderReq.replaces = req.replaces;
+    let placed;
     try {
-      order = await this.createOrderReRegistering(client, orderReq, log);
+      placed = await this.newOrder(orderReq, log);
     } catch (err) {
       // RFC 9773 §5: the old certificate was already replaced (or the CA
       // disagrees); the renewal itself must not fail for that. Retry once.
       if (!(err instanceof AcmeProblemError) || err.problemType !== 'alreadyReplaced' || !orderReq.replaces) throw err;
       log.warn({ replaces: orderReq.replaces }, 'CA says the certificate was already replaced; ordering without "replaces"');
       delete orderReq.replaces;
-      order = await this.createOrderReRegistering(await this.account(), orderReq, log);
+      placed = await this.newOrder(orderReq, log);
     }
-    // The account may have been registered again while ordering.
-    client = await this.account();
-    const authzs = await withProblemCapture('fetching authorizations', () => client.getAuthorizations(order));
+    const { url: orderUrl, account } = placed;
 
     const presented: ChallengeInput[] = [];
     let reused = 0;
-    try {
-      // allSettled, not all: every challenge must have finished (or failed)
-      // before cleanup starts, or we could remove a record still being added.
-      const results = await Promise.allSettled(
-        authzs.map(async (authz) => {
-          if (authz.status === 'valid') {
-            reused++;
-            log.debug({ identifier: authz.identifier.value }, 'authorization already valid; no challenge needed');
-            return;
-          }
-          const challenge = authz.challenges.find((c) => c.type === req.solver.type);
-          if (!challenge) {
-            throw new ChallengeError(
-              `the CA offers no ${req.solver.type} challenge for ${authz.identifier.value} (offered: ${authz.challenges.map((c) => c.type).join(', ')})`,
-            );
-          }
-          const value = await client.getChallengeKeyAuthorization(challenge);
-          const input: ChallengeInput = { identifier: authz.identifier.value, token: (challenge as { token: string }).token, value };
-          presented.push(input);
-          await req.solver.present(input);
-          log.debug({ identifier: input.identifier, type: challenge.type }, 'challenge response in place; telling the CA');
-          await withProblemCapture(`${challenge.type} challenge for ${input.identifier}`, async () => {
-            await client.completeChallenge(challenge);
-            await client.waitForValidStatus(challenge);
-          });
-        }),
-      );
-      const failed = results.find((r): r is PromiseRejectedResult => r.status === 'rejected');
-      if (failed) throw failed.reason;
-    } finally {
-      await Promise.all(
+    // Cleanup of the challenge responses runs alongside finalize (the CA has
+    // validated them; removing them does not affect the order) and is
+    // awaited before issue() returns or throws, so nothing is left behind.
+    let cleanup: Promise<unknown> | undefined;
+    const cleanUp = () =>
+      (cleanup ??= Promise.all(
         presented.map((ch) =>
           req.solver.cleanup(ch).catch((err: unknown) => log.warn({ err, identifier: ch.identifier }, 'challenge cleanup failed')),
         ),
-      );
+      ));
+    try {
+      // allSettled, not all: every challenge must have finished (or failed)
+      // before cleanup starts, or we could remove a record still being added.
+      const results = await Promise.allSettled(placed.order.authorizations.map((u) => this.authorize(u, account, req, log, presented)));
+      void cleanUp();
+      reused = results.filter((r) => r.status === 'fulfilled' && r.value).length;
+      const failed = results.find((r): r is PromiseRejectedResult => r.status === 'rejected');
+      if (failed) throw failed.reason;
+      return { ...(await this.finalize(placed.order, orderUrl, account, req)), reusedAuthorizations: reused };
+    } finally {
+      await cleanUp();
     }
-
-    const finalized = await withProblemCapture('finalize', async () => {
-      const o = await client.finalizeOrder(order, req.csrPem);
-      return client.waitForValidStatus(o);
-    });
-    const chainPem = await withProblemCapture('certificate download', () => client.getCertificate(finalized));
-    return { chainPem, orderUrl: (order as { url: string }).url, reusedAuthorizations: reused };
   }
-}
 
-/** Build a CSR for `domains` signed by `keyPem` (first name as CN, all as SANs). */
-export async function createCsr(domains: string[], keyPem: string): Promise<string> {
-  const [, csr] = await acme.crypto.createCsr({ commonName: domains[0], altNames: domains }, keyPem);
-  return csr.toString();
+  private async finalize(placed: Order, orderUrl: string, account: Account, req: IssueRequest): Promise<IssueResult> {
+    let order = placed;
+    // §7.4: finalize. The order object is the one newOrder returned
+    // ("pending"); rather than fetch it again, finalize at once, and only if
+    // the CA says orderNotReady (it flips the order to ready a moment after
+    // the last authorization) wait for "ready" and finalize again.
+    if (order.status !== 'valid' && order.status !== 'processing') {
+      const csrDer = Buffer.from(req.csrPem.replace(/-----[^-]+-----/g, '').replace(/\s+/g, ''), 'base64');
+      const finalize = async () => (await this.signed('finalize', order.finalize, { csr: csrDer.toString('base64url') }, { account })).json as Order;
+      try {
+        order = await finalize();
+      } catch (err) {
+        if (!(err instanceof AcmeProblemError) || err.problemType !== 'orderNotReady') throw err;
+        const current = (await this.signed('finalize', orderUrl, '', { account })).json as Order;
+        order = await this.poll('finalize', orderUrl, account, current, (o) => o.status !== 'pending');
+        if (order.status === 'ready') order = await finalize();
+      }
+    }
+    order = await this.poll('finalize', orderUrl, account, order, (o) => o.status === 'valid' && typeof o.certificate === 'string');
+    const cert = await this.signed('certificate download', order.certificate!, '', { account, accept: 'application/pem-certificate-chain' });
+    // Whatever came back goes to the chain check (DESIGN §3), which refuses
+    // and keeps anything that is not a good chain, with the check it failed.
+    return { chainPem: cert.text, orderUrl, reusedAuthorizations: 0 };
+  }
 }
 
 export { AcmeProblemError };

@@ -1,8 +1,9 @@
 // mxcert command line (DESIGN §1). Exit codes: 0 ok (also "nothing due"),
 // 1 a certificate failed, 2 usage or config error, 3 the state lock is held.
-// Heavy modules (acme-client, x509) are imported only by the commands that
-// need them, so `mxcert status` starts fast; `mxcert run` started plainly
-// (as the systemd unit does) skips even commander, see plainRunArgs.
+// The renewal machinery (ACME, DNS, chain checks) is imported only by the
+// commands that need them, so `mxcert status` starts fast; `mxcert run`
+// started plainly (as the systemd unit does) skips even commander, see
+// plainRunArgs.
 import type { Command } from 'commander';
 import { createRequire } from 'node:module';
 import { ConfigError, LockHeldError, describeError } from '../errors.js';

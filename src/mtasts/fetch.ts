@@ -7,7 +7,7 @@ import { readFile } from 'node:fs/promises';
 import https from 'node:https';
 import { isIP } from 'node:net';
 import { lookup, Resolver } from 'node:dns/promises';
-import { rootCertificates } from 'node:tls';
+import { withExtraTrust } from '../util/tls-trust.js';
 import type { CertificateConfig, MtaStsConfig } from '../config/schema.js';
 import { describeError, MxcertError } from '../errors.js';
 import type { Logger } from '../log.js';
@@ -69,7 +69,7 @@ export function fetchPolicyText(opts: FetchPolicyOptions): Promise<string> {
     const req = https.get(
       url,
       {
-        ca: opts.caPem ? [...rootCertificates, opts.caPem] : undefined,
+        ...(opts.caPem ? { secureContext: withExtraTrust(opts.caPem) } : {}),
         headers: { accept: 'text/plain', 'user-agent': 'mxcert (MTA-STS check)' },
         // No connection reuse: one request, then the socket goes.
         agent: false,

@@ -147,6 +147,7 @@ export async function buildRenewDeps(
     deps: { config, store, acme, solverFor: (c) => solvers.get(solverKey(c))!, clock, logger, trustedRootsPem },
     async close() {
       await Promise.all([...solvers.values()].map((s) => s.close()));
+      acme.close();
     },
   };
 }

@@ -12,7 +12,7 @@ import type { Logger } from '../log.js';
 import type { Clock } from '../clock.js';
 import { describeError, MxcertError, ValidationError } from '../errors.js';
 import type { IssueRequest, IssueResult } from '../acme/client.js';
-import { createCsr } from '../acme/client.js';
+import { createCsr } from '../keys/csr.js';
 import type { ChallengeSolver } from '../obtain/solver.js';
 import { generateKeyPem } from '../keys/keygen.js';
 import { checkChain, type CheckedChain } from '../validate/chain-check.js';

@@ -1,12 +1,14 @@
 // The pre-deploy chain check of DESIGN §3: a chain that fails any of these is
 // kept for inspection and never deployed. Pure: no I/O, `now` is injected.
 //
-// @peculiar/x509 gives structured access (DER names, SANs, dates); node's
-// OpenSSL-backed X509Certificate does the signature maths, which covers every
-// algorithm a public CA uses (ECDSA, RSA PKCS#1 v1.5, RSA-PSS).
+// Node's OpenSSL-backed X509Certificate parses the certificate and does the
+// signature maths, which covers every algorithm a public CA uses (ECDSA, RSA
+// PKCS#1 v1.5, RSA-PSS); the fields it does not expose usably (exact Name DER,
+// SAN dNSNames, validity as dates) come from our DER reading (cert-fields.ts),
+// which replaced a general ASN.1/X.509 library and its 20-40 ms of module loading.
 import { createHash, X509Certificate as NodeX509 } from 'node:crypto';
-import * as x509 from '@peculiar/x509';
 import { ValidationError } from '../errors.js';
+import { nameToString, readCertFields, sanDnsNames, serialHex, type CertFields } from '../util/cert-fields.js';
 import { publicKeySpkiDer } from '../keys/keygen.js';
 
 export interface CheckedChain {
@@ -56,25 +58,30 @@ export function splitPem(pem: string): string[] {
 interface Parsed {
   pem: string;
   der: Buffer;
-  cert: x509.X509Certificate;
+  fields: CertFields;
   native: NodeX509;
   /** DER of subject and issuer: RFC 5280 §4.1.2.4 has CAs encode the issuer field exactly as the issuer's subject, so chaining compares bytes. */
   subjectDer: Buffer;
   issuerDer: Buffer;
+  /** Subject and issuer as text for messages, e.g. "CN=Pebble Intermediate CA 1b2c3d" (nameToString). */
+  subject: string;
+  issuer: string;
   spki: Buffer;
 }
 
 function parseCert(pem: string, what: string): Parsed {
   try {
-    const cert = new x509.X509Certificate(pem);
     const native = new NodeX509(pem);
+    const fields = readCertFields(native.raw);
     return {
       pem,
-      der: Buffer.from(cert.rawData),
-      cert,
+      der: native.raw,
+      fields,
       native,
-      subjectDer: Buffer.from(cert.subjectName.toArrayBuffer()),
-      issuerDer: Buffer.from(cert.issuerName.toArrayBuffer()),
+      subjectDer: fields.subjectDer,
+      issuerDer: fields.issuerDer,
+      subject: nameToString(fields.subjectDer),
+      issuer: nameToString(fields.issuerDer),
       spki: native.publicKey.export({ type: 'spki', format: 'der' }),
     };
   } catch (err) {
@@ -82,22 +89,38 @@ function parseCert(pem: string, what: string): Parsed {
   }
 }
 
+// The trusted roots are the same array for every certificate of a pass
+// (renew/deps.ts), by default Node's ~140 system roots: parse them once per
+// array, not once per certificate checked.
+const rootsCache = new WeakMap<readonly string[], Parsed[]>();
+
+function parsedRoots(pems: readonly string[]): Parsed[] {
+  let roots = rootsCache.get(pems);
+  if (!roots) {
+    roots = pems.flatMap((p) => splitPem(p)).map((pem, i) => parseCert(pem, `trusted root ${i + 1}`));
+    rootsCache.set(pems, roots);
+  }
+  return roots;
+}
+
 function errMsg(err: unknown): string {
   return err instanceof Error ? err.message : String(err);
 }
 
 function label(c: Parsed, i: number): string {
-  return `certificate ${i + 1} (${c.cert.subject || 'empty subject'})`;
+  return `certificate ${i + 1} (${c.subject || 'empty subject'})`;
 }
 
 function sha256Hex(data: Buffer): string {
   return createHash('sha256').update(data).digest('hex');
 }
 
-function sanDnsNames(cert: x509.X509Certificate): string[] {
-  const ext = cert.getExtension(x509.SubjectAlternativeNameExtension);
-  if (!ext) return [];
-  return ext.names.items.filter((n) => n.type === 'dns').map((n) => n.value);
+function leafDnsNames(leaf: Parsed): string[] {
+  try {
+    return sanDnsNames(leaf.fields);
+  } catch (err) {
+    throw new ValidationError('parse', `the leaf's subjectAltName extension is not readable: ${errMsg(err)}`, { cause: err });
+  }
 }
 
 function normaliseName(name: string): string {
@@ -123,8 +146,8 @@ export function sanCovers(san: string, domain: string): boolean {
 function isWithin(c: Parsed, now: Date): 'ok' | 'expired' | 'not-yet-valid' {
   // RFC 5280 §4.1.2.5: the validity period includes both notBefore and notAfter.
   const t = now.getTime();
-  if (t < c.cert.notBefore.getTime()) return 'not-yet-valid';
-  if (t > c.cert.notAfter.getTime()) return 'expired';
+  if (t < c.fields.notBefore.getTime()) return 'not-yet-valid';
+  if (t > c.fields.notAfter.getTime()) return 'expired';
   return 'ok';
 }
 
@@ -171,7 +194,7 @@ export async function checkChain(input: ChainCheckInput): Promise<CheckedChain> 
   const leaf = certs[0]!;
 
   // names
-  const sans = sanDnsNames(leaf.cert);
+  const sans = leafDnsNames(leaf);
   const missing = input.domains.filter((d) => !sans.some((s) => sanCovers(s, d)));
   if (missing.length > 0) {
     throw new ValidationError(
@@ -191,7 +214,7 @@ export async function checkChain(input: ChainCheckInput): Promise<CheckedChain> 
     if (!child.issuerDer.equals(next.subjectDer)) {
       throw new ValidationError(
         'chain-order',
-        `${label(child, i)} is issued by "${child.cert.issuer}", but the next one is ${label(next, i + 1)}` +
+        `${label(child, i)} is issued by "${child.issuer}", but the next one is ${label(next, i + 1)}` +
           ' (out of order, or not part of this chain)',
       );
     }
@@ -206,7 +229,7 @@ export async function checkChain(input: ChainCheckInput): Promise<CheckedChain> 
     }
   }
   if (input.trustedRootsPem) {
-    const roots = input.trustedRootsPem.flatMap((p) => splitPem(p)).map((pem, i) => parseCert(pem, `trusted root ${i + 1}`));
+    const roots = parsedRoots(input.trustedRootsPem);
     const last = certs[certs.length - 1]!;
     const anchored =
       roots.some((r) => r.der.equals(last.der)) ||
@@ -214,8 +237,8 @@ export async function checkChain(input: ChainCheckInput): Promise<CheckedChain> 
     if (!anchored) {
       throw new ValidationError(
         'signature',
-        `the chain does not lead to a trusted root: ${label(last, certs.length - 1)} is issued by "${last.cert.issuer}", ` +
-          `trusted: ${roots.map((r) => `"${r.cert.subject}"`).join(', ') || 'none'}`,
+        `the chain does not lead to a trusted root: ${label(last, certs.length - 1)} is issued by "${last.issuer}", ` +
+          `trusted: ${roots.map((r) => `"${r.subject}"`).join(', ') || 'none'}`,
       );
     }
   }
@@ -228,19 +251,19 @@ export async function checkChain(input: ChainCheckInput): Promise<CheckedChain> 
     throw new ValidationError(
       'validity',
       state === 'expired'
-        ? `${what} expired at ${c.cert.notAfter.toISOString()} (now ${input.now.toISOString()})`
-        : `${what} is not valid before ${c.cert.notBefore.toISOString()} (now ${input.now.toISOString()})`,
+        ? `${what} expired at ${c.fields.notAfter.toISOString()} (now ${input.now.toISOString()})`
+        : `${what} is not valid before ${c.fields.notBefore.toISOString()} (now ${input.now.toISOString()})`,
     );
   }
 
   return {
     leafPem: leaf.pem,
     intermediatesPem: certs.slice(1).map((c) => c.pem),
-    serial: leaf.cert.serialNumber.toLowerCase(),
-    notBefore: leaf.cert.notBefore,
-    notAfter: leaf.cert.notAfter,
+    serial: serialHex(leaf.fields.serialDer),
+    notBefore: leaf.fields.notBefore,
+    notAfter: leaf.fields.notAfter,
     names: sans,
     spkiSha256: sha256Hex(leaf.spki),
-    issuer: leaf.cert.issuer,
+    issuer: leaf.issuer,
   };
 }

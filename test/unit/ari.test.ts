@@ -1,9 +1,16 @@
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
 import { webcrypto } from 'node:crypto';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import * as x509 from '@peculiar/x509';
+import { MxcertError } from '../../src/errors.js';
+import * as der from '../../src/util/der.js';
+import { buildCert, cn, ext } from './der-cert.js';
 import { ariCertId, nextAriCheck, parseRenewalInfo } from '../../src/acme/ari.js';
-import { parseRetryAfter } from '../../src/acme/problem-capture.js';
+import { parseRetryAfter } from '../../src/acme/transport.js';
 
 x509.cryptoProvider.set(webcrypto as unknown as Crypto);
 
@@ -38,6 +45,47 @@ describe('ARI CertID (RFC 9773 §4.1)', () => {
     const keys = (await webcrypto.subtle.generateKey(alg, true, ['sign', 'verify'])) as CryptoKeyPair;
     const cert = await x509.X509CertificateGenerator.createSelfSigned({ serialNumber: '01', name: 'CN=x', keys, signingAlgorithm: alg, notBefore: new Date(), notAfter: new Date(Date.now() + 1e9) });
     assert.throws(() => ariCertId(cert.toString('pem')), /Authority Key Identifier/);
+  });
+});
+
+/** The @peculiar/x509-based implementation src/ used before, kept as a reference. */
+function previousCertId(leafPem: string): string {
+  const cert = new x509.X509Certificate(leafPem);
+  const aki = cert.getExtension(x509.AuthorityKeyIdentifierExtension)!;
+  let serial = Buffer.from(cert.serialNumber, 'hex');
+  if (serial.length > 0 && (serial[0]! & 0x80) !== 0) serial = Buffer.concat([Buffer.from([0]), serial]);
+  return `${Buffer.from(aki.keyId!, 'hex').toString('base64url')}.${serial.toString('base64url')}`;
+}
+
+describe('ARI CertID from the DER', () => {
+  const times = { notBefore: der.utcTime(new Date('2026-11-01T00:00:00Z')), notAfter: der.utcTime(new Date('2026-12-01T00:00:00Z')) };
+  const akiExt = (keyId: string): Buffer => ext('2.5.29.35', der.sequence(der.implicit(0, der.octetString(Buffer.from(keyId, 'hex')))));
+
+  it('RFC 9773 §4.1 example, serial written exactly as 00 87 65 43 21', () => {
+    const pem = buildCert({ serial: Buffer.from('0087654321', 'hex'), issuer: cn('CA'), subject: cn('mx1'), ...times, extensions: [akiExt('69885B6B87464041E1B37B847BA0AE2CDE01C8D4')] });
+    assert.equal(ariCertId(pem), 'aYhba4dGQEHhs3uEe6CuLN4ByNQ.AIdlQyE');
+  });
+
+  it('same CertID as the previous implementation on openssl-issued certificates', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'mxcert-ari-'));
+    try {
+      for (const serial of ['0x87654321', '0x01', '0x7f', '0x80', '0x00ffeeddccbbaa99887766554433221100', '0x0102030405060708090a0b0c0d0e0f1011121314']) {
+        const out = join(dir, 'c.pem');
+        execFileSync('openssl', ['req', '-x509', '-nodes', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-keyout', join(dir, 'k.pem'), '-out', out, '-days', '1', '-set_serial', serial, '-subj', '/CN=mx1.example.test'], { stdio: 'pipe' });
+        const pem = readFileSync(out, 'utf8');
+        assert.equal(ariCertId(pem), previousCertId(pem), serial);
+      }
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  it('an unreadable certificate or AKI is an ARI error', () => {
+    assert.throws(() => ariCertId('not a certificate'), (e: unknown) => e instanceof MxcertError && e.code === 'ari');
+    const badAki = buildCert({ serial: Buffer.from([1]), issuer: cn('CA'), subject: cn('mx1'), ...times, extensions: [ext('2.5.29.35', Buffer.from('3005800201', 'hex'))] });
+    assert.throws(() => ariCertId(badAki), (e: unknown) => e instanceof MxcertError && e.code === 'ari' && /not readable/.test(e.message));
+    const emptyAki = buildCert({ serial: Buffer.from([1]), issuer: cn('CA'), subject: cn('mx1'), ...times, extensions: [akiExt('')] });
+    assert.throws(() => ariCertId(emptyAki), /Authority Key Identifier/);
   });
 });
 

@@ -4,6 +4,8 @@ import { createHash, X509Certificate } from 'node:crypto';
 import { checkChain, sanCovers, splitPem, type ChainCheckInput } from '../../src/validate/chain-check.js';
 import { ValidationError } from '../../src/errors.js';
 import { DAY, makeIntermediate, makeLeaf, makePki, makeRoot, newKeys, type TestPki } from './pki-fixtures.js';
+import { atv, buildCert, cn, EC_KEY, ext, name, rdn, sanExt } from './der-cert.js';
+import * as der from '../../src/util/der.js';
 
 const NOW = new Date('2025-06-01T12:00:00Z');
 
@@ -165,6 +167,34 @@ describe('checkChain', () => {
     });
     const leaf = await makeLeaf(inter, NOW, { names: ['mx1.example.test', 'mx2.example.test'] });
     await rejectsWith({ ...good, keyPem: leaf.keyPem, chainPem: leaf.pem + inter.pem }, 'validity', /certificate 2 .*Short Intermediate.*expired/);
+  });
+
+  it('parse: a leaf whose subjectAltName or validity cannot be read', async () => {
+    const keyPem = EC_KEY.export({ type: 'pkcs8', format: 'pem' }) as string;
+    const times = { notBefore: der.utcTime(new Date(NOW.getTime() - DAY)), notAfter: der.utcTime(new Date(NOW.getTime() + DAY)) };
+    const base = { serial: Buffer.from([1]), issuer: cn('x'), subject: cn('x'), ...times };
+    // SAN extnValue claims 5 octets inside a 2-octet SEQUENCE.
+    const badSan = buildCert({ ...base, extensions: [ext('2.5.29.17', Buffer.from('3002820568', 'hex'))] });
+    await rejectsWith({ keyPem, chainPem: badSan, domains: ['x'], now: NOW }, 'parse', /subjectAltName extension is not readable/);
+    // UTCTime without seconds (RFC 5280 §4.1.2.5.1 requires them).
+    const badTime = buildCert({ ...base, notBefore: der.tlv(der.TAG.UTC_TIME, Buffer.from('2505311200Z')), extensions: [sanExt('x')] });
+    await rejectsWith({ keyPem, chainPem: badTime, domains: ['x'], now: NOW }, 'parse', /certificate 1 of the chain .*UTCTime/);
+  });
+
+  it('names certificates in messages by their subject, multi-valued and escaped RDNs included', async () => {
+    const keyPem = EC_KEY.export({ type: 'pkcs8', format: 'pem' }) as string;
+    const times = { notBefore: der.utcTime(new Date(NOW.getTime() - DAY)), notAfter: der.utcTime(new Date(NOW.getTime() + DAY)) };
+    const issuer = name(
+      rdn(atv('2.5.4.6', der.printableString('DE'))),
+      rdn(atv('2.5.4.10', der.utf8String('Example, Inc.'))),
+      rdn(atv('2.5.4.11', der.utf8String('Mail')), atv('2.5.4.3', der.utf8String('Int'))), // DER sorts the SET: CN first
+    );
+    const leaf = buildCert({ serial: Buffer.from([1]), issuer, subject: name(), ...times, extensions: [sanExt('mx1.example.test')] });
+    await rejectsWith(
+      { keyPem, chainPem: leaf + pki.intermediate.pem, domains: ['mx1.example.test'], now: NOW },
+      'chain-order',
+      /^chain-order: certificate 1 \(empty subject\) is issued by "C=DE, O=Example\\, Inc\., CN=Int\+OU=Mail", but the next one is certificate 2 \(CN=mxcert Test Intermediate\) \(out of order, or not part of this chain\)$/,
+    );
   });
 
   it('checks run in the documented order', async () => {
