@@ -6,7 +6,8 @@
 // as the dynamic imports in src/cli/main.ts intend.
 //
 // Entry points are the files other processes start by path (they must keep
-// their names: src/daemon/run.ts forks ./pass-child.js next to itself).
+// their names: src/daemon/run.ts forks ./pass-child.js and ./config-child.js
+// next to itself).
 // pino stays outside: its transports (pino-pretty on a TTY) start worker
 // threads from files resolved relative to pino's own directory.
 import { build } from 'esbuild';
@@ -22,6 +23,7 @@ await build({
   entryPoints: {
     main: 'dist/src/cli/main.js',
     'pass-child': 'dist/src/daemon/pass-child.js',
+    'config-child': 'dist/src/daemon/config-child.js',
   },
   outdir: out,
   bundle: true,

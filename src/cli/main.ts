@@ -1,8 +1,10 @@
 // mxcert command line (DESIGN §1). Exit codes: 0 ok (also "nothing due"),
 // 1 a certificate failed, 2 usage or config error, 3 the state lock is held.
-// The renewal machinery (ACME, DNS, chain checks) is imported only by the commands that
-// need them, so `mxcert status` starts fast.
-import { Command, CommanderError, InvalidArgumentError, Option } from 'commander';
+// The renewal machinery (ACME, DNS, chain checks) is imported only by the
+// commands that need them, so `mxcert status` starts fast; `mxcert run`
+// started plainly (as the systemd unit does) skips even commander, see
+// plainRunArgs.
+import type { Command } from 'commander';
 import { createRequire } from 'node:module';
 import { ConfigError, LockHeldError, describeError } from '../errors.js';
 import { createLogger } from '../log.js';
@@ -14,13 +16,6 @@ export const EXIT = { ok: 0, failed: 1, usage: 2, locked: 3 } as const;
 // and, on unloading, leaves it at the default action (terminate); a
 // permanent listener keeps Node's handler installed and signal-exit passive.
 process.on('SIGXFSZ', () => undefined);
-
-/** `--wait SECONDS`, parsed once for every command that takes the lock (bad input: exit 2). */
-function seconds(v: string): number {
-  const n = Number(v);
-  if (v.trim() === '' || !Number.isFinite(n) || n < 0) throw new InvalidArgumentError('takes a number of seconds');
-  return n;
-}
 
 class ExitCode extends Error {
   constructor(readonly code: number) {
@@ -45,14 +40,66 @@ interface GlobalOpts {
   logLevel?: string;
 }
 
+const LOG_LEVELS = ['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent'];
+
+/**
+ * The global options of `mxcert run` when it is started plainly: only `run`
+ * and the global options in their usual spellings (`-c PATH`, `--config
+ * PATH`, `--config=PATH`, `--log-level LEVEL`, `--log-level=LEVEL`).
+ * The daemon lives for months and every module it loads stays resident, so
+ * that case skips commander (issue 6: idle RSS). Anything else (help, other
+ * spellings, unknown options, a bad level) gives undefined and goes through
+ * commander, with its messages and exit codes.
+ */
+export function plainRunArgs(args: readonly string[]): GlobalOpts | undefined {
+  const g: GlobalOpts = {};
+  let command: string | undefined;
+  for (let i = 0; i < args.length; i++) {
+    const a = args[i]!;
+    const eq = /^(--config|--log-level)=(.*)$/s.exec(a);
+    let name: string | undefined;
+    let value: string | undefined;
+    if (eq) [, name, value] = eq;
+    else if (a === '-c' || a === '--config' || a === '--log-level') {
+      name = a === '-c' ? '--config' : a;
+      value = args[++i];
+      // A missing value, or one that looks like an option: let commander judge.
+      if (value === undefined || value.startsWith('-')) return undefined;
+    } else if (a === 'run' && command === undefined) {
+      command = a;
+      continue;
+    } else return undefined;
+    if (name === '--config') g.config = value;
+    else if (LOG_LEVELS.includes(value!)) g.logLevel = value;
+    else return undefined;
+  }
+  return command === 'run' ? g : undefined;
+}
+
 export async function main(argv: string[]): Promise<number> {
+  const plain = plainRunArgs(argv.slice(2));
+  if (plain) {
+    try {
+      return await runCommand(plain);
+    } catch (err) {
+      return failure(err);
+    }
+  }
+
+  const { Command, CommanderError, InvalidArgumentError, Option } = await import('commander');
+  /** `--wait SECONDS`, parsed once for every command that takes the lock (bad input: exit 2). */
+  const seconds = (v: string): number => {
+    const n = Number(v);
+    if (v.trim() === '' || !Number.isFinite(n) || n < 0) throw new InvalidArgumentError('takes a number of seconds');
+    return n;
+  };
   const program = new Command();
   program
     .name('mxcert')
     .description('Certificate lifecycle agent for mail hosts: ACME renewal, atomic MTA files, reload hooks, live STARTTLS verification.')
     .version(version(), '-V, --version')
     .option('-c, --config <path>', 'config file (default: $MXCERT_CONFIG, then /etc/mxcert/config.yaml)')
-    .addOption(new Option('--log-level <level>', 'log level').choices(['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent']))
+    .addOption(new Option('--log-level <level>', 'log level').choices(LOG_LEVELS))
     .exitOverride()
     .configureOutput({ writeErr: (s) => process.stderr.write(s) });
 
@@ -72,10 +119,7 @@ export async function main(argv: string[]): Promise<number> {
     .command('run')
     .description('daemon: check every certificate on the schedule, renew when due; SIGHUP reloads the config, SIGTERM/SIGINT finish the current step and exit 0')
     .action(async () => {
-      const { runDaemon } = await import('../daemon/run.js');
-      const { resolveConfigPath } = await import('../config/load.js');
-      const g = globals(program);
-      throw new ExitCode(await runDaemon({ configPath: resolveConfigPath(g.config), logger: g.logger }));
+      throw new ExitCode(await runCommand(program.opts<GlobalOpts>()));
     });
 
   program
@@ -135,17 +179,29 @@ export async function main(argv: string[]): Promise<number> {
       if (err.code === 'commander.helpDisplayed' || err.code === 'commander.version' || err.code === 'commander.help') return EXIT.ok;
       return EXIT.usage;
     }
-    if (err instanceof ConfigError) {
-      for (const p of err.problems) process.stderr.write(`${p.path || '(config)'}: ${p.message}\n`);
-      return EXIT.usage;
-    }
-    if (err instanceof LockHeldError) {
-      process.stderr.write(`mxcert: ${err.message}\n`);
-      return EXIT.locked;
-    }
-    process.stderr.write(`mxcert: ${describeError(err)}\n`);
-    return EXIT.failed;
+    return failure(err);
   }
+}
+
+/** `mxcert run`: the daemon (src/daemon/run.ts), which validates its config before it takes any lock. */
+async function runCommand(g: GlobalOpts): Promise<number> {
+  const { runDaemon } = await import('../daemon/run.js');
+  const { resolveConfigPath } = await import('../config/config-path.js');
+  return runDaemon({ configPath: resolveConfigPath(g.config), logger: createLogger({ level: g.logLevel }) });
+}
+
+/** A command that threw: config problems with their YAML paths (2), a held lock (3), anything else (1). */
+function failure(err: unknown): number {
+  if (err instanceof ConfigError) {
+    for (const p of err.problems) process.stderr.write(`${p.path || '(config)'}: ${p.message}\n`);
+    return EXIT.usage;
+  }
+  if (err instanceof LockHeldError) {
+    process.stderr.write(`mxcert: ${err.message}\n`);
+    return EXIT.locked;
+  }
+  process.stderr.write(`mxcert: ${describeError(err)}\n`);
+  return EXIT.failed;
 }
 
 function globals(program: Command): GlobalOpts & { logger: ReturnType<typeof createLogger> } {

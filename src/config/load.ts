@@ -11,18 +11,10 @@ import { z } from 'zod';
 import { ConfigError, type ConfigProblem } from '../errors.js';
 import { certificateSchema, configSchema, type CertificateConfig, type Config, type ParsedConfig } from './schema.js';
 
-export const DEFAULT_CONFIG_PATH = '/etc/mxcert/config.yaml';
+export { DEFAULT_CONFIG_PATH, resolveConfigPath } from './config-path.js';
 
 type Env = NodeJS.ProcessEnv;
 type PathSegment = string | number;
-
-/** `--config`, else `$MXCERT_CONFIG`, else `/etc/mxcert/config.yaml`. */
-export function resolveConfigPath(cliPath?: string, env: Env = process.env): string {
-  if (cliPath) return cliPath;
-  const fromEnv = env['MXCERT_CONFIG'];
-  if (fromEnv) return fromEnv;
-  return DEFAULT_CONFIG_PATH;
-}
 
 /** Fill `{keytype}` and `{name}` in an output path template. */
 export function expandOutputPath(template: string, vars: { keytype: string; name: string }): string {

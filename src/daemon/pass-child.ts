@@ -5,18 +5,25 @@
 //
 // Protocol (IPC, advanced serialization so Dates survive):
 //   parent → child: { type: 'pass', config, level, lockWaitMs } then, maybe, { type: 'abort' }
-//   child → parent: { type: 'done', outcomes } | { type: 'error', error }
+//   child → parent: { type: 'done', outcomes, …next } | { type: 'error', error, …next }
+// where `next` tells the daemon when to wake: the earliest due instant
+// (wakeAt) and the next cron tick (nextTickAt), both computed here after the
+// pass, so the idle daemon holds neither the store and planning code nor
+// node-cron.
 // The child takes the agent lock itself, under its own pid: if the daemon
 // dies (kill -9), the lock still names a live process until this pass ends,
 // and the lost IPC channel makes the pass stop after its current unit.
 import type { Config } from '../config/schema.js';
 import { describeError } from '../errors.js';
-import { createLogger } from '../log.js';
+import { createLogger, type Logger } from '../log.js';
 import { systemClock } from '../clock.js';
 import { acquireLock } from '../store/lock.js';
 import { renewAll, runPassFailureHooks, type UnitOutcome } from '../renew/orchestrator.js';
 import { buildRenewDeps } from '../renew/deps.js';
 import { warnAboutAgingCertificates } from '../notify/expiry-warning.js';
+import { StateStore } from '../store/state-store.js';
+import { nextTick, scheduleOf } from '../schedule/cron-tick.js';
+import { nextWakeAt } from './wake.js';
 
 export interface PassRequest {
   type: 'pass';
@@ -24,7 +31,14 @@ export interface PassRequest {
   level: string;
   lockWaitMs: number;
 }
-export type PassReply = { type: 'done'; outcomes: UnitOutcome[] } | { type: 'error'; error: string };
+/** When the daemon should wake next (ms since the epoch); absent if it could not be worked out. */
+export interface NextWake {
+  /** Earliest instant a renewal, ARI poll or DANE step is due; null if nothing ever is. */
+  wakeAt?: number | null;
+  /** The next tick of the config's cron schedule. */
+  nextTickAt?: number;
+}
+export type PassReply = ({ type: 'done'; outcomes: UnitOutcome[] } | { type: 'error'; error: string }) & NextWake;
 
 const abort = new AbortController();
 const stop = () => abort.abort();
@@ -35,6 +49,23 @@ process.on('disconnect', stop);
 
 async function runPass(req: PassRequest): Promise<PassReply> {
   const log = createLogger({ level: req.level });
+  const reply = await pass(req, log);
+  return { ...reply, ...(await nextWake(req.config, log)) };
+}
+
+async function nextWake(config: Config, log: Logger): Promise<NextWake> {
+  const next: NextWake = {};
+  try {
+    next.nextTickAt = nextTick(scheduleOf(config)).getTime();
+    next.wakeAt = (await nextWakeAt(config, new StateStore(config.stateDir), systemClock.now())) ?? null;
+  } catch (err) {
+    // The daemon falls back to its backoff timer; the next pass tries again.
+    log.error({ err: describeError(err) }, 'cannot work out the next wake-up');
+  }
+  return next;
+}
+
+async function pass(req: PassRequest, log: Logger): Promise<PassReply> {
   const { config } = req;
   let lock;
   try {

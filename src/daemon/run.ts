@@ -1,84 +1,91 @@
 // `mxcert run` (DESIGN §1, issue 3): a long-running agent.
-// - a node-cron schedule (default hourly at a minute derived from the host
-//   name, so a fleet does not hit the CA in the same second), plus a precise
-//   timer for the next due instant when it falls between ticks;
+// - a cron schedule (node-cron syntax; default hourly at a minute derived
+//   from the host name, so a fleet does not hit the CA in the same second),
+//   plus a precise timer for the next due instant when it falls between ticks;
 // - passes never overlap: a tick that fires during a pass is folded into one
 //   more pass afterwards;
 // - the agent lock is taken per pass, so CLI commands run between passes; a
 //   separate daemon lock keeps a second daemon from starting;
 // - SIGHUP reloads the config (an invalid one is rejected with its errors and
 //   the old one keeps running); SIGTERM/SIGINT finish the current step,
-//   release the locks and exit 0;
-// - each pass runs in a child process (pass-child.ts: lock, ACME, deploy,
-//   expiry warning, failure hooks), so the idle daemon keeps only config,
-//   schedule and timers in memory; after each pass, when configured, the
-//   metrics refresh (src/metrics, loaded only then).
-import os from 'node:os';
-import cron, { type ScheduledTask } from 'node-cron';
-import { loadConfig } from '../config/load.js';
-import type { CertificateConfig, Config } from '../config/schema.js';
+//   release the locks and exit 0.
+//
+// The daemon itself stays small while idle (issue 6: ≤ 60 MiB RSS with 100
+// certificates): what loads or allocates much runs in short-lived children.
+// config-child.ts validates the config (YAML, zod) at start and on SIGHUP;
+// pass-child.ts runs each pass (lock, ACME, deploy, expiry warning, failure
+// hooks) and then works out when the daemon must wake next (the earliest due
+// instant, the next cron tick). What stays here is the validated config as
+// plain data, two timers, the daemon lock and the signal handling; after each
+// pass, when configured, the metrics refresh (src/metrics, loaded only then).
+import { fork, type Serializable } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
+import type { Config } from '../config/schema.js';
 import { ConfigError, describeError } from '../errors.js';
 import type { Logger } from '../log.js';
 import { systemClock, type Clock } from '../clock.js';
-import { StateStore } from '../store/state-store.js';
-import { fork } from 'node:child_process';
-import { readFile } from 'node:fs/promises';
-import path from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { acquireLock, type AgentLock } from '../store/lock.js';
-// Light imports only: the pass itself (ACME, X.509, DNS, hooks) runs in pass-child.
-import { planFromState } from '../schedule/plan.js';
+import { ensureStateDir } from '../store/state-dir.js';
 import type { UnitOutcome } from '../renew/orchestrator.js';
-import type { DaneJournal } from '../dane/rollover.js';
-import type { PassReply, PassRequest } from './pass-child.js';
+import type { NextWake, PassReply, PassRequest } from './pass-child.js';
+import type { ConfigReply, ConfigRequest } from './config-child.js';
 import type { MetricsEndpoint } from '../metrics/server.js';
-
-/** Hourly, at a minute derived from the host name. */
-export function defaultSchedule(hostname = os.hostname()): string {
-  let h = 0;
-  for (const c of hostname) h = (h * 31 + c.charCodeAt(0)) >>> 0;
-  return `${h % 60} * * * *`;
-}
 
 /** setTimeout cannot wait longer than 2^31-1 ms (~24.8 days). */
 const MAX_TIMER_MS = 2 ** 31 - 1;
+/**
+ * Timers run on the monotonic clock, cron on the wall clock: a wait for the
+ * next tick is checked against the wall clock at least this often, so a
+ * suspend or a clock step delays a tick by at most this much.
+ */
+const TICK_RECHECK_MS = 3_600_000;
 
-/** A DANE machine waiting on something without a deadline (visibility, a backoff) is looked at again after this. */
-const DANE_RETRY_MS = 10_000;
-/** Wake a little after a DANE deadline, so the pass does not find it a hair early. */
-const DANE_MARGIN_MS = 20;
+type LoadedConfig = Extract<ConfigReply, { type: 'config' }>;
 
 /**
- * When a certificate's DANE rollover can next move on its own (DESIGN §6):
- * the end of the hold once a rotation is due, RETIRE's one TTL after the
- * swap, the key's rotation time. Without this the daemon would only notice
- * on the next cron tick, stretching a 2 × TTL hold to up to an hour.
+ * How long the due timer waits, from the pass child's answer: never less
+ * than the backoff (no spinning when something is due now, more after passes
+ * that failed as a whole), the backoff alone when the child could not say
+ * (undefined), no timer when nothing is ever due (null).
  */
-export async function daneWakeAt(store: StateStore, cert: CertificateConfig, keyType: string, now: Date): Promise<number | undefined> {
-  if (!cert.dane?.enabled) return undefined;
-  // Read directly: the rollover module (DNS, X.509) stays out of the idle daemon.
-  const j = await readFile(path.join(store.certDir(cert.name, keyType), 'dane', 'journal.json'), 'utf8')
-    .then((t) => JSON.parse(t) as DaneJournal)
-    .catch(() => undefined);
-  if (!j) return undefined;
-  const t = now.getTime();
-  const hold = j.holdUntil ? new Date(j.holdUntil).getTime() : undefined;
-  let at: number;
-  switch (j.phase) {
-    case 'RETIRE':
-      at = new Date(j.swappedAt ?? now).getTime() + (cert.dane.publisher?.ttl ?? 3600) * 1000;
-      break;
-    case 'STEADY': {
-      const rotateAt = j.rollover ? t : new Date(j.current.createdAt).getTime() + cert.dane.keyLifetime;
-      at = Math.max(rotateAt, hold ?? rotateAt);
-      break;
-    }
-    default:
-      // Waiting for visibility (each pass polls a while itself), or resuming an interrupted swap.
-      at = hold ?? t;
-  }
-  // Due already, yet the last pass left it: something without a deadline holds it back.
-  return at <= t ? t + DANE_RETRY_MS : at + DANE_MARGIN_MS;
+export function dueDelay(wakeAt: number | null | undefined, now: number, backoffMs: number): number | undefined {
+  if (wakeAt === null) return undefined;
+  return Math.min(Math.max((wakeAt ?? now) - now, backoffMs), MAX_TIMER_MS);
+}
+
+/** How long the tick timer waits before it fires or looks at the wall clock again. */
+export function tickDelay(tickAt: number, now: number): number {
+  return Math.max(0, Math.min(tickAt - now, TICK_RECHECK_MS));
+}
+
+/**
+ * Runs a sibling module (config-child.js, pass-child.js) in a child process,
+ * sends it one request and resolves with its reply once it has exited. An
+ * abort is passed on as { type: 'abort' }.
+ */
+function inChild<Reply>(module: string, what: string, request: Serializable, signal?: AbortSignal): Promise<Reply> {
+  return new Promise((resolve, reject) => {
+    const child = fork(fileURLToPath(new URL(module, import.meta.url)), [], {
+      serialization: 'advanced',
+      stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
+      execArgv: process.execArgv,
+    });
+    let reply: Reply | undefined;
+    const onAbort = () => child.connected && child.send({ type: 'abort' });
+    signal?.addEventListener('abort', onAbort, { once: true });
+    child.on('message', (m: Reply) => (reply = m));
+    child.once('error', (err) => {
+      signal?.removeEventListener('abort', onAbort);
+      reject(err);
+    });
+    child.once('exit', (code, sig) => {
+      signal?.removeEventListener('abort', onAbort);
+      if (reply) resolve(reply);
+      else reject(new Error(`the ${what} process ended without a result (${sig ?? `exit ${code}`})`));
+    });
+    child.send(request);
+    if (signal?.aborted) onAbort();
+  });
 }
 
 export interface DaemonOptions {
@@ -91,8 +98,10 @@ export interface DaemonOptions {
 
 export class Daemon {
   private config!: Config;
-  private task: ScheduledTask | undefined;
-  private timer: NodeJS.Timeout | undefined;
+  /** The cron expression in effect (the config's, or the default), as the config child reported it. */
+  private schedule = '';
+  private tickTimer: NodeJS.Timeout | undefined;
+  private dueTimer: NodeJS.Timeout | undefined;
   private running: Promise<void> | undefined;
   private rerun = false;
   private passErrors = 0;
@@ -113,9 +122,10 @@ export class Daemon {
   }
 
   async start(): Promise<void> {
-    this.config = await loadConfig(this.opts.configPath);
-    const store = new StateStore(this.config.stateDir);
-    await store.ensure();
+    const loaded = await this.loadConfig();
+    this.config = loaded.config;
+    this.schedule = loaded.schedule;
+    await ensureStateDir(this.config.stateDir);
     this.daemonLock = await acquireLock(this.config.stateDir, { command: 'run', file: 'daemon.lock' });
     if (this.config.metrics) {
       try {
@@ -127,19 +137,32 @@ export class Daemon {
         throw err;
       }
     }
-    this.schedule();
-    this.log.info({ config: this.config.source, schedule: this.scheduleExpr(), certificates: this.config.certificates.length }, 'mxcert daemon started');
+    this.armTick(loaded.nextTickAt);
+    this.log.info({ config: this.config.source, schedule: this.schedule, certificates: this.config.certificates.length }, 'mxcert daemon started');
     this.trigger('start');
   }
 
-  private scheduleExpr(): string {
-    return this.config.schedule ?? defaultSchedule();
+  /** Validated in a child (config-child.ts); a ConfigError carries every problem with its YAML path. */
+  private async loadConfig(): Promise<LoadedConfig> {
+    const req: ConfigRequest = { type: 'load', path: this.opts.configPath };
+    const reply = await inChild<ConfigReply>('./config-child.js', 'config', req);
+    if (reply.type === 'invalid') throw new ConfigError(reply.problems);
+    if (reply.type === 'error') throw new Error(reply.error);
+    return reply;
   }
 
-  private schedule(): void {
-    void this.task?.destroy();
-    const expr = this.scheduleExpr();
-    this.task = cron.schedule(expr, () => this.trigger('schedule'), { name: 'mxcert', noOverlap: false });
+  /**
+   * The cron tick, as a plain timer to the instant a child worked out
+   * (node-cron stays out of the daemon, see schedule/cron-tick.ts). Once it
+   * fires, the pass it starts reports the following tick.
+   */
+  private armTick(at: number): void {
+    clearTimeout(this.tickTimer);
+    if (this.stopping) return;
+    this.tickTimer = setTimeout(() => {
+      if (this.clock.now().getTime() < at) this.armTick(at);
+      else this.trigger('schedule');
+    }, tickDelay(at, this.clock.now().getTime()));
   }
 
   /** Start a pass now, or fold the request into one more pass after the current one. */
@@ -161,8 +184,10 @@ export class Daemon {
   private async pass(why: string): Promise<void> {
     const started = this.clock.now();
     let outcomes: UnitOutcome[] | undefined;
+    let next: NextWake = {};
     try {
       const reply = await this.passInChild();
+      next = reply;
       if (reply.type === 'error') throw new Error(reply.error);
       outcomes = reply.outcomes;
       const summary = { renewed: 0, failed: 0, notDue: 0 };
@@ -177,12 +202,15 @@ export class Daemon {
       // Failed before (or outside) the per-certificate work: a missing CA
       // bundle, an unreadable secret, the lock held too long (the child has
       // run the failure hooks). Back off so the daemon does not retry every
-      // second (see armTimer).
+      // second (see armDue).
       this.passErrors++;
       this.log.error({ why, err: describeError(err), retryInMs: this.passBackoffMs() }, 'pass failed');
     }
     await this.metrics?.afterPass(this.config, outcomes, this.clock.now());
-    if (!this.stopping) await this.armTimer();
+    if (this.stopping) return;
+    // A pass process that died without a reply leaves the tick timer as it was.
+    if (next.nextTickAt !== undefined) this.armTick(next.nextTickAt);
+    this.armDue(next.wakeAt);
   }
 
   /**
@@ -191,29 +219,8 @@ export class Daemon {
    * stays small (issue 6). SIGTERM to the daemon is passed on as 'abort'.
    */
   private passInChild(): Promise<PassReply> {
-    return new Promise((resolve, reject) => {
-      const child = fork(fileURLToPath(new URL('./pass-child.js', import.meta.url)), [], {
-        serialization: 'advanced',
-        stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
-        execArgv: process.execArgv,
-      });
-      let reply: PassReply | undefined;
-      const onAbort = () => child.connected && child.send({ type: 'abort' });
-      this.abort.signal.addEventListener('abort', onAbort, { once: true });
-      child.on('message', (m: PassReply) => (reply = m));
-      child.once('error', (err) => {
-        this.abort.signal.removeEventListener('abort', onAbort);
-        reject(err);
-      });
-      child.once('exit', (code, signal) => {
-        this.abort.signal.removeEventListener('abort', onAbort);
-        if (reply) resolve(reply);
-        else reject(new Error(`the pass process ended without a result (${signal ?? `exit ${code}`})`));
-      });
-      const req: PassRequest = { type: 'pass', config: this.config, level: this.log.level, lockWaitMs: this.opts.lockWaitMs ?? 60_000 };
-      child.send(req);
-      if (this.abort.signal.aborted) onAbort();
-    });
+    const req: PassRequest = { type: 'pass', config: this.config, level: this.log.level, lockWaitMs: this.opts.lockWaitMs ?? 60_000 };
+    return inChild<PassReply>('./pass-child.js', 'pass', req, this.abort.signal);
   }
 
   /** 1 min, 2 min, 4 min … capped at 1 h after consecutive failed passes; 1 s otherwise. */
@@ -221,48 +228,38 @@ export class Daemon {
     return this.passErrors === 0 ? 1000 : Math.min(60_000 * 2 ** (this.passErrors - 1), 3_600_000);
   }
 
-  /** A precise timer for the earliest due instant, so renewals need not wait for the next cron tick. */
-  private async armTimer(): Promise<void> {
-    clearTimeout(this.timer);
-    const store = new StateStore(this.config.stateDir);
-    const now = this.clock.now();
-    let earliest = Infinity;
-    for (const cert of this.config.certificates) {
-      for (const keyType of cert.keys) {
-        const state = await store.readState(cert.name, keyType);
-        // Metadata only: the plan needs no key or certificate.
-        const meta = state.current ? await store.loadMeta(cert.name, keyType, state.current) : undefined;
-        const plan = planFromState(cert, keyType, state, meta && { meta }, false, now);
-        earliest = Math.min(earliest, plan.at.getTime());
-        if (state.ari) earliest = Math.min(earliest, new Date(state.ari.nextCheck).getTime());
-        const dane = await daneWakeAt(store, cert, keyType, now);
-        if (dane !== undefined) earliest = Math.min(earliest, dane);
-      }
-    }
-    if (!Number.isFinite(earliest)) return;
-    // Never spin: at least a second between passes even if something is due
-    // now, more after passes that failed as a whole.
-    const delay = Math.min(Math.max(earliest - now.getTime(), this.passBackoffMs()), MAX_TIMER_MS);
-    this.timer = setTimeout(() => this.trigger('due'), delay);
-    this.log.debug({ nextAt: new Date(now.getTime() + delay).toISOString() }, 'next wake-up');
+  /**
+   * A precise timer for the earliest due instant the pass child reported, so
+   * renewals need not wait for the next cron tick. Without one (the child
+   * could not say) the pass is retried after the backoff.
+   */
+  private armDue(wakeAt: number | null | undefined): void {
+    clearTimeout(this.dueTimer);
+    const now = this.clock.now().getTime();
+    const delay = dueDelay(wakeAt, now, this.passBackoffMs());
+    if (delay === undefined) return;
+    this.dueTimer = setTimeout(() => this.trigger('due'), delay);
+    this.log.debug({ nextAt: new Date(now + delay).toISOString() }, 'next wake-up');
   }
 
-  /** SIGHUP: validate the new config fully before swapping it in. */
+  /** SIGHUP: validate the new config fully (in a child) before swapping it in. */
   async reload(): Promise<void> {
     try {
-      const next = await loadConfig(this.opts.configPath);
-      if (next.stateDir !== this.config.stateDir) {
-        this.log.error({ old: this.config.stateDir, new: next.stateDir }, 'config reload rejected: stateDir cannot change while running; restart instead');
+      const next = await this.loadConfig();
+      if (next.config.stateDir !== this.config.stateDir) {
+        this.log.error({ old: this.config.stateDir, new: next.config.stateDir }, 'config reload rejected: stateDir cannot change while running; restart instead');
         return;
       }
-      if (JSON.stringify(next.metrics) !== JSON.stringify(this.config.metrics)) {
-        this.log.warn({ old: this.config.metrics ?? null, new: next.metrics ?? null }, 'metrics settings changed; they take effect when the daemon restarts');
+      if (JSON.stringify(next.config.metrics) !== JSON.stringify(this.config.metrics)) {
+        this.log.warn({ old: this.config.metrics ?? null, new: next.config.metrics ?? null }, 'metrics settings changed; they take effect when the daemon restarts');
       }
-      this.config = next;
-      this.schedule();
-      this.log.info({ schedule: this.scheduleExpr(), certificates: next.certificates.length }, 'config reloaded');
+      this.config = next.config;
+      this.schedule = next.schedule;
+      this.armTick(next.nextTickAt);
+      this.log.info({ schedule: this.schedule, certificates: next.config.certificates.length }, 'config reloaded');
       this.trigger('reload');
     } catch (err) {
+      if (this.stopping) return; // SIGTERM reached the config child too
       const problems = err instanceof ConfigError ? err.problems.map((p) => `${p.path || '(config)'}: ${p.message}`) : [describeError(err)];
       this.log.error({ problems }, 'config reload rejected; keeping the running config');
     }
@@ -274,8 +271,8 @@ export class Daemon {
     this.stopping = true;
     this.log.info({ signal }, 'stopping after the current step');
     this.abort.abort();
-    clearTimeout(this.timer);
-    await this.task?.destroy();
+    clearTimeout(this.tickTimer);
+    clearTimeout(this.dueTimer);
     await this.running;
     await this.metrics?.stop();
     await this.daemonLock?.release();

@@ -14,12 +14,13 @@
 //       versions/ID/                key.pem (0600), cert.pem, chain.pem, meta.json
 //       failed/ID/                  chains that failed validation, kept for inspection
 //       lineage/                    certbot-style lineage for RENEWED_LINEAGE hooks
-import { mkdir, readdir, readFile, rm, stat, chmod } from 'node:fs/promises';
+import { mkdir, readdir, readFile, rm } from 'node:fs/promises';
 import path from 'node:path';
 import { createHash } from 'node:crypto';
 import { writeFileAtomic } from '../deploy/atomic-write.js';
 import type { AccountStore, StoredAccount } from '../acme/client.js';
 import { MxcertError } from '../errors.js';
+import { ensureStateDir } from './state-dir.js';
 
 export interface VersionMeta {
   id: string;
@@ -84,13 +85,7 @@ export class StateStore {
 
   /** Create stateDir 0700, or refuse one that others can write to. */
   async ensure(): Promise<void> {
-    await mkdir(this.stateDir, { recursive: true, mode: 0o700 });
-    const st = await stat(this.stateDir);
-    if (!st.isDirectory()) throw new MxcertError('state', `stateDir ${this.stateDir} is not a directory`);
-    if (st.mode & 0o022) {
-      throw new MxcertError('state', `stateDir ${this.stateDir} is writable by group or others (mode ${(st.mode & 0o777).toString(8)}); use 0700`);
-    }
-    if (st.mode & 0o077) await chmod(this.stateDir, 0o700);
+    await ensureStateDir(this.stateDir);
   }
 
   private async dir(...parts: string[]): Promise<string> {

@@ -1,4 +1,4 @@
-// When the daemon next wakes for a DANE rollover (src/daemon/run.ts
+// When the daemon next wakes for a DANE rollover (src/daemon/wake.ts
 // daneWakeAt): the end of the hold once a rotation is due, RETIRE one TTL
 // after the swap, the key's rotation time; never "now" in a loop.
 import { describe, it, before, after } from 'node:test';
@@ -6,7 +6,7 @@ import assert from 'node:assert/strict';
 import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
-import { daneWakeAt } from '../../src/daemon/run.js';
+import { daneWakeAt } from '../../src/daemon/wake.js';
 import { StateStore } from '../../src/store/state-store.js';
 import type { CertificateConfig } from '../../src/config/schema.js';
 

@@ -1,0 +1,13 @@
+// Where the config lives. Kept apart from load.ts (YAML parser, schema) so
+// that `mxcert run`, a long-lived process, can name the file without loading
+// what validates it (issue 6: the daemon's idle RSS).
+
+export const DEFAULT_CONFIG_PATH = '/etc/mxcert/config.yaml';
+
+/** `--config`, else `$MXCERT_CONFIG`, else `/etc/mxcert/config.yaml`. */
+export function resolveConfigPath(cliPath?: string, env: NodeJS.ProcessEnv = process.env): string {
+  if (cliPath) return cliPath;
+  const fromEnv = env['MXCERT_CONFIG'];
+  if (fromEnv) return fromEnv;
+  return DEFAULT_CONFIG_PATH;
+}
