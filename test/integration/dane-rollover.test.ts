@@ -152,9 +152,11 @@ describe('DANE rollover on real BIND (primary + secondary), Postfix and Pebble',
       assert.equal((await sb.cli(['rollover', '--cert', 'mx1', '--config', cfg])).code === 1, false);
       for (let i = 0; i < 8; i++) {
         const p = spawn(process.execPath, [CLI, 'renew', '--config', cfg], { stdio: 'ignore' });
+        // Listen from the start: a pass with nothing to do can finish before the kill.
+        const exited = new Promise((r) => p.once('exit', r));
         await new Promise((r) => setTimeout(r, 50 + Math.floor(Math.random() * 400)));
         p.kill('SIGKILL');
-        await new Promise((r) => p.once('exit', r));
+        await exited;
       }
       await pollUntil(
         async () => {
