@@ -195,10 +195,9 @@ export class AcmeService {
     if (pooled) return pooled;
     const dir = await this.directory();
     const resp = await this.withNetworkRetry(what, () => this.transport.head(dir.newNonce));
-    const n = resp.headers['replay-nonce'];
-    if (typeof n !== 'string' || !n) throw responseError(`${what} (newNonce)`, resp);
-    // send() pooled it as well; take it back out so it is used exactly once.
-    this.transport.takeNonce();
+    // The transport pools the Replay-Nonce of every response, this one too.
+    const n = this.transport.takeNonce();
+    if (!n) throw responseError(`${what} (newNonce)`, resp);
     return n;
   }
 
@@ -458,13 +457,14 @@ export class AcmeService {
       reused = results.filter((r) => r.status === 'fulfilled' && r.value).length;
       const failed = results.find((r): r is PromiseRejectedResult => r.status === 'rejected');
       if (failed) throw failed.reason;
-      return { ...(await this.finalize(placed.order, orderUrl, account, req)), reusedAuthorizations: reused };
+      return { chainPem: await this.finalize(placed.order, orderUrl, account, req), orderUrl, reusedAuthorizations: reused };
     } finally {
       await cleanUp();
     }
   }
 
-  private async finalize(placed: Order, orderUrl: string, account: Account, req: IssueRequest): Promise<IssueResult> {
+  /** Finalize a ready order and download its certificate chain (PEM). */
+  private async finalize(placed: Order, orderUrl: string, account: Account, req: IssueRequest): Promise<string> {
     let order = placed;
     // §7.4: finalize. The order object is the one newOrder returned
     // ("pending"); rather than fetch it again, finalize at once, and only if
@@ -486,7 +486,7 @@ export class AcmeService {
     const cert = await this.signed('certificate download', order.certificate!, '', { account, accept: 'application/pem-certificate-chain' });
     // Whatever came back goes to the chain check (DESIGN §3), which refuses
     // and keeps anything that is not a good chain, with the check it failed.
-    return { chainPem: cert.text, orderUrl, reusedAuthorizations: 0 };
+    return cert.text;
   }
 }
 

@@ -32,6 +32,17 @@ function alive(pid: number): boolean {
 
 const GARBLED_STALE_MS = 10_000;
 
+/** Create `file` (never an existing one), write the lock info and fsync it. */
+async function writeNew(file: string, info: LockInfo): Promise<void> {
+  const fh = await open(file, 'wx', 0o600);
+  try {
+    await fh.writeFile(JSON.stringify(info) + '\n');
+    await fh.sync();
+  } finally {
+    await fh.close();
+  }
+}
+
 async function tryAcquire(file: string, command: string, clock: Clock): Promise<AgentLock | LockInfo> {
   const info: LockInfo = { pid: process.pid, host: os.hostname(), since: clock.now().toISOString(), command };
   // Why not open(file, 'wx') and then write: a process killed between the
@@ -39,26 +50,14 @@ async function tryAcquire(file: string, command: string, clock: Clock): Promise<
   // later run failed with "lock held" (seen with kill -9 during a rollover).
   const temp = `${file}.${process.pid}.${randomBytes(4).toString('hex')}.tmp`;
   try {
-    const fh = await open(temp, 'wx', 0o600);
-    try {
-      await fh.writeFile(JSON.stringify(info) + '\n');
-      await fh.sync();
-    } finally {
-      await fh.close();
-    }
+    await writeNew(temp, info);
     try {
       await link(temp, file);
     } catch (err) {
       const code = (err as NodeJS.ErrnoException).code;
       if (code !== 'EPERM' && code !== 'ENOTSUP' && code !== 'EOPNOTSUPP') throw err;
       // A filesystem without hard links: exclusive create, then write.
-      const fh = await open(file, 'wx', 0o600);
-      try {
-        await fh.writeFile(JSON.stringify(info) + '\n');
-        await fh.sync();
-      } finally {
-        await fh.close();
-      }
+      await writeNew(file, info);
     }
     let released = false;
     return {
