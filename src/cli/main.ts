@@ -42,6 +42,24 @@ interface GlobalOpts {
 
 const LOG_LEVELS = ['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent'];
 
+const EXIT_CODES_HELP = `
+Exit codes:
+  0  success, including "nothing due"
+  1  a certificate (or the command) failed
+  2  usage or config error; nothing on disk changed
+  3  another mxcert holds the state lock
+`;
+
+/**
+ * MXCERT_LOG_LEVEL is read by every process mxcert starts; a bad value is a
+ * usage error (exit 2), not a crash systemd would restart every 30 s.
+ */
+export function logLevelEnvProblem(env: NodeJS.ProcessEnv): string | undefined {
+  const v = env.MXCERT_LOG_LEVEL;
+  if (v === undefined || v === '' || LOG_LEVELS.includes(v)) return undefined;
+  return `MXCERT_LOG_LEVEL=${JSON.stringify(v)} is not a log level; use one of ${LOG_LEVELS.join(', ')}`;
+}
+
 /**
  * The global options of `mxcert run` when it is started plainly: only `run`
  * and the global options in their usual spellings (`-c PATH`, `--config
@@ -77,6 +95,11 @@ export function plainRunArgs(args: readonly string[]): GlobalOpts | undefined {
 }
 
 export async function main(argv: string[]): Promise<number> {
+  const badLevel = logLevelEnvProblem(process.env);
+  if (badLevel) {
+    process.stderr.write(`mxcert: ${badLevel}\n`);
+    return EXIT.usage;
+  }
   const plain = plainRunArgs(argv.slice(2));
   if (plain) {
     try {
@@ -100,6 +123,7 @@ export async function main(argv: string[]): Promise<number> {
     .version(version(), '-V, --version')
     .option('-c, --config <path>', 'config file (default: $MXCERT_CONFIG, then /etc/mxcert/config.yaml)')
     .addOption(new Option('--log-level <level>', 'log level').choices(LOG_LEVELS))
+    .addHelpText('after', EXIT_CODES_HELP)
     .exitOverride()
     .configureOutput({ writeErr: (s) => process.stderr.write(s) });
 
@@ -176,7 +200,10 @@ export async function main(argv: string[]): Promise<number> {
   } catch (err) {
     if (err instanceof ExitCode) return err.code;
     if (err instanceof CommanderError) {
-      if (err.code === 'commander.helpDisplayed' || err.code === 'commander.version' || err.code === 'commander.help') return EXIT.ok;
+      // `--help` and `--version` succeed; help shown because no subcommand
+      // was given (`mxcert`, `mxcert config`) is a usage error.
+      if (err.code === 'commander.helpDisplayed' || err.code === 'commander.version') return EXIT.ok;
+      if (err.code === 'commander.help') return err.exitCode === 0 ? EXIT.ok : EXIT.usage;
       return EXIT.usage;
     }
     return failure(err);
