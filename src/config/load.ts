@@ -56,12 +56,25 @@ export async function loadConfig(file: string, opts: { env?: Env } = {}): Promis
 // ---------------------------------------------------------------------------
 // YAML
 
+/**
+ * How far aliases may expand (uses of an anchor × the aliases inside it). The
+ * parser's default of 100 refuses a host with a few hundred certificates that
+ * share one `challenge` block through an anchor, which is exactly how such a
+ * config is written (and how yaml.stringify writes shared objects). The config
+ * is a root-owned file, not hostile input, so the limit only has to stop a
+ * runaway expansion: a billion-laughs document still fails at a few hundred
+ * thousand expansions, long before it costs memory or time.
+ */
+const MAX_ALIAS_EXPANSION = 200_000;
+
 function parseYaml(text: string): { ok: true; value: unknown; doc: Document } | { ok: false; problems: ConfigProblem[] } {
   const lineCounter = new LineCounter();
   // prettyErrors would append a source excerpt to each message; that excerpt
   // could contain an inline secret (acme.eab.hmacKey), so positions are
   // computed here instead.
-  const doc = parseDocument(text, { lineCounter, prettyErrors: false, uniqueKeys: true });
+  // merge: `<<: *defaults` is how people share a challenge or hooks block
+  // between certificates (YAML 1.1 merge keys, which YAML 1.2 dropped).
+  const doc = parseDocument(text, { lineCounter, prettyErrors: false, uniqueKeys: true, merge: true });
   if (doc.errors.length > 0) {
     return {
       ok: false,
@@ -72,7 +85,7 @@ function parseYaml(text: string): { ok: true; value: unknown; doc: Document } | 
     };
   }
   try {
-    return { ok: true, value: doc.toJS(), doc };
+    return { ok: true, value: doc.toJS({ maxAliasCount: MAX_ALIAS_EXPANSION }), doc };
   } catch (err) {
     // toJS throws on alias bombs (excessive alias expansion) and the like.
     return { ok: false, problems: [{ path: '', message: `YAML error: ${err instanceof Error ? firstLine(err.message) : String(err)}` }] };

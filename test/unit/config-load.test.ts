@@ -511,3 +511,53 @@ describe('path helpers', () => {
     assert.equal(resolveConfigPath(undefined, {}), '/etc/mxcert/config.yaml');
   });
 });
+
+describe('YAML anchors and aliases at hosting scale', () => {
+  it('a 1,000-certificate config sharing one challenge block through an anchor loads', async () => {
+    const secretFile = await writeSecret(SECRET);
+    const challenge = cert('x', secretFile).challenge;
+    const certificates = Array.from({ length: 1000 }, (_, i) => ({ ...cert(`c${i}`, secretFile), challenge }));
+    const text = stringify({ acme: (await baseConfig()).acme, certificates });
+    // stringify writes the shared object once with an anchor and aliases it 999 times.
+    assert.equal(text.match(/\*a\d+/g)?.length, 999, 'the config under test really uses aliases');
+    const cfg = await loadConfig(await writeConfig(text));
+    assert.equal(cfg.certificates.length, 1000);
+    assert.equal(cfg.certificates[999]!.challenge.type, 'dns-01');
+  });
+
+  it('merge keys (<<: *first) share settings between hand-written certificates', async () => {
+    const secretFile = await writeSecret(SECRET);
+    const lines = [
+      'acme: { directory: "https://acme.example.test/directory", email: postmaster@example.com }',
+      'certificates:',
+      '  - &first',
+      '    name: m0',
+      '    domains: [m0.example.com]',
+      `    output: { combined: "${OUT}/m0-{keytype}.pem" }`,
+      '    challenge:',
+      '      type: dns-01',
+      `      dns: { provider: rfc2136, server: 127.0.0.1, zone: example.com, tsig: { name: mxcert, secretFile: ${secretFile} } }`,
+    ];
+    for (let i = 1; i < 300; i++) {
+      lines.push(`  - <<: *first`, `    name: m${i}`, `    domains: [m${i}.example.com]`, `    output: { combined: "${OUT}/m${i}-{keytype}.pem" }`);
+    }
+    const cfg = await loadConfig(await writeConfig(lines.join('\n')));
+    assert.equal(cfg.certificates.length, 300);
+    const last = cfg.certificates[299]!;
+    assert.equal(last.name, 'm299');
+    assert.deepEqual(last.domains, ['m299.example.com']);
+    assert.equal(last.challenge.type, 'dns-01', 'the challenge block came through the merge key');
+  });
+
+  it('an alias bomb is still refused with a YAML error', async () => {
+    const lines = ['a: &a [x, x, x, x, x, x, x, x, x, x]'];
+    let prev = 'a';
+    for (const name of ['b', 'c', 'd', 'e', 'f', 'g', 'h']) {
+      lines.push(`${name}: &${name} [${Array(10).fill(`*${prev}`).join(', ')}]`);
+      prev = name;
+    }
+    const err = await loadConfig(await writeConfig(lines.join('\n'))).then(() => undefined, (e: unknown) => e);
+    assert.ok(err instanceof ConfigError);
+    assert.match(err.problems[0]!.message, /YAML error: Excessive alias count/);
+  });
+});
