@@ -106,10 +106,27 @@ export function untrackPid(pid: number): void {
  * dirs: for a sandbox run with --keep. Servers started afterwards are tracked
  * again as usual.
  */
-export function keepServersRunning(): void {
+export function keepServersRunning(): { servers: Array<{ pid: number; name: string }>; tempDirs: string[] } {
+  const kept = { servers: [...tracked].map(([pid, name]) => ({ pid, name })), tempDirs: [...tempDirs] };
   tracked.clear();
   exitHooks.clear();
   tempDirs.clear();
+  return kept;
+}
+
+/**
+ * When `pid` started, in clock ticks after boot (field 22 of /proc/PID/stat),
+ * or undefined if no such process runs. With the pid, it names one process:
+ * a pid reused by another program has another start time.
+ */
+export function processStartTime(pid: number): string | undefined {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    // Fields after the command name, which is in parentheses and may hold spaces.
+    return stat.slice(stat.lastIndexOf(')') + 2).split(' ')[19];
+  } catch {
+    return undefined;
+  }
 }
 
 /** Register a synchronous cleanup that runs on exit; returns an unregister function. */
