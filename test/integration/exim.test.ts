@@ -120,21 +120,24 @@ describe('hooks/exim-reload with a real Exim', { timeout: 300_000 }, () => {
     const good = await servedLeaf();
     const keyBefore = await readFile(key, 'utf8');
     const chainBefore = await readFile(fullchain, 'utf8');
-    // The live config broken as an operator might leave it; a SIGHUP now
-    // would make Exim re-read it and exit.
-    const broken = path.join(path.dirname(exim.configPath), 'exim-broken.conf');
-    await writeFile(broken, (await readFile(exim.configPath, 'utf8')) + 'tls_advertise_hostz = *\n', { mode: 0o644 });
-    const hupsBefore = count(await exim.mainLog(), 'SIGHUP received');
+    // The daemon's own config broken, as an operator might leave it: a SIGHUP
+    // now would make Exim re-read it and exit.
+    const goodConf = await readFile(exim.configPath, 'utf8');
+    await writeFile(exim.configPath, 'tls_advertise_hostz = *\n' + goodConf);
+    try {
+      const hupsBefore = count(await exim.mainLog(), 'SIGHUP received');
+      const cfg = await sb.writeConfig(eximConfig(exim.configPath), path.join(sb.dir, 'exim-broken.yaml'));
+      const r = await sb.cli(['renew', '--force', '--config', cfg]);
+      assert.equal(r.code, 1, r.stdout + r.stderr);
+      assert.match(r.stdout + r.stderr, /'exim -bV' failed/);
 
-    const cfg = await sb.writeConfig(eximConfig(broken), path.join(sb.dir, 'exim-broken.yaml'));
-    const r = await sb.cli(['renew', '--force', '--config', cfg]);
-    assert.equal(r.code, 1, r.stdout + r.stderr);
-    assert.match(r.stdout + r.stderr, /'exim -bV' failed/);
-
-    assert.equal(await readFile(key, 'utf8'), keyBefore, 'key restored');
-    assert.equal(await readFile(fullchain, 'utf8'), chainBefore, 'fullchain restored');
-    assert.equal(count(await exim.mainLog(), 'SIGHUP received'), hupsBefore, 'no SIGHUP was sent');
-    assert.ok(pidAlive(exim.pid), 'Exim still runs');
-    assert.ok((await servedLeaf()).raw.equals(good.raw), 'Exim still serves the previous certificate');
+      assert.equal(await readFile(key, 'utf8'), keyBefore, 'key restored');
+      assert.equal(await readFile(fullchain, 'utf8'), chainBefore, 'fullchain restored');
+      assert.equal(count(await exim.mainLog(), 'SIGHUP received'), hupsBefore, 'no SIGHUP was sent');
+      assert.ok(pidAlive(exim.pid), 'Exim still runs');
+      assert.ok((await servedLeaf()).raw.equals(good.raw), 'Exim still serves the previous certificate');
+    } finally {
+      await writeFile(exim.configPath, goodConf);
+    }
   });
 });
