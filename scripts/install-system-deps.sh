@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs the Debian 12 packages that mxcert's integration tests run for real
-# (Pebble, BIND, PowerDNS, Postfix, Dovecot, OpenSSL, swaks). Run as root. Idempotent:
-# when everything is already installed it only queries dpkg and exits.
+# (Pebble, BIND, PowerDNS, Postfix, Dovecot, OpenSSL, swaks), and caches the Exim
+# package the exim-reload test unpacks. Run as root. Idempotent: when everything
+# is already there it only queries dpkg and the cache and exits.
 #
 # The tests start their own private server instances on loopback ports, so the
 # packaged services must not start (they would grab ports 53/25 and, for
@@ -25,6 +26,12 @@ PACKAGES=(
   dovecot-core dovecot-imapd
   # A private unbound validates the signed test zone (dane.validatingResolver test).
   unbound
+  # The shared libraries of exim4-daemon-light (its Depends), which the
+  # exim-reload test runs unpacked, not installed: installing exim4 would
+  # remove Postfix. libidn12 and libgnutls-dane0 are the ones a Postfix host
+  # lacks. They must be real installs: LD_LIBRARY_PATH is ignored when the
+  # setuid binary re-executes itself on SIGHUP (ld.so(8), secure execution).
+  libidn12 libgnutls-dane0 libgnutls30 libdb5.3 libnsl2 libpcre2-8-0 libidn2-0 libcrypt1
 )
 
 # Packages whose services may have been started by a postinst; stopped below.
@@ -71,6 +78,52 @@ allow_test_dirs() {
   fi
 }
 
+# The exim-reload test (test/env/exim.ts) unpacks exim4-daemon-light from
+# this cache with dpkg-deb -x; download it once so CI runs need no network.
+EXIM_CACHE=${MXCERT_EXIM_CACHE:-/var/cache/mxcert-test/exim}
+cache_exim_deb() {
+  local debs=$EXIM_CACHE/debs tmp
+  compgen -G "$debs/exim4-daemon-light_*.deb" >/dev/null && return 0
+  if [[ "$(id -u)" -ne 0 ]]; then
+    echo "install-system-deps: need root to download exim4-daemon-light into $debs" >&2
+    return 1
+  fi
+  mkdir -p "$debs"
+  tmp=$(mktemp -d "$debs/.download-XXXXXX")
+  # APT::Sandbox::User=root: apt's _apt user cannot write into the root-owned
+  # temp dir. Missing or stale package lists (a fresh system, or a security
+  # update since the last update): update once and retry.
+  if ! (cd "$tmp" && apt-get -o APT::Sandbox::User=root download exim4-daemon-light); then
+    apt-get -o DPkg::Lock::Timeout=600 update
+    if ! (cd "$tmp" && apt-get -o APT::Sandbox::User=root download exim4-daemon-light); then
+      rm -rf "$tmp"
+      echo "install-system-deps: cannot download exim4-daemon-light" >&2
+      return 1
+    fi
+  fi
+  mv "$tmp"/exim4-daemon-light_*.deb "$debs"/
+  rmdir "$tmp"
+  echo "install-system-deps: cached $(cd "$debs" && echo exim4-daemon-light_*.deb) in $debs"
+}
+
+# The user and group Debian's Exim binary runs as (exim4-base's postinst
+# creates them; we do not install exim4-base).
+ensure_exim_user() {
+  getent group Debian-exim >/dev/null && getent passwd Debian-exim >/dev/null && return 0
+  if [[ "$(id -u)" -ne 0 ]]; then
+    echo "install-system-deps: need root to create the Debian-exim user" >&2
+    return 1
+  fi
+  getent group Debian-exim >/dev/null || groupadd --system Debian-exim
+  getent passwd Debian-exim >/dev/null ||
+    useradd --system --gid Debian-exim --home-dir /var/spool/exim4 --no-create-home --shell /usr/sbin/nologin Debian-exim
+}
+
+prepare_exim() {
+  cache_exim_deb
+  ensure_exim_user
+}
+
 allow_named_test_dirs() {
   allow_test_dirs usr.sbin.named '/tmp/mxcert-bind-*'
   allow_test_dirs usr.sbin.unbound '/tmp/mxcert-unbound-*'
@@ -78,6 +131,7 @@ allow_named_test_dirs() {
 
 if [[ ${#missing[@]} -eq 0 ]]; then
   allow_named_test_dirs
+  prepare_exim
   echo "install-system-deps: all packages present"
   exit 0
 fi
@@ -110,8 +164,8 @@ if [[ ! -e "$POLICY" ]]; then
   created_policy=1
 fi
 
-apt-get update
-apt-get install -y --no-install-recommends "${missing[@]}"
+apt-get -o DPkg::Lock::Timeout=600 update
+apt-get -o DPkg::Lock::Timeout=600 install -y --no-install-recommends "${missing[@]}"
 
 blocked_starts=$created_policy
 cleanup_policy
@@ -132,4 +186,5 @@ for svc in "${SERVICES[@]}"; do
 done
 
 allow_named_test_dirs
+prepare_exim
 echo "install-system-deps: done"
