@@ -25,6 +25,9 @@ PACKAGES=(
   dovecot-core dovecot-imapd
   # A private unbound validates the signed test zone (dane.validatingResolver test).
   unbound
+  # `npm run deb` builds the Debian package with dpkg-deb (in dpkg itself);
+  # the package test checks it with lintian.
+  lintian
 )
 
 # Packages whose services may have been started by a postinst; stopped below.
