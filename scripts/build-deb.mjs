@@ -97,9 +97,14 @@ function maintainer() {
   }
 }
 
-/** Seconds since the epoch: $SOURCE_DATE_EPOCH, else the last commit's time. */
+/** Seconds since the epoch: $SOURCE_DATE_EPOCH, else the last commit's time, else now. */
 function buildEpoch() {
-  return Number(process.env.SOURCE_DATE_EPOCH ?? sh('git', ['log', '-1', '--format=%ct'], { cwd: REPO }));
+  if (process.env.SOURCE_DATE_EPOCH) return Number(process.env.SOURCE_DATE_EPOCH);
+  try {
+    return Number(sh('git', ['log', '-1', '--format=%ct'], { cwd: REPO, stdio: ['ignore', 'pipe', 'ignore'] }));
+  } catch {
+    return Math.floor(Date.now() / 1000);
+  }
 }
 
 /** RFC 5322 date, as debian/changelog wants it: "Mon, 07 Dec 2026 00:06:36 +0000". */

@@ -79,7 +79,8 @@ function shortName(pkg) {
 /** The copyright lines of a package's licence file; its author when it has none. */
 export function copyrightLines(pkg) {
   const files = readdirSync(pkg.dir).filter((f) => /^licen[cs]e/i.test(f));
-  const notice = /^\s*(copyright\b|\(c\)\s*\d|©)/i;
+  // Case matters: "copyright license to reproduce…" in Apache-2.0's text is not a notice.
+  const notice = /^\s*(Copyright\b|COPYRIGHT\b|\([cC]\)\s*\d|©)/;
   const boilerplate = /copyright (notice|owner|holder|statement)|\[yyyy\]|\[name of/i;
   const lines = new Set();
   for (const f of files) {
@@ -113,7 +114,7 @@ export function copyrightFile({ own, bundled, shipped, libDir }) {
     [field('Files', ['*']), field('Copyright', [own.holder]), `License: ${ownName}`].join('\n'),
     [
       field('Files', [`${libDir}/dist/bundle/*`]),
-      field('Copyright', [own.holder, ...bundled.flatMap(copyrightLines)]),
+      field('Copyright', [...new Set([own.holder, ...bundled.flatMap(copyrightLines)])]),
       `License: ${bundleLicences.join(' and ')}`,
       field('Comment', [
         'mxcert compiled together with these npm packages (name, version, licence):',

@@ -8,7 +8,7 @@
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { constants } from 'node:fs';
-import { access, chmod, mkdir, mkdtemp, readFile, readdir, rm, rmdir, stat, writeFile } from 'node:fs/promises';
+import { access, chmod, mkdir, mkdtemp, readFile, readdir, rm, stat, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { REPO } from '../support/sandbox.js';
@@ -56,7 +56,8 @@ describe('Debian package', { timeout: 900_000 }, () => {
   let work: string;
   let deb: string;
   let pkg: { version: string };
-  let adminFile: string | undefined;
+  /** Set once before() has seen that none of the package's paths existed: then they are all ours. */
+  let owned = false;
 
   before(async () => {
     const status = await run('dpkg-query', ['-W', '-f=${db:Status-Abbrev}', 'mxcert'], { allowFailure: true });
@@ -66,6 +67,7 @@ describe('Debian package', { timeout: 900_000 }, () => {
     for (const p of ['/etc/mxcert', STATE, LIB, '/usr/bin/mxcert']) {
       assert.equal(await exists(p), false, `${p} exists: this test installs and purges the package, and will not touch an existing install`);
     }
+    owned = true;
     // Depends: nodejs (>= 20) is checked by dpkg, so node must be a dpkg package.
     const node = await run('dpkg-query', ['-W', '-f=${Version}', 'nodejs'], { allowFailure: true });
     assert.ok(node.code === 0 && Number(node.stdout.split('.')[0]!.replace(/^\d+:/, '')) >= 20, `the package depends on nodejs (>= 20) from dpkg; dpkg-query says: ${node.stdout}${node.stderr}`);
@@ -76,14 +78,13 @@ describe('Debian package', { timeout: 900_000 }, () => {
   });
 
   after(async () => {
-    // Only what this test made: the package (in whatever state a failed step
-    // left it) and the one file it added to /etc/mxcert.
-    if ((await run('dpkg-query', ['-W', 'mxcert'], { allowFailure: true })).code === 0) {
-      await dpkg(['--purge', 'mxcert'], { allowFailure: true });
-    }
-    if (adminFile) {
-      await rm(adminFile, { force: true });
-      await rmdir('/etc/mxcert').catch(() => undefined);
+    // The package, in whatever state a failed step left it; then anything
+    // left in its directories, which did not exist before this test.
+    if (owned) {
+      if ((await run('dpkg-query', ['-W', 'mxcert'], { allowFailure: true })).code === 0) {
+        await dpkg(['--purge', 'mxcert'], { allowFailure: true });
+      }
+      for (const p of ['/etc/mxcert', STATE, LIB]) await rm(p, { recursive: true, force: true });
     }
     if (work) await rm(work, { recursive: true, force: true });
   });
@@ -247,7 +248,7 @@ describe('Debian package', { timeout: 900_000 }, () => {
   });
 
   it('dpkg -P removes the config and the state, and leaves files the admin added to /etc/mxcert', async () => {
-    adminFile = '/etc/mxcert/tsig.key';
+    const adminFile = '/etc/mxcert/tsig.key';
     await writeFile(adminFile, 'secret\n', { mode: 0o600 });
     await dpkg(['-P', 'mxcert']);
     assert.equal(await exists(CONFIG), false);
