@@ -219,6 +219,20 @@ describe('Debian package', { timeout: 900_000 }, () => {
     }
   });
 
+  it('the manual page describes every command and option --help lists', async () => {
+    const help = (await run('/usr/bin/mxcert', ['--help'], { cwd: '/', env: BARE_ENV })).stdout;
+    const commands = [...help.split(/^Commands:$/m)[1]!.matchAll(/^ {2}([a-z][a-z-]*)\b/gm)].map((m) => m[1]!).filter((c) => c !== 'help');
+    assert.ok(commands.includes('renew') && commands.includes('run'), help);
+    const man = (await run('man', ['-P', 'cat', '-l', '/usr/share/man/man1/mxcert.1.gz'], { env: { ...BARE_ENV, MANWIDTH: '200' } })).stdout;
+    for (const c of commands) assert.match(man, new RegExp(`^\\s+mxcert ${c}\\b`, 'm'), `mxcert ${c} is not in the manual page`);
+    for (const c of commands) {
+      const sub = (await run('/usr/bin/mxcert', [c, '--help'], { cwd: '/', env: BARE_ENV })).stdout;
+      for (const [, opt] of sub.matchAll(/^\s+(?:-\w, )?(--[a-z][a-z-]*)/gm)) {
+        if (opt !== '--help') assert.ok(man.includes(opt!), `mxcert ${c} ${opt} is not in the manual page`);
+      }
+    }
+  });
+
   it('the shipped config is the documented example: config check names the placeholders, exit 2', async () => {
     const r = await run('/usr/bin/mxcert', ['config', 'check'], { cwd: '/', env: BARE_ENV, allowFailure: true });
     assert.equal(r.code, 2, r.stdout + r.stderr);
