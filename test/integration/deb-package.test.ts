@@ -118,7 +118,7 @@ describe('Debian package', { timeout: 900_000 }, () => {
   });
 
   it('lintian finds no errors', async (t) => {
-    const r = await run('lintian', ['--info', deb], { allowFailure: true, timeoutMs: 300_000 });
+    const r = await run('lintian', ['--display-info', deb], { allowFailure: true, timeoutMs: 300_000 });
     const tags = r.stdout.split('\n').filter((l) => /^[EWIXP]: /.test(l));
     for (const l of tags) t.diagnostic(l);
     assert.deepEqual(tags.filter((l) => l.startsWith('E: ')), [], r.stdout + r.stderr);
