@@ -7,13 +7,12 @@
 //
 // Entry points are the files other processes start by path (they must keep
 // their names: src/daemon/run.ts forks ./pass-child.js and ./config-child.js
-// next to itself).
-// pino stays outside: its transports (pino-pretty on a TTY) start worker
-// threads from files resolved relative to pino's own directory.
+// next to itself). What stays outside the bundle: scripts/bundle-externals.mjs.
 import { build } from 'esbuild';
 import { rm } from 'node:fs/promises';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { EXTERNAL } from './bundle-externals.mjs';
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const out = path.join(root, 'dist', 'bundle');
@@ -31,7 +30,7 @@ await build({
   format: 'esm',
   platform: 'node',
   target: 'node20',
-  external: ['pino', 'pino-pretty'],
+  external: EXTERNAL,
   // CommonJS dependencies (dns-packet, …) call require(); ESM output has none.
   banner: { js: "import { createRequire as __mxcertCreateRequire } from 'node:module'; const require = __mxcertCreateRequire(import.meta.url);" },
   sourcemap: 'linked',

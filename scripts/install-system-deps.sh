@@ -32,6 +32,9 @@ PACKAGES=(
   # lacks. They must be real installs: LD_LIBRARY_PATH is ignored when the
   # setuid binary re-executes itself on SIGHUP (ld.so(8), secure execution).
   libidn12 libgnutls-dane0 libgnutls30 libdb5.3 libnsl2 libpcre2-8-0 libidn2-0 libcrypt1
+  # `npm run deb` builds the Debian package with dpkg-deb (in dpkg itself);
+  # the package test checks it with lintian.
+  lintian
 )
 
 # Packages whose services may have been started by a postinst; stopped below.

@@ -22,9 +22,11 @@ describe('packaging', { timeout: 300_000 }, () => {
     const help = await run(bin, ['--help']);
     for (const cmd of ['run', 'renew', 'status', 'tlsa', 'check', 'rollover', 'config']) assert.match(help.stdout, new RegExp(`\\b${cmd}\\b`));
     const installed = path.join(prefix, 'lib', 'node_modules', 'mxcert');
-    for (const f of ['hooks/postfix-reload', 'hooks/notify-mail', 'config/example.yaml', 'systemd/mxcert.service', 'docs/systemd.md', 'README.md']) {
+    for (const f of ['hooks/postfix-reload', 'hooks/notify-mail', 'config/example.yaml', 'systemd/mxcert.service', 'docs/systemd.md', 'docs/mxcert.1', 'README.md']) {
       await access(path.join(installed, f));
     }
+    // npm links the manual page ("man" in package.json) where man(1) looks under the prefix.
+    await access(path.join(prefix, 'share', 'man', 'man1', 'mxcert.1'));
     // A shipped example passes the config check up to the files it names
     // that do not exist here: exit 2 with YAML paths, never a crash.
     const check = await run(bin, ['config', 'check', '--config', path.join(installed, 'config', 'http-01.example.yaml')], { allowFailure: true });
