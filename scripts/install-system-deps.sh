@@ -25,6 +25,9 @@ PACKAGES=(
   dovecot-core dovecot-imapd
   # A private unbound validates the signed test zone (dane.validatingResolver test).
   unbound
+  # certbot makes real certbot state for the import-certbot test (its timer
+  # must not start: policy-rc.d below).
+  certbot python3-certbot-dns-rfc2136
 )
 
 # Packages whose services may have been started by a postinst; stopped below.
@@ -110,8 +113,9 @@ if [[ ! -e "$POLICY" ]]; then
   created_policy=1
 fi
 
-apt-get update
-apt-get install -y --no-install-recommends "${missing[@]}"
+# Other installs may hold the dpkg lock (CI images, unattended upgrades): wait for it.
+apt-get -o DPkg::Lock::Timeout=600 update
+apt-get -o DPkg::Lock::Timeout=600 install -y --no-install-recommends "${missing[@]}"
 
 blocked_starts=$created_policy
 cleanup_policy

@@ -80,7 +80,12 @@ export async function importCertbotCommand(o: ImportCertbotOptions, out: NodeJS.
 
 async function readLineage(configDir: string, confPath: string, dns: boolean, ids: IdNames): Promise<CertbotLineage> {
   const name = path.basename(confPath, '.conf');
-  const confText = await readFile(confPath, 'utf8');
+  let confText: string;
+  try {
+    confText = await readFile(confPath, 'utf8');
+  } catch (e) {
+    return { name, confPath, confText: '', error: (e as NodeJS.ErrnoException).code ?? String(e) };
+  }
   const lineage: CertbotLineage = { name, confPath, confText };
   let top: Record<string, string | string[]> = {};
   let params: Record<string, string | string[]> = {};

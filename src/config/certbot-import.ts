@@ -26,6 +26,8 @@ export interface CertbotLineage {
   name: string;
   confPath: string;
   confText: string;
+  /** Why the renewal config itself could not be read. */
+  error?: string;
   /** What the CLI read from the live certificate, or why it could not. */
   cert?: CertbotCertFacts | { error: string };
   /** The dns-rfc2136 credentials INI named by the renewal config, as read by the CLI. */
@@ -138,6 +140,7 @@ function translateLineage(l: CertbotLineage, input: CertbotImportInput, sink: Si
     sink.warnings.push(`${l.name}: not imported: ${why}`);
     return { lineage: l.name, entry, notes: [notes[0]!, { path: [], text: `NOT IMPORTED: ${why}` }, ...notes.slice(1)], blocked: why };
   };
+  if (l.error) return block(`cannot read ${l.confPath}: ${l.error}`);
   let conf: ConfigObjSection;
   try {
     conf = parseConfigObj(l.confText);
@@ -170,6 +173,10 @@ function translateLineage(l: CertbotLineage, input: CertbotImportInput, sink: Si
   if (hooks.length > 0) entry['hooks'] = { deploy: hooks };
   otherParams(l, conf, params, notes, sink);
   mtaNotes(l, conf, name, input, notes);
+  notes.push({
+    path: [],
+    text: 'certbot never checked what the MTA serves; with verify: { smtp: ["127.0.0.1:25"] } mxcert does, after the deploy hooks, and restores the previous files if the MTA does not serve the new certificate',
+  });
   if ('blocked' in challenge) return { ...block(challenge.blocked, entry), server };
   return { lineage: l.name, entry, notes, server };
 }

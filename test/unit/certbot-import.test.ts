@@ -142,6 +142,14 @@ describe('importCertbot', () => {
     assert.match(r.yaml, /certbot slept 30 s after the update/);
     assert.match(r.yaml, /# Before mxcert config check, run:\n#   install -d -m 0755 \/etc\/mxcert\/live\/mx1\.example\.com\n/);
     assert.match(r.yaml, /systemctl disable --now certbot\.timer/);
+    assert.match(flat(r.yaml), /with verify: \{ smtp: \["127\.0\.0\.1:25"\] \} mxcert does/);
+  });
+
+  it('an unreadable renewal config is reported, not guessed at', () => {
+    const r = run([dnsLineage({ confText: '', error: 'EACCES' }), webrootLineage()]);
+    assert.deepEqual(r.skipped, ['mx1.example.com']);
+    assert.deepEqual(r.imported, ['mx2.example.com']);
+    assert.match(r.warnings.join('\n'), /mx1\.example\.com: not imported: cannot read \/etc\/letsencrypt\/renewal\/mx1\.example\.com\.conf: EACCES/);
   });
 
   it('dns-rfc2136 without SOA answers: the registered domain, marked as a guess, with a warning', () => {
