@@ -137,7 +137,7 @@ describe('import-certbot on real certbot state', { timeout: 900_000 }, () => {
     assert.deepEqual(mx2.challenge, { type: 'http-01', http: { webroot } });
     assert.deepEqual(mx2.hooks, { deploy: [dirHook, [webHook, '--flag']] });
     for (const c of [mx1, mx2]) {
-      for (const [k, f] of [['key', 'privkey.pem'], ['cert', 'cert.pem'], ['chain', 'chain.pem'], ['fullchain', 'fullchain.pem'], ['combined', 'combined.pem']]) {
+      for (const [k, f] of [['key', 'privkey.pem'], ['cert', 'cert.pem'], ['chain', 'chain.pem'], ['fullchain', 'fullchain.pem'], ['combined', 'combined.pem']] as const) {
         assert.equal(c.output[k], path.join(outDir, c.name, f));
       }
     }
