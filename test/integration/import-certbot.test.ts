@@ -13,7 +13,7 @@ import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { X509Certificate } from 'node:crypto';
-import { chmod, lstat, mkdir, readdir, readFile, writeFile } from 'node:fs/promises';
+import { chmod, lstat, mkdir, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { parse, parseDocument } from 'yaml';
 import { servedLeafPem, startSandbox, type Sandbox } from '../support/sandbox.js';
@@ -29,6 +29,7 @@ interface Issued {
 describe('import-certbot on real certbot state', { timeout: 900_000 }, () => {
   let sb: Sandbox;
   let web: ChildProcess | undefined;
+  let webLog = '';
   let le: string;
   let webroot: string;
   let credentials: string;
@@ -61,7 +62,9 @@ describe('import-certbot on real certbot state', { timeout: 900_000 }, () => {
     outDir = path.join(sb.dir, 'mxcert-live');
     webroot = path.join(sb.dir, 'www');
     await mkdir(webroot, { recursive: true });
-    web = spawn('python3', ['-m', 'http.server', String(sb.httpPort), '--bind', '127.0.0.1', '--directory', webroot], { stdio: 'ignore' });
+    web = spawn('python3', ['-m', 'http.server', String(sb.httpPort), '--bind', '127.0.0.1', '--directory', webroot], { stdio: ['ignore', 'ignore', 'pipe'] });
+    // Its request log: which challenge files the CA fetched.
+    web.stderr!.on('data', (d: Buffer) => (webLog += d.toString()));
     await waitForTcpPort('127.0.0.1', sb.httpPort, 10_000);
 
     // The credentials file as certbot's documentation has it (upper-case algorithm).
@@ -90,6 +93,8 @@ describe('import-certbot on real certbot state', { timeout: 900_000 }, () => {
       '--dns-rfc2136-propagation-seconds', '1', '--key-type', 'rsa', '--rsa-key-size', '3072', '--deploy-hook', dnsHook]);
     await certbot('mx2', 'mx2.example.test', ['--webroot', '-w', webroot, '--key-type', 'ecdsa', '--elliptic-curve', 'secp384r1', '--deploy-hook', `${webHook} --flag`]);
     await certbot('handmade', 'mx2.example.test', ['--manual', '--preferred-challenges', 'http', '--manual-auth-hook', manualAuth, '--deploy-hook', `${webHook} manual && true`]);
+    // The manual lineage has no cleanup hook: its challenge file stays unless removed.
+    await rm(path.join(webroot, '.well-known', 'acme-challenge'), { recursive: true, force: true });
 
     // Postfix serves certbot's mx1 lineage from its live/ symlinks, as on a certbot host.
     await run('postconf', ['-c', sb.postfix.configDir, '-e', `smtpd_tls_chain_files = ${le}/live/mx1/privkey.pem, ${le}/live/mx1/fullchain.pem`]);
@@ -173,6 +178,7 @@ describe('import-certbot on real certbot state', { timeout: 900_000 }, () => {
     // The MTA change the import listed, then the renewal.
     await run('postconf', ['-c', sb.postfix.configDir, '-e', fix[1]]);
     await writeFile(hookLog, '');
+    const webLogBefore = webLog.length;
     const renew = await sb.cli(['renew', '--force', '--config', cfg]);
     assert.equal(renew.code, 0, renew.stdout + renew.stderr);
 
@@ -184,7 +190,8 @@ describe('import-certbot on real certbot state', { timeout: 900_000 }, () => {
     assert.equal(leaf2.publicKey.asymmetricKeyDetails?.namedCurve, 'secp384r1');
     // Each through its own challenge.
     assert.match(renew.stderr + renew.stdout, /dns-01 TXT served everywhere/);
-    assert.deepEqual(await readdir(path.join(webroot, '.well-known', 'acme-challenge')), [], 'the http-01 file was written to the webroot and removed');
+    assert.match(webLog.slice(webLogBefore), /"GET \/\.well-known\/acme-challenge\/[\w-]+ HTTP\/1\.1" 200/, 'the CA fetched the http-01 file from the webroot');
+    assert.deepEqual(await readdir(path.join(webroot, '.well-known', 'acme-challenge')), [], 'and mxcert removed it');
 
     // certbot's hooks ran, with a certbot-style RENEWED_LINEAGE that is mxcert's, not certbot's.
     const log = (await readFile(hookLog, 'utf8')).trim().split('\n').sort();
