@@ -182,7 +182,7 @@ function translateLineage(l: CertbotLineage, input: CertbotImportInput, sink: Si
 }
 
 function certName(lineage: string, taken: Set<string>): string {
-  let base = lineage.replace(/[^A-Za-z0-9._-]/g, '-').replace(/^[^A-Za-z0-9]+/, '') || 'cert';
+  const base = lineage.replace(/[^A-Za-z0-9._-]/g, '-').replace(/^[^A-Za-z0-9]+/, '') || 'cert';
   let name = base;
   for (let i = 2; taken.has(name); i++) name = `${base}-${i}`;
   taken.add(name);
@@ -293,7 +293,7 @@ function rfc2136Challenge(l: CertbotLineage, params: Record<string, string | str
   if (missing.length > 0) return { blocked: `${credPath} lacks ${missing.map((k) => `dns_rfc2136_${k}`).join(', ')}` };
   const port = c.port === undefined ? 53 : Number(c.port);
   if (!Number.isInteger(port) || port < 1 || port > 65535) return { blocked: `${credPath}: dns_rfc2136_port is not a port number` };
-  if (!path_isAbsolute(credPath)) return { blocked: `credentials path ${credPath} is not absolute` };
+  if (!isAbsolutePath(credPath)) return { blocked: `credentials path ${credPath} is not absolute` };
 
   const algorithm = c.algorithm ? normalizeTsigAlgorithm(c.algorithm) : CERTBOT_DEFAULT_TSIG_ALGORITHM;
   const zone = zoneFor(l, domains, notes, sink);
@@ -312,7 +312,7 @@ function rfc2136Challenge(l: CertbotLineage, params: Record<string, string | str
   return { challenge: { type: 'dns-01', dns: { provider: 'rfc2136', server: c.server, port, zone, tsig } } };
 }
 
-function path_isAbsolute(p: string): boolean {
+function isAbsolutePath(p: string): boolean {
   return p.startsWith('/');
 }
 
