@@ -35,6 +35,9 @@ PACKAGES=(
   # `npm run deb` builds the Debian package with dpkg-deb (in dpkg itself);
   # the package test checks it with lintian.
   lintian
+  # certbot makes real certbot state for the import-certbot test (its timer
+  # must not start: policy-rc.d below).
+  certbot python3-certbot-dns-rfc2136
 )
 
 # Packages whose services may have been started by a postinst; stopped below.
@@ -167,6 +170,7 @@ if [[ ! -e "$POLICY" ]]; then
   created_policy=1
 fi
 
+# Other installs may hold the dpkg lock (CI images, unattended upgrades): wait for it.
 apt-get -o DPkg::Lock::Timeout=600 update
 apt-get -o DPkg::Lock::Timeout=600 install -y --no-install-recommends "${missing[@]}"
 

@@ -194,6 +194,18 @@ export async function main(argv: string[]): Promise<number> {
       throw new ExitCode(await configCheckCommand(globals(program)));
     });
 
+  program
+    .command('import-certbot')
+    .description("print mxcert config for the certificates certbot manages (CONFIG_DIR/renewal/*.conf); writes nothing")
+    .option('--config-dir <dir>', "certbot's config directory", '/etc/letsencrypt')
+    .option('--output-dir <dir>', "where mxcert is to write each certificate's files (DIR/NAME/)", '/etc/mxcert/live')
+    .option('--mta-config <file>', 'MTA config file to search for certbot paths (repeatable; default: Postfix, Dovecot, Exim files in /etc)', certList, [] as string[])
+    .option('--no-dns', "guess each dns-01 zone instead of asking the credentials' DNS server (SOA), as certbot does")
+    .action(async (o: { configDir: string; outputDir: string; mtaConfig: string[]; dns: boolean }) => {
+      const { importCertbotCommand } = await import('./import-certbot.js');
+      throw new ExitCode(await importCertbotCommand(o));
+    });
+
   try {
     await program.parseAsync(argv);
     return EXIT.ok;

@@ -9,6 +9,7 @@ import path from 'node:path';
 import { isNode, LineCounter, parseDocument, type Document } from 'yaml';
 import { z } from 'zod';
 import { ConfigError, type ConfigProblem } from '../errors.js';
+import { isCertbotCredentials, normalizeTsigAlgorithm, sameKeyName, secretFromCertbotCredentials } from './certbot-credentials.js';
 import { certificateSchema, configSchema, type CertificateConfig, type Config, type ParsedConfig } from './schema.js';
 
 export { DEFAULT_CONFIG_PATH, resolveConfigPath } from './config-path.js';
@@ -366,7 +367,7 @@ async function semanticProblems(parts: Parts, env: Env): Promise<ConfigProblem[]
       const tsig = cert.challenge.dns.tsig;
       const base = `${at}.challenge.dns.tsig`;
       if (tsig.secretFile && tsig.secretEnv) sync.push({ path: `${base}.secretEnv`, message: 'give only one of secretFile or secretEnv' });
-      if (tsig.secretFile) checks.push(checkSecretFile(tsig.secretFile, `${base}.secretFile`, true, tsig.name));
+      if (tsig.secretFile) checks.push(checkSecretFile(tsig.secretFile, `${base}.secretFile`, true, tsig.name, tsig.algorithm));
       if (tsig.secretEnv) sync.push(...checkSecretEnv(tsig.secretEnv, `${base}.secretEnv`, env));
     } else if (cert.challenge.http.webroot) {
       checks.push(checkDirectory(cert.challenge.http.webroot, `${at}.challenge.http.webroot`));
@@ -503,7 +504,8 @@ async function checkPublisherSecrets(publisher: Record<string, unknown>, at: str
     for (const [k, v] of Object.entries(obj)) {
       const kp = `${p}.${k}`;
       if (/^(secret|apiKey|hmacKey)File$/.test(k) && typeof v === 'string') {
-        checks.push(checkSecretFile(v, kp, k === 'secretFile', typeof obj['name'] === 'string' ? obj['name'] : undefined));
+        const str = (x: unknown) => (typeof x === 'string' ? x : undefined);
+        checks.push(checkSecretFile(v, kp, k === 'secretFile', str(obj['name']), str(obj['algorithm'])));
       } else if (/^(secret|apiKey|hmacKey)Env$/.test(k) && typeof v === 'string') {
         sync.push(...checkSecretEnv(v, kp, env));
       } else walk(v, kp);
@@ -520,13 +522,30 @@ function checkSecretEnv(name: string, at: string, env: Env): ConfigProblem[] {
   return [];
 }
 
-async function checkSecretFile(file: string, at: string, tsig: boolean, keyName?: string): Promise<ConfigProblem[]> {
+async function checkSecretFile(file: string, at: string, tsig: boolean, keyName?: string, algorithm?: string): Promise<ConfigProblem[]> {
   const r = await openSecretFile(file);
   if (!r.ok) return [{ path: at, message: r.message }];
   const secret = extractSecret(r.content, keyName);
   if (!secret.ok) return [{ path: at, message: secret.message }];
   if (tsig && !BASE64_RE.test(secret.value.replace(/\s+/g, ''))) return [{ path: at, message: 'TSIG secret is not valid base64' }];
-  return [];
+  return tsig ? keyFileMismatch(secret, file, at, keyName, algorithm) : [];
+}
+
+/**
+ * A key file that names its key (BIND block, certbot credentials) must name
+ * the key and algorithm the config signs with, or the server refuses every
+ * update (RFC 8945 §5.2: BADKEY). Found here instead of at the first renewal.
+ */
+function keyFileMismatch(secret: ExtractedSecret, file: string, at: string, keyName?: string, algorithm?: string): ConfigProblem[] {
+  const out: ConfigProblem[] = [];
+  const sibling = (k: string) => at.replace(/\.secretFile$/, `.${k}`);
+  if (keyName !== undefined && secret.keyName !== undefined && !sameKeyName(secret.keyName, keyName)) {
+    out.push({ path: sibling('name'), message: `"${keyName}" is not the key in ${file}, which is for key "${secret.keyName}"; use the name the DNS server knows` });
+  }
+  if (algorithm !== undefined && secret.algorithm !== undefined && normalizeTsigAlgorithm(secret.algorithm) !== normalizeTsigAlgorithm(algorithm)) {
+    out.push({ path: sibling('algorithm'), message: `${algorithm} differs from ${file}, which uses ${normalizeTsigAlgorithm(secret.algorithm)}${secret.algorithmNote ?? ''}` });
+  }
+  return out;
 }
 
 async function checkCaBundle(file: string, at: string): Promise<ConfigProblem[]> {
@@ -612,8 +631,21 @@ async function openSecretFile(file: string): Promise<{ ok: true; content: string
 
 const KEY_BLOCK_RE = /\bkey\s+(?:"([^"]*)"|([^\s{;]+))\s*\{([^}]*)\}/g;
 const SECRET_STMT_RE = /\bsecret\s+"([^"]*)"\s*;/;
+const ALGORITHM_STMT_RE = /\balgorithm\s+"?([^";\s]+)"?\s*;/;
 
-function extractSecret(content: string, keyName?: string): { ok: true; value: string } | { ok: false; message: string } {
+/** The secret, and the key name and algorithm when the file states them. */
+interface ExtractedSecret {
+  ok: true;
+  value: string;
+  keyName?: string;
+  algorithm?: string;
+  /** Why `algorithm` is what it is, when the file does not say it. */
+  algorithmNote?: string;
+}
+
+function extractSecret(content: string, keyName?: string): ExtractedSecret | { ok: false; message: string } {
+  // certbot's dns-rfc2136 credentials INI, as certbot users already have it.
+  if (isCertbotCredentials(content)) return secretFromCertbotCredentials(content);
   // BIND comments could hide a block or a stray quote; drop them first.
   const text = content.replace(/\/\*[\s\S]*?\*\//g, '').replace(/^\s*(#|\/\/).*$/gm, '');
   const blocks = [...text.matchAll(KEY_BLOCK_RE)].map((m) => ({ name: (m[1] ?? m[2] ?? '').replace(/\.$/, ''), body: m[3]! }));
@@ -633,7 +665,7 @@ function extractSecret(content: string, keyName?: string): { ok: true; value: st
   const m = SECRET_STMT_RE.exec(block.body);
   const value = m?.[1]?.trim();
   if (!value) return { ok: false, message: `key block "${block.name}" has no secret statement` };
-  return { ok: true, value };
+  return { ok: true, value, keyName: block.name, algorithm: ALGORITHM_STMT_RE.exec(block.body)?.[1] };
 }
 
 function errnoText(err: unknown): string {
