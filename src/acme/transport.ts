@@ -4,11 +4,11 @@
 // time than an issuance.
 //
 // What the transport refuses (docs/architecture.md, "Security model"): any
-// URL that is not https, wherever it came from (RFC 8555 §6.1; the directory
-// and every URL in its answers are the CA's, and a JWS or an EAB sent in
-// clear can be read and replayed); any 3xx (ACME uses no redirects, so one is
-// an error, never followed); a request still unfinished at its total
-// deadline; a body over the cap.
+// URL that is not https, wherever it came from (RFC 8555 §6.1: over plain
+// http anyone on the path reads the account's requests, its contact and EAB
+// key id included, and can rewrite the CA's answers); any 3xx (ACME uses no
+// redirects, so one is an error, never followed); a request still
+// unfinished at its total deadline; a body over the cap.
 import type { IncomingHttpHeaders } from 'node:http';
 import https from 'node:https';
 import type { TLSSocket } from 'node:tls';
@@ -204,6 +204,7 @@ export class AcmeTransport {
       let phase: DeadlinePhase = 'connect';
       let received = 0;
       let settled = false;
+      let timer: NodeJS.Timeout | undefined;
       const finish = (err: Error | undefined, resp?: AcmeResponse): void => {
         if (settled) return;
         settled = true;
@@ -245,7 +246,7 @@ export class AcmeTransport {
       });
       // One timer for the whole request, never reset by progress: a server
       // sending a byte now and then cannot hold it open.
-      const timer = setTimeout(() => finish(new DeadlineError(url, this.timeoutMs, phase, received)), this.timeoutMs);
+      timer = setTimeout(() => finish(new DeadlineError(url, this.timeoutMs, phase, received)), this.timeoutMs);
       req.on('error', (err: NodeJS.ErrnoException) => finish(new NetworkError(url, err.code, err.message, { cause: err })));
       req.end(body);
     });
