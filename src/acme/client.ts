@@ -11,7 +11,7 @@ import { AcmeProblemError, ChallengeError, ConfigError, type AcmeProblem } from 
 import type { ChallengeInput, ChallengeSolver } from '../obtain/solver.js';
 import { parseRenewalInfo, type RenewalInfo } from './ari.js';
 import { accountKeyFromPem, challengeResponse, externalAccountBinding, newAccountKeyPem, signJws, type AccountKey } from './jws.js';
-import { AcmeTransport, NetworkError, RETRYABLE_NETWORK, parseRetryAfter, type AcmeResponse } from './transport.js';
+import { AcmeTransport, InsecureUrlError, NetworkError, RETRYABLE_NETWORK, TransportError, parseRetryAfter, type AcmeResponse } from './transport.js';
 
 export interface StoredAccount {
   keyPem: string;
@@ -35,6 +35,8 @@ export interface AcmeServiceOptions {
   logger: Logger;
   /** How long to wait for a challenge, or an order being finalized, to settle (default 90 s). */
   pollTimeoutMs?: number;
+  /** Total deadline of each HTTP request, body included (default 30 s; see transport.ts). */
+  requestTimeoutMs?: number;
 }
 
 export interface IssueRequest {
@@ -102,6 +104,8 @@ const MAX_BAD_NONCE_RETRIES = 20;
 // so start short and back off to at most 2 s (a CA that takes a second gets
 // about eight polls).
 const POLL_FIRST_MS = 5;
+// Where an order's own URL comes from (RFC 8555 §7.4), for the https-only refusal.
+const ORDER_URL_FROM = "the newOrder answer's Location header";
 const POLL_MAX_MS = 2000;
 
 function sleep(ms: number): Promise<void> {
@@ -141,7 +145,7 @@ export class AcmeService {
   private readonly pollTimeoutMs: number;
 
   constructor(private readonly opts: AcmeServiceOptions) {
-    this.transport = new AcmeTransport({ caBundlePem: opts.caBundlePem });
+    this.transport = new AcmeTransport({ caBundlePem: opts.caBundlePem, ...(opts.requestTimeoutMs ? { timeoutMs: opts.requestTimeoutMs } : {}) });
     this.pollTimeoutMs = opts.pollTimeoutMs ?? 90_000;
   }
 
@@ -152,7 +156,12 @@ export class AcmeService {
 
   // ------------------------------------------------------------- requests
 
-  /** A request, retried once on a connection-level failure; network errors become AcmeProblemError naming `what`. */
+  /**
+   * A request, retried once on a connection-level failure (a keep-alive
+   * socket the CA closed while idle). A passed deadline, a 3xx, an oversized
+   * body or a non-https URL is not retried. Transport errors become
+   * AcmeProblemError naming `what`.
+   */
   private async withNetworkRetry(what: string, fn: () => Promise<AcmeResponse>): Promise<AcmeResponse> {
     try {
       try {
@@ -163,7 +172,7 @@ export class AcmeService {
         return await fn();
       }
     } catch (err) {
-      if (err instanceof NetworkError) throw problemError(what, undefined, undefined, undefined, err.message, err);
+      if (err instanceof TransportError) throw problemError(what, undefined, undefined, undefined, err.message, err);
       throw err;
     }
   }
@@ -171,7 +180,7 @@ export class AcmeService {
   private directory(): Promise<Directory> {
     this.dir ??= this.settleDir(
       (async () => {
-        const resp = await this.withNetworkRetry('directory', () => this.transport.get(this.opts.directoryUrl));
+        const resp = await this.withNetworkRetry('directory', () => this.transport.get(this.opts.directoryUrl, { from: 'acme.directory' }));
         const d = resp.json as Partial<Directory> | undefined;
         if (resp.status !== 200 || !d || typeof d.newNonce !== 'string' || typeof d.newAccount !== 'string' || typeof d.newOrder !== 'string') {
           throw resp.status !== 200 ? responseError('directory', resp) : problemError('directory', undefined, resp.status, undefined, `${this.opts.directoryUrl} is not an ACME directory (no newNonce/newAccount/newOrder)`);
@@ -194,7 +203,7 @@ export class AcmeService {
     const pooled = this.transport.takeNonce();
     if (pooled) return pooled;
     const dir = await this.directory();
-    const resp = await this.withNetworkRetry(what, () => this.transport.head(dir.newNonce));
+    const resp = await this.withNetworkRetry(what, () => this.transport.head(dir.newNonce, { from: 'the directory (newNonce)' }));
     // The transport pools the Replay-Nonce of every response, this one too.
     const n = this.transport.takeNonce();
     if (!n) throw responseError(`${what} (newNonce)`, resp);
@@ -206,12 +215,12 @@ export class AcmeService {
    * nonce. `payload` '' is POST-as-GET (§6.3). Any 4xx/5xx is an
    * AcmeProblemError naming `what` and the problem type.
    */
-  private async signed(what: string, url: string, payload: unknown, o: { account?: Account; accept?: string } = {}): Promise<AcmeResponse> {
+  private async signed(what: string, url: string, payload: unknown, o: { account?: Account; accept?: string; from: string }): Promise<AcmeResponse> {
     for (let attempt = 0; ; attempt++) {
       const resp = await this.withNetworkRetry(what, async () => {
         const nonce = await this.nonce(what);
         const key = o.account?.key ?? (await this.accountKey()).key;
-        return this.transport.post(url, signJws(key, { url, nonce, kid: o.account?.url, payload }), o.accept);
+        return this.transport.post(url, signJws(key, { url, nonce, kid: o.account?.url, payload }), { accept: o.accept, from: o.from });
       });
       if (resp.status < 400) return resp;
       if (problemOf(resp)?.type === `${ERR}badNonce` && attempt < MAX_BAD_NONCE_RETRIES) continue;
@@ -270,9 +279,16 @@ export class AcmeService {
     if (this.opts.email) payload.contact = [`mailto:${this.opts.email}`];
     if (this.opts.eab) payload.externalAccountBinding = externalAccountBinding(key, this.opts.eab, dir.newAccount);
     // 201 for a new account, 200 when this key already has one (§7.3.1); both carry its URL.
-    const resp = await this.signed('account registration', dir.newAccount, payload);
+    const resp = await this.signed('account registration', dir.newAccount, payload, { from: 'the directory (newAccount)' });
     const url = resp.headers.location;
     if (typeof url !== 'string' || !url) throw problemError('account registration', undefined, resp.status, undefined, 'the CA answered without the account URL (Location)');
+    // The account URL is the JWS `kid` of every later request and is
+    // requested itself by account commands: https only, like every URL the
+    // CA hands out (RFC 8555 §6.1). Refused before it is stored.
+    if (!url.startsWith('https://')) {
+      const err = new InsecureUrlError(url, "the newAccount answer's Location header");
+      throw problemError('account registration', undefined, resp.status, undefined, err.message, err);
+    }
     await this.opts.accounts.save({ keyPem, url });
     this.opts.logger.info({ accountUrl: url }, 'ACME account registered');
     return { key, url };
@@ -286,7 +302,7 @@ export class AcmeService {
   private async newOrder(orderReq: Record<string, unknown>, log: Logger): Promise<{ order: Order; url: string; account: Account }> {
     const dir = await this.directory();
     const place = async (account: Account) => {
-      const resp = await this.signed('newOrder', dir.newOrder, orderReq, { account });
+      const resp = await this.signed('newOrder', dir.newOrder, orderReq, { account, from: 'the directory (newOrder)' });
       const url = resp.headers.location;
       const order = resp.json as Order | undefined;
       if (typeof url !== 'string' || !order || !Array.isArray(order.authorizations) || typeof order.finalize !== 'string') {
@@ -322,7 +338,7 @@ export class AcmeService {
     const base = (await this.directory()).renewalInfo;
     if (typeof base !== 'string') return undefined;
     const url = `${base.replace(/\/+$/, '')}/${certId}`;
-    const resp = await this.withNetworkRetry('renewalInfo', () => this.transport.get(url));
+    const resp = await this.withNetworkRetry('renewalInfo', () => this.transport.get(url, { from: 'the directory (renewalInfo)' }));
     if (resp.status !== 200) {
       throw problemOf(resp) ? responseError('renewalInfo', resp) : problemError('renewalInfo', undefined, resp.status, parseRetryAfter(resp.headers['retry-after']), `renewalInfo answered HTTP ${resp.status}`);
     }
@@ -364,7 +380,7 @@ export class AcmeService {
    * backing off from 5 ms to 2 s and honouring Retry-After. An object that
    * went `invalid` is an error carrying its `error` problem.
    */
-  private async poll<T extends AcmeObject>(what: string, url: string, account: Account, first: T, settled: (o: T) => boolean): Promise<T> {
+  private async poll<T extends AcmeObject>(what: string, url: string, from: string, account: Account, first: T, settled: (o: T) => boolean): Promise<T> {
     const deadline = Date.now() + this.pollTimeoutMs;
     let obj = first;
     let delay = POLL_FIRST_MS;
@@ -380,7 +396,7 @@ export class AcmeService {
       }
       await sleep(wait);
       delay = Math.min(delay * 2, POLL_MAX_MS);
-      const resp = await this.signed(what, url, '', { account });
+      const resp = await this.signed(what, url, '', { account, from });
       retryAfter = parseRetryAfter(resp.headers['retry-after']);
       obj = resp.json as T;
       if (!obj || typeof obj !== 'object') throw problemError(what, undefined, resp.status, undefined, `${url} answered no JSON object`);
@@ -388,7 +404,7 @@ export class AcmeService {
   }
 
   private async authorize(authzUrl: string, account: Account, req: IssueRequest, log: Logger, presented: ChallengeInput[]): Promise<boolean> {
-    const authz = (await this.signed('fetching authorizations', authzUrl, '', { account })).json as Authorization;
+    const authz = (await this.signed('fetching authorizations', authzUrl, '', { account, from: "the order's authorizations" })).json as Authorization;
     if (authz.status === 'valid') {
       log.debug({ identifier: authz.identifier.value }, 'authorization already valid; no challenge needed');
       return true;
@@ -406,8 +422,9 @@ export class AcmeService {
     log.debug({ identifier: input.identifier, type: challenge.type }, 'challenge response in place; telling the CA');
     // §7.5.1: an empty object says "the response is ready"; then poll the
     // challenge until it is valid (or invalid, with the CA's reason).
-    const answered = (await this.signed(what, challenge.url, {}, { account })).json as Challenge;
-    await this.poll(what, challenge.url, account, answered ?? challenge, (c) => c.status === 'valid');
+    const from = `the authorization's ${challenge.type} challenge (url)`;
+    const answered = (await this.signed(what, challenge.url, {}, { account, from })).json as Challenge;
+    await this.poll(what, challenge.url, from, account, answered ?? challenge, (c) => c.status === 'valid');
     return false;
   }
 
@@ -472,18 +489,18 @@ export class AcmeService {
     // the last authorization) wait for "ready" and finalize again.
     if (order.status !== 'valid' && order.status !== 'processing') {
       const csrDer = Buffer.from(req.csrPem.replace(/-----[^-]+-----/g, '').replace(/\s+/g, ''), 'base64');
-      const finalize = async () => (await this.signed('finalize', order.finalize, { csr: csrDer.toString('base64url') }, { account })).json as Order;
+      const finalize = async () => (await this.signed('finalize', order.finalize, { csr: csrDer.toString('base64url') }, { account, from: "the order's finalize" })).json as Order;
       try {
         order = await finalize();
       } catch (err) {
         if (!(err instanceof AcmeProblemError) || err.problemType !== 'orderNotReady') throw err;
-        const current = (await this.signed('finalize', orderUrl, '', { account })).json as Order;
-        order = await this.poll('finalize', orderUrl, account, current, (o) => o.status !== 'pending');
+        const current = (await this.signed('finalize', orderUrl, '', { account, from: ORDER_URL_FROM })).json as Order;
+        order = await this.poll('finalize', orderUrl, ORDER_URL_FROM, account, current, (o) => o.status !== 'pending');
         if (order.status === 'ready') order = await finalize();
       }
     }
-    order = await this.poll('finalize', orderUrl, account, order, (o) => o.status === 'valid' && typeof o.certificate === 'string');
-    const cert = await this.signed('certificate download', order.certificate!, '', { account, accept: 'application/pem-certificate-chain' });
+    order = await this.poll('finalize', orderUrl, ORDER_URL_FROM, account, order, (o) => o.status === 'valid' && typeof o.certificate === 'string');
+    const cert = await this.signed('certificate download', order.certificate!, '', { account, accept: 'application/pem-certificate-chain', from: "the order's certificate" });
     // Whatever came back goes to the chain check (DESIGN §3), which refuses
     // and keeps anything that is not a good chain, with the check it failed.
     return cert.text;

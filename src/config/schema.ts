@@ -6,6 +6,7 @@ import { z } from 'zod';
 import { validate as validCron } from 'node-cron';
 import { parseTlsa } from '../dane/tlsa.js';
 import { isLoopbackHost } from '../metrics/loopback.js';
+import { NOT_A_URL, urlProblem } from '../util/url-policy.js';
 
 export const KEY_TYPES = ['ecdsa-p256', 'ecdsa-p384', 'rsa-2048', 'rsa-3072', 'rsa-4096'] as const;
 export type KeyType = (typeof KEY_TYPES)[number];
@@ -169,8 +170,18 @@ const danePublisherRfc2136 = z
 const danePublisherPdns = z
   .object({
     provider: z.literal('pdns'),
-    /** Base URL of the PowerDNS webserver, e.g. http://127.0.0.1:8081 (the /api/v1 part is added). */
-    url: z.string().url(),
+    /**
+     * Base URL of the PowerDNS webserver, e.g. http://127.0.0.1:8081 (the
+     * /api/v1 part is added). https, or plain http to loopback only: every
+     * request carries the API key.
+     */
+    url: z
+      .string()
+      .url()
+      .superRefine((u, ctx) => {
+        const bad = urlProblem(u, { loopbackHttp: true });
+        if (bad && bad !== NOT_A_URL) ctx.addIssue({ code: z.ZodIssueCode.custom, message: bad });
+      }),
     serverId: z.string().min(1).default('localhost'),
     zone: z.string().min(1),
     apiKeyFile: absPath.optional(),
@@ -311,7 +322,13 @@ export const configSchema = z
       .optional(),
     acme: z
       .object({
-        directory: z.string().url(),
+        /** https only, like every URL the CA hands out (RFC 8555 §6.1); the transport refuses others too. */
+        directory: z
+          .string()
+          .url()
+          .refine((u) => [undefined, NOT_A_URL].includes(urlProblem(u, { loopbackHttp: false })), {
+            message: 'must be an https:// URL: ACME runs over HTTPS only (RFC 8555 §6.1)',
+          }),
         email: z.string().email().optional(),
         profile: z.string().optional(),
         caBundle: absPath.optional(),

@@ -17,6 +17,12 @@
 // instant is not protected; the visibility gate (which looks for our records
 // on every server) is the final check. Where strict compare-and-swap matters,
 // PowerDNS also speaks RFC 2136 (`dnsupdate=yes`): use the rfc2136 publisher.
+//
+// Every request carries the API key, so (docs/architecture.md, "Security
+// model"): https, or plain http to loopback only; no redirect is followed (a
+// 3xx is an error: following it would hand the key to whatever origin the
+// Location names); one total deadline per request, body included; bodies
+// capped (the whole zone is read, see readRaw).
 import { systemClock, type Clock } from '../clock.js';
 import type { DanePdnsPublisherConfig } from '../config/schema.js';
 import { readSecret } from '../config/load.js';
@@ -24,6 +30,8 @@ import { findAuthoritativeServers, parseHostPort } from '../dns/authoritative.js
 import { stripDot } from '../dns/query.js';
 import type { DnsServer } from '../dns/types.js';
 import { DnsError } from '../errors.js';
+import { bodyCapMessage, deadlineMessage, declaredLength, formatBytes } from '../util/http-limits.js';
+import { urlProblem } from '../util/url-policy.js';
 import { silentLogger, type Logger } from '../log.js';
 import { checkChange, retryDelayMs, type PublisherDeps, type TlsaChange, type TlsaPublisher } from './publisher.js';
 import { applyTlsaChange, formatTlsa, hasTlsa, parseTlsa, sameTlsaSet, shortTlsa, type TlsaRecord } from './tlsa.js';
@@ -39,8 +47,10 @@ export interface PdnsPublisherOptions {
   nameservers?: DnsServer[];
   logger?: Logger;
   clock?: Clock;
-  /** Per HTTP request. Default 30 s. */
+  /** Total deadline of one HTTP request, body included. Default 30 s. */
   timeoutMs?: number;
+  /** Largest response body accepted. Default 16 MiB. */
+  maxBodyBytes?: number;
   /** Pause between our PATCH and the read that checks nobody overwrote it. Default 500 ms (jittered up to 2×). */
   verifyDelayMs?: number;
   /** Default 8. */
@@ -79,6 +89,12 @@ interface RawState {
   ttl?: number;
 }
 
+/**
+ * The whole zone is read (see readRaw), so the cap is the zone's JSON: about
+ * 150 bytes a record, so 16 MiB is a zone of some 100,000 records.
+ */
+export const PDNS_MAX_BODY_BYTES = 16 << 20;
+
 export class PdnsApiError extends DnsError {
   readonly status: number | undefined;
   constructor(message: string, status?: number, options?: { cause?: unknown }) {
@@ -96,6 +112,8 @@ export class PdnsTlsaPublisher implements TlsaPublisher {
   private readonly fetch: typeof fetch;
 
   constructor(private readonly opts: PdnsPublisherOptions) {
+    const bad = urlProblem(opts.url, { loopbackHttp: true });
+    if (bad) throw new PdnsApiError(`PowerDNS API URL ${redactUrl(opts.url)}: ${bad}`);
     this.zone = `${stripDot(opts.zone)}.`;
     const base = opts.url.replace(/\/+$/, '').replace(/\/api\/v1$/, '');
     // PowerDNS zone ids are the absolute name (with '/' escaped as =2F, which
@@ -211,10 +229,46 @@ export class PdnsTlsaPublisher implements TlsaPublisher {
   }
 
   private async request(method: string, url: string, body: unknown, what: string): Promise<unknown> {
-    const timeoutMs = this.opts.timeoutMs ?? 30_000;
-    let res: Response;
+    const head = `PowerDNS API ${what} (${method} ${redactUrl(url)})`;
+    // Checked again per request: this URL is built from the configured one.
+    const bad = urlProblem(url, { loopbackHttp: true });
+    if (bad) throw new PdnsApiError(`${head}: ${bad}; nothing was sent`);
+    const { status, text } = await this.exchange(method, url, body, head);
+    if (status < 200 || status >= 300) {
+      throw new PdnsApiError(`${head}: HTTP ${status}: ${explainStatus(status, text, this.zone)}`, status);
+    }
+    if (!text) return undefined;
     try {
-      res = await this.fetch(url, {
+      return JSON.parse(text) as unknown;
+    } catch {
+      throw new PdnsApiError(`${head}: reply is not JSON`, status);
+    }
+  }
+
+  /**
+   * One request under one timer, from the start to the end of the body;
+   * no redirects; the body cut off at the cap. Resolves with the status and
+   * the body text; every failure is a PdnsApiError saying what happened.
+   */
+  private async exchange(method: string, url: string, body: unknown, head: string): Promise<{ status: number; text: string }> {
+    const timeoutMs = this.opts.timeoutMs ?? 30_000;
+    const cap = this.opts.maxBodyBytes ?? PDNS_MAX_BODY_BYTES;
+    const abort = new AbortController();
+    let phase: 'response' | 'body' = 'response';
+    let received = 0;
+    let expired = false;
+    const timer = setTimeout(() => {
+      expired = true;
+      abort.abort();
+    }, timeoutMs);
+    const failure = (err: unknown): PdnsApiError => {
+      if (err instanceof PdnsApiError) return err;
+      if (expired) return new PdnsApiError(`${head}: ${deadlineMessage(redactUrl(url), timeoutMs, phase, received)} (the deadline for the whole request)`, undefined, { cause: err });
+      const e = err as Error & { cause?: { code?: string; message?: string } };
+      return new PdnsApiError(`${head}: ${e.cause?.code ?? e.cause?.message ?? e.message}`, undefined, { cause: err });
+    };
+    try {
+      const res = await this.fetch(url, {
         method,
         headers: {
           'X-API-Key': this.opts.apiKey,
@@ -222,22 +276,35 @@ export class PdnsTlsaPublisher implements TlsaPublisher {
           ...(body === undefined ? {} : { 'Content-Type': 'application/json' }),
         },
         ...(body === undefined ? {} : { body: JSON.stringify(body) }),
-        signal: AbortSignal.timeout(timeoutMs),
+        redirect: 'manual',
+        signal: abort.signal,
       });
+      if (res.status >= 300 && res.status < 400) {
+        const location = res.headers.get('location');
+        throw new PdnsApiError(
+          `${head}: HTTP ${res.status}${location ? ` redirecting to ${location.slice(0, 300)}` : ''}: API requests follow no redirects; nothing was sent there (check the url setting)`,
+          res.status,
+        );
+      }
+      const declared = declaredLength(res.headers.get('content-length'));
+      if (declared !== undefined && declared > cap) throw new PdnsApiError(`${head}: ${bodyCapMessage(redactUrl(url), cap, declared)}`, res.status);
+      phase = 'body';
+      const chunks: Uint8Array[] = [];
+      if (res.body) {
+        for await (const chunk of res.body as AsyncIterable<Uint8Array>) {
+          received += chunk.byteLength;
+          if (received > cap) throw new PdnsApiError(`${head}: ${bodyCapMessage(redactUrl(url), cap)}`, res.status);
+          chunks.push(chunk);
+        }
+      }
+      return { status: res.status, text: Buffer.concat(chunks).toString('utf8') };
     } catch (err) {
-      const e = err as Error & { cause?: { code?: string; message?: string } };
-      const why = e.name === 'TimeoutError' ? `no answer within ${timeoutMs} ms` : (e.cause?.code ?? e.cause?.message ?? e.message);
-      throw new PdnsApiError(`PowerDNS API ${what} (${method} ${redactUrl(url)}): ${why}`, undefined, { cause: err });
-    }
-    const text = await res.text();
-    if (!res.ok) {
-      throw new PdnsApiError(`PowerDNS API ${what} (${method} ${redactUrl(url)}): HTTP ${res.status}: ${explainStatus(res.status, text, this.zone)}`, res.status);
-    }
-    if (!text) return undefined;
-    try {
-      return JSON.parse(text) as unknown;
-    } catch {
-      throw new PdnsApiError(`PowerDNS API ${what}: reply is not JSON`, res.status);
+      throw failure(err);
+    } finally {
+      clearTimeout(timer);
+      // Whatever is still coming (a cut-off body, a redirect's body) is
+      // dropped and its connection closed.
+      abort.abort();
     }
   }
 }

@@ -134,6 +134,7 @@ describe('faults: a corpus of broken configs', { timeout: 600_000 }, () => {
     { what: 'certificates empty', mutate: (c) => void (c.certificates = []), path: 'certificates', message: /must not be empty/ },
     { what: 'certificates a mapping', mutate: (c) => void (c.certificates = { mx1: cert(c) }), path: 'certificates', message: /expected list/ },
     { what: 'acme.directory not a URL', mutate: (c) => void (c.acme.directory = 'acme.example.test/dir'), path: 'acme.directory', message: /URL/ },
+    { what: 'acme.directory over plain http', mutate: (c) => void (c.acme.directory = 'http://127.0.0.1:9/dir'), path: 'acme.directory', message: /must be an https:\/\/ URL: ACME runs over HTTPS only \(RFC 8555 §6\.1\)/ },
     { what: 'acme.email not an address', mutate: (c) => void (c.acme.email = 'postmaster'), path: 'acme.email', message: /email/ },
     { what: 'acme.ari a string', mutate: (c) => void (c.acme.ari = 'yes'), path: 'acme.ari', message: /expected boolean/ },
     { what: 'reuseKey a string', mutate: (c) => void (cert(c).reuseKey = 'true'), path: 'certificates[0].reuseKey', message: /expected boolean/ },
@@ -190,6 +191,7 @@ describe('faults: a corpus of broken configs', { timeout: 600_000 }, () => {
     { what: 'the TSIG secret pasted into secretEnv', mutate: (c) => void (cert(c).challenge.dns.tsig = { ...cert(c).challenge.dns.tsig, secretFile: undefined, secretEnv: tsigSecret }), path: 'certificates[0].challenge.dns.tsig.secretEnv' },
     // --- missing publisher secret files (DANE)
     { what: 'pdns API key file missing', mutate: (c) => void (cert(c).dane = dane({ provider: 'pdns', url: 'http://127.0.0.1:8081', zone: 'example.test', apiKeyFile: path.join(secrets, 'pdns.key') })), path: 'certificates[0].dane.publisher.apiKeyFile', message: /no such file/ },
+    { what: 'pdns API over plain http to a remote host', mutate: async (c) => void (cert(c).dane = dane({ provider: 'pdns', url: 'http://192.0.2.53:8081', zone: 'example.test', apiKeyFile: await secretFile('pdns-remote.key', 'k', 0o600) })), path: 'certificates[0].dane.publisher.url', message: /plain http:\/\/ is allowed only to loopback .*not to 192\.0\.2\.53/ },
     { what: 'pdns API key given neither way', mutate: (c) => void (cert(c).dane = dane({ provider: 'pdns', url: 'http://127.0.0.1:8081', zone: 'example.test' })), path: 'certificates[0].dane.publisher.apiKeyFile', message: /required/ },
     { what: 'rfc2136 publisher TSIG file missing', mutate: (c) => void (cert(c).dane = dane({ provider: 'rfc2136', server: '127.0.0.1', zone: 'example.test', tsig: { name: 'k', secretFile: path.join(secrets, 'dane-tsig') } })), path: 'certificates[0].dane.publisher.tsig.secretFile', message: /no such file/ },
     { what: 'DANE publisher provider unknown', mutate: (c) => void (cert(c).dane = dane({ provider: 'route53', zone: 'example.test' })), path: 'certificates[0].dane.publisher.provider' },

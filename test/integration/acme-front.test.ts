@@ -6,9 +6,11 @@
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { X509Certificate } from 'node:crypto';
+import http, { type IncomingHttpHeaders } from 'node:http';
 import https from 'node:https';
-import type { IncomingHttpHeaders } from 'node:http';
-import { readFile } from 'node:fs/promises';
+import type { AddressInfo } from 'node:net';
+import { randomBytes } from 'node:crypto';
+import { readdir, readFile, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { servedLeafPem, startSandbox, type Sandbox, type SandboxConfig } from '../support/sandbox.js';
 import { ariCertId, startAcmeFront, type AcmeFront } from '../support/acme-front.js';
@@ -225,6 +227,44 @@ describe('acme-front in front of real Pebble, driven by the real mxcert CLI', { 
       assert.deepEqual(front.orders.slice(-2), [{ identifiers, replaces: 'AAAA.BBBB' }, { identifiers }]);
     } finally {
       front.rejectOrdersWithReplaces(undefined);
+    }
+  });
+
+  it('a directory handing out an http:// newAccount: registration (with EAB) fails naming the URL, and nothing reaches it', async () => {
+    // A plain http listener standing where the directory points: it must see nothing.
+    const hits: string[] = [];
+    const plain = http.createServer((req, res) => {
+      hits.push(`${req.method} ${req.url}`);
+      req.resume();
+      res.writeHead(500);
+      res.end();
+    });
+    await new Promise<void>((r) => plain.listen(0, '127.0.0.1', r));
+    const insecure = `http://127.0.0.1:${(plain.address() as AddressInfo).port}/sign-me-up`;
+    front.rewriteDirectoryUrl('newAccount', insecure);
+    try {
+      // A stateDir of its own: no stored account, so mxcert must register.
+      const c = frontConfig();
+      c.stateDir = path.join(sb.dir, 'state-http-newaccount');
+      const eabKey = path.join(sb.dir, 'eab-http-newaccount.key');
+      await writeFile(eabKey, randomBytes(32).toString('base64url'), { mode: 0o600 });
+      c.acme.eab = { kid: 'kid-http-newaccount', hmacKeyFile: eabKey };
+      const before = await readFile(sb.combinedPath(), 'utf8');
+      const r = await sb.cli(['renew', '--force', '--config', await sb.writeConfig(c, path.join(sb.dir, 'http-newaccount.yaml'))]);
+      assert.equal(r.code, 1, r.stdout + r.stderr);
+      const refusal = `account registration failed: refusing ${insecure} (from the directory (newAccount)): ACME is https only (RFC 8555 §6.1); nothing was sent to it`;
+      assert.ok(r.stdout.includes(refusal), `"${refusal}" in:\n${r.stdout}${r.stderr}`);
+      assert.deepEqual(hits, [], 'no request (and so no JWS, no EAB) went out in clear');
+      assert.equal(await readFile(sb.combinedPath(), 'utf8'), before, 'nothing deployed');
+      // The account key is stored before registering (so a crash cannot orphan an account); its URL never is.
+      const accounts = path.join(c.stateDir, 'accounts');
+      const stored = await Promise.all((await readdir(accounts)).map(async (d) => JSON.parse(await readFile(path.join(accounts, d, 'account.json'), 'utf8')) as { url?: string }));
+      assert.equal(stored.length, 1, 'the key was stored for this directory');
+      assert.equal(stored[0]?.url, undefined, 'no account URL stored');
+    } finally {
+      front.rewriteDirectoryUrl('newAccount', undefined);
+      plain.closeAllConnections();
+      await new Promise<void>((r) => plain.close(() => r()));
     }
   });
 });

@@ -100,6 +100,13 @@ export interface AcmeFront {
   rejectOrdersWithReplaces(problem: ProblemDoc | undefined): void;
   /** Rewrites every certificate download this way from now on; undefined serves Pebble's chain unchanged. */
   tamper(mode: TamperMode | undefined): void;
+  /**
+   * Serves `url` instead of Pebble's URL for one directory field (e.g.
+   * `newAccount` → an http:// URL, which RFC 8555 §6.1 forbids); undefined
+   * restores Pebble's. Only the directory changes: requests to the real
+   * endpoint still reach Pebble.
+   */
+  rewriteDirectoryUrl(field: string, url: string | undefined): void;
   stop(): Promise<void>;
 }
 
@@ -361,6 +368,7 @@ export async function startAcmeFront(opts: AcmeFrontOptions): Promise<AcmeFront>
   let rejectRetryAfter: number | undefined;
   let replacesProblem: ProblemDoc | undefined;
   let tamperMode: TamperMode | undefined;
+  const directoryRewrites = new Map<string, string>();
   const ariRequests: string[] = [];
   const orders: RecordedOrder[] = [];
   let certDownloads = 0;
@@ -429,6 +437,7 @@ export async function startAcmeFront(opts: AcmeFrontOptions): Promise<AcmeFront>
     const d = JSON.parse((await readBody(up)).toString('utf8')) as { meta?: Record<string, unknown> } & Record<string, unknown>;
     if (ariOn) d.renewalInfo = `${origin}${ARI_PATH}`;
     if (profiles) d.meta = { ...(d.meta ?? {}), profiles };
+    for (const [field, url] of directoryRewrites) d[field] = url;
     const body = Buffer.from(JSON.stringify(d, null, 3));
     res.writeHead(200, [...forwardableHeaders(up.rawHeaders, ['content-length']), 'content-length', String(body.length)]);
     res.end(body);
@@ -603,6 +612,10 @@ export async function startAcmeFront(opts: AcmeFrontOptions): Promise<AcmeFront>
     },
     tamper(mode) {
       tamperMode = mode;
+    },
+    rewriteDirectoryUrl(field, url) {
+      if (url === undefined) directoryRewrites.delete(field);
+      else directoryRewrites.set(field, url);
     },
     stop: stopServer,
   };

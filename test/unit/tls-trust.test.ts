@@ -1,20 +1,14 @@
 // withExtraTrust (src/util/tls-trust.ts): a private CA's server is trusted,
 // with the configured bundle and only with it; several certificates in one
-// bundle all count.
+// bundle all count; Node's bundled roots stay trusted next to it; the
+// context is built through the documented `ca` option alone (no private
+// SecureContext method) and once per bundle.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import tls from 'node:tls';
 import type { AddressInfo } from 'node:net';
-import { execFile } from 'node:child_process';
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
-import os from 'node:os';
-import path from 'node:path';
-import { promisify } from 'node:util';
 import { withExtraTrust } from '../../src/util/tls-trust.js';
-import { makeIntermediate, makeLeaf, makePki, makeRoot } from './pki-fixtures.js';
-
-const run = promisify(execFile);
-
+import { makePki, makeRoot } from './pki-fixtures.js';
 async function handshake(server: tls.Server, secureContext?: tls.SecureContext): Promise<'ok' | string> {
   const { port } = server.address() as AddressInfo;
   return new Promise((resolve) => {
@@ -42,41 +36,74 @@ test('a server under a private root: refused with the system roots alone, accept
   }
 });
 
-test('the default root store is kept: a root Node already trusts still counts next to the added one', async () => {
-  // The default store is Node's bundled roots, or with --use-openssl-ca
-  // OpenSSL's (SSL_CERT_FILE): the same code path builds the copy that
-  // addCACert extends. A child whose default store is a second test root
-  // must trust both servers. (NODE_EXTRA_CA_CERTS is not part of that copy,
-  // as it is not part of tls.rootCertificates, the documented route.)
-  const now = new Date();
-  const a = await makePki(now);
-  // Distinct names: OpenSSL picks issuers by name.
-  const bRoot = await makeRoot('second test root', now);
-  const bInter = await makeIntermediate('second test intermediate', bRoot, now);
-  const b = { root: bRoot, intermediate: bInter, leaf: await makeLeaf(bInter, now) };
-  const dir = await mkdtemp(path.join(os.tmpdir(), 'tls-trust-'));
-  const servers = [a, b].map((p) => tls.createServer({ key: p.leaf.keyPem, cert: p.leaf.pem + p.intermediate.pem }));
+type CreateSecureContext = typeof tls.createSecureContext;
+
+/** Runs `fn` with tls.createSecureContext replaced by `wrap(original)`, restored afterwards. */
+async function withPatchedCreateSecureContext<T>(wrap: (original: CreateSecureContext) => CreateSecureContext, fn: () => Promise<T>): Promise<T> {
+  const original = tls.createSecureContext;
+  tls.createSecureContext = wrap(original);
   try {
-    await Promise.all(servers.map((s) => new Promise<void>((r) => s.listen(0, '127.0.0.1', r))));
-    const extraFile = path.join(dir, 'extra.pem');
-    await writeFile(extraFile, b.root.pem);
-    const ports = servers.map((s) => (s.address() as AddressInfo).port);
-    const script = `
-      import tls from 'node:tls';
-      import { withExtraTrust } from ${JSON.stringify(new URL('../../src/util/tls-trust.ts', import.meta.url).href)};
-      const ctx = withExtraTrust(${JSON.stringify(a.root.pem)});
-      const out = [];
-      for (const port of ${JSON.stringify(ports)}) {
-        out.push(await new Promise((resolve) => {
-          const s = tls.connect({ host: '127.0.0.1', port, servername: 'mx1.example.test', secureContext: ctx }, () => { s.end(); resolve('ok'); });
-          s.on('error', (e) => resolve(e.code ?? e.message));
-        }));
-      }
-      console.log(JSON.stringify(out));`;
-    const r = await run(process.execPath, ['--use-openssl-ca', '--import', 'tsx', '--input-type=module', '-e', script], { env: { ...process.env, SSL_CERT_FILE: extraFile } });
-    assert.deepEqual(JSON.parse(r.stdout.trim()), ['ok', 'ok'], r.stderr);
+    return await fn();
   } finally {
-    for (const s of servers) s.close();
-    await rm(dir, { recursive: true, force: true });
+    tls.createSecureContext = original;
   }
+}
+
+test('trust needs no private Node API: with SecureContext#context.addCACert broken, the added root still works', async () => {
+  // Stands for a Node release that changes or drops the native method
+  // behind `ca`: every context handed out has an addCACert that throws.
+  const now = new Date();
+  const pki = await makePki(now);
+  const server = tls.createServer({ key: pki.leaf.keyPem, cert: pki.leaf.pem + pki.intermediate.pem });
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  try {
+    const ctx = await withPatchedCreateSecureContext(
+      (original) => (options) => {
+        const made = original(options);
+        (made as unknown as { context: { addCACert: (pem: string) => void } }).context.addCACert = () => {
+          throw new Error('private SecureContext#context.addCACert called');
+        };
+        return made;
+      },
+      async () => withExtraTrust(pki.root.pem),
+    );
+    assert.equal(await handshake(server, ctx), 'ok');
+  } finally {
+    server.close();
+  }
+});
+
+test("Node's bundled roots stay trusted next to the bundle: the context's `ca` is every tls.rootCertificates entry plus the bundle", async () => {
+  const root = await makeRoot('roots-kept test root', new Date());
+  const seen: Array<tls.SecureContextOptions | undefined> = [];
+  await withPatchedCreateSecureContext(
+    (original) => (options) => {
+      seen.push(options);
+      return original(options);
+    },
+    async () => withExtraTrust(root.pem),
+  );
+  assert.equal(seen.length, 1, 'one context built');
+  const ca = seen[0]?.ca;
+  assert.ok(Array.isArray(ca), `ca is a list (got ${typeof ca})`);
+  const given = new Set(ca.map((c) => String(c)));
+  const missing = tls.rootCertificates.filter((r) => !given.has(r));
+  assert.equal(missing.length, 0, `${missing.length} of ${tls.rootCertificates.length} bundled roots left out`);
+  assert.ok(ca.some((c) => String(c).includes(root.pem.trim())), 'the bundle is in ca');
+});
+
+test('one context per bundle content: built once and shared, a different bundle gets its own', async () => {
+  const now = new Date();
+  const [a, b] = [await makeRoot('cache test root a', now), await makeRoot('cache test root b', now)];
+  let built = 0;
+  const [a1, a2, b1] = await withPatchedCreateSecureContext(
+    (original) => (options) => {
+      built++;
+      return original(options);
+    },
+    async () => [withExtraTrust(a.pem), withExtraTrust(`${a.pem}`), withExtraTrust(b.pem)],
+  );
+  assert.equal(a1, a2, 'the same bundle gives the same context');
+  assert.notEqual(a1, b1);
+  assert.equal(built, 2, 'two bundles, two contexts built');
 });
