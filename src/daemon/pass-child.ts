@@ -10,13 +10,13 @@
 // or, for a pass the parent had to stop (passTimeout) or that died:
 //   parent → child: { type: 'failure', config, level, error, secrets }
 //   child → parent: { type: 'notified' }   (after running every failure hook)
-// `secrets` holds the values of the variables the config's `*Env` settings
-// name; this process's environment does not (child-env.ts). On 'deadline'
-// the pass stops after its current step and every running hook is ended.
 // where `next` tells the daemon when to wake: the earliest due instant
 // (wakeAt) and the next cron tick (nextTickAt), both computed here after the
 // pass, so the idle daemon holds neither the store and planning code nor
-// node-cron.
+// node-cron. `secrets` holds the values of the variables the config's `*Env`
+// settings name; this process's environment does not (child-env.ts). On
+// 'deadline' the pass stops after its current step and every running hook is
+// ended (passTimeout, docs/architecture.md "Security model").
 // The child takes the agent lock itself, under its own pid: if the daemon
 // dies (kill -9), the lock still names a live process until this pass ends,
 // and the lost IPC channel makes the pass stop after its current unit.
