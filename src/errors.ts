@@ -80,12 +80,20 @@ export class DeployError extends MxcertError {
   }
 }
 
+/**
+ * A hook failed. The message is complete and bounded by construction: the
+ * hook's path, how it ended and a short tail of its output (src/hooks/
+ * output-tail.ts), never its arguments. The cause is execa's result, whose
+ * own text holds the whole command line; describeError does not show it.
+ */
 export class HookError extends MxcertError {
   readonly exitCode: number | undefined;
+  readonly signal: string | undefined;
   readonly timedOut: boolean;
-  constructor(message: string, info: { exitCode?: number; timedOut?: boolean }, options?: { cause?: unknown }) {
+  constructor(message: string, info: { exitCode?: number; signal?: string; timedOut?: boolean }, options?: { cause?: unknown }) {
     super('hook', message, options);
     this.exitCode = info.exitCode;
+    this.signal = info.signal;
     this.timedOut = info.timedOut ?? false;
   }
 }
@@ -104,14 +112,29 @@ export class LockHeldError extends MxcertError {
   }
 }
 
+/**
+ * An execa error or result: its text is the whole command line (arguments
+ * may be secrets) and maybe all of its output, so it is never rendered.
+ */
+function isSubprocessOutcome(v: unknown): boolean {
+  return typeof v === 'object' && v !== null && 'escapedCommand' in v;
+}
+
 /** Render an error and its causes on one line, for logs and `MXCERT_ERROR`. */
 export function describeError(err: unknown): string {
   const parts: string[] = [];
   let cur: unknown = err;
   for (let depth = 0; cur && depth < 5; depth++) {
+    if (isSubprocessOutcome(cur)) {
+      // Only when nothing wraps it: say what failed, not its command line.
+      if (parts.length === 0) parts.push(subprocessSummary(cur as { exitCode?: number; signal?: string }));
+      break;
+    }
     if (cur instanceof Error) {
       // Wrappers often embed their cause's text already; say it once.
       if (!parts.some((p) => p.includes(cur instanceof Error ? cur.message : ''))) parts.push(cur.message);
+      // A HookError's message is whole (see HookError); its cause is execa's.
+      if (cur instanceof HookError) break;
       cur = (cur as { cause?: unknown }).cause;
     } else {
       parts.push(String(cur));
@@ -119,4 +142,9 @@ export function describeError(err: unknown): string {
     }
   }
   return parts.join(': caused by: ');
+}
+
+function subprocessSummary(r: { exitCode?: number; signal?: string }): string {
+  if (r.exitCode !== undefined) return `a command exited with code ${r.exitCode}`;
+  return r.signal ? `a command was killed by ${r.signal}` : 'a command failed';
 }

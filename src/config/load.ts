@@ -11,6 +11,7 @@ import { z } from 'zod';
 import { ConfigError, type ConfigProblem } from '../errors.js';
 import { isCertbotCredentials, normalizeTsigAlgorithm, sameKeyName, secretFromCertbotCredentials } from './certbot-credentials.js';
 import { certificateSchema, configSchema, type CertificateConfig, type Config, type ParsedConfig } from './schema.js';
+import { secretEnvNames, withholdFromHooks } from '../hooks/environment.js';
 
 export { DEFAULT_CONFIG_PATH, resolveConfigPath } from './config-path.js';
 
@@ -51,6 +52,8 @@ export async function loadConfig(file: string, opts: { env?: Env } = {}): Promis
   problems.push(...(await semanticProblems(parts, env)));
 
   if (!parsed.success || problems.length > 0) throw new ConfigError(inDocumentOrder(problems, raw.doc));
+  // Whatever runs hooks in this process never hands them these secrets.
+  withholdFromHooks(secretEnvNames(parsed.data));
   return { ...parsed.data, source };
 }
 
@@ -381,7 +384,7 @@ async function semanticProblems(parts: Parts, env: Env): Promise<ConfigProblem[]
   for (const { index, cert } of parts.certificates) {
     checks.push(outputTargetProblems(index, cert), hookProblems(index, cert));
   }
-  sync.push(...duplicateNames(parts.certificates), ...outputProblems(parts.certificates));
+  sync.push(...duplicateNames(parts.certificates), ...outputProblems(parts.certificates), ...hookEnvSecretProblems(parts));
   return [...sync, ...(await Promise.all(checks)).flat()];
 }
 
@@ -435,6 +438,25 @@ async function hookProblems(index: number, cert: CertificateConfig): Promise<Con
       if (!st) out.push({ path: at, message: `hook ${argv0} does not exist` });
       else if (!st.isFile()) out.push({ path: at, message: `hook ${argv0} is not a regular file` });
       else if (!(await access(argv0, fsc.X_OK).then(() => true, () => false))) out.push({ path: at, message: `hook ${argv0} is not executable` });
+    }
+  }
+  return out;
+}
+
+/** A hook's env may not list a variable that a `*Env` setting names: hooks never get secrets (src/hooks/environment.ts). */
+function hookEnvSecretProblems(parts: Parts): ConfigProblem[] {
+  const secrets = secretEnvNames(parts);
+  const out: ConfigProblem[] = [];
+  for (const { index, cert } of parts.certificates) {
+    const pub = cert.dane?.publisher;
+    const lists: Array<[string, Record<string, string> | undefined]> = [
+      [`certificates[${index}].hooks.env`, cert.hooks.env],
+      [`certificates[${index}].dane.publisher.env`, pub?.provider === 'hook' ? pub.env : undefined],
+    ];
+    for (const [at, env] of lists) {
+      for (const name of Object.keys(env ?? {})) {
+        if (secrets.has(name)) out.push({ path: `${at}.${name}`, message: `${name} is named by a secretEnv/apiKeyEnv/hmacKeyEnv setting; hooks never get a secret` });
+      }
     }
   }
   return out;
@@ -575,6 +597,17 @@ async function checkDirectory(dir: string, at: string): Promise<ConfigProblem[]>
 
 const BASE64_RE = /^[A-Za-z0-9+/]+={0,2}$/;
 
+// Where secretEnv and the like are looked up by default: this process's
+// environment, except in the daemon's pass child, which gets those values
+// over its IPC channel instead, so that neither its own environment nor
+// anything it starts holds them (src/daemon/pass-child.ts).
+let secretEnvSource: Env = process.env;
+
+/** Look up `*Env` secrets in `env` from now on, instead of process.env. */
+export function readSecretsFrom(env: Env): void {
+  secretEnvSource = env;
+}
+
 /**
  * Read a secret from a file (refused if group or others may read it) or an
  * environment variable, trimmed. A file may hold the bare secret or a BIND
@@ -583,7 +616,7 @@ const BASE64_RE = /^[A-Za-z0-9+/]+={0,2}$/;
  */
 export async function readSecret(
   ref: { secretFile?: string | undefined; secretEnv?: string | undefined; name?: string | undefined },
-  env: Env = process.env,
+  env: Env = secretEnvSource,
 ): Promise<string> {
   if (ref.secretFile) {
     const r = await openSecretFile(ref.secretFile);

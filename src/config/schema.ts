@@ -7,6 +7,7 @@ import { validate as validCron } from 'node-cron';
 import { parseTlsa } from '../dane/tlsa.js';
 import { isLoopbackHost } from '../metrics/loopback.js';
 import { NOT_A_URL, urlProblem } from '../util/url-policy.js';
+import { reservedHookVariable } from '../hooks/environment.js';
 
 export const KEY_TYPES = ['ecdsa-p256', 'ecdsa-p384', 'rsa-2048', 'rsa-3072', 'rsa-4096'] as const;
 export type KeyType = (typeof KEY_TYPES)[number];
@@ -126,11 +127,25 @@ const outputSchema = z
 
 const hookCommand = z.union([absPath, z.array(z.string()).min(1)]);
 
+/**
+ * Variables a config passes to its hooks, on top of the clean environment
+ * they get (src/hooks/environment.ts); not mxcert's own or certbot's names.
+ * A name that a `*Env` setting names is never passed (a secret).
+ */
+const hookEnv = z
+  .record(
+    envName.refine((n) => !reservedHookVariable(n), { message: 'MXCERT_* and RENEWED_* variables are set by mxcert' }),
+    z.string(),
+  )
+  .default({});
+
 const hooksSchema = z
   .object({
     deploy: z.array(hookCommand).default([]),
     failure: z.array(hookCommand).default([]),
     timeout: duration.default('60s'),
+    /** Extra environment for these hooks, e.g. POSTFIX_CONFIG_DIR; no secrets here. */
+    env: hookEnv,
   })
   .strict();
 
@@ -206,7 +221,7 @@ const danePublisherHook = z
     ttl: tlsaTtl,
     timeout: duration.default('60s'),
     /** Extra environment for the hook (e.g. NSUPDATE_SERVER for hooks/nsupdate-tlsa); no secrets here. */
-    env: z.record(z.string().regex(/^[A-Za-z_][A-Za-z0-9_]*$/, 'not a variable name'), z.string()).default({}),
+    env: hookEnv,
   })
   .strict();
 
@@ -320,6 +335,13 @@ export const configSchema = z
       .string()
       .refine((v) => validCron(v), { message: 'not a valid cron expression (e.g. "17 * * * *")' })
       .optional(),
+    /**
+     * The longest one daemon pass may take (`mxcert run`): past it the pass
+     * is stopped, its hooks killed, and the failure hooks run, so a hang
+     * never holds the agent lock for ever. Generous: well above a pass that
+     * waits out propagationTimeout for many certificates.
+     */
+    passTimeout: duration.default('1h').refine((ms) => ms >= 1000, { message: 'must be at least 1s' }),
     acme: z
       .object({
         /** https only, like every URL the CA hands out (RFC 8555 §6.1); the transport refuses others too. */

@@ -5,7 +5,9 @@
 // next tick (node-cron stays out of the daemon too, see cron-tick.ts).
 //
 // Protocol (IPC, advanced serialization, as for pass-child):
-//   parent → child: { type: 'load', path }
+//   parent → child: { type: 'load', path, env }
+// `env` is the daemon's environment, where `*Env` secrets are checked; this
+// process's own environment is cut down (child-env.ts).
 //   child → parent: { type: 'config', config, schedule, nextTickAt }
 //                 | { type: 'invalid', problems }   (a ConfigError: exit 2 at start, rejected on SIGHUP)
 //                 | { type: 'error', error }
@@ -17,6 +19,7 @@ import { nextTick, scheduleOf } from '../schedule/cron-tick.js';
 export interface ConfigRequest {
   type: 'load';
   path: string;
+  env: NodeJS.ProcessEnv;
 }
 export type ConfigReply =
   | { type: 'config'; config: Config; schedule: string; nextTickAt: number }
@@ -25,7 +28,7 @@ export type ConfigReply =
 
 async function load(req: ConfigRequest): Promise<ConfigReply> {
   try {
-    const config = await loadConfig(req.path);
+    const config = await loadConfig(req.path, { env: req.env });
     const schedule = scheduleOf(config);
     return { type: 'config', config, schedule, nextTickAt: nextTick(schedule).getTime() };
   } catch (err) {

@@ -4,17 +4,27 @@
 // the system when this process exits.
 //
 // Protocol (IPC, advanced serialization so Dates survive):
-//   parent → child: { type: 'pass', config, level, lockWaitMs } then, maybe, { type: 'abort' }
+//   parent → child: { type: 'pass', config, level, lockWaitMs, secrets }
+//                   then, maybe, { type: 'abort' } or { type: 'deadline' }
 //   child → parent: { type: 'done', outcomes, …next } | { type: 'error', error, …next }
+// or, for a pass the parent had to stop (passTimeout) or that died:
+//   parent → child: { type: 'failure', config, level, error, secrets }
+//   child → parent: { type: 'notified' }   (after running every failure hook)
 // where `next` tells the daemon when to wake: the earliest due instant
 // (wakeAt) and the next cron tick (nextTickAt), both computed here after the
 // pass, so the idle daemon holds neither the store and planning code nor
-// node-cron.
+// node-cron. `secrets` holds the values of the variables the config's `*Env`
+// settings name; this process's environment does not (child-env.ts). On
+// 'deadline' the pass stops after its current step and every running hook is
+// ended (passTimeout, docs/architecture.md "Security model").
 // The child takes the agent lock itself, under its own pid: if the daemon
 // dies (kill -9), the lock still names a live process until this pass ends,
 // and the lost IPC channel makes the pass stop after its current unit.
 import type { Config } from '../config/schema.js';
+import { readSecretsFrom } from '../config/load.js';
 import { describeError } from '../errors.js';
+import { secretEnvNames, withholdFromHooks } from '../hooks/environment.js';
+import { stopHooks } from '../hooks/run-hook.js';
 import { createLogger, type Logger } from '../log.js';
 import { systemClock } from '../clock.js';
 import { acquireLock } from '../store/lock.js';
@@ -30,6 +40,19 @@ export interface PassRequest {
   config: Config;
   level: string;
   lockWaitMs: number;
+  /** Values of the variables that `*Env` settings name. */
+  secrets: Record<string, string>;
+}
+export interface FailureRequest {
+  type: 'failure';
+  config: Config;
+  level: string;
+  /** Why the pass failed, for MXCERT_ERROR. */
+  error: string;
+  secrets: Record<string, string>;
+}
+export interface FailureReply {
+  type: 'notified';
 }
 /** When the daemon should wake next (ms since the epoch); absent if it could not be worked out. */
 export interface NextWake {
@@ -88,8 +111,16 @@ async function pass(req: PassRequest, log: Logger): Promise<PassReply> {
   }
 }
 
-process.once('message', (msg: PassRequest) => {
-  void runPass(msg).then(
+async function notify(req: FailureRequest): Promise<FailureReply> {
+  await runPassFailureHooks(req.config, new Error(req.error), createLogger({ level: req.level }));
+  return { type: 'notified' };
+}
+
+process.once('message', (msg: PassRequest | FailureRequest) => {
+  readSecretsFrom(msg.secrets);
+  withholdFromHooks([...secretEnvNames(msg.config), ...Object.keys(msg.secrets)]);
+  const work: Promise<PassReply | FailureReply> = msg.type === 'failure' ? notify(msg) : runPass(msg);
+  void work.then(
     (reply) => {
       if (process.connected) process.send?.(reply, () => process.exit(0));
       else process.exit(0);
@@ -98,5 +129,9 @@ process.once('message', (msg: PassRequest) => {
   );
   process.on('message', (m: { type?: string }) => {
     if (m?.type === 'abort') stop();
+    if (m?.type === 'deadline') {
+      stop();
+      stopHooks();
+    }
   });
 });

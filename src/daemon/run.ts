@@ -21,13 +21,15 @@
 import { fork, type Serializable } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import type { Config } from '../config/schema.js';
-import { ConfigError, describeError } from '../errors.js';
+import { ConfigError, describeError, MxcertError } from '../errors.js';
 import type { Logger } from '../log.js';
 import { systemClock, type Clock } from '../clock.js';
 import { acquireLock, type AgentLock } from '../store/lock.js';
 import { ensureStateDir } from '../store/state-dir.js';
 import type { UnitOutcome } from '../renew/orchestrator.js';
-import type { NextWake, PassReply, PassRequest } from './pass-child.js';
+import type { FailureReply, FailureRequest, NextWake, PassReply, PassRequest } from './pass-child.js';
+import { childEnv, secretValues } from './child-env.js';
+import { secretEnvNames } from '../hooks/environment.js';
 import type { ConfigReply, ConfigRequest } from './config-child.js';
 import type { MetricsEndpoint } from '../metrics/server.js';
 
@@ -58,35 +60,80 @@ export function tickDelay(tickAt: number, now: number): number {
   return Math.max(0, Math.min(tickAt - now, TICK_RECHECK_MS));
 }
 
+/** After a child's deadline: SIGTERM at once, SIGKILL after this. */
+const CHILD_KILL_GRACE_MS = 10_000;
+
+/** A pass (or its failure hooks) outlived passTimeout and was stopped. */
+export class PassDeadlineError extends MxcertError {
+  constructor(what: string, ms: number) {
+    super('deadline', `the ${what} ran longer than passTimeout (${ms / 1000} s) and was stopped`);
+  }
+}
+
+interface ChildOptions {
+  /** The child's whole environment (child-env.ts). */
+  env: NodeJS.ProcessEnv;
+  /** Passed on to the child as { type: 'abort' }. */
+  signal?: AbortSignal;
+  /** Stop the child after this long: { type: 'deadline' } and SIGTERM, then SIGKILL. */
+  deadlineMs?: number;
+  onDeadline?: () => void;
+}
+
 /**
  * Runs a sibling module (config-child.js, pass-child.js) in a child process,
  * sends it one request and resolves with its reply once it has exited. An
- * abort is passed on as { type: 'abort' }.
+ * abort is passed on as { type: 'abort' }. Past its deadline the child is
+ * told to stop ({ type: 'deadline' }: it ends its hooks) and sent SIGTERM,
+ * then SIGKILL; the promise rejects with PassDeadlineError whatever it replied.
  */
-function inChild<Reply>(module: string, what: string, request: Serializable, signal?: AbortSignal): Promise<Reply> {
+function inChild<Reply>(module: string, what: string, request: Serializable, opts: ChildOptions): Promise<Reply> {
   return new Promise((resolve, reject) => {
     const child = fork(fileURLToPath(new URL(module, import.meta.url)), [], {
       serialization: 'advanced',
       stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
       execArgv: process.execArgv,
+      env: opts.env,
     });
     let reply: Reply | undefined;
+    let expired = false;
+    let killTimer: NodeJS.Timeout | undefined;
+    const deadline =
+      opts.deadlineMs === undefined
+        ? undefined
+        : setTimeout(() => {
+            expired = true;
+            opts.onDeadline?.();
+            if (child.connected) child.send({ type: 'deadline' });
+            child.kill('SIGTERM');
+            killTimer = setTimeout(() => child.kill('SIGKILL'), CHILD_KILL_GRACE_MS);
+          }, opts.deadlineMs);
+    const { signal } = opts;
     const onAbort = () => child.connected && child.send({ type: 'abort' });
+    const done = () => {
+      signal?.removeEventListener('abort', onAbort);
+      clearTimeout(deadline);
+      clearTimeout(killTimer);
+    };
     signal?.addEventListener('abort', onAbort, { once: true });
     child.on('message', (m: Reply) => (reply = m));
     child.once('error', (err) => {
-      signal?.removeEventListener('abort', onAbort);
+      done();
       reject(err);
     });
     child.once('exit', (code, sig) => {
-      signal?.removeEventListener('abort', onAbort);
-      if (reply) resolve(reply);
+      done();
+      if (expired) reject(new PassDeadlineError(what, opts.deadlineMs!));
+      else if (reply) resolve(reply);
       else reject(new Error(`the ${what} process ended without a result (${sig ?? `exit ${code}`})`));
     });
     child.send(request);
     if (signal?.aborted) onAbort();
   });
 }
+
+/** The pass child reported a failure (and ran the failure hooks). */
+class PassFailedInChild extends Error {}
 
 export interface DaemonOptions {
   configPath: string;
@@ -144,8 +191,11 @@ export class Daemon {
 
   /** Validated in a child (config-child.ts); a ConfigError carries every problem with its YAML path. */
   private async loadConfig(): Promise<LoadedConfig> {
-    const req: ConfigRequest = { type: 'load', path: this.opts.configPath };
-    const reply = await inChild<ConfigReply>('./config-child.js', 'config', req);
+    // The config's secrets are not known before it is loaded: the child
+    // gets the whole environment to check them in, over IPC (child-env.ts).
+    const req: ConfigRequest = { type: 'load', path: this.opts.configPath, env: { ...process.env } };
+    const known = this.config ? secretEnvNames(this.config) : new Set<string>();
+    const reply = await inChild<ConfigReply>('./config-child.js', 'config', req, { env: childEnv(process.env, known) });
     if (reply.type === 'invalid') throw new ConfigError(reply.problems);
     if (reply.type === 'error') throw new Error(reply.error);
     return reply;
@@ -188,7 +238,7 @@ export class Daemon {
     try {
       const reply = await this.passInChild();
       next = reply;
-      if (reply.type === 'error') throw new Error(reply.error);
+      if (reply.type === 'error') throw new PassFailedInChild(reply.error);
       outcomes = reply.outcomes;
       const summary = { renewed: 0, failed: 0, notDue: 0 };
       for (const r of outcomes) {
@@ -205,6 +255,8 @@ export class Daemon {
       // second (see armDue).
       this.passErrors++;
       this.log.error({ why, err: describeError(err), retryInMs: this.passBackoffMs() }, 'pass failed');
+      // A child that replied has run the failure hooks; one stopped or dead has not.
+      if (!(err instanceof PassFailedInChild) && !this.stopping) await this.failureHooksInChild(err);
     }
     await this.metrics?.afterPass(this.config, outcomes, this.clock.now());
     if (this.stopping) return;
@@ -219,8 +271,37 @@ export class Daemon {
    * stays small (issue 6). SIGTERM to the daemon is passed on as 'abort'.
    */
   private passInChild(): Promise<PassReply> {
-    const req: PassRequest = { type: 'pass', config: this.config, level: this.log.level, lockWaitMs: this.opts.lockWaitMs ?? 60_000 };
-    return inChild<PassReply>('./pass-child.js', 'pass', req, this.abort.signal);
+    const config = this.config;
+    const secrets = secretEnvNames(config);
+    const req: PassRequest = {
+      type: 'pass',
+      config,
+      level: this.log.level,
+      lockWaitMs: this.opts.lockWaitMs ?? 60_000,
+      secrets: secretValues(process.env, secrets),
+    };
+    return inChild<PassReply>('./pass-child.js', 'pass', req, {
+      env: childEnv(process.env, secrets),
+      signal: this.abort.signal,
+      deadlineMs: config.passTimeout,
+      onDeadline: () => this.log.error({ passTimeoutMs: config.passTimeout }, 'pass ran longer than passTimeout; stopping it and its hooks'),
+    });
+  }
+
+  /**
+   * The failure hooks of every certificate, for a pass whose child could not
+   * run them itself (stopped at its deadline, or dead): in a child of their
+   * own, under the same deadline.
+   */
+  private async failureHooksInChild(err: unknown): Promise<void> {
+    const config = this.config;
+    const secrets = secretEnvNames(config);
+    const req: FailureRequest = { type: 'failure', config, level: this.log.level, error: describeError(err), secrets: secretValues(process.env, secrets) };
+    try {
+      await inChild<FailureReply>('./pass-child.js', 'failure hooks', req, { env: childEnv(process.env, secrets), deadlineMs: config.passTimeout });
+    } catch (e) {
+      this.log.error({ err: describeError(e) }, 'running the failure hooks failed');
+    }
   }
 
   /** 1 min, 2 min, 4 min … capped at 1 h after consecutive failed passes; 1 s otherwise. */

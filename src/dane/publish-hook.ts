@@ -44,7 +44,7 @@ export interface HookPublisherOptions {
   resolver?: (name: string) => Promise<string[]>;
 }
 
-/** Set on every run, so a stale value inherited from mxcert's own environment never reaches the hook. */
+/** Set on every run. The hook gets these, the context above and its `env` in a clean environment (src/hooks/environment.ts). */
 export const TLSA_HOOK_VARIABLES = ['MXCERT_EVENT', 'MXCERT_TLSA', 'MXCERT_TLSA_OWNER', 'MXCERT_TLSA_ADD', 'MXCERT_TLSA_REMOVE', 'MXCERT_TLSA_TTL'] as const;
 
 export class HookTlsaPublisher implements TlsaPublisher {
@@ -110,7 +110,6 @@ export class HookTlsaPublisher implements TlsaPublisher {
   private async run(event: 'tlsa-publish' | 'tlsa-retire', owner: string, ttl: number, add: TlsaRecord[], remove: TlsaRecord[]): Promise<void> {
     const records = event === 'tlsa-publish' ? add : remove;
     const env: Record<string, string> = {
-      ...this.opts.env,
       ...this.opts.contextEnv,
       MXCERT_EVENT: event,
       MXCERT_TLSA: records.map((r) => zoneLine(owner, ttl, r)).join('\n'),
@@ -120,7 +119,7 @@ export class HookTlsaPublisher implements TlsaPublisher {
       MXCERT_TLSA_TTL: String(ttl),
     };
     this.log.info({ event, owner, records: records.map(shortTlsa) }, 'running TLSA hook');
-    await runHook(this.opts.argv, { env, timeoutMs: this.opts.timeoutMs, logger: this.log });
+    await runHook(this.opts.argv, { env, configEnv: this.opts.env, timeoutMs: this.opts.timeoutMs, logger: this.log });
   }
 
   private async serialNow(owner: string): Promise<{ serial?: number }> {

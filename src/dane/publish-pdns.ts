@@ -349,7 +349,7 @@ function explainStatus(status: number, body: string, zone: string): string {
 }
 
 export async function createPdnsPublisher(cfg: DanePdnsPublisherConfig, deps: PublisherDeps): Promise<PdnsTlsaPublisher> {
-  const apiKey = await readSecret({ secretFile: cfg.apiKeyFile, secretEnv: cfg.apiKeyEnv }, deps.env ?? process.env);
+  const apiKey = await readSecret({ secretFile: cfg.apiKeyFile, secretEnv: cfg.apiKeyEnv }, deps.env);
   // By default PowerDNS answers DNS on the host that serves its API.
   const host = cfg.server ?? new URL(cfg.url).hostname.replace(/^\[(.*)\]$/, '$1');
   return new PdnsTlsaPublisher({

@@ -164,7 +164,7 @@ function withSerial(serial: number | undefined): { serial?: number } {
 }
 
 export async function createRfc2136Publisher(cfg: DaneRfc2136PublisherConfig, deps: PublisherDeps): Promise<Rfc2136TlsaPublisher> {
-  const secret = await readSecret(cfg.tsig, deps.env ?? process.env);
+  const secret = await readSecret(cfg.tsig, deps.env);
   return new Rfc2136TlsaPublisher({
     server: { host: cfg.server, port: cfg.port },
     zone: cfg.zone,

@@ -33,7 +33,7 @@ export interface TlsaPublisher {
 export interface PublisherDeps {
   logger: Logger;
   clock?: Clock;
-  /** Where secretEnv/apiKeyEnv are looked up. Default process.env. */
+  /** Where secretEnv/apiKeyEnv are looked up. Default: readSecret's (process.env, or what the daemon's pass child was given). */
   env?: NodeJS.ProcessEnv;
   /** Extra variables for the hook publisher (e.g. MXCERT_CERT_NAME, MXCERT_KEY_TYPE). */
   hookEnv?: Record<string, string>;

@@ -75,7 +75,7 @@ async function checkUnit(cert: CertificateConfig, keyType: string, store: StateS
   if (cert.hooks.failure.length) {
     const env = { ...hookEnvironment({ event: 'failure', certName: cert.name, domains: cert.domains, keyType, outputs: outputPaths(cert, keyType), error: message }), MXCERT_EVENT: 'warning' };
     for (const h of cert.hooks.failure) {
-      await runHook(typeof h === 'string' ? [h] : h, { env, timeoutMs: cert.hooks.timeout, logger: log }).catch((err: unknown) =>
+      await runHook(typeof h === 'string' ? [h] : h, { env, configEnv: cert.hooks.env, timeoutMs: cert.hooks.timeout, logger: log }).catch((err: unknown) =>
         log.error({ err: describeError(err) }, 'failure hook failed (warning)'),
       );
     }

@@ -508,7 +508,7 @@ function hookArgv(h: string | string[]): string[] {
 
 async function runDeployHooks(deps: RenewDeps, cert: CertificateConfig, env: Record<string, string>, log: Logger): Promise<void> {
   for (const h of cert.hooks.deploy) {
-    await runHook(hookArgv(h), { env, timeoutMs: cert.hooks.timeout, logger: log });
+    await runHook(hookArgv(h), { env, configEnv: cert.hooks.env, timeoutMs: cert.hooks.timeout, logger: log });
   }
 }
 
@@ -563,7 +563,7 @@ async function runFailureHooks(cert: CertificateConfig, keyType: string, error: 
   if (!cert.hooks.failure.length) return;
   const env = hookEnvironment({ event: 'failure', certName: cert.name, domains: cert.domains, keyType, outputs: outputPaths(cert, keyType), error });
   for (const h of cert.hooks.failure) {
-    await runHook(hookArgv(h), { env, timeoutMs: cert.hooks.timeout, logger: log }).catch((err: unknown) =>
+    await runHook(hookArgv(h), { env, configEnv: cert.hooks.env, timeoutMs: cert.hooks.timeout, logger: log }).catch((err: unknown) =>
       log.error({ err: describeError(err) }, 'failure hook failed'),
     );
   }

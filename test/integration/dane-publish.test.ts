@@ -7,7 +7,7 @@ import { describe, it, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { spawn } from 'node:child_process';
-import { mkdir, mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { chmod, mkdir, mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -16,6 +16,7 @@ import { dig, querySoa, startBind, type BindEnv } from '../env/bind.js';
 import { startPdns, type PdnsEnv } from '../env/pdns.js';
 import { pollUntil, run } from '../env/proc.js';
 import { createPublisher, type TlsaPublisher } from '../../src/dane/publisher.js';
+import { secretEnvNames, withholdFromHooks } from '../../src/hooks/environment.js';
 import { Rfc2136TlsaPublisher } from '../../src/dane/publish-rfc2136.js';
 import { PdnsApiError, PdnsTlsaPublisher } from '../../src/dane/publish-pdns.js';
 import { formatTlsa, parseTlsa, sameTlsaSet, tlsa311, tlsaOwner, type TlsaRecord } from '../../src/dane/tlsa.js';
@@ -329,6 +330,61 @@ exec nsupdate "$@"
     const before = logLines.length;
     await publisher.change(owner, { add: [newer], remove: [old] }, TTL);
     assert.equal(logLines.slice(before).some((l) => l.includes('running TLSA hook')), false);
+  });
+
+  it('the TLSA hook gets a clean environment: no secret, nothing unrelated; its variables, PATH/LANG/TZ/HOME and its config env', async () => {
+    // A wrapper in a root-owned 0755 directory: dumps its environment, then does the real work.
+    const hooksDir = await mkdtemp(path.join(tmpdir(), 'mxcert-tlsa-env-'));
+    await chmod(hooksDir, 0o755);
+    const dump = path.join(hooksDir, 'env.out');
+    const wrapper = path.join(hooksDir, 'dump-then-nsupdate-tlsa');
+    await writeFile(wrapper, `#!/bin/sh\nenv >> '${dump}'\necho ---- >> '${dump}'\nexec '${HOOK}'\n`, { mode: 0o755 });
+    // What a loaded config with these settings makes mxcert withhold (src/config/load.ts does the same).
+    withholdFromHooks(secretEnvNames({
+      acme: { eab: { hmacKeyEnv: 'TLSA_T_EAB' } },
+      certificates: [{ challenge: { dns: { tsig: { secretEnv: 'TLSA_T_TSIG' } } }, dane: { publisher: { apiKeyEnv: 'TLSA_T_PDNS' } } }],
+    }));
+    const values = { TLSA_T_EAB: 'eab-value-x1', TLSA_T_TSIG: 'tsig-value-x2', TLSA_T_PDNS: 'pdns-value-x3', TLSA_T_OTHER: 'unrelated-value-x4', LANG: 'C.UTF-8', TZ: 'UTC' };
+    const saved = Object.fromEntries(Object.keys(values).map((k) => [k, process.env[k]]));
+    Object.assign(process.env, values);
+    try {
+      const publisher = await createPublisher(
+        {
+          provider: 'hook',
+          command: [wrapper],
+          nameservers: [`127.0.0.1:${primary.port}`, `127.0.0.1:${secondary.port}`],
+          ttl: TTL,
+          timeout: 30_000,
+          env: {
+            NSUPDATE_SERVER: '127.0.0.1',
+            NSUPDATE_PORT: String(primary.port),
+            NSUPDATE_KEYFILE: bind.tsig.keyFile,
+            NSUPDATE_ZONE: bind.zone,
+            // Listed by the config, still never passed.
+            TLSA_T_TSIG: 'listed-value-x5',
+          },
+        },
+        { logger, hookEnv: { MXCERT_CERT_NAME: 'mx1' } },
+      );
+      const owner = tlsaOwner(`mx3.${bind.zone}`, 25);
+      const rec = randomRecord();
+      const res = await publisher.change(owner, { add: [rec], remove: [] }, TTL);
+      await waitVisible(servers, owner, { present: [rec], absent: [], minSerial: res.serial! });
+    } finally {
+      for (const [k, v] of Object.entries(saved)) if (v === undefined) delete process.env[k]; else process.env[k] = v;
+    }
+    const text = await readFile(dump, 'utf8');
+    await rm(hooksDir, { recursive: true, force: true });
+    for (const v of ['eab-value-x1', 'tsig-value-x2', 'pdns-value-x3', 'unrelated-value-x4', 'listed-value-x5']) assert.equal(text.includes(v), false, `${v} reached the hook`);
+    const env = new Map(text.split('----')[0]!.trim().split('\n').map((l) => [l.slice(0, l.indexOf('=')), l.slice(l.indexOf('=') + 1)] as const));
+    assert.equal(env.get('MXCERT_EVENT'), 'tlsa-publish');
+    assert.equal(env.get('MXCERT_CERT_NAME'), 'mx1');
+    assert.equal(env.get('NSUPDATE_ZONE'), bind.zone);
+    assert.equal(env.get('PATH'), process.env.PATH);
+    assert.equal(env.get('HOME'), process.env.HOME);
+    assert.equal(env.get('LANG'), 'C.UTF-8');
+    assert.equal(env.get('TZ'), 'UTC');
+    for (const k of ['TLSA_T_EAB', 'TLSA_T_TSIG', 'TLSA_T_PDNS', 'TLSA_T_OTHER']) assert.equal(env.has(k), false, k);
   });
 
   it('hooks/nsupdate-tlsa refuses malformed input before sending anything', async () => {

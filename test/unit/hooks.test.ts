@@ -7,14 +7,14 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Writable } from 'node:stream';
 import { pino } from 'pino';
-import { hookEnvironment, HOOK_VARIABLES } from '../../src/hooks/environment.js';
+import { hookEnvironment, HOOK_VARIABLES, secretEnvNames, withholdFromHooks } from '../../src/hooks/environment.js';
 import { runHook } from '../../src/hooks/run-hook.js';
-import { HookError } from '../../src/errors.js';
+import { DeployError, describeError, HookError } from '../../src/errors.js';
 import { silentLogger, type Logger } from '../../src/log.js';
 
 const HOOKS_DIR = fileURLToPath(new URL('../../hooks/', import.meta.url));
 
-function captureLogger(): { logger: Logger; records: Array<Record<string, unknown>> } {
+function captureLogger(level = 'info'): { logger: Logger; records: Array<Record<string, unknown>> } {
   const records: Array<Record<string, unknown>> = [];
   const stream = new Writable({
     write(chunk, _enc, cb) {
@@ -22,7 +22,7 @@ function captureLogger(): { logger: Logger; records: Array<Record<string, unknow
       cb();
     },
   });
-  const logger: Logger = pino({ level: 'info' }, stream);
+  const logger: Logger = pino({ level }, stream);
   return { logger, records };
 }
 
@@ -101,20 +101,23 @@ describe('runHook', () => {
     await rm(dir, { recursive: true, force: true });
   });
 
-  it('passes the environment on top of ours, logs output lines, returns the output', async () => {
+  it('passes the hook environment, logs output lines at debug level only, returns the output', async () => {
     const hook = await script(dir, 'env-hook', 'echo "event=$MXCERT_EVENT"\necho "home=${HOME:+set}"\necho "stale=${MXCERT_KEY:-none}"\necho oops >&2');
-    const { logger, records } = captureLogger();
+    const { logger, records } = captureLogger('debug');
+    const quiet = captureLogger('info');
     process.env.MXCERT_KEY = '/stale/from/parent';
     try {
       const r = await runHook([hook], { env: { MXCERT_EVENT: 'deploy' }, timeoutMs: 5000, logger });
       assert.equal(r.exitCode, 0);
       assert.equal(r.stdout, 'event=deploy\nhome=set\nstale=none');
       assert.equal(r.stderr, 'oops');
+      await runHook([hook], { env: { MXCERT_EVENT: 'deploy' }, timeoutMs: 5000, logger: quiet.logger });
     } finally {
       delete process.env.MXCERT_KEY;
     }
-    const lines = records.filter((r) => r.hook === hook);
-    assert.ok(lines.every((r) => r.level === 30), 'info level');
+    assert.deepEqual(quiet.records.filter((r) => r.stream), [], 'no output lines at info level');
+    const lines = records.filter((r) => r.hook === hook && r.stream);
+    assert.ok(lines.every((r) => r.level === 20), 'debug level');
     // Within a stream the order is kept; across stdout and stderr it is not defined.
     assert.deepEqual(lines.filter((r) => r.stream === 'stdout').map((r) => r.msg), ['event=deploy', 'home=set', 'stale=none']);
     assert.deepEqual(lines.filter((r) => r.stream === 'stderr').map((r) => r.msg), ['oops']);
@@ -129,15 +132,20 @@ describe('runHook', () => {
     await assert.rejects(access(marker));
   });
 
-  it('a non-zero exit is a HookError with the code and the last stderr line', async () => {
+  it('a non-zero exit is a HookError with the code and the end of stderr', async () => {
     const hook = await script(dir, 'fail-hook', 'echo working\necho "first problem" >&2\necho "postfix: fatal: bad config" >&2\nexit 1');
     await assert.rejects(
       runHook([hook], { env: {}, timeoutMs: 5000, logger: silentLogger }),
       hookError((e) => {
         assert.equal(e.exitCode, 1);
         assert.equal(e.timedOut, false);
-        assert.equal(e.message, `hook ${hook} exited with code 1: postfix: fatal: bad config`);
+        assert.equal(e.message, `hook ${hook} exited with code 1: first problem | postfix: fatal: bad config`);
       }),
+    );
+    const stdoutOnly = await script(dir, 'stdout-fail', 'echo "said on stdout"\nexit 2');
+    await assert.rejects(
+      runHook([stdoutOnly], { env: {}, timeoutMs: 5000, logger: silentLogger }),
+      hookError((e) => assert.equal(e.message, `hook ${stdoutOnly} exited with code 2: said on stdout`)),
     );
     const quiet = await script(dir, 'quiet-fail', 'exit 3');
     await assert.rejects(
@@ -154,7 +162,7 @@ describe('runHook', () => {
       runHook([hook], { env: {}, timeoutMs: 300, logger: silentLogger, killGraceMs: 10_000 }),
       hookError((e) => {
         assert.equal(e.timedOut, true);
-        assert.equal(e.message, `hook ${hook} timed out after 300 ms`);
+        assert.equal(e.message, `hook ${hook} timed out after 300 ms: started`);
       }),
     );
     const elapsed = Date.now() - t0;
@@ -170,6 +178,94 @@ describe('runHook', () => {
     );
     const elapsed = Date.now() - t0;
     assert.ok(elapsed >= 450 && elapsed < 3000, `took ${elapsed} ms`);
+  });
+
+  it('gets a clean environment: its variables, PATH/LANG/LC_*/TZ/HOME, its config env; no secret, nothing else', async () => {
+    // A root-owned directory, mode 0755, as hooks live in.
+    const hooksDir = await mkdtemp(path.join(tmpdir(), 'mxcert-envhook-'));
+    await chmod(hooksDir, 0o755);
+    const dump = path.join(hooksDir, 'env.out');
+    const hook = await script(hooksDir, 'dump-env', `env > '${dump}'`);
+    const config = {
+      acme: { eab: { kid: 'k', hmacKeyEnv: 'UT_EAB_HMAC' } },
+      certificates: [
+        { challenge: { dns: { tsig: { secretEnv: 'UT_TSIG_SECRET' } } }, dane: { publisher: { provider: 'pdns', apiKeyEnv: 'UT_PDNS_KEY' } } },
+      ],
+    };
+    withholdFromHooks(secretEnvNames(config));
+    const set = { UT_EAB_HMAC: 'eab-hmac-value', UT_TSIG_SECRET: 'tsig-secret-value', UT_PDNS_KEY: 'pdns-key-value', UT_UNRELATED: 'unrelated', LANG: 'C.UTF-8', LC_TIME: 'C', TZ: 'UTC' };
+    const saved = Object.fromEntries(Object.keys(set).map((k) => [k, process.env[k]]));
+    Object.assign(process.env, set);
+    try {
+      await runHook([hook], {
+        env: { MXCERT_EVENT: 'deploy', MXCERT_CERT_NAME: 'mx1' },
+        // Listing a secret's name does not pass it either.
+        configEnv: { POSTFIX_CONFIG_DIR: '/etc/postfix-out', UT_TSIG_SECRET: 'listed', MXCERT_EVENT: 'spoofed' },
+        timeoutMs: 5000,
+        logger: silentLogger,
+      });
+    } finally {
+      for (const [k, v] of Object.entries(saved)) if (v === undefined) delete process.env[k]; else process.env[k] = v;
+    }
+    const text = await readFile(dump, 'utf8');
+    const env = Object.fromEntries(text.trim().split('\n').map((l) => [l.slice(0, l.indexOf('=')), l.slice(l.indexOf('=') + 1)]));
+    for (const secret of ['eab-hmac-value', 'tsig-secret-value', 'pdns-key-value', 'unrelated', 'listed']) assert.ok(!text.includes(secret), `${secret} reached the hook`);
+    assert.equal(env.MXCERT_EVENT, 'deploy');
+    assert.equal(env.MXCERT_CERT_NAME, 'mx1');
+    assert.equal(env.POSTFIX_CONFIG_DIR, '/etc/postfix-out');
+    assert.equal(env.PATH, process.env.PATH);
+    assert.equal(env.HOME, process.env.HOME);
+    assert.equal(env.LANG, 'C.UTF-8');
+    assert.equal(env.LC_TIME, 'C');
+    assert.equal(env.TZ, 'UTC');
+    // sh adds PWD (and maybe SHLVL, _) itself.
+    const extra = Object.keys(env).filter((k) => !['MXCERT_EVENT', 'MXCERT_CERT_NAME', 'POSTFIX_CONFIG_DIR', 'PATH', 'HOME', 'LANG', 'LC_TIME', 'TZ', 'PWD', 'SHLVL', '_'].includes(k));
+    assert.deepEqual(extra, [], 'nothing else');
+    await rm(hooksDir, { recursive: true, force: true });
+  });
+
+  it('a failed hook with huge output: the error has the path, exit code and a bounded tail, never its arguments', async () => {
+    const hook = await script(dir, 'noisy-fail', 'i=0\nwhile [ $i -lt 10000 ]; do echo "early line $i of noise" >&2; i=$((i+1)); done\necho "the real reason" >&2\nexit 4');
+    const secretArg = 'sk-Secret-Looking-Argument-0123456789';
+    let err: HookError | undefined;
+    await runHook([hook, secretArg], { env: {}, timeoutMs: 20_000, logger: silentLogger }).catch((e: unknown) => (err = e as HookError));
+    assert.ok(err instanceof HookError);
+    assert.equal(err.exitCode, 4);
+    const text = describeError(new DeployError('hooks', { cause: new DeployError(`hooks: ${err.message}`, { cause: err }) }));
+    assert.ok(text.includes(`hook ${hook} exited with code 4`), text);
+    assert.ok(!text.includes(secretArg), 'no argument in the error');
+    assert.ok(!text.includes('early line 0 '), 'no early line');
+    assert.ok(!text.includes('early line 9979 '), 'no line before the last 20');
+    assert.equal(text.split('the real reason').length - 1, 1, 'the tail appears once');
+    const tail = err.message.slice(err.message.indexOf('lines): ') + 'lines): '.length);
+    assert.ok(Buffer.byteLength(tail) <= 2048, `tail of ${Buffer.byteLength(tail)} bytes`);
+    assert.match(err.message, /stderr \(last 20 of 10001 lines\)/);
+    assert.ok(err.message.endsWith('early line 9999 of noise | the real reason'), err.message.slice(-200));
+  });
+
+  it('a hook that exits 0 leaving a setsid child on its stdout succeeds at its exit, not at the child\'s end', async () => {
+    const hooksDir = await mkdtemp(path.join(tmpdir(), 'mxcert-setsid-'));
+    await chmod(hooksDir, 0o755);
+    const marker = path.join(hooksDir, 'child-ended');
+    const pidFile = path.join(hooksDir, 'child.pid');
+    // The child keeps the hook's stdout and stderr open for 60 s, then leaves its marker.
+    const hook = await script(hooksDir, 'leaves-child', `echo deploying\nsetsid sh -c 'echo $$ > "${pidFile}"; sleep 60; touch "${marker}"' &\necho done`);
+    try {
+      const r = await runHook([hook], { env: {}, timeoutMs: 3000, logger: silentLogger });
+      assert.equal(r.exitCode, 0);
+      assert.match(r.stdout, /deploying/);
+      await assert.rejects(access(marker), 'runHook returned while the child still lived');
+    } finally {
+      const pid = Number(await readFile(pidFile, 'utf8').catch(() => '0'));
+      if (pid > 0) {
+        try {
+          process.kill(-pid, 'SIGKILL');
+        } catch {
+          // gone
+        }
+      }
+      await rm(hooksDir, { recursive: true, force: true });
+    }
   });
 
   it('a missing or non-executable hook is a clear HookError', async () => {
