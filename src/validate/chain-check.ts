@@ -103,8 +103,8 @@ interface CaFacts {
 /** DER of one normalised PEM block (splitPem), refused above MAX_CERT_OCTETS before decoding. */
 function derOf(pem: string): Buffer {
   const b64 = pem.slice(BEGIN.length, pem.length - END.length - 1).replace(/\s+/g, '');
-  const octets = Math.floor((b64.length * 3) / 4);
-  if (octets > MAX_CERT_OCTETS) throw new Error(`it is about ${octets} octets, more than the ${MAX_CERT_OCTETS} accepted`);
+  const octets = Math.floor((b64.length * 3) / 4) - (b64.endsWith('==') ? 2 : b64.endsWith('=') ? 1 : 0);
+  if (octets > MAX_CERT_OCTETS) throw new Error(`it is ${octets} octets of DER, more than the ${MAX_CERT_OCTETS} accepted`);
   return Buffer.from(b64, 'base64');
 }
 

@@ -341,8 +341,18 @@ describe('checkChain: bounded work on hostile input', () => {
     await rejectsWith(
       { keyPem, chainPem: withLongOid(256 * 1024), domains: ['mx1.example.test'], now: NOW },
       'parse',
-      new RegExp(`^parse: certificate 1 of the chain is not a readable X\\.509 certificate: it is about \\d+ octets, more than the ${MAX_CERT_OCTETS} accepted$`),
+      new RegExp(`^parse: certificate 1 of the chain is not a readable X\\.509 certificate: it is \\d+ octets of DER, more than the ${MAX_CERT_OCTETS} accepted$`),
     );
+  });
+
+  it('the size cap counts DER octets exactly, padding included: 65536 pass it, 65537 do not', async () => {
+    // Not certificates: what matters is which step refuses them.
+    for (const n of [MAX_CERT_OCTETS - 1, MAX_CERT_OCTETS]) {
+      await rejectsWith({ keyPem, chainPem: der.toPem(Buffer.alloc(n, 0x30), 'CERTIFICATE'), domains: [], now: NOW }, 'parse', /certificate 1 of the chain is not a readable X\.509 certificate: (?!it is)/);
+    }
+    for (const n of [MAX_CERT_OCTETS + 1, MAX_CERT_OCTETS + 2, MAX_CERT_OCTETS + 3]) {
+      await rejectsWith({ keyPem, chainPem: der.toPem(Buffer.alloc(n, 0x30), 'CERTIFICATE'), domains: [], now: NOW }, 'parse', new RegExp(`it is ${n} octets of DER, more than the 65536 accepted`));
+    }
   });
 
   it('a certificate under the size cap with a 60 KiB OID is refused by the OID cap', async () => {
