@@ -31,6 +31,11 @@ await build({
   platform: 'node',
   target: 'node20',
   external: EXTERNAL,
+  // The chain check loads @peculiar/x509 with a dynamic import and uses its
+  // named exports. Its package.json has no "exports" and esbuild, for
+  // platform node, prefers "main" (the CommonJS build), whose chunk would
+  // only have a default export; its "module" build keeps the named ones.
+  alias: { '@peculiar/x509': '@peculiar/x509/build/x509.es.js' },
   // CommonJS dependencies (dns-packet, …) call require(); ESM output has none.
   banner: { js: "import { createRequire as __mxcertCreateRequire } from 'node:module'; const require = __mxcertCreateRequire(import.meta.url);" },
   sourcemap: 'linked',

@@ -55,7 +55,7 @@ export class AcmeProblemError extends MxcertError {
 
 /** A chain check of DESIGN §3 failed; `check` names which one. */
 export class ValidationError extends MxcertError {
-  readonly check: 'key-match' | 'names' | 'chain-order' | 'signature' | 'validity' | 'parse';
+  readonly check: 'key-match' | 'names' | 'chain-order' | 'signature' | 'issuer' | 'validity' | 'parse';
   constructor(check: ValidationError['check'], message: string, options?: { cause?: unknown }) {
     super('validation', `${check}: ${message}`, options);
     this.check = check;

@@ -144,13 +144,22 @@ function checkMatches(query: dnsPacket.Packet, reply: dnsPacket.Packet): void {
   }
 }
 
-async function exchangeTcp(server: DnsServer, message: Buffer, timeoutMs: number): Promise<dnsPacket.Packet> {
-  const raw = await exchangeTcpRaw(server, message, timeoutMs);
+/**
+ * Decode a reply. dns-packet checks its reads against the buffer and
+ * throws plain Errors (or RangeErrors) on malformed input; every one of them
+ * becomes a DnsError here, so a hostile or broken server yields a DNS error
+ * naming the problem, never another kind of exception. Exported for tests.
+ */
+export function decodeReply(raw: Buffer): dnsPacket.Packet {
   try {
     return dnsPacket.decode(raw);
   } catch (err) {
-    throw new DnsError(`malformed reply: ${(err as Error).message}`, { cause: err });
+    throw new DnsError(`malformed reply (${raw.length} octets): ${err instanceof Error ? err.message : String(err)}`, { cause: err });
   }
+}
+
+async function exchangeTcp(server: DnsServer, message: Buffer, timeoutMs: number): Promise<dnsPacket.Packet> {
+  return decodeReply(await exchangeTcpRaw(server, message, timeoutMs));
 }
 
 /**
@@ -162,7 +171,11 @@ async function exchangeTcp(server: DnsServer, message: Buffer, timeoutMs: number
 export function exchangeTcpRaw(server: DnsServer, message: Buffer, timeoutMs: number): Promise<Buffer> {
   return new Promise((resolve, reject) => {
     const socket = new Socket();
-    let buffered = Buffer.alloc(0);
+    // Chunks are kept as they come and joined once: concatenating on every
+    // chunk would copy O(n²) octets for a reply sent one octet at a time.
+    const chunks: Buffer[] = [];
+    let received = 0;
+    let expected: number | undefined;
     let settled = false;
     const finish = (err: Error | undefined, reply?: Buffer): void => {
       if (settled) return;
@@ -176,10 +189,11 @@ export function exchangeTcpRaw(server: DnsServer, message: Buffer, timeoutMs: nu
     socket.on('error', (err) => finish(new DnsError(`TCP: ${err.message}`, { cause: err })));
     socket.on('close', () => finish(new DnsError('TCP connection closed before a complete reply')));
     socket.on('data', (chunk: Buffer) => {
-      buffered = Buffer.concat([buffered, chunk]);
-      if (buffered.length < 2) return;
-      const len = buffered.readUInt16BE(0);
-      if (buffered.length >= len + 2) finish(undefined, buffered.subarray(2, len + 2));
+      chunks.push(chunk);
+      received += chunk.length;
+      if (received < 2) return;
+      expected ??= Buffer.concat(chunks).readUInt16BE(0) + 2;
+      if (received >= expected) finish(undefined, Buffer.concat(chunks, received).subarray(2, expected));
     });
     const prefix = Buffer.alloc(2);
     prefix.writeUInt16BE(message.length);
@@ -208,9 +222,9 @@ function exchangeUdp(server: DnsServer, message: Buffer, timeoutMs: number): Pro
       // Ignore stray datagrams rather than failing: only the server's reply with our ID counts.
       if (rinfo.port !== server.port || msg.length < 12 || msg.readUInt16BE(0) !== expectedId) return;
       try {
-        finish(undefined, dnsPacket.decode(msg));
+        finish(undefined, decodeReply(msg));
       } catch (err) {
-        finish(new DnsError(`malformed reply: ${(err as Error).message}`, { cause: err }));
+        finish(err as Error);
       }
     });
     socket.connect(server.port, server.host, () => {

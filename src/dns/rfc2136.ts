@@ -12,7 +12,7 @@ import { DnsError } from '../errors.js';
 import { silentLogger, type Logger } from '../log.js';
 import { exchangeTcpRaw, formatServer, queryDns, sameName, stripDot } from './query.js';
 import type { DnsServer } from './types.js';
-import { buildUpdate, CLASS, encodeRdata, parseUpdateAnswer, TYPE_ANY, TYPE_CODES, type WireRecord } from './update-wire.js';
+import { buildUpdate, CLASS, DnsAnswerError, encodeRdata, parseUpdateAnswer, TYPE_ANY, TYPE_CODES, type UpdateAnswer, type WireRecord } from './update-wire.js';
 
 export type PrerequisiteKind = 'yxrrset' | 'nxrrset' | 'yxdomain' | 'nxdomain';
 
@@ -90,6 +90,7 @@ export class Rfc2136Updater {
   private readonly nsupdatePath: string;
   /** Send updates in process (TXT/TLSA); an explicit nsupdatePath keeps the nsupdate route. */
   private readonly inProcess: boolean;
+  private readonly now: () => number;
 
   constructor(opts: {
     server: DnsServer;
@@ -104,6 +105,12 @@ export class Rfc2136Updater {
      * `nsupdate` from PATH by default; Debian ships it in bind9-dnsutils).
      */
     nsupdatePath?: string;
+    /**
+     * Wall-clock milliseconds for TSIG Time Signed and the answer's time
+     * check (RFC 8945 §5.2.3); tests only. Not the scheduling clock: the
+     * server compares against its real clock, so this must be real time.
+     */
+    now?: () => number;
   }) {
     // Key name, algorithm and secret go into a BIND key statement: a quote or
     // semicolon there would change its meaning. The message never echoes the secret.
@@ -118,6 +125,7 @@ export class Rfc2136Updater {
     this.timeoutMs = opts.timeoutMs ?? 30_000;
     this.nsupdatePath = opts.nsupdatePath ?? 'nsupdate';
     this.inProcess = opts.nsupdatePath === undefined;
+    this.now = opts.now ?? Date.now;
   }
 
   /** Send `ops` as one UPDATE message: the server applies all of it or none (RFC 2136 §3.2–3.4). */
@@ -196,7 +204,7 @@ export class Rfc2136Updater {
       ),
       ...(ops.adds ?? []).map((a) => ({ name: this.ownerName(a.name), type: code(a.type), class: CLASS.IN, ttl: a.ttl, rdata: encodeRdata(rrType(a.type), a.data) })),
     ];
-    const { message, id, mac } = buildUpdate(this.zone, prereqs, updates, this.tsig);
+    const { message, id, mac } = buildUpdate(this.zone, prereqs, updates, this.tsig, this.now());
     let raw: Buffer;
     try {
       raw = await exchangeTcpRaw(this.server, message, this.timeoutMs);
@@ -205,7 +213,13 @@ export class Rfc2136Updater {
       const e = err as NodeJS.ErrnoException;
       throw new DnsError(`cannot reach ${where} to update ${this.zone}: ${e.message}`, { cause: err });
     }
-    const answer = parseUpdateAnswer(raw, id, mac, this.tsig);
+    let answer: UpdateAnswer;
+    try {
+      answer = parseUpdateAnswer(raw, id, mac, this.tsig, this.now());
+    } catch (err) {
+      if (!(err instanceof DnsAnswerError)) throw err;
+      throw new DnsAnswerError(err.problem, `answer from ${where} to the update of ${this.zone} not accepted: ${err.message}`, { cause: err });
+    }
     if (answer.rcode !== 'NOERROR' || answer.tsigError) {
       const shown = answer.tsigError ? `${answer.rcode}(${answer.tsigError})` : answer.rcode;
       throw new DnsUpdateError(`update refused by ${where}: ${shown} (${explainRcode(answer.rcode, answer.tsigError, this.zone)})`, answer.rcode, answer.tsigError);
@@ -368,13 +382,20 @@ export function quoteTxt(value: string): string {
   return chunks.join(' ');
 }
 
-function explainRcode(rcode: string, tsigError: string | undefined, zone: string): string {
+/**
+ * A hint for the operator after the rcode. NOTAUTH and BADKEY do not only
+ * mean a wrong key: Knot answers NOTAUTH(BADKEY) when its ACL denies the
+ * update for a key it knows, so both causes are named.
+ */
+export function explainRcode(rcode: string, tsigError: string | undefined, zone: string): string {
   if (tsigError === 'BADSIG') return 'TSIG key rejected: wrong secret?';
-  if (tsigError === 'BADKEY') return 'TSIG key rejected: key name or algorithm unknown to the server?';
+  if (tsigError === 'BADKEY') {
+    return "TSIG key name or algorithm unknown to the server, or the server's ACL does not allow this key this update (Knot answers BADKEY for both)?";
+  }
   if (tsigError === 'BADTIME') return 'TSIG time check failed: clocks out of sync?';
   switch (rcode) {
     case 'NOTAUTH':
-      return `TSIG key rejected, or server not authoritative for ${zone}?`;
+      return `TSIG key rejected, the server's ACL does not allow this key this update (Knot answers NOTAUTH for both), or the server is not authoritative for ${zone}?`;
     case 'REFUSED':
       return "the key's update-policy does not allow this change?";
     case 'NOTZONE':

@@ -129,13 +129,71 @@ export function buildUpdate(
   return { message, id, mac };
 }
 
-function skipName(buf: Buffer, off: number): number {
+/**
+ * Why an UPDATE answer was not accepted: `malformed` (does not parse as a DNS
+ * message), `mismatch` (not the answer to our request: id, opcode, key),
+ * `unsigned` (a success answer without a usable TSIG), `signature` (the MAC
+ * does not verify), `time` (Time Signed outside ±fudge of our clock, BADTIME
+ * of RFC 8945 §5.2.3).
+ */
+export type AnswerProblem = 'malformed' | 'mismatch' | 'unsigned' | 'signature' | 'time';
+
+/** The server's answer to an UPDATE cannot be accepted; `problem` says why. */
+export class DnsAnswerError extends DnsError {
+  readonly problem: AnswerProblem;
+  constructor(problem: AnswerProblem, message: string, options?: { cause?: unknown }) {
+    super(message, options);
+    this.problem = problem;
+  }
+}
+
+function malformed(buf: Buffer, what: string): DnsAnswerError {
+  return new DnsAnswerError('malformed', `malformed DNS answer (${buf.length} octets): ${what}`);
+}
+
+/** Every read of the answer goes through here: nothing past the end, nothing past the record it belongs to. */
+function need(buf: Buffer, off: number, n: number, what: string, recordEnd?: number): void {
+  if (off + n > (recordEnd ?? buf.length)) throw malformed(buf, `${what} at offset ${off} runs past the end of the ${recordEnd === undefined ? 'message' : 'record'}`);
+}
+
+function u16At(buf: Buffer, off: number, what: string, limit?: number): number {
+  need(buf, off, 2, what, limit);
+  return buf.readUInt16BE(off);
+}
+
+/**
+ * Read the (possibly compressed, RFC 1035 §4.1.4) name at `off`: its text in
+ * lower case without the final dot, and the offset just past it in place.
+ * Pointers must point backwards and are followed at most 127 times, and a
+ * name is at most 255 octets (RFC 1035 §2.3.4), so the work is bounded
+ * whatever the input; label types 01 and 10 are not defined
+ * for this use (RFC 6891 §5) and count as malformed.
+ */
+function readName(buf: Buffer, off: number, what: string, recordEnd?: number): { name: string; end: number } {
+  const labels: string[] = [];
+  let octets = 1;
+  let end = -1;
+  let pos = off;
+  let hops = 0;
   for (;;) {
-    if (off >= buf.length) throw new DnsError('truncated name in DNS response');
-    const len = buf[off]!;
-    if (len === 0) return off + 1;
-    if ((len & 0xc0) === 0xc0) return off + 2;
-    off += 1 + len;
+    need(buf, pos, 1, what, end < 0 ? recordEnd : undefined);
+    const len = buf[pos]!;
+    if ((len & 0xc0) === 0xc0) {
+      const target = u16At(buf, pos, what, end < 0 ? recordEnd : undefined) & 0x3fff;
+      if (target >= pos) throw malformed(buf, `${what} at offset ${off} has a compression pointer that does not point backwards`);
+      // A name has at most 127 labels; more pointers than that is a loop through labels, not a name.
+      if (++hops > 127) throw malformed(buf, `${what} at offset ${off} follows more than 127 compression pointers`);
+      if (end < 0) end = pos + 2;
+      pos = target;
+      continue;
+    }
+    if (len & 0xc0) throw malformed(buf, `${what} at offset ${off} uses the undefined label type ${len >> 6}`);
+    if (len === 0) return { name: labels.join('.'), end: end < 0 ? pos + 1 : end };
+    octets += len + 1;
+    if (octets > 255) throw malformed(buf, `${what} at offset ${off} is longer than 255 octets`);
+    need(buf, pos + 1, len, what, end < 0 ? recordEnd : undefined);
+    labels.push(buf.toString('latin1', pos + 1, pos + 1 + len).toLowerCase());
+    pos += 1 + len;
   }
 }
 
@@ -145,67 +203,143 @@ export interface UpdateAnswer {
   tsigError?: string;
 }
 
+interface Tsig {
+  /** Offset of the TSIG record in the answer: the MAC covers everything before it. */
+  start: number;
+  owner: string;
+  algorithm: string;
+  time: number;
+  fudge: number;
+  mac: Buffer;
+  originalId: number;
+  error: number;
+  other: Buffer;
+}
+
+interface Sections {
+  rcode: string;
+  counts: [number, number, number, number];
+  tsig?: Tsig;
+}
+
 /**
- * Parse and verify the server's answer (RFC 8945 §5.3): a NOERROR answer must
- * carry a TSIG whose MAC covers our request MAC and the answer; error answers
- * about the key itself (BADSIG, BADKEY, BADTIME) come unsigned.
+ * Walk the whole answer (RFC 1035 §4.1, RFC 2136 §2): header, zone section,
+ * then every record with its bounds checked. A TSIG record is only valid as
+ * the very last record of the additional section (RFC 8945 §5.4 via §5.2),
+ * and nothing may follow the last record: bytes outside the records would not
+ * be covered by the MAC.
  */
-export function parseUpdateAnswer(buf: Buffer, id: number, requestMac: Buffer, key: TsigKey): UpdateAnswer {
-  if (buf.length < 12) throw new DnsError('short DNS response');
-  if (buf.readUInt16BE(0) !== id) throw new DnsError('DNS response with a different message id');
+function readSections(buf: Buffer, id: number): Sections {
+  if (buf.length < 12) throw malformed(buf, 'shorter than the 12-octet DNS header');
+  if (buf.readUInt16BE(0) !== id) throw new DnsAnswerError('mismatch', `DNS answer with message id ${buf.readUInt16BE(0)}, not ${id}: not the answer to this update`);
   const flags = buf.readUInt16BE(2);
-  if (!(flags & 0x8000)) throw new DnsError('DNS response is not a response');
+  if (!(flags & 0x8000)) throw new DnsAnswerError('mismatch', 'the DNS message received is a request, not a response');
+  if (((flags >> 11) & 0xf) !== OPCODE_UPDATE) throw new DnsAnswerError('mismatch', `DNS answer with opcode ${(flags >> 11) & 0xf}, not UPDATE (${OPCODE_UPDATE})`);
   const rcodeNum = flags & 0xf;
   const rcode = RCODES[rcodeNum] ?? `RCODE${rcodeNum}`;
-  const counts = [buf.readUInt16BE(4), buf.readUInt16BE(6), buf.readUInt16BE(8), buf.readUInt16BE(10)];
+  const counts: Sections['counts'] = [buf.readUInt16BE(4), buf.readUInt16BE(6), buf.readUInt16BE(8), buf.readUInt16BE(10)];
   let off = 12;
-  for (let i = 0; i < counts[0]!; i++) off = skipName(buf, off) + 4;
-  let tsigStart = -1;
-  let tsigRdata = -1;
-  const rrTotal = counts[1]! + counts[2]! + counts[3]!;
+  for (let i = 0; i < counts[0]; i++) {
+    off = readName(buf, off, `zone name ${i + 1}`).end;
+    need(buf, off, 4, `type and class of zone ${i + 1}`);
+    off += 4;
+  }
+  let tsig: Tsig | undefined;
+  const rrTotal = counts[1] + counts[2] + counts[3];
   for (let i = 0; i < rrTotal; i++) {
     const start = off;
-    off = skipName(buf, off);
+    const owner = readName(buf, off, `owner name of record ${i + 1}`);
+    off = owner.end;
+    need(buf, off, 10, `type, class, TTL and length of record ${i + 1}`);
     const type = buf.readUInt16BE(off);
     const rdlen = buf.readUInt16BE(off + 8);
-    if (type === T_TSIG && i === rrTotal - 1) {
-      tsigStart = start;
-      tsigRdata = off + 10;
+    need(buf, off + 10, rdlen, `data of record ${i + 1} (${rdlen} octets)`);
+    if (type === T_TSIG) {
+      if (i !== rrTotal - 1 || counts[3] === 0) throw malformed(buf, `TSIG record ${i + 1} of ${rrTotal} is not the last record of the additional section`);
+      if (buf.readUInt16BE(off + 2) !== C_ANY || buf.readUInt32BE(off + 4) !== 0) throw malformed(buf, 'TSIG record class is not ANY or its TTL is not 0 (RFC 8945 §4.2)');
+      tsig = readTsigRdata(buf, start, owner.name, off + 10, off + 10 + rdlen);
     }
     off += 10 + rdlen;
-    if (off > buf.length) throw new DnsError('truncated DNS response');
   }
-  if (tsigStart < 0) {
-    // Unsigned: acceptable only as a refusal (the server could not or would not sign).
-    if (rcode === 'NOERROR') throw new DnsError('the server answered the update without a TSIG signature');
-    return { rcode };
-  }
-  let p = skipName(buf, tsigRdata);
+  if (off !== buf.length) throw malformed(buf, `${buf.length - off} octets after the last record`);
+  return { rcode, counts, ...(tsig ? { tsig } : {}) };
+}
+
+/** TSIG RDATA (RFC 8945 §4.2), which must fill exactly [from, to). */
+function readTsigRdata(buf: Buffer, start: number, owner: string, from: number, to: number): Tsig {
+  const alg = readName(buf, from, 'TSIG algorithm name', to);
+  let p = alg.end;
+  need(buf, p, 10, 'TSIG time, fudge and MAC size', to);
   const time = buf.readUIntBE(p, 6);
   const fudge = buf.readUInt16BE(p + 6);
   const macLen = buf.readUInt16BE(p + 8);
-  const mac = buf.subarray(p + 10, p + 10 + macLen);
-  p += 10 + macLen;
-  const origId = buf.readUInt16BE(p);
+  p += 10;
+  need(buf, p, macLen, `TSIG MAC (${macLen} octets)`, to);
+  const mac = buf.subarray(p, p + macLen);
+  p += macLen;
+  need(buf, p, 6, 'TSIG original id, error and other length', to);
+  const originalId = buf.readUInt16BE(p);
   const error = buf.readUInt16BE(p + 2);
   const otherLen = buf.readUInt16BE(p + 4);
-  const other = buf.subarray(p + 6, p + 6 + otherLen);
-  const tsigError = error ? (TSIG_ERRORS[error] ?? `TSIG${error}`) : undefined;
-  if (macLen === 0) {
-    if (rcode === 'NOERROR' && !tsigError) throw new DnsError('the server answered the update with an empty TSIG signature');
+  p += 6;
+  need(buf, p, otherLen, `TSIG other data (${otherLen} octets)`, to);
+  const other = buf.subarray(p, p + otherLen);
+  if (p + otherLen !== to) throw malformed(buf, `${to - p - otherLen} octets after the TSIG fields inside the TSIG record`);
+  return { start, owner, algorithm: alg.name, time, fudge, mac, originalId, error, other };
+}
+
+/**
+ * Parse and verify the server's answer to our UPDATE (RFC 8945 §5.4): a
+ * NOERROR answer must carry a TSIG with our key and algorithm whose MAC
+ * covers our request MAC and the answer, and whose Time Signed is within its
+ * fudge of `nowMs` (§5.2.3); error answers about the key itself (BADSIG,
+ * BADKEY) come unsigned. Anything malformed is a DnsAnswerError naming what,
+ * never an exception of another kind.
+ */
+export function parseUpdateAnswer(buf: Buffer, id: number, requestMac: Buffer, key: TsigKey, nowMs = Date.now()): UpdateAnswer {
+  const alg = ALGORITHMS[key.algorithm.toLowerCase()];
+  if (!alg) throw new DnsError(`unsupported TSIG algorithm ${JSON.stringify(key.algorithm)}`);
+  const { rcode, counts, tsig } = readSections(buf, id);
+  if (!tsig) {
+    // Unsigned: acceptable only as a refusal (the server could not or would not sign).
+    if (rcode === 'NOERROR') throw new DnsAnswerError('unsigned', 'the server answered the update without a TSIG signature');
+    return { rcode };
+  }
+  const keyName = key.name.replace(/\.$/, '').toLowerCase();
+  if (tsig.owner !== keyName) throw new DnsAnswerError('mismatch', `the answer is signed with key "${tsig.owner}", not "${keyName}"`);
+  if (tsig.algorithm !== alg.wire.replace(/\.$/, '')) throw new DnsAnswerError('mismatch', `the answer is signed with algorithm ${tsig.algorithm}, not ${alg.wire.replace(/\.$/, '')}`);
+  const tsigError = tsig.error ? (TSIG_ERRORS[tsig.error] ?? `TSIG${tsig.error}`) : undefined;
+  if (tsig.mac.length === 0) {
+    if (rcode === 'NOERROR' && !tsigError) throw new DnsAnswerError('unsigned', 'the server answered the update with an empty TSIG signature');
     return { rcode, tsigError };
   }
-  const alg = ALGORITHMS[key.algorithm.toLowerCase()]!;
-  const unsigned = Buffer.from(buf.subarray(0, tsigStart));
-  unsigned.writeUInt16BE(origId, 0);
-  unsigned.writeUInt16BE(counts[3]! - 1, 10);
+  const unsigned = Buffer.from(buf.subarray(0, tsig.start));
+  unsigned.writeUInt16BE(tsig.originalId, 0);
+  unsigned.writeUInt16BE(counts[3] - 1, 10);
   const expect = createHmac(alg.hash, Buffer.from(key.secret, 'base64'))
     .update(u16(requestMac.length))
     .update(requestMac)
     .update(unsigned)
-    .update(tsigVariables(key, nameWire(alg.wire), time, fudge, error, other))
+    .update(tsigVariables(key, nameWire(alg.wire), tsig.time, tsig.fudge, tsig.error, tsig.other))
     .digest();
-  if (expect.length !== mac.length || !timingSafeEqual(expect, mac)) throw new DnsError('the TSIG signature of the answer does not verify');
+  if (expect.length !== tsig.mac.length || !timingSafeEqual(expect, tsig.mac)) {
+    throw new DnsAnswerError('signature', 'the TSIG signature of the answer does not verify');
+  }
+  checkTime(tsig, nowMs);
   return { rcode, tsigError };
 }
 
+/**
+ * RFC 8945 §5.2.3, which §5.4 applies to answers: Time Signed must be within
+ * ±fudge of local time. The fudge is the answer's own, covered by the MAC
+ * just verified (BIND's dns_tsig_verify does the same).
+ */
+function checkTime(tsig: Tsig, nowMs: number): void {
+  const now = Math.floor(nowMs / 1000);
+  if (Math.abs(now - tsig.time) <= tsig.fudge) return;
+  const at = (s: number): string => new Date(s * 1000).toISOString();
+  throw new DnsAnswerError(
+    'time',
+    `TSIG time of answer ${at(tsig.time)} is outside ±${tsig.fudge} s of local time ${at(now)} (BADTIME, RFC 8945 §5.2.3): clocks out of sync, or a replayed answer`,
+  );
+}

@@ -150,33 +150,53 @@ export function expectTag(t: Tlv | undefined, tag: number, what: string): Tlv {
 }
 
 /**
+ * Longest OBJECT IDENTIFIER contents decodeOid accepts. Real OIDs are short
+ * (2.25.<UUID> takes 20 octets); the cap keeps a hostile certificate from
+ * making the arc arithmetic and the text large (docs/architecture.md,
+ * "Security model").
+ */
+export const MAX_OID_OCTETS = 128;
+
+/**
  * Dotted form of an OBJECT IDENTIFIER's contents (X.690 §8.19): base-128
  * subidentifiers, high bit = "more octets follow"; the first one packs the
- * first two arcs as 40·X + Y (X ≤ 2). BigInt because arcs such as 2.25.<UUID>
- * exceed 2^53.
+ * first two arcs as 40·X + Y (X ≤ 2). Contents longer than MAX_OID_OCTETS are
+ * refused before any decoding. Linear in the contents: a subidentifier is
+ * built as a Number while it fits in 2^53, otherwise its 7-bit groups are
+ * turned into one BigInt at once (arcs such as 2.25.<UUID> exceed 2^53).
  */
 export function decodeOid(t: Tlv): string {
   expectTag(t, TAG.OID, 'OBJECT IDENTIFIER');
   const v = t.value;
   if (v.length === 0) throw new DerError('empty OBJECT IDENTIFIER');
-  const arcs: bigint[] = [];
-  let cur = 0n;
-  let fresh = true;
-  for (let i = 0; i < v.length; i++) {
-    const b = v[i]!;
+  if (v.length > MAX_OID_OCTETS) throw new DerError(`OBJECT IDENTIFIER of ${v.length} octets is longer than the ${MAX_OID_OCTETS} accepted`);
+  const arcs: Array<number | bigint> = [];
+  for (let i = 0; i < v.length; ) {
     // X.690 §8.19.2: a subidentifier's first octet is never 0x80 (no leading zero groups).
-    if (fresh && b === 0x80) throw new DerError('OBJECT IDENTIFIER has a non-minimal subidentifier');
-    cur = (cur << 7n) | BigInt(b & 0x7f);
-    fresh = (b & 0x80) === 0;
-    if (fresh) {
-      arcs.push(cur);
-      cur = 0n;
-    }
+    if (v[i] === 0x80) throw new DerError('OBJECT IDENTIFIER has a non-minimal subidentifier');
+    let end = i;
+    while (end < v.length && v[end]! & 0x80) end++;
+    if (end === v.length) throw new DerError('OBJECT IDENTIFIER ends inside a subidentifier');
+    arcs.push(subidentifier(v, i, end + 1));
+    i = end + 1;
   }
-  if (!fresh) throw new DerError('OBJECT IDENTIFIER ends inside a subidentifier');
   const head = arcs[0]!;
-  const [x, y] = head < 40n ? [0n, head] : head < 80n ? [1n, head - 40n] : [2n, head - 80n];
-  return [x, y, ...arcs.slice(1)].join('.');
+  const first = head < 40 ? 0 : head < 80 ? 1 : 2;
+  const second = typeof head === 'bigint' ? head - BigInt(first * 40) : head - first * 40;
+  return [first, second, ...arcs.slice(1)].join('.');
+}
+
+/** The value of base-128 groups v[from..to) (X.690 §8.19.2). */
+function subidentifier(v: Buffer, from: number, to: number): number | bigint {
+  // 7 groups are 49 bits: exact as a Number.
+  if (to - from <= 7) {
+    let n = 0;
+    for (let i = from; i < to; i++) n = n * 128 + (v[i]! & 0x7f);
+    return n;
+  }
+  let bits = '';
+  for (let i = from; i < to; i++) bits += (v[i]! & 0x7f).toString(2).padStart(7, '0');
+  return BigInt(`0b${bits}`);
 }
 
 const DAYS_IN_MONTH = [31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31];

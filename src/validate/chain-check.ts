@@ -4,8 +4,14 @@
 // Node's OpenSSL-backed X509Certificate parses the certificate and does the
 // signature maths, which covers every algorithm a public CA uses (ECDSA, RSA
 // PKCS#1 v1.5, RSA-PSS); the fields it does not expose usably (exact Name DER,
-// SAN dNSNames, validity as dates) come from our DER reading (cert-fields.ts),
-// which replaced a general ASN.1/X.509 library and its 20-40 ms of module loading.
+// SAN dNSNames, validity as dates) come from our DER reading (cert-fields.ts).
+// basicConstraints and keyUsage of the issuers come from @peculiar/x509,
+// loaded only when a chain is checked (its ASN.1 schemas take tens of ms to
+// load, which the daemon and `status` must not pay).
+//
+// Work is bounded before anything parses a certificate: the chain's PEM, the
+// number of certificates and each certificate's DER have caps, and OIDs are
+// capped in der.ts (docs/architecture.md, "Security model").
 import { createHash, X509Certificate as NodeX509 } from 'node:crypto';
 import { ValidationError } from '../errors.js';
 import { nameToString, readCertFields, sanDnsNames, serialHex, type CertFields } from '../util/cert-fields.js';
@@ -38,19 +44,34 @@ export interface ChainCheckInput {
   trustedRootsPem?: string[];
 }
 
-const CERT_BLOCK = /-----BEGIN CERTIFICATE-----([\s\S]*?)-----END CERTIFICATE-----/g;
+/** Largest chain accepted, in characters of PEM: a public CA's chain is a few KiB. */
+export const MAX_CHAIN_PEM_CHARS = 1024 * 1024;
+/** Most certificates in a chain: leaf, intermediates, maybe the root; real chains have 2–4. */
+export const MAX_CHAIN_CERTS = 16;
+/** Largest certificate accepted, DER octets; real ones are 1–2 KiB, RSA-4096 with many SANs under 16 KiB. */
+export const MAX_CERT_OCTETS = 64 * 1024;
+
+const BEGIN = '-----BEGIN CERTIFICATE-----';
+const END = '-----END CERTIFICATE-----';
 
 /**
  * The CERTIFICATE blocks of `pem`, in order, each re-wrapped at 64 columns
  * (RFC 7468 §2) and ending in a newline; text between blocks (OpenSSL's
- * "subject=" lines, CRLFs, other block types) is dropped.
+ * "subject=" lines, CRLFs, other block types) is dropped. One pass with
+ * indexOf: a lazy regular expression rescans to the end of the text from
+ * every BEGIN line that has no END line, quadratic in the input.
  */
 export function splitPem(pem: string): string[] {
   const out: string[] = [];
-  for (const m of pem.matchAll(CERT_BLOCK)) {
-    const b64 = (m[1] ?? '').replace(/\s+/g, '');
+  for (let pos = 0; ; ) {
+    const begin = pem.indexOf(BEGIN, pos);
+    if (begin < 0) break;
+    const end = pem.indexOf(END, begin + BEGIN.length);
+    if (end < 0) break;
+    const b64 = pem.slice(begin + BEGIN.length, end).replace(/\s+/g, '');
     const lines = b64.match(/.{1,64}/g) ?? [];
-    out.push(`-----BEGIN CERTIFICATE-----\n${lines.join('\n')}\n-----END CERTIFICATE-----\n`);
+    out.push(`${BEGIN}\n${lines.join('\n')}\n${END}\n`);
+    pos = end + END.length;
   }
   return out;
 }
@@ -67,11 +88,30 @@ interface Parsed {
   subject: string;
   issuer: string;
   spki: Buffer;
+  /** basicConstraints and keyUsage, read when the certificate is checked as an issuer. */
+  ca?: CaFacts;
+}
+
+/** What RFC 5280 §6.1.4 (k)–(n) look at in an issuer. */
+interface CaFacts {
+  /** undefined: no basicConstraints extension. */
+  basicConstraints?: { ca: boolean; pathLength?: number };
+  /** undefined: no keyUsage extension (then any use is allowed). */
+  keyCertSign?: boolean;
+}
+
+/** DER of one normalised PEM block (splitPem), refused above MAX_CERT_OCTETS before decoding. */
+function derOf(pem: string): Buffer {
+  const b64 = pem.slice(BEGIN.length, pem.length - END.length - 1).replace(/\s+/g, '');
+  const octets = Math.floor((b64.length * 3) / 4) - (b64.endsWith('==') ? 2 : b64.endsWith('=') ? 1 : 0);
+  if (octets > MAX_CERT_OCTETS) throw new Error(`it is ${octets} octets of DER, more than the ${MAX_CERT_OCTETS} accepted`);
+  return Buffer.from(b64, 'base64');
 }
 
 function parseCert(pem: string, what: string): Parsed {
   try {
-    const native = new NodeX509(pem);
+    const der = derOf(pem);
+    const native = new NodeX509(der);
     const fields = readCertFields(native.raw);
     return {
       pem,
@@ -163,35 +203,11 @@ function verifiedBy(child: Parsed, issuer: Parsed): boolean {
 /**
  * Check an issued chain against its key and the configured names (DESIGN §3).
  * Throws ValidationError whose `check` names the first check that failed:
- * parse, key-match, names, chain-order, signature, validity (in that order).
+ * parse, key-match, names, chain-order, signature, issuer, validity (in that order).
  */
 export async function checkChain(input: ChainCheckInput): Promise<CheckedChain> {
-  const blocks = splitPem(input.chainPem);
-  if (blocks.length === 0) throw new ValidationError('parse', 'no certificate in the chain');
-  const certs = blocks.map((pem, i) => parseCert(pem, `certificate ${i + 1} of the chain`));
-
-  let keySpki: Buffer;
-  try {
-    keySpki = publicKeySpkiDer(input.keyPem);
-  } catch (err) {
-    throw new ValidationError('parse', `the private key is not readable: ${errMsg(err)}`, { cause: err });
-  }
-
-  // key-match — the leaf is the certificate for our key; anywhere but first is an ordering fault.
-  const leafAt = certs.findIndex((c) => c.spki.equals(keySpki));
-  if (leafAt < 0) {
-    throw new ValidationError(
-      'key-match',
-      `the leaf's public key (SPKI sha256 ${sha256Hex(certs[0]!.spki)}) is not the private key's (SPKI sha256 ${sha256Hex(keySpki)})`,
-    );
-  }
-  if (leafAt > 0) {
-    throw new ValidationError(
-      'chain-order',
-      `the certificate for the private key is at position ${leafAt + 1}; the leaf must come first`,
-    );
-  }
-  const leaf = certs[0]!;
+  const certs = parseChain(input.chainPem);
+  const leaf = checkKeyMatch(certs, input.keyPem);
 
   // names
   const sans = leafDnsNames(leaf);
@@ -203,7 +219,59 @@ export async function checkChain(input: ChainCheckInput): Promise<CheckedChain> 
     );
   }
 
-  // chain-order — each certificate is issued by the next; anything else is out of order or unrelated.
+  checkOrder(certs);
+  const anchor = checkSignatures(certs, input.trustedRootsPem);
+  await checkIssuers(certs, anchor);
+  checkValidity(certs, input.now);
+
+  return {
+    leafPem: leaf.pem,
+    intermediatesPem: certs.slice(1).map((c) => c.pem),
+    serial: serialHex(leaf.fields.serialDer),
+    notBefore: leaf.fields.notBefore,
+    notAfter: leaf.fields.notAfter,
+    names: sans,
+    spkiSha256: sha256Hex(leaf.spki),
+    issuer: leaf.issuer,
+  };
+}
+
+/** parse — within the size caps first, so no parser ever sees an oversized input. */
+function parseChain(chainPem: string): Parsed[] {
+  if (chainPem.length > MAX_CHAIN_PEM_CHARS) {
+    throw new ValidationError('parse', `the chain is ${chainPem.length} characters of PEM, more than the ${MAX_CHAIN_PEM_CHARS} accepted`);
+  }
+  const blocks = splitPem(chainPem);
+  if (blocks.length === 0) throw new ValidationError('parse', 'no certificate in the chain');
+  if (blocks.length > MAX_CHAIN_CERTS) {
+    throw new ValidationError('parse', `the chain has ${blocks.length} certificates, more than the ${MAX_CHAIN_CERTS} accepted`);
+  }
+  return blocks.map((pem, i) => parseCert(pem, `certificate ${i + 1} of the chain`));
+}
+
+/** key-match — the leaf is the certificate for our key; anywhere but first is an ordering fault. */
+function checkKeyMatch(certs: Parsed[], keyPem: string): Parsed {
+  let keySpki: Buffer;
+  try {
+    keySpki = publicKeySpkiDer(keyPem);
+  } catch (err) {
+    throw new ValidationError('parse', `the private key is not readable: ${errMsg(err)}`, { cause: err });
+  }
+  const leafAt = certs.findIndex((c) => c.spki.equals(keySpki));
+  if (leafAt < 0) {
+    throw new ValidationError(
+      'key-match',
+      `the leaf's public key (SPKI sha256 ${sha256Hex(certs[0]!.spki)}) is not the private key's (SPKI sha256 ${sha256Hex(keySpki)})`,
+    );
+  }
+  if (leafAt > 0) {
+    throw new ValidationError('chain-order', `the certificate for the private key is at position ${leafAt + 1}; the leaf must come first`);
+  }
+  return certs[0]!;
+}
+
+/** chain-order — each certificate is issued by the next; anything else is out of order or unrelated. */
+function checkOrder(certs: Parsed[]): void {
   for (let i = 0; i + 1 < certs.length; i++) {
     const child = certs[i]!;
     const next = certs[i + 1]!;
@@ -219,8 +287,14 @@ export async function checkChain(input: ChainCheckInput): Promise<CheckedChain> 
       );
     }
   }
+}
 
-  // signature
+/**
+ * signature — each certificate verifies under the next one's key and, with
+ * trusted roots, the chain ends at one or is signed by one. Returns that
+ * root when it is not itself in the chain: the last issuer of the path.
+ */
+function checkSignatures(certs: Parsed[], trustedRootsPem: string[] | undefined): Parsed | undefined {
   for (let i = 0; i + 1 < certs.length; i++) {
     const child = certs[i]!;
     const next = certs[i + 1]!;
@@ -228,42 +302,81 @@ export async function checkChain(input: ChainCheckInput): Promise<CheckedChain> 
       throw new ValidationError('signature', `${label(child, i)} is not signed by the key of ${label(next, i + 1)}`);
     }
   }
-  if (input.trustedRootsPem) {
-    const roots = parsedRoots(input.trustedRootsPem);
-    const last = certs[certs.length - 1]!;
-    const anchored =
-      roots.some((r) => r.der.equals(last.der)) ||
-      roots.some((r) => r.subjectDer.equals(last.issuerDer) && verifiedBy(last, r));
-    if (!anchored) {
+  if (!trustedRootsPem) return undefined;
+  const roots = parsedRoots(trustedRootsPem);
+  const last = certs[certs.length - 1]!;
+  if (roots.some((r) => r.der.equals(last.der))) return undefined;
+  const anchor = roots.find((r) => r.subjectDer.equals(last.issuerDer) && verifiedBy(last, r));
+  if (!anchor) {
+    throw new ValidationError(
+      'signature',
+      `the chain does not lead to a trusted root: ${label(last, certs.length - 1)} is issued by "${last.issuer}", ` +
+        `trusted: ${roots.map((r) => `"${r.subject}"`).join(', ') || 'none'}`,
+    );
+  }
+  return anchor;
+}
+
+/**
+ * issuer — RFC 5280 §6.1.4 (k)–(n) for every certificate that issued another
+ * in the path, the trust anchor included (as OpenSSL does): basicConstraints
+ * present with cA TRUE, keyCertSign if a keyUsage extension is present, and
+ * no more non-self-issued CA certificates below it than its
+ * pathLenConstraint allows. A version 1 root without extensions is not
+ * accepted as an issuer; every public root today is a version 3 CA.
+ */
+async function checkIssuers(certs: Parsed[], anchor: Parsed | undefined): Promise<void> {
+  const path = anchor ? [...certs, anchor] : certs;
+  if (path.length < 2) return;
+  const x509 = await import('@peculiar/x509');
+  let below = 0; // non-self-issued CA certificates between this issuer and the leaf
+  for (let i = 1; i < path.length; i++) {
+    const issuer = path[i]!;
+    const who = issuer === anchor ? `the trusted root "${issuer.subject}"` : label(issuer, i);
+    const facts = (issuer.ca ??= caFacts(x509, issuer, who));
+    const bc = facts.basicConstraints;
+    const notCa = !bc ? 'it has no basicConstraints extension' : !bc.ca ? 'its basicConstraints say cA FALSE' : undefined;
+    if (notCa) {
+      throw new ValidationError('issuer', `${who} issued certificate ${i} but is not a CA: ${notCa} (RFC 5280 §6.1.4 (k))`);
+    }
+    if (facts.keyCertSign === false) {
+      throw new ValidationError('issuer', `${who} issued certificate ${i} but its keyUsage does not include keyCertSign (certificate signing; RFC 5280 §6.1.4 (n))`);
+    }
+    if (bc!.pathLength !== undefined && below > bc!.pathLength) {
       throw new ValidationError(
-        'signature',
-        `the chain does not lead to a trusted root: ${label(last, certs.length - 1)} is issued by "${last.issuer}", ` +
-          `trusted: ${roots.map((r) => `"${r.subject}"`).join(', ') || 'none'}`,
+        'issuer',
+        `${who} allows ${bc!.pathLength} CA certificate(s) below it (pathLenConstraint), but the path has ${below} (RFC 5280 §6.1.4 (l), (m))`,
       );
     }
+    if (!issuer.subjectDer.equals(issuer.issuerDer)) below++; // RFC 5280 §6.1.4 (l): self-issued certificates do not count
   }
+}
 
-  // validity — every certificate served, not just the leaf: an expired intermediate breaks clients just the same.
+function caFacts(x509: typeof import('@peculiar/x509'), c: Parsed, who: string): CaFacts {
+  try {
+    const cert = new x509.X509Certificate(new Uint8Array(c.der));
+    const bc = cert.getExtension(x509.BasicConstraintsExtension);
+    const ku = cert.getExtension(x509.KeyUsagesExtension);
+    return {
+      ...(bc ? { basicConstraints: { ca: bc.ca, ...(bc.pathLength !== undefined ? { pathLength: bc.pathLength } : {}) } } : {}),
+      ...(ku ? { keyCertSign: (ku.usages & x509.KeyUsageFlags.keyCertSign) !== 0 } : {}),
+    };
+  } catch (err) {
+    throw new ValidationError('parse', `the extensions of ${who} are not readable: ${errMsg(err)}`, { cause: err });
+  }
+}
+
+/** validity — every certificate served, not just the leaf: an expired intermediate breaks clients just the same. */
+function checkValidity(certs: Parsed[], now: Date): void {
   for (const [i, c] of certs.entries()) {
-    const state = isWithin(c, input.now);
+    const state = isWithin(c, now);
     if (state === 'ok') continue;
     const what = i === 0 ? 'the leaf' : label(c, i);
     throw new ValidationError(
       'validity',
       state === 'expired'
-        ? `${what} expired at ${c.fields.notAfter.toISOString()} (now ${input.now.toISOString()})`
-        : `${what} is not valid before ${c.fields.notBefore.toISOString()} (now ${input.now.toISOString()})`,
+        ? `${what} expired at ${c.fields.notAfter.toISOString()} (now ${now.toISOString()})`
+        : `${what} is not valid before ${c.fields.notBefore.toISOString()} (now ${now.toISOString()})`,
     );
   }
-
-  return {
-    leafPem: leaf.pem,
-    intermediatesPem: certs.slice(1).map((c) => c.pem),
-    serial: serialHex(leaf.fields.serialDer),
-    notBefore: leaf.fields.notBefore,
-    notAfter: leaf.fields.notAfter,
-    names: sans,
-    spkiSha256: sha256Hex(leaf.spki),
-    issuer: leaf.issuer,
-  };
 }

@@ -1,9 +1,14 @@
-import { describe, it, before } from 'node:test';
+import { describe, it, before, after } from 'node:test';
 import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
 import { createHash, X509Certificate } from 'node:crypto';
-import { checkChain, sanCovers, splitPem, type ChainCheckInput } from '../../src/validate/chain-check.js';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import * as x509 from '@peculiar/x509';
+import { checkChain, MAX_CERT_OCTETS, MAX_CHAIN_CERTS, MAX_CHAIN_PEM_CHARS, sanCovers, splitPem, type ChainCheckInput } from '../../src/validate/chain-check.js';
 import { ValidationError } from '../../src/errors.js';
-import { DAY, makeIntermediate, makeLeaf, makePki, makeRoot, newKeys, type TestPki } from './pki-fixtures.js';
+import { DAY, makeIntermediate, makeIssuer, makeLeaf, makePki, makeRoot, newKeys, type Issued, type TestPki } from './pki-fixtures.js';
 import { atv, buildCert, cn, EC_KEY, ext, name, rdn, sanExt } from './der-cert.js';
 import * as der from '../../src/util/der.js';
 
@@ -213,5 +218,151 @@ describe('splitPem', () => {
       for (const line of b.split('\n')) assert.ok(line.length <= 64);
     }
     assert.deepEqual(splitPem('nothing here'), []);
+  });
+});
+
+// RFC 5280 §6.1.4 (k)–(n): every certificate that issues another in the path
+// must be a CA allowed to sign certificates, within its pathLenConstraint.
+// Each case is also put to `openssl verify` (OpenSSL 3), which must agree.
+describe('checkChain: issuers must be CAs', () => {
+  const KU = x509.KeyUsageFlags;
+  let dir: string;
+  let root: Issued;
+
+  before(async () => {
+    dir = mkdtempSync(path.join(tmpdir(), 'mxcert-chain-ca-'));
+    root = await makeRoot('mxcert CA-check Root', NOW);
+  });
+  after(() => rmSync(dir, { recursive: true, force: true }));
+
+  /** `openssl verify` of `leaf` with `anchor` trusted and `intermediates` untrusted, at NOW. */
+  function opensslVerify(anchor: Issued, intermediates: Issued[], leaf: Issued): { ok: boolean; output: string } {
+    const file = (name: string, text: string): string => {
+      const p = path.join(dir, name);
+      writeFileSync(p, text);
+      return p;
+    };
+    const args = ['verify', '-attime', String(Math.floor(NOW.getTime() / 1000)), '-CAfile', file('anchor.pem', anchor.pem)];
+    if (intermediates.length) args.push('-untrusted', file('untrusted.pem', intermediates.map((c) => c.pem).join('')));
+    args.push(file('leaf.pem', leaf.pem));
+    const r = spawnSync('openssl', args, { encoding: 'utf8' });
+    assert.equal(r.error, undefined, 'openssl must be installed');
+    return { ok: r.status === 0, output: `${r.stdout}${r.stderr}` };
+  }
+
+  function input(leaf: Issued, intermediates: Issued[], anchor: Issued): ChainCheckInput {
+    return { keyPem: leaf.keyPem, chainPem: [leaf, ...intermediates].map((c) => c.pem).join(''), domains: ['mx1.example.test'], now: NOW, trustedRootsPem: [anchor.pem] };
+  }
+
+  async function bothReject(leaf: Issued, intermediates: Issued[], anchor: Issued, ours: RegExp, openssl: RegExp): Promise<void> {
+    await rejectsWith(input(leaf, intermediates, anchor), 'issuer', ours);
+    // The same chain with the anchor sent too: the in-chain root is checked the same way.
+    const v = opensslVerify(anchor, intermediates, leaf);
+    assert.equal(v.ok, false, `openssl accepted it: ${v.output}`);
+    assert.match(v.output, openssl);
+  }
+
+  async function bothAccept(leaf: Issued, intermediates: Issued[], anchor: Issued): Promise<void> {
+    await checkChain(input(leaf, intermediates, anchor));
+    await checkChain({ ...input(leaf, intermediates, anchor), chainPem: [leaf, ...intermediates, anchor].map((c) => c.pem).join('') });
+    const v = opensslVerify(anchor, intermediates, leaf);
+    assert.ok(v.ok, v.output);
+  }
+
+  it('root → end-entity (CA:FALSE, digitalSignature) → leaf fails', async () => {
+    const ee = await makeIssuer('End Entity', root, NOW, { basicConstraints: { ca: false }, keyUsage: KU.digitalSignature });
+    const leaf = await makeLeaf(ee, NOW);
+    await bothReject(leaf, [ee], root, /^issuer: certificate 2 \(CN=End Entity\) issued certificate 1 but is not a CA: its basicConstraints say cA FALSE \(RFC 5280 §6\.1\.4 \(k\)\)$/, /invalid CA certificate|key usage does not include certificate signing/);
+  });
+
+  it('root → certificate without basicConstraints (keyUsage keyCertSign) → leaf fails', async () => {
+    const noBc = await makeIssuer('No Basic Constraints', root, NOW, { basicConstraints: null, keyUsage: KU.keyCertSign });
+    const leaf = await makeLeaf(noBc, NOW);
+    await bothReject(leaf, [noBc], root, /certificate 2 \(CN=No Basic Constraints\) issued certificate 1 but is not a CA: it has no basicConstraints extension/, /invalid CA certificate/);
+  });
+
+  it('root → intermediate whose keyUsage lacks keyCertSign → leaf fails', async () => {
+    const inter = await makeIssuer('No CertSign', root, NOW, { basicConstraints: { ca: true }, keyUsage: KU.digitalSignature | KU.cRLSign });
+    const leaf = await makeLeaf(inter, NOW);
+    await bothReject(leaf, [inter], root, /certificate 2 \(CN=No CertSign\) issued certificate 1 but its keyUsage does not include keyCertSign/, /key usage does not include certificate signing/);
+  });
+
+  it('root → intermediate pathLen:0 → intermediate → leaf fails', async () => {
+    const top = await makeIssuer('PathLen Zero', root, NOW, { basicConstraints: { ca: true, pathLength: 0 }, keyUsage: KU.keyCertSign });
+    const lower = await makeIssuer('Below PathLen Zero', top, NOW, { basicConstraints: { ca: true }, keyUsage: KU.keyCertSign });
+    const leaf = await makeLeaf(lower, NOW);
+    await bothReject(leaf, [lower, top], root, /certificate 3 \(CN=PathLen Zero\) allows 0 CA certificate\(s\) below it \(pathLenConstraint\), but the path has 1 \(RFC 5280 §6\.1\.4 \(l\), \(m\)\)/, /path length constraint exceeded/);
+  });
+
+  it('the trust anchor counts too: a root with pathLen:0 above an intermediate, a root that is not a CA', async () => {
+    const tight = await makeIssuer('Tight Root', undefined, NOW, { basicConstraints: { ca: true, pathLength: 0 }, keyUsage: KU.keyCertSign });
+    const inter = await makeIntermediate('Under Tight Root', tight, NOW);
+    await bothReject(await makeLeaf(inter, NOW), [inter], tight, /^issuer: the trusted root "CN=Tight Root" allows 0 CA certificate\(s\) below it/, /path length constraint exceeded/);
+    const eeRoot = await makeIssuer('End Entity Root', undefined, NOW, { basicConstraints: { ca: false }, keyUsage: KU.digitalSignature });
+    await bothReject(await makeLeaf(eeRoot, NOW), [], eeRoot, /^issuer: the trusted root "CN=End Entity Root" issued certificate 1 but is not a CA/, /invalid CA certificate|key usage does not include certificate signing/);
+  });
+
+  it('without trusted roots, the last certificate sent is checked as an issuer all the same', async () => {
+    const ee = await makeIssuer('End Entity', root, NOW, { basicConstraints: { ca: false }, keyUsage: KU.digitalSignature });
+    const leaf = await makeLeaf(ee, NOW);
+    await rejectsWith({ keyPem: leaf.keyPem, chainPem: leaf.pem + ee.pem, domains: ['mx1.example.test'], now: NOW }, 'issuer', /certificate 2 \(CN=End Entity\)/);
+  });
+
+  it('valid chains pass: pathLen exactly used up, no keyUsage at all, a self-issued CA under pathLen:0', async () => {
+    const one = await makeIssuer('PathLen One', root, NOW, { basicConstraints: { ca: true, pathLength: 1 }, keyUsage: KU.keyCertSign | KU.cRLSign });
+    const zero = await makeIssuer('PathLen Zero Below One', one, NOW, { basicConstraints: { ca: true, pathLength: 0 }, keyUsage: KU.keyCertSign });
+    await bothAccept(await makeLeaf(zero, NOW), [zero, one], root);
+
+    const noKu = await makeIssuer('No Key Usage', root, NOW, { basicConstraints: { ca: true }, keyUsage: null });
+    await bothAccept(await makeLeaf(noKu, NOW), [noKu], root);
+
+    // RFC 5280 §6.1.4 (l): a self-issued certificate (key rollover) does not count against pathLen.
+    const top = await makeIssuer('Rolling CA', root, NOW, { basicConstraints: { ca: true, pathLength: 0 }, keyUsage: KU.keyCertSign, keyIds: true });
+    const rolled = await makeIssuer('Rolling CA', top, NOW, { basicConstraints: { ca: true, pathLength: 0 }, keyUsage: KU.keyCertSign, keyIds: true });
+    await bothAccept(await makeLeaf(rolled, NOW), [rolled, top], root);
+  });
+});
+
+// Bounds before parsing (docs/architecture.md, "Security model"): a
+// certificate is refused on its size before OpenSSL, our DER reader or
+// @peculiar/x509 see it, and an over-long OID is refused by the DER reader
+// before it is decoded (unit-tested in der.test.ts).
+describe('checkChain: bounded work on hostile input', () => {
+  const keyPem = EC_KEY.export({ type: 'pkcs8', format: 'pem' }) as string;
+  const times = { notBefore: der.utcTime(new Date(NOW.getTime() - DAY)), notAfter: der.utcTime(new Date(NOW.getTime() + DAY)) };
+  /** A certificate whose one extra extension has an OID of `octets` contents octets (1.2.<one huge arc>). */
+  const withLongOid = (octets: number): string => {
+    const contents = Buffer.concat([Buffer.from([0x2a]), Buffer.alloc(octets - 2, 0x81), Buffer.from([0x01])]);
+    const longExt = der.sequence(der.tlv(der.TAG.OID, contents), der.octetString(der.nullValue()));
+    return buildCert({ serial: Buffer.from([1]), issuer: cn('x'), subject: cn('x'), ...times, extensions: [sanExt('mx1.example.test'), longExt] });
+  };
+
+  it('a certificate with a 256 KiB OID is refused on its size, naming the limit', async () => {
+    await rejectsWith(
+      { keyPem, chainPem: withLongOid(256 * 1024), domains: ['mx1.example.test'], now: NOW },
+      'parse',
+      new RegExp(`^parse: certificate 1 of the chain is not a readable X\\.509 certificate: it is \\d+ octets of DER, more than the ${MAX_CERT_OCTETS} accepted$`),
+    );
+  });
+
+  it('the size cap counts DER octets exactly, padding included: 65536 pass it, 65537 do not', async () => {
+    // Not certificates: what matters is which step refuses them.
+    for (const n of [MAX_CERT_OCTETS - 1, MAX_CERT_OCTETS]) {
+      await rejectsWith({ keyPem, chainPem: der.toPem(Buffer.alloc(n, 0x30), 'CERTIFICATE'), domains: [], now: NOW }, 'parse', /certificate 1 of the chain is not a readable X\.509 certificate: (?!it is)/);
+    }
+    for (const n of [MAX_CERT_OCTETS + 1, MAX_CERT_OCTETS + 2, MAX_CERT_OCTETS + 3]) {
+      await rejectsWith({ keyPem, chainPem: der.toPem(Buffer.alloc(n, 0x30), 'CERTIFICATE'), domains: [], now: NOW }, 'parse', new RegExp(`it is ${n} octets of DER, more than the 65536 accepted`));
+    }
+  });
+
+  it('a certificate under the size cap with a 60 KiB OID is refused by the OID cap', async () => {
+    await rejectsWith({ keyPem, chainPem: withLongOid(60 * 1024), domains: ['mx1.example.test'], now: NOW }, 'parse', /certificate 1 of the chain .*OBJECT IDENTIFIER of 61440 octets is longer than the 128 accepted/);
+  });
+
+  it('too many certificates, or too much PEM, are refused before parsing', async () => {
+    const pki = await makePki(NOW);
+    await rejectsWith({ keyPem: pki.leaf.keyPem, chainPem: pki.leaf.pem.repeat(MAX_CHAIN_CERTS + 1), domains: [], now: NOW }, 'parse', /17 certificates, more than the 16 accepted/);
+    const padded = pki.leaf.pem + ' '.repeat(MAX_CHAIN_PEM_CHARS) + pki.intermediate.pem;
+    await rejectsWith({ keyPem: pki.leaf.keyPem, chainPem: padded, domains: [], now: NOW }, 'parse', /characters of PEM, more than the 1048576 accepted/);
   });
 });

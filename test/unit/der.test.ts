@@ -75,6 +75,32 @@ describe('DER reader', () => {
     assert.throws(() => der.decodeOid(der.readDer(h('06 03 558001'))), /non-minimal/);
   });
 
+  it('decodes arcs on both sides of 2^53 exactly, and a 128-octet arc', () => {
+    for (const arc of [2n ** 49n - 1n, 2n ** 49n, 2n ** 53n - 1n, 2n ** 53n, 2n ** 53n + 1n, 2n ** 63n, 2n ** 128n + 12345n]) {
+      assert.equal(der.decodeOid(der.readDer(der.oid(`1.2.${arc}`))), `1.2.${arc}`);
+      assert.equal(der.decodeOid(der.readDer(der.oid(`2.${arc}`))), `2.${arc}`);
+    }
+    // 128 octets, one subidentifier after 1.2: 127 groups of 7 bits, all ones.
+    const big = der.tlv(TAG.OID, Buffer.concat([h('2a'), Buffer.alloc(126, 0xff), h('7f')]));
+    assert.equal(der.decodeOid(der.readDer(big)), `1.2.${2n ** (127n * 7n) - 1n}`);
+    fc.assert(
+      fc.property(fc.array(fc.bigInt({ min: 0n, max: 2n ** 250n }), { minLength: 1, maxLength: 3 }), (arcs) => {
+        assert.equal(der.decodeOid(der.readDer(der.oid(`2.${arcs.join('.')}`))), `2.${arcs.join('.')}`);
+      }),
+    );
+  });
+
+  it('refuses an OID longer than MAX_OID_OCTETS before decoding any of it', () => {
+    assert.equal(der.MAX_OID_OCTETS, 128);
+    const over = (n: number, first: number): Buffer => der.tlv(TAG.OID, Buffer.concat([Buffer.from([first]), Buffer.alloc(n - 2, 0x81), h('01')]));
+    // These start with 0x80, which decoding would report as non-minimal at once:
+    // the length message proves the length is checked first.
+    assert.throws(() => der.decodeOid(der.readDer(over(129, 0x80))), (e: unknown) => e instanceof DerError && /OBJECT IDENTIFIER of 129 octets is longer than the 128 accepted/.test(e.message));
+    assert.throws(() => der.decodeOid(der.readDer(over(64 * 1024, 0x80))), /OBJECT IDENTIFIER of 65536 octets is longer than the 128 accepted/);
+    // A well-formed 64 KiB OID (one huge arc) is refused the same way, not decoded.
+    assert.throws(() => der.decodeOid(der.readDer(over(64 * 1024, 0x2a))), /65536 octets is longer than the 128 accepted/);
+  });
+
   it('decodes UTCTime and GeneralizedTime per RFC 5280 §4.1.2.5', () => {
     const t = (tag: number, s: string): Date => der.decodeTime(der.readDer(der.tlv(tag, Buffer.from(s))));
     assert.equal(t(TAG.UTC_TIME, '250601120000Z').toISOString(), '2025-06-01T12:00:00.000Z');

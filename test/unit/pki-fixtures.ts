@@ -38,11 +38,15 @@ async function issue(opts: {
   names?: string[];
   notBefore: Date;
   notAfter: Date;
+  /** Instead of the default basicConstraints and keyUsage for `ca`. */
+  constraints?: x509.Extension[];
 }): Promise<Issued> {
   const keys = opts.keys ?? (await newKeys());
   const signing = opts.signingKeys ?? opts.issuer?.keys ?? keys;
   const extensions: x509.Extension[] = [];
-  if (opts.ca) {
+  if (opts.constraints) {
+    extensions.push(...opts.constraints);
+  } else if (opts.ca) {
     extensions.push(new x509.BasicConstraintsExtension(true, undefined, true));
     extensions.push(new x509.KeyUsagesExtension(x509.KeyUsageFlags.keyCertSign | x509.KeyUsageFlags.cRLSign, true));
   } else {
@@ -83,6 +87,41 @@ export function makeIntermediate(
     signingKeys: opts.signingKeys,
     notBefore: opts.notBefore ?? new Date(now.getTime() - 30 * DAY),
     notAfter: opts.notAfter ?? new Date(now.getTime() + 1000 * DAY),
+  });
+}
+
+/**
+ * A certificate under `issuer` with exactly the given basicConstraints and
+ * keyUsage (null: the extension is left out), e.g. an end-entity certificate
+ * used as an issuer, or a CA with a pathLenConstraint.
+ */
+export async function makeIssuer(
+  name: string,
+  issuer: Issued | undefined,
+  now: Date,
+  opts: {
+    basicConstraints: { ca: boolean; pathLength?: number } | null;
+    keyUsage: x509.KeyUsageFlags | null;
+    /** Add subject and authority key identifiers (RFC 5280 §4.2.1.1-2), which OpenSSL needs to tell a self-issued CA from a self-signed one. */
+    keyIds?: boolean;
+  },
+): Promise<Issued> {
+  const keys = await newKeys();
+  const constraints: x509.Extension[] = [];
+  if (opts.basicConstraints) constraints.push(new x509.BasicConstraintsExtension(opts.basicConstraints.ca, opts.basicConstraints.pathLength, true));
+  if (opts.keyUsage !== null) constraints.push(new x509.KeyUsagesExtension(opts.keyUsage, true));
+  if (opts.keyIds) {
+    constraints.push(await x509.SubjectKeyIdentifierExtension.create(keys.publicKey));
+    constraints.push(await x509.AuthorityKeyIdentifierExtension.create((issuer?.keys ?? keys).publicKey));
+  }
+  return issue({
+    subject: `CN=${name}`,
+    issuer,
+    keys,
+    ca: opts.basicConstraints?.ca ?? false,
+    constraints,
+    notBefore: new Date(now.getTime() - 30 * DAY),
+    notAfter: new Date(now.getTime() + 1000 * DAY),
   });
 }
 
