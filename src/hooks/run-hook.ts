@@ -3,6 +3,7 @@
 import { HookError } from '../errors.js';
 import type { Logger } from '../log.js';
 import { HOOK_VARIABLES } from './environment.js';
+import { assertTrustedHook } from './trusted-hook.js';
 
 export interface RunHookOptions {
   env: Record<string, string>;
@@ -50,6 +51,7 @@ function lastLine(text: string): string {
 export async function runHook(argv: string[], opts: RunHookOptions): Promise<HookResult> {
   const [file, ...args] = argv;
   if (!file) throw new HookError('hook command is empty', {});
+  await assertTrustedHook(file);
   const grace = opts.killGraceMs ?? DEFAULT_KILL_GRACE_MS;
   const log = opts.logger.child({ hook: file });
   const logLines = (stream: 'stdout' | 'stderr') =>
