@@ -49,6 +49,8 @@ export interface TrustProblem {
   /** The entry that fails. */
   path: string;
   message: string;
+  /** Whether the ownership/writability rule is what failed (as opposed to a symlink or a wrong file type). */
+  rule: boolean;
 }
 
 const STICKY = 0o1000;
@@ -86,22 +88,22 @@ export function trustProblem(
     switch (e.role) {
       case 'link':
         if (!policy.allowSymlinks) {
-          return { path: e.path, message: `${e.path} is a symlink${e.linkTarget ? ` (to ${e.linkTarget})` : ''}; give the real path, mxcert does not follow links here` };
+          return { path: e.path, message: `${e.path} is a symlink${e.linkTarget ? ` (to ${e.linkTarget})` : ''}; give the real path, mxcert does not follow links here`, rule: false };
         }
-        if (owner) return { path: e.path, message: `symlink ${owner}` };
+        if (owner) return { path: e.path, message: `symlink ${owner}`, rule: true };
         break;
       case 'ancestor':
       case 'parent':
-        if (e.type !== 'dir') return { path: e.path, message: `${e.path} is not a directory` };
-        if (owner) return { path: e.path, message: `directory ${owner}` };
+        if (e.type !== 'dir') return { path: e.path, message: `${e.path} is not a directory`, rule: false };
+        if (owner) return { path: e.path, message: `directory ${owner}`, rule: true };
         if (e.mode & GROUP_OTHER_WRITE && !(e.role === 'ancestor' && e.mode & STICKY)) {
-          return { path: e.path, message: `directory ${e.path} is writable by group or others (mode ${octal(e.mode)})` };
+          return { path: e.path, message: `directory ${e.path} is writable by group or others (mode ${octal(e.mode)})`, rule: true };
         }
         break;
       case 'target':
-        if (e.type !== 'file') return { path: e.path, message: `${e.path} is not a regular file` };
-        if (owner) return { path: e.path, message: owner };
-        if (e.mode & GROUP_OTHER_WRITE) return { path: e.path, message: `${e.path} is writable by group or others (mode ${octal(e.mode)})` };
+        if (e.type !== 'file') return { path: e.path, message: `${e.path} is not a regular file`, rule: false };
+        if (owner) return { path: e.path, message: owner, rule: true };
+        if (e.mode & GROUP_OTHER_WRITE) return { path: e.path, message: `${e.path} is writable by group or others (mode ${octal(e.mode)})`, rule: true };
         break;
     }
   }
@@ -232,7 +234,7 @@ export async function checkTrustedPath(p: string, opts: TrustedPathOptions): Pro
   }
   const problem = trustProblem(entries, { trustedUids: opts.trustedUids ?? defaultTrustedUids(), allowSymlinks }, userName);
   if (!problem) return { ok: true };
-  const detail = `${problem.message}; ${RULE}`;
+  const detail = problem.rule ? `${problem.message}; ${RULE}` : problem.message;
   return { ok: false, reason: 'untrusted', message: `refusing ${opts.what} ${p}: ${detail}`, detail };
 }
 
