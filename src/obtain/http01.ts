@@ -138,21 +138,57 @@ async function openChallengeDir(webroot: string, create: boolean, logger: Logger
   }
 }
 
+type FileId = { dev: number; ino: number };
+
+/**
+ * A regular file holding exactly this challenge's key authorization (which
+ * includes our account's thumbprint, RFC 8555 §8.1) is one mxcert wrote,
+ * here or in an earlier run whose cleanup failed.
+ */
+async function ourLeftover(at: string, ch: ChallengeInput): Promise<FileId | undefined> {
+  const f = await readRegularNoFollow(at).catch(() => undefined);
+  return f && f.content.toString('utf8') === ch.value ? { dev: f.dev, ino: f.ino } : undefined;
+}
+
+/** Create the token file in the open challenge directory (O_EXCL|O_NOFOLLOW: never through a link, never over a file). */
+async function writeToken(d: FileHandle, ch: ChallengeInput, shown: string): Promise<FileId> {
+  const at = fdPath(d, ch.token);
+  let fh: FileHandle;
+  try {
+    fh = await open(at, constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW, 0o644);
+  } catch (err) {
+    const leftover = (err as NodeJS.ErrnoException).code === 'EEXIST' ? await ourLeftover(at, ch) : undefined;
+    if (leftover) return leftover;
+    throw new ChallengeError(`http-01 webroot: refusing to write ${shown}: something mxcert did not write is already there (a symlink, a directory or another file)`, { cause: err });
+  }
+  try {
+    // World-readable on purpose: the web server serving it is another user.
+    await fh.chmod(0o644);
+    await fh.writeFile(ch.value);
+    const st = await fh.stat();
+    return { dev: st.dev, ino: st.ino };
+  } finally {
+    await fh.close();
+  }
+}
+
+/** Remove the token file only if it is the regular file mxcert wrote; anything else stays. */
+async function removeToken(d: FileHandle, ch: ChallengeInput, mine: FileId | undefined, shown: string, logger: Logger): Promise<void> {
+  const at = fdPath(d, ch.token);
+  const st = await lstat(at).catch(() => undefined);
+  if (!st) return;
+  const ours = mine ?? (await ourLeftover(at, ch));
+  if (!st.isFile() || !ours || ours.dev !== st.dev || ours.ino !== st.ino) {
+    logger.warn({ file: shown }, 'http-01: leaving a file mxcert did not write');
+    return;
+  }
+  await unlink(at);
+}
+
 function webrootSolver(webroot: string, logger: Logger): ChallengeSolver {
   const dir = path.join(webroot, ...CHALLENGE_PATH);
   /** Files this solver created: token → identity, so cleanup removes only those. */
-  const created = new Map<string, { dev: number; ino: number }>();
-
-  /**
-   * A regular file holding exactly this challenge's key authorization (which
-   * includes our account's thumbprint, RFC 8555 §8.1) is one mxcert wrote,
-   * here or in an earlier run whose cleanup failed.
-   */
-  const isOurs = async (at: string, ch: ChallengeInput): Promise<{ dev: number; ino: number } | undefined> => {
-    const f = await readRegularNoFollow(at).catch(() => undefined);
-    return f && f.content.toString('utf8') === ch.value ? { dev: f.dev, ino: f.ino } : undefined;
-  };
-
+  const created = new Map<string, FileId>();
   return {
     type: 'http-01',
     async present(ch: ChallengeInput) {
@@ -160,27 +196,7 @@ function webrootSolver(webroot: string, logger: Logger): ChallengeSolver {
       const file = path.join(dir, ch.token);
       const d = (await openChallengeDir(webroot, true, logger))!;
       try {
-        const at = fdPath(d, ch.token);
-        let fh: FileHandle;
-        try {
-          fh = await open(at, constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW, 0o644);
-        } catch (err) {
-          const existing = (err as NodeJS.ErrnoException).code === 'EEXIST' ? await isOurs(at, ch) : undefined;
-          if (!existing) {
-            throw new ChallengeError(`http-01 webroot: refusing to write ${file}: something mxcert did not write is already there (a symlink, a directory or another file)`, { cause: err });
-          }
-          created.set(ch.token, existing);
-          return;
-        }
-        try {
-          // World-readable on purpose: the web server serving it is another user.
-          await fh.chmod(0o644);
-          await fh.writeFile(ch.value);
-          const st = await fh.stat();
-          created.set(ch.token, { dev: st.dev, ino: st.ino });
-        } finally {
-          await fh.close();
-        }
+        created.set(ch.token, await writeToken(d, ch, file));
         logger.debug({ file }, 'http-01 file written');
       } finally {
         await d.close();
@@ -196,16 +212,7 @@ function webrootSolver(webroot: string, logger: Logger): ChallengeSolver {
       });
       if (!d) return;
       try {
-        const at = fdPath(d, ch.token);
-        const st = await lstat(at).catch(() => undefined);
-        if (!st) return;
-        const mine = created.get(ch.token) ?? (await isOurs(at, ch));
-        // Never remove what mxcert did not create: a symlink or a foreign file stays.
-        if (!st.isFile() || !mine || mine.dev !== st.dev || mine.ino !== st.ino) {
-          logger.warn({ file: path.join(dir, ch.token) }, 'http-01: leaving a file mxcert did not write');
-          return;
-        }
-        await unlink(at);
+        await removeToken(d, ch, created.get(ch.token), path.join(dir, ch.token), logger);
       } finally {
         created.delete(ch.token);
         await d.close();
