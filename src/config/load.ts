@@ -4,14 +4,15 @@
 // of them are reported at once, so `mxcert config check` fixes a file in one
 // round instead of one typo per run.
 import { constants as fsc } from 'node:fs';
-import { access, lstat, readFile, stat } from 'node:fs/promises';
+import { access, lstat, open, readFile, stat } from 'node:fs/promises';
 import path from 'node:path';
 import { isNode, LineCounter, parseDocument, type Document } from 'yaml';
 import { z } from 'zod';
 import { ConfigError, type ConfigProblem } from '../errors.js';
 import { isCertbotCredentials, normalizeTsigAlgorithm, sameKeyName, secretFromCertbotCredentials } from './certbot-credentials.js';
-import { certificateSchema, configSchema, type CertificateConfig, type Config, type ParsedConfig } from './schema.js';
+import { certificateSchema, configSchema, type CertificateConfig, type Config, type HookCommand, type ParsedConfig } from './schema.js';
 import { secretEnvNames, withholdFromHooks } from '../hooks/environment.js';
+import { checkTrustedPath } from '../security/trusted-path.js';
 
 export { DEFAULT_CONFIG_PATH, resolveConfigPath } from './config-path.js';
 
@@ -27,21 +28,19 @@ export async function loadConfig(file: string, opts: { env?: Env } = {}): Promis
   const env = opts.env ?? process.env;
   const source = path.resolve(file);
 
-  let text: string;
-  try {
-    text = await readFile(source, 'utf8');
-  } catch (err) {
-    throw new ConfigError([{ path: '', message: `cannot read config file ${source}: ${errnoText(err)}` }], { cause: err });
-  }
+  const read = await readConfigFile(source);
+  const fileProblems = read.problems;
+  const text = read.text;
 
   const raw = parseYaml(text);
-  if (!raw.ok) throw new ConfigError(raw.problems);
+  if (!raw.ok) throw new ConfigError([...fileProblems, ...raw.problems]);
   if (raw.value === null || raw.value === undefined) {
-    throw new ConfigError([{ path: '', message: `config file ${source} is empty` }]);
+    throw new ConfigError([...fileProblems, { path: '', message: `config file ${source} is empty` }]);
   }
 
   const parsed = configSchema.safeParse(raw.value);
-  const problems: ConfigProblem[] = parsed.success ? [] : zodProblems(parsed.error.issues, raw.value);
+  const problems: ConfigProblem[] = [...fileProblems, ...inlineSecretProblems(raw.value, read.mode)];
+  if (!parsed.success) problems.push(...zodProblems(parsed.error.issues, raw.value));
 
   // When the whole file fails the schema, still check the parts that parse on
   // their own, so a missing secret file is reported together with a typo
@@ -55,6 +54,68 @@ export async function loadConfig(file: string, opts: { env?: Env } = {}): Promis
   // Whatever runs hooks in this process never hands them these secrets.
   withholdFromHooks(secretEnvNames(parsed.data));
   return { ...parsed.data, source };
+}
+
+// ---------------------------------------------------------------------------
+// The file itself (docs/architecture.md, "Security model")
+
+/**
+ * Read the config through one descriptor, so the mode that decides whether
+ * it may hold inline secrets is the mode of what was read. A config that
+ * anyone but root can write (it, or a directory above it) is refused: its
+ * hooks and output paths decide what root runs and writes. A root-owned
+ * symlink to it (config management) is followed like the rest of the path.
+ */
+async function readConfigFile(source: string): Promise<{ text: string; mode: number; problems: ConfigProblem[] }> {
+  const problems: ConfigProblem[] = [];
+  const trust = await checkTrustedPath(source, { what: 'config file', kind: 'file', allowSymlinks: true });
+  // Missing files and the like are reported by the read below, in its words.
+  if (!trust.ok && trust.reason === 'untrusted') problems.push({ path: '', message: trust.message });
+  const fail = (why: string, cause?: unknown): never => {
+    throw new ConfigError([...problems, { path: '', message: `cannot read config file ${source}: ${why}` }], { cause });
+  };
+  const fh = await open(source, fsc.O_RDONLY | fsc.O_NONBLOCK | fsc.O_NOCTTY).catch((err: unknown) => fail(errnoText(err), err));
+  try {
+    const st = await fh.stat();
+    if (!st.isFile()) fail(st.isDirectory() ? 'is a directory' : 'not a regular file');
+    return { text: await fh.readFile('utf8'), mode: st.mode & 0o777, problems };
+  } catch (err) {
+    if (err instanceof ConfigError) throw err;
+    return fail(errnoText(err), err);
+  } finally {
+    await fh.close();
+  }
+}
+
+/** Names of hook environment variables that look like they hold a secret. */
+const SECRET_ENV_NAME_RE = /secret|passw(or)?d|token|api_?key|hmac|private/i;
+
+/**
+ * YAML paths of secrets written into the config itself: `acme.eab.hmacKey`,
+ * and hook publisher environment entries whose names look like secrets
+ * (`dane.publisher.env` is documented as "no secrets here"). Refused when
+ * group or others may read the file: a readable secret is a leaked one.
+ */
+export function inlineSecretProblems(raw: unknown, mode: number): ConfigProblem[] {
+  if (!(mode & 0o044)) return [];
+  const modeText = (mode & 0o777).toString(8).padStart(4, '0');
+  const readable = `readable by ${mode & 0o004 ? 'others' : 'group'} (mode ${modeText})`;
+  const out: ConfigProblem[] = [];
+  const obj = (v: unknown): Record<string, unknown> | undefined => (v && typeof v === 'object' && !Array.isArray(v) ? (v as Record<string, unknown>) : undefined);
+  const root = obj(raw);
+  const eab = obj(obj(root?.['acme'])?.['eab']);
+  if (eab && eab['hmacKey'] !== undefined) {
+    out.push({ path: 'acme.eab.hmacKey', message: `an inline secret, and the config file is ${readable}; use hmacKeyFile (mode 0600) or hmacKeyEnv, or make the config 0600` });
+  }
+  const certs = Array.isArray(root?.['certificates']) ? (root['certificates'] as unknown[]) : [];
+  certs.forEach((c, i) => {
+    const hookEnv = obj(obj(obj(obj(c)?.['dane'])?.['publisher'])?.['env']);
+    for (const name of Object.keys(hookEnv ?? {})) {
+      if (!SECRET_ENV_NAME_RE.test(name)) continue;
+      out.push({ path: formatPath(['certificates', i, 'dane', 'publisher', 'env', name]), message: `looks like a secret, and the config file is ${readable}; pass the hook a file name instead, or make the config 0600` });
+    }
+  });
+  return out;
 }
 
 // ---------------------------------------------------------------------------
@@ -373,7 +434,7 @@ async function semanticProblems(parts: Parts, env: Env): Promise<ConfigProblem[]
       if (tsig.secretFile) checks.push(checkSecretFile(tsig.secretFile, `${base}.secretFile`, true, tsig.name, tsig.algorithm));
       if (tsig.secretEnv) sync.push(...checkSecretEnv(tsig.secretEnv, `${base}.secretEnv`, env));
     } else if (cert.challenge.http.webroot) {
-      checks.push(checkDirectory(cert.challenge.http.webroot, `${at}.challenge.http.webroot`));
+      checks.push(checkWebroot(cert.challenge.http.webroot, `${at}.challenge.http.webroot`));
     }
     if (cert.dane?.publisher) checks.push(checkPublisherSecrets(cert.dane.publisher, `${at}.dane.publisher`, env));
     // Read only after a renewal, so a typo here would otherwise surface as a
@@ -389,9 +450,10 @@ async function semanticProblems(parts: Parts, env: Env): Promise<ConfigProblem[]
 }
 
 /**
- * Each output's directory must exist and be writable only by its owner, and
- * the target must not be a symlink (DESIGN §3): found at config time, not
- * after a certificate has been ordered.
+ * Each output's directory must exist and, with every directory above it, be
+ * a real directory owned by root and writable by no one else; the target
+ * must not be a symlink (DESIGN §3, docs/architecture.md "Security model"):
+ * found at config time, not after a certificate has been ordered.
  */
 async function outputTargetProblems(index: number, cert: CertificateConfig): Promise<ConfigProblem[]> {
   const out: ConfigProblem[] = [];
@@ -403,17 +465,7 @@ async function outputTargetProblems(index: number, cert: CertificateConfig): Pro
     for (const keytype of cert.keys) {
       const file = path.normalize(expandOutputPath(template, { keytype, name: cert.name }));
       if (seen.has(at)) break;
-      const dir = path.dirname(file);
-      const d = await lstat(dir).catch(() => undefined);
-      let problem: string | undefined;
-      if (!d) problem = `directory ${dir} does not exist`;
-      else if (!d.isDirectory()) problem = `${dir} is not a directory`;
-      else if (d.mode & 0o022) problem = `directory ${dir} is writable by group or others (mode ${(d.mode & 0o777).toString(8).padStart(4, '0')}); mxcert will not put key material there`;
-      else {
-        const f = await lstat(file).catch(() => undefined);
-        if (f?.isSymbolicLink()) problem = `${file} is a symlink; mxcert replaces files atomically and does not follow links`;
-        else if (f && !f.isFile()) problem = `${file} exists and is not a regular file`;
-      }
+      const problem = await outputFileProblem(file);
       if (problem) {
         out.push({ path: at, message: problem });
         seen.add(at);
@@ -423,22 +475,38 @@ async function outputTargetProblems(index: number, cert: CertificateConfig): Pro
   return out;
 }
 
-/** Hooks must exist and be executable before anything is ordered. */
+async function outputFileProblem(file: string): Promise<string | undefined> {
+  const dir = path.dirname(file);
+  const trust = await checkTrustedPath(dir, { what: 'output directory', kind: 'dir' });
+  if (!trust.ok) return trust.reason === 'missing' && trust.detail === `${dir} does not exist` ? `directory ${dir} does not exist` : trust.message;
+  const f = await lstat(file).catch(() => undefined);
+  if (f?.isSymbolicLink()) return `${file} is a symlink; mxcert replaces files atomically and does not follow links`;
+  if (f && !f.isFile()) return `${file} exists and is not a regular file`;
+  return undefined;
+}
+
+/**
+ * Hooks must exist, be executable and be trusted (owned by root, like every
+ * directory above them, and writable by no one else: a hook runs as root)
+ * before anything is ordered. The DANE hook publisher's command too.
+ */
 async function hookProblems(index: number, cert: CertificateConfig): Promise<ConfigProblem[]> {
-  const out: ConfigProblem[] = [];
+  const hooks: { at: string; h: HookCommand }[] = [];
   for (const which of ['deploy', 'failure'] as const) {
-    for (const [i, h] of cert.hooks[which].entries()) {
-      const argv0 = typeof h === 'string' ? h : h[0];
-      const at = `certificates[${index}].hooks.${which}[${i}]`;
-      if (!argv0 || !path.isAbsolute(argv0)) {
-        if (typeof h !== 'string') out.push({ path: at, message: 'the command must be an absolute path' });
-        continue;
-      }
-      const st = await stat(argv0).catch(() => undefined);
-      if (!st) out.push({ path: at, message: `hook ${argv0} does not exist` });
-      else if (!st.isFile()) out.push({ path: at, message: `hook ${argv0} is not a regular file` });
-      else if (!(await access(argv0, fsc.X_OK).then(() => true, () => false))) out.push({ path: at, message: `hook ${argv0} is not executable` });
+    for (const [i, h] of cert.hooks[which].entries()) hooks.push({ at: `certificates[${index}].hooks.${which}[${i}]`, h });
+  }
+  const publisher = cert.dane?.publisher;
+  if (publisher?.provider === 'hook') hooks.push({ at: `certificates[${index}].dane.publisher.command`, h: publisher.command });
+  const out: ConfigProblem[] = [];
+  for (const { at, h } of hooks) {
+    const argv0 = typeof h === 'string' ? h : h[0];
+    if (!argv0 || !path.isAbsolute(argv0)) {
+      // A plain string is an absPath in the schema, which reports it already.
+      if (typeof h !== 'string') out.push({ path: at, message: 'the command must be an absolute path' });
+      continue;
     }
+    const problem = await hookFileProblem(argv0);
+    if (problem) out.push({ path: at, message: problem });
   }
   return out;
 }
@@ -460,6 +528,15 @@ function hookEnvSecretProblems(parts: Parts): ConfigProblem[] {
     }
   }
   return out;
+}
+
+async function hookFileProblem(argv0: string): Promise<string | undefined> {
+  const st = await stat(argv0).catch(() => undefined);
+  if (!st) return `hook ${argv0} does not exist`;
+  if (!st.isFile()) return `hook ${argv0} is not a regular file`;
+  if (!(await access(argv0, fsc.X_OK).then(() => true, () => false))) return `hook ${argv0} is not executable`;
+  const trust = await checkTrustedPath(argv0, { what: 'hook', kind: 'file', allowSymlinks: true });
+  return trust.ok ? undefined : trust.message;
 }
 
 function duplicateNames(certs: Parts['certificates']): ConfigProblem[] {
@@ -582,9 +659,12 @@ async function checkCaBundle(file: string, at: string): Promise<ConfigProblem[]>
   }
 }
 
-async function checkDirectory(dir: string, at: string): Promise<ConfigProblem[]> {
+// The webroot is opened without following a link (src/obtain/http01.ts):
+// its owner, the web server's user, could otherwise point it anywhere.
+async function checkWebroot(dir: string, at: string): Promise<ConfigProblem[]> {
   try {
-    const st = await stat(dir);
+    const st = await lstat(dir);
+    if (st.isSymbolicLink()) return [{ path: at, message: `${dir} is a symlink; give the real path, mxcert does not follow links in the webroot` }];
     if (!st.isDirectory()) return [{ path: at, message: `${dir} is not a directory` }];
     return [];
   } catch (err) {

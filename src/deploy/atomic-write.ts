@@ -4,12 +4,13 @@
 // atomic), is fsynced, renamed over the target, and the directory is fsynced
 // so the rename itself survives a power cut.
 import { constants } from 'node:fs';
-import { lstat, open, readdir, readFile, rename, stat, unlink, type FileHandle } from 'node:fs/promises';
+import { lstat, open, readdir, rename, unlink, type FileHandle } from 'node:fs/promises';
 import { readFileSync } from 'node:fs';
 import { randomBytes } from 'node:crypto';
 import path from 'node:path';
 import { spawnSync } from 'node:child_process';
 import { DeployError } from '../errors.js';
+import { checkTrustedPath, readRegularNoFollow } from '../security/trusted-path.js';
 
 export interface WriteOptions {
   /** Permission bits the file is created with (the process umask may narrow them, never widen). */
@@ -26,15 +27,18 @@ function errCode(err: unknown): string | undefined {
   return (err as NodeJS.ErrnoException | undefined)?.code;
 }
 
-const octal = (mode: number): string => `0${(mode & 0o7777).toString(8).padStart(3, '0')}`;
-
 /**
- * Refuse targets another local user could redirect or swap (DESIGN §3): a
- * symlink (we would write wherever it points), something that is not a
- * regular file, or a file in a directory writable by group or others (they
- * could rename our file away or plant their own between check and use).
+ * Refuse targets another local user could redirect or swap (DESIGN §3,
+ * docs/architecture.md "Security model"): a directory that is not, with
+ * every directory above it, owned by root and writable by no one else (they
+ * could rename our file away or plant their own between check and use), a
+ * symlink anywhere on the way (we would write wherever it points), or a
+ * target that is not a regular file.
  */
 export async function assertSafeTarget(target: string): Promise<void> {
+  const dir = path.dirname(target);
+  const trust = await checkTrustedPath(dir, { what: 'directory', kind: 'dir' });
+  if (!trust.ok) throw new DeployError(`${trust.reason === 'untrusted' ? 'refusing to write' : 'cannot write'} ${target}: ${trust.detail}`);
   try {
     const st = await lstat(target);
     if (st.isSymbolicLink()) throw new DeployError(`refusing to write ${target}: it is a symlink`);
@@ -42,19 +46,6 @@ export async function assertSafeTarget(target: string): Promise<void> {
   } catch (err) {
     if (err instanceof DeployError) throw err;
     if (errCode(err) !== 'ENOENT') throw new DeployError(`cannot inspect ${target}: ${errMsg(err)}`, { cause: err });
-  }
-  const dir = path.dirname(target);
-  let st;
-  try {
-    st = await stat(dir);
-  } catch (err) {
-    throw new DeployError(`cannot write ${target}: directory ${dir}: ${errMsg(err)}`, { cause: err });
-  }
-  if (!st.isDirectory()) throw new DeployError(`cannot write ${target}: ${dir} is not a directory`);
-  if (st.mode & 0o022) {
-    throw new DeployError(
-      `refusing to write ${target}: directory ${dir} is writable by group or others (mode ${octal(st.mode)})`,
-    );
   }
 }
 
@@ -168,13 +159,27 @@ async function syncDir(dir: string): Promise<void> {
   }
 }
 
-/** The file's content, or undefined if it does not exist. */
+/**
+ * The file's content, or undefined if it does not exist. Read through an
+ * O_NOFOLLOW descriptor: a symlink or anything but a regular file is
+ * refused, never followed (see readRegularNoFollow).
+ */
 export async function readIfExists(target: string): Promise<Buffer | undefined> {
+  return (await readRegularNoFollow(target))?.content;
+}
+
+/**
+ * A deployed file as mxcert last wrote it, for reconciling against the
+ * store: only from a directory that passes assertSafeTarget, and through an
+ * O_NOFOLLOW descriptor. Undefined if it does not exist; DeployError if it
+ * may not be trusted.
+ */
+export async function readDeployed(target: string): Promise<Buffer | undefined> {
+  await assertSafeTarget(target);
   try {
-    return await readFile(target);
+    return await readIfExists(target);
   } catch (err) {
-    if (errCode(err) === 'ENOENT') return undefined;
-    throw err;
+    throw new DeployError(`cannot read ${target}: ${errMsg(err)}`, { cause: err });
   }
 }
 

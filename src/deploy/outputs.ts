@@ -1,9 +1,9 @@
 // Writes a certificate's output files (DESIGN §2 `output`, §3) and keeps what
 // was there before, so a failed deploy hook or live verification can put the
 // previous files back (DESIGN §4, §6 step 6).
-import { lstat } from 'node:fs/promises';
 import { DeployError, describeError } from '../errors.js';
-import { assertSafeTarget, readIfExists, removeFile, writeFileAtomic } from './atomic-write.js';
+import { readRegularNoFollow } from '../security/trusted-path.js';
+import { assertSafeTarget, removeFile, writeFileAtomic } from './atomic-write.js';
 
 export type OutputKind = 'combined' | 'key' | 'cert' | 'chain' | 'fullchain';
 
@@ -50,11 +50,13 @@ function checkFiles(files: OutputFile[]): void {
   }
 }
 
+// Content, mode and owner come from one O_NOFOLLOW descriptor: a file
+// swapped for a symlink after assertSafeTarget is refused, never read through
+// (restoring it would copy whatever the link points to into the output).
 async function snapshot(target: string): Promise<Snapshot> {
-  const content = await readIfExists(target);
-  if (content === undefined) return { path: target };
-  const st = await lstat(target);
-  return { path: target, previous: { content, mode: st.mode & 0o777, uid: st.uid, gid: st.gid } };
+  const kept = await readRegularNoFollow(target);
+  if (!kept) return { path: target };
+  return { path: target, previous: { content: kept.content, mode: kept.mode, uid: kept.uid, gid: kept.gid } };
 }
 
 async function restoreOne(s: Snapshot): Promise<void> {

@@ -11,6 +11,7 @@ import { HookError } from '../errors.js';
 import type { Logger } from '../log.js';
 import { hookProcessEnv } from './environment.js';
 import { errorTail, OutputTail } from './output-tail.js';
+import { assertTrustedHook } from './trusted-hook.js';
 
 export interface RunHookOptions {
   /** mxcert's variables for this run (hookEnvironment); they win over `configEnv`. */
@@ -76,6 +77,7 @@ export async function runHook(argv: string[], opts: RunHookOptions): Promise<Hoo
   const [file, ...args] = argv;
   if (!file) throw new HookError('hook command is empty', {});
   if (stopping) throw new HookError(`hook ${file} not started: this pass is being stopped`, {});
+  await assertTrustedHook(file);
   const log = opts.logger.child({ hook: file });
   const out = { stdout: new OutputTail(RESULT_TAIL_BYTES), stderr: new OutputTail(RESULT_TAIL_BYTES) };
   const collect = (stream: 'stdout' | 'stderr') =>

@@ -4,7 +4,6 @@
 // functions; this file only sequences effects and owns the rollback rule:
 // if anything after deploy fails, the previous files go back and the deploy
 // hooks run again, so the MTA keeps serving the old certificate (DESIGN §3, §4).
-import { readFile } from 'node:fs/promises';
 import { X509Certificate } from 'node:crypto';
 import type { Config, CertificateConfig, KeyType } from '../config/schema.js';
 import { expandOutputPath } from '../config/load.js';
@@ -20,7 +19,7 @@ import { warnOnMissingUsage } from '../validate/usage.js';
 import { checkMtaStsAfterRenewal } from '../mtasts/fetch.js';
 import { buildBundle } from '../stage/bundle.js';
 import { deployOutputs, type DeployResult } from '../deploy/outputs.js';
-import { resolveOwner } from '../deploy/atomic-write.js';
+import { readDeployed, resolveOwner } from '../deploy/atomic-write.js';
 import { writeLineage } from '../deploy/lineage.js';
 import { hookEnvironment } from '../hooks/environment.js';
 import { runHook } from '../hooks/run-hook.js';
@@ -523,18 +522,29 @@ async function deployedKeyPem(deps: RenewDeps, cert: CertificateConfig, keyType:
   const st = await deps.store.readState(cert.name, keyType);
   const recorded = st.current ? (await deps.store.loadVersion(cert.name, keyType, st.current))?.keyPem : undefined;
   if (!recorded) return undefined;
-  const onDisk = await readDeployedKeyPem(cert, keyType);
+  const onDisk = await readDeployedKeyPem(cert, keyType, log);
   if (!onDisk || keyTlsa311(onDisk) === keyTlsa311(recorded)) return recorded;
   log.warn({ keyType }, 'DANE: the key in the output files is not the one last recorded; reconciling from the files');
   return onDisk;
 }
 
-/** The private key in the output files (the key file, else the combined file), if readable. */
-async function readDeployedKeyPem(cert: CertificateConfig, keyType: KeyType): Promise<string | undefined> {
+/**
+ * The private key in the output files (the key file, else the combined
+ * file), if readable. Read only from a trusted directory and through an
+ * O_NOFOLLOW descriptor (readDeployed): a key planted there, or a symlink to
+ * some other key, would otherwise become the key DANE publishes for.
+ */
+export async function readDeployedKeyPem(cert: CertificateConfig, keyType: KeyType, log: Logger): Promise<string | undefined> {
   const paths = outputPaths(cert, keyType);
   const file = paths.key ?? paths.combined;
   if (!file) return undefined;
-  const text = await readFile(file, 'utf8').catch(() => undefined);
+  const text = await readDeployed(file).then(
+    (b) => b?.toString('utf8'),
+    (err: unknown) => {
+      log.warn({ file, err: describeError(err) }, 'DANE: not reading the deployed key; using the recorded one');
+      return undefined;
+    },
+  );
   const m = text && /-----BEGIN ((?:EC |RSA )?PRIVATE KEY)-----[\s\S]+?-----END \1-----/.exec(text);
   if (!m) return undefined;
   try {

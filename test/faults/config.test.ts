@@ -13,7 +13,7 @@
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { createHash, randomBytes } from 'node:crypto';
-import { access, chmod, lstat, mkdir, mkdtemp, readdir, readFile, rm, symlink, writeFile } from 'node:fs/promises';
+import { access, chmod, chown, lstat, mkdir, mkdtemp, readdir, readFile, rm, symlink, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { stringify } from 'yaml';
@@ -298,6 +298,57 @@ describe('faults: a corpus of broken configs', { timeout: 600_000 }, () => {
       }
     } finally {
       await rm(link, { force: true });
+    }
+  });
+
+  it('who may own and write the config, hooks and output directories → exit 2 naming the YAML path (or the file)', async () => {
+    const isRoot = process.geteuid?.() === 0;
+    const RULE = 'it and every directory above it must be owned by root and writable by no one else';
+    const loose = path.join(root, 'loose');
+    await mkdir(loose);
+    await chmod(loose, 0o777);
+    const evilHook = path.join(loose, 'reload');
+    await writeFile(evilHook, '#!/bin/sh\n');
+    await chmod(evilHook, 0o777);
+    if (isRoot) await chown(evilHook, 65534, 65534);
+    const theirOut = path.join(world, 'their-tls');
+    await mkdir(theirOut, { mode: 0o755 });
+    if (isRoot) await chown(theirOut, 65534, 65534);
+    const linkedOut = path.join(world, 'tls-link');
+    await symlink(outDir, linkedOut);
+
+    type SecCase = { what: string; mutate: (c: Cfg) => void; mode?: number; owner?: number; dir?: string; prefix: string; message: RegExp };
+    const cases: SecCase[] = [
+      { what: 'inline EAB key in a 0644 config', mutate: (c) => void (c.acme.eab = { kid: 'kid-1', hmacKey: eabKey }), mode: 0o644, prefix: 'acme.eab.hmacKey: ', message: /inline secret, and the config file is readable by others \(mode 0644\)/ },
+      { what: 'config writable by group', mutate: () => undefined, mode: 0o664, prefix: '(config): ', message: /refusing config file .* is writable by group or others \(mode 0664\)/ },
+      { what: 'config in a 0777 directory', mutate: () => undefined, dir: loose, prefix: '(config): ', message: new RegExp(`directory ${loose} is writable by group or others \\(mode 0777\\); ${RULE}`) },
+      { what: 'hook 0777 in a 0777 directory', mutate: (c) => void (cert(c).hooks.deploy = [evilHook]), prefix: 'certificates[0].hooks.deploy[0]: ', message: new RegExp(`refusing hook ${evilHook}: directory ${loose} is writable`) },
+      { what: 'output directory through a symlink', mutate: (c) => void (cert(c).output = { combined: path.join(linkedOut, 'mx1.pem') }), prefix: 'certificates[0].output.combined: ', message: /is a symlink .*give the real path/ },
+    ];
+    if (isRoot) {
+      cases.push(
+        { what: 'config owned by nobody', mutate: () => undefined, owner: 65534, prefix: '(config): ', message: /is owned by uid 65534 \(nobody\), not root/ },
+        { what: 'output directory owned by nobody', mutate: (c) => void (cert(c).output = { combined: path.join(theirOut, 'mx1.pem') }), prefix: 'certificates[0].output.combined: ', message: new RegExp(`directory ${theirOut} is owned by uid 65534 \\(nobody\\)`) },
+      );
+    }
+    for (const [i, k] of cases.entries()) {
+      const caseState = path.join(world, `state-sec-${i}`);
+      const c = base(caseState);
+      k.mutate(c);
+      const cfg = path.join(k.dir ?? configs, `sec-${i}.yaml`);
+      await writeFile(cfg, stringify(c), { mode: k.mode ?? 0o600 });
+      await chmod(cfg, k.mode ?? 0o600);
+      if (k.owner !== undefined) await chown(cfg, k.owner, k.owner);
+      const before = await tree(world);
+      for (const args of [['config', 'check'], ['renew', '--force']]) {
+        const r = await log.cli([...args, '--config', cfg], { timeoutMs: 30_000 });
+        assert.equal(r.code, 2, `${k.what}, mxcert ${args.join(' ')}: exit ${r.code}\n${r.stdout}${r.stderr}`);
+        const hit = r.stderr.split('\n').find((l) => l.startsWith(k.prefix));
+        assert.ok(hit, `${k.what}, mxcert ${args.join(' ')}: a line starting with "${k.prefix}" in:\n${r.stderr}`);
+        assert.match(hit, k.message, `${k.what}, mxcert ${args.join(' ')}`);
+        await assert.rejects(access(caseState), 'stateDir not created');
+      }
+      assert.deepEqual(await tree(world), before, `${k.what}: nothing on disk changed`);
     }
   });
 

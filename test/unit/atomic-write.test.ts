@@ -191,6 +191,21 @@ describe('readIfExists / removeFile', () => {
   });
 });
 
+describe('readIfExists', () => {
+  it('refuses a symlink instead of reading what it points to', async () => {
+    const dir = await mkdtemp(path.join(tmpdir(), 'mxcert-aw-'));
+    try {
+      const secret = path.join(dir, 'root-only');
+      await writeFile(secret, 'ROOT ONLY', { mode: 0o600 });
+      const link = path.join(dir, 'combined.pem');
+      await symlink(secret, link);
+      await assert.rejects(readIfExists(link), /combined\.pem is a symlink/);
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
+});
+
 describe('resolveOwner', () => {
   it('passes numbers through and resolves names', () => {
     assert.deepEqual(resolveOwner(), {});

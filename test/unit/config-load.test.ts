@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { chmod, mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { chmod, chown, mkdir, mkdtemp, rm, symlink, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
@@ -447,6 +447,96 @@ describe('loadConfig: cross-certificate and file checks', () => {
       'certificates[0].keys[1]: must be one of "ecdsa-p256", "ecdsa-p384", "rsa-2048", "rsa-3072", "rsa-4096", got "dsa"',
       'certificates[1].challenge.dns.tsig.secretFile: file is readable by others (mode 0644); use 0600',
       'bogus: unknown key "bogus"',
+    ]);
+  });
+});
+
+describe('loadConfig: ownership and modes (the config, hooks, output directories)', () => {
+  const isRoot = process.geteuid?.() === 0;
+  const RULE = 'it and every directory above it must be owned by root and writable by no one else';
+
+  async function configWithMode(content: Obj, mode: number, where = dir): Promise<string> {
+    const file = path.join(where, `config-${++n}.yaml`);
+    await writeFile(file, stringify(content), { mode });
+    await chmod(file, mode);
+    return file;
+  }
+  async function problemsAt(file: string): Promise<string[]> {
+    const err = await loadConfig(file, { env: {} }).then(() => assert.fail('expected a ConfigError'), (e: unknown) => e);
+    assert.ok(err instanceof ConfigError, String(err));
+    return err.problems.map((p) => `${p.path}: ${p.message}`);
+  }
+
+  it('an inline acme.eab.hmacKey in a config group or others can read is refused at its YAML path; 0600 is fine', async () => {
+    const cfg = await baseConfig();
+    cfg.acme.eab = { kid: 'kid-1', hmacKey: SECRET };
+    assert.deepEqual(await problemsAt(await configWithMode(cfg, 0o644)), [
+      'acme.eab.hmacKey: an inline secret, and the config file is readable by others (mode 0644); use hmacKeyFile (mode 0600) or hmacKeyEnv, or make the config 0600',
+    ]);
+    hasLine(await problemsAt(await configWithMode(cfg, 0o640)), 'acme.eab.hmacKey: an inline secret, and the config file is readable by group (mode 0640)');
+    const ok = await loadConfig(await configWithMode(cfg, 0o600));
+    assert.equal(ok.acme.eab?.hmacKey, SECRET);
+    // Without an inline secret a 0644 config is fine.
+    delete cfg.acme.eab;
+    await loadConfig(await configWithMode(cfg, 0o644));
+  });
+
+  it('a secret-looking hook publisher variable in a readable config is refused too', async () => {
+    const cfg = await baseConfig();
+    cfg.certificates[0].dane = { enabled: true, publisher: { provider: 'hook', command: '/bin/true', nameservers: ['127.0.0.1:53'], env: { NSUPDATE_SERVER: '127.0.0.1', DNS_API_TOKEN: SECRET } } };
+    const lines = await problemsAt(await configWithMode(cfg, 0o644));
+    assert.deepEqual(lines, ['certificates[0].dane.publisher.env.DNS_API_TOKEN: looks like a secret, and the config file is readable by others (mode 0644); pass the hook a file name instead, or make the config 0600']);
+    assert.ok(!lines.join('\n').includes(SECRET));
+  });
+
+  it('a config that group or others can write is refused, naming the file and its mode', async () => {
+    const cfg = await baseConfig();
+    const file = await configWithMode(cfg, 0o664);
+    assert.deepEqual(await problemsAt(file), [`: refusing config file ${file}: ${file} is writable by group or others (mode 0664); ${RULE}`]);
+  });
+
+  it('a config owned by another user, or in a directory others can write, is refused', { skip: !isRoot && 'needs root to chown' }, async () => {
+    const cfg = await baseConfig();
+    const theirs = await configWithMode(cfg, 0o600);
+    await chown(theirs, 65534, 65534);
+    assert.deepEqual(await problemsAt(theirs), [`: refusing config file ${theirs}: ${theirs} is owned by uid 65534 (nobody), not root; ${RULE}`]);
+    const open = path.join(dir, 'open-etc');
+    await mkdir(open);
+    await chmod(open, 0o777);
+    const inOpen = await configWithMode(cfg, 0o600, open);
+    assert.deepEqual(await problemsAt(inOpen), [`: refusing config file ${inOpen}: directory ${open} is writable by group or others (mode 0777); ${RULE}`]);
+  });
+
+  it('a hook of mode 0777 owned by nobody in a 0777 directory is refused at its YAML path', async () => {
+    const open = path.join(dir, 'open-hooks');
+    await mkdir(open);
+    await chmod(open, 0o777);
+    const hook = path.join(open, 'reload');
+    await writeFile(hook, '#!/bin/sh\n');
+    await chmod(hook, 0o777);
+    if (isRoot) await chown(hook, 65534, 65534);
+    const cfg = await baseConfig();
+    cfg.certificates[0].hooks = { deploy: ['/bin/true', [hook, 'arg']], failure: [hook] };
+    cfg.certificates[0].dane = { enabled: true, publisher: { provider: 'hook', command: [hook], nameservers: ['127.0.0.1:53'] } };
+    const why = `refusing hook ${hook}: directory ${open} is writable by group or others (mode 0777); ${RULE}`;
+    assert.deepEqual(await problemsOf(cfg), [
+      `certificates[0].hooks.deploy[1]: ${why}`,
+      `certificates[0].hooks.failure[0]: ${why}`,
+      `certificates[0].dane.publisher.command: ${why}`,
+    ]);
+  });
+
+  it('an output directory owned by nobody, or reached through a symlink, is refused at its YAML path', { skip: !isRoot && 'needs root to chown' }, async () => {
+    const theirs = path.join(dir, 'their-tls');
+    await mkdir(theirs, { mode: 0o755 });
+    await chown(theirs, 65534, 65534);
+    const linked = path.join(dir, 'tls-link');
+    await symlink(OUT, linked);
+    const cfg = await baseConfig();
+    cfg.certificates[0].output = { combined: path.join(theirs, 'mx1.pem'), fullchain: path.join(linked, 'mx1.fullchain.pem') };
+    assert.deepEqual(await problemsOf(cfg), [
+      `certificates[0].output.combined: refusing output directory ${theirs}: directory ${theirs} is owned by uid 65534 (nobody), not root; ${RULE}`,
+      `certificates[0].output.fullchain: refusing output directory ${linked}: ${linked} is a symlink (to ${OUT}); give the real path, mxcert does not follow links here`,
     ]);
   });
 });

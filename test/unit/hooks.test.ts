@@ -1,7 +1,7 @@
 import { describe, it, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
-import { access, chmod, mkdir, mkdtemp, readFile, rm, stat, writeFile } from 'node:fs/promises';
+import { access, chmod, chown, mkdir, mkdtemp, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -13,6 +13,7 @@ import { DeployError, describeError, HookError } from '../../src/errors.js';
 import { silentLogger, type Logger } from '../../src/log.js';
 
 const HOOKS_DIR = fileURLToPath(new URL('../../hooks/', import.meta.url));
+const isRoot = process.geteuid?.() === 0;
 
 function captureLogger(level = 'info'): { logger: Logger; records: Array<Record<string, unknown>> } {
   const records: Array<Record<string, unknown>> = [];
@@ -281,6 +282,64 @@ describe('runHook', () => {
       hookError((e) => assert.match(e.message, /not-executable is not executable/)),
     );
     await assert.rejects(runHook([], { env: {}, timeoutMs: 5000, logger: silentLogger }), HookError);
+  });
+});
+
+describe('runHook: only trusted hooks run', () => {
+  let dir: string;
+  before(async () => {
+    dir = await mkdtemp(path.join(tmpdir(), 'mxcert-hook-trust-'));
+  });
+  after(async () => {
+    await rm(dir, { recursive: true, force: true });
+  });
+
+  /** A hook that would leave a marker if it ran. */
+  async function markerHook(where: string, name: string): Promise<{ hook: string; marker: string }> {
+    const marker = path.join(dir, `${name}.ran`);
+    return { hook: await script(where, name, `touch '${marker}'`), marker };
+  }
+
+  it('a hook of mode 0777 owned by nobody in a 0777 directory is refused and does not run', async () => {
+    const open = path.join(dir, 'open');
+    await mkdir(open);
+    await chmod(open, 0o777);
+    const { hook, marker } = await markerHook(open, 'evil');
+    await chmod(hook, 0o777);
+    if (isRoot) await chown(hook, 65534, 65534);
+    await assert.rejects(
+      runHook([hook], { env: {}, timeoutMs: 5000, logger: silentLogger }),
+      hookError((e) => assert.match(e.message, new RegExp(`^refusing to run hook ${hook}: directory ${open} is writable by group or others \\(mode 0777\\)`))),
+    );
+    await assert.rejects(access(marker), 'the hook did not run');
+  });
+
+  it('refused: a hook owned by nobody, a group-writable hook, a hook in a directory owned by nobody', { skip: !isRoot && 'needs root to chown' }, async () => {
+    const a = await markerHook(dir, 'owned-by-nobody');
+    await chown(a.hook, 65534, 65534);
+    const b = await markerHook(dir, 'group-writable');
+    await chmod(b.hook, 0o775);
+    const theirs = path.join(dir, 'theirs');
+    await mkdir(theirs, { mode: 0o755 });
+    const c = await markerHook(theirs, 'in-their-dir');
+    await chown(theirs, 65534, 65534);
+    const expect: Array<[typeof a, string]> = [
+      [a, `${a.hook} is owned by uid 65534 (nobody), not root`],
+      [b, `${b.hook} is writable by group or others (mode 0775)`],
+      [c, `directory ${theirs} is owned by uid 65534 (nobody), not root`],
+    ];
+    for (const [h, why] of expect) {
+      await assert.rejects(
+        runHook([h.hook], { env: {}, timeoutMs: 5000, logger: silentLogger }),
+        hookError((e) => assert.ok(e.message.startsWith(`refusing to run hook ${h.hook}: ${why}; it and every directory above it must be owned by root`), e.message)),
+      );
+      await assert.rejects(access(h.marker), `${h.hook} did not run`);
+    }
+  });
+
+  it('a root-owned hook reached through root-owned links (/bin -> usr/bin) runs', async () => {
+    const r = await runHook(['/bin/echo', 'ok'], { env: {}, timeoutMs: 5000, logger: silentLogger });
+    assert.equal(r.stdout, 'ok');
   });
 });
 

@@ -1,6 +1,8 @@
 import { describe, it, beforeEach, afterEach } from 'node:test';
 import assert from 'node:assert/strict';
+import fs from 'node:fs';
 import { chmod, chown, lstat, mkdir, mkdtemp, readdir, readFile, rm, stat, symlink, writeFile } from 'node:fs/promises';
+import { syncBuiltinESMExports } from 'node:module';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { deployOutputs, type OutputFile } from '../../src/deploy/outputs.js';
@@ -92,6 +94,90 @@ describe('deployOutputs', () => {
       /writable by group or others/,
     );
     assert.deepEqual(await readdir(dir), ['shared']);
+  });
+
+  it('refuses a 0755 directory owned by another user, naming it and its owner, before writing anything', { skip: !isRoot && 'needs root to chown' }, async () => {
+    const theirs = path.join(dir, 'theirs');
+    await mkdir(theirs, { mode: 0o755 });
+    await chown(theirs, 65534, 65534);
+    const target = path.join(theirs, 'combined.pem');
+    await assert.rejects(
+      deployOutputs([...files, { kind: 'cert', path: target, content: 'C\n', mode: 0o644 }]),
+      (err: unknown) =>
+        err instanceof DeployError &&
+        err.message === `refusing to write ${target}: directory ${theirs} is owned by uid 65534 (nobody), not root; it and every directory above it must be owned by root and writable by no one else`,
+    );
+    assert.deepEqual(await readdir(dir), ['theirs']);
+    assert.deepEqual(await readdir(theirs), []);
+  });
+
+  it('refuses a directory whose ancestor is group-writable', async () => {
+    const shared = path.join(dir, 'shared');
+    const out = path.join(shared, 'tls');
+    await mkdir(out, { recursive: true, mode: 0o700 });
+    await chmod(shared, 0o775);
+    await assert.rejects(
+      deployOutputs([{ ...files[0]!, path: path.join(out, 'combined.pem') }]),
+      (err: unknown) => err instanceof DeployError && err.message.includes(`directory ${shared} is writable by group or others (mode 0775)`),
+    );
+    assert.deepEqual(await readdir(out), []);
+  });
+
+  it('refuses a symlinked parent directory (stat would have followed it)', async () => {
+    const real = path.join(dir, 'real');
+    await mkdir(real, { mode: 0o700 });
+    const link = path.join(dir, 'tls');
+    await symlink(real, link);
+    await assert.rejects(
+      deployOutputs([{ ...files[0]!, path: path.join(link, 'combined.pem') }]),
+      (err: unknown) => err instanceof DeployError && err.message.includes(`${link} is a symlink (to ${real}); give the real path`),
+    );
+    assert.deepEqual(await readdir(real), []);
+  });
+
+  it('a previous file swapped for a symlink after the checks is not read through: the link target never reaches the output', async () => {
+    // The race of a deploy+rollback loop, made deterministic: the swap happens
+    // right after the target's lstat (the check) and is undone once the
+    // previous file has been kept, so the writes themselves go through.
+    const secret = path.join(dir, 'root-only.key');
+    await writeFile(secret, 'ROOT ONLY SECRET\n', { mode: 0o600 });
+    const [a, b] = [files[0]!, files[2]!];
+    await writeFile(a.path, 'OLD COMBINED\n', { mode: 0o600 });
+    await writeFile(b.path, 'OLD FULLCHAIN\n', { mode: 0o644 });
+    const realLstat = fs.promises.lstat;
+    const seen = new Map<string, number>();
+    fs.promises.lstat = (async (p: fs.PathLike, ...rest: unknown[]) => {
+      const st = await (realLstat as (...args: unknown[]) => Promise<fs.Stats>)(p, ...rest);
+      const n = (seen.get(String(p)) ?? 0) + 1;
+      seen.set(String(p), n);
+      if (String(p) === a.path && n === 1) {
+        await rm(a.path);
+        await symlink(secret, a.path);
+      } else if (String(p) === b.path && n === 2 && (await realLstat(a.path)).isSymbolicLink()) {
+        await rm(a.path);
+        await writeFile(a.path, 'OLD COMBINED\n', { mode: 0o600 });
+      }
+      return st;
+    }) as typeof fs.promises.lstat;
+    syncBuiltinESMExports();
+    let outcome: unknown;
+    try {
+      outcome = await deployOutputs([a, b]).then(async (r) => {
+        await r.restore();
+        return 'restored';
+      }, (err: unknown) => err);
+    } finally {
+      fs.promises.lstat = realLstat;
+      syncBuiltinESMExports();
+    }
+    for (const f of [a.path, b.path]) {
+      // A symlink still there is the one planted above, not an output mxcert wrote.
+      if (!(await lstat(f)).isFile()) continue;
+      assert.ok(!(await readFile(f, 'utf8')).includes('ROOT ONLY SECRET'), `${f} must never receive the symlink target's content`);
+    }
+    assert.equal(await readFile(secret, 'utf8'), 'ROOT ONLY SECRET\n');
+    assert.ok(outcome instanceof DeployError, `refused, got ${String(outcome)}`);
+    assert.match(outcome.message, new RegExp(`cannot read the current ${a.path}: .*is a symlink`));
   });
 
   it('never lets a key file be readable by others or writable by the group', async () => {
