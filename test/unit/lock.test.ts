@@ -245,7 +245,7 @@ async function nextLine(r: { lines: AsyncIterator<string> }): Promise<string> {
 
 test('many processes racing to take over one stale lock: in every round exactly one holds it, and no two holds overlap', { timeout: 300_000 }, () =>
   withDir(async (dir) => {
-    const ROUNDS = 50;
+    const ROUNDS = 60;
     const N = 8;
     const lockDir = path.join(dir, 'state');
     const marks = path.join(dir, 'marks');
