@@ -1,4 +1,4 @@
-// When to renew (DESIGN §5, issue 3): a pure function of the certificate's
+// When to renew (docs/architecture.md): a pure function of the certificate's
 // validity, an optional ARI window, the failure history and an injected
 // random source. No clock inside, like cert-manager's RenewalTime: callers
 // compare the answer with their injected clock.

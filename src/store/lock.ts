@@ -1,4 +1,4 @@
-// One lock for the whole agent (DESIGN §1): the daemon takes it per unit of
+// One lock for the whole agent (docs/architecture.md): the daemon takes it per unit of
 // work, the CLI per command. The lock file appears with its whole content at
 // once (written to a private temp file, then hard-linked into place, which
 // fails atomically if it exists). It names its holder by PID, process start
