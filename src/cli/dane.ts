@@ -3,7 +3,7 @@ import { X509Certificate } from 'node:crypto';
 import { loadConfig, resolveConfigPath } from '../config/load.js';
 import type { CertificateConfig, Config } from '../config/schema.js';
 import { StateStore } from '../store/state-store.js';
-import { acquireLock, runningDaemonPid } from '../store/lock.js';
+import { acquireLock, runningDaemon } from '../store/lock.js';
 import { systemClock } from '../clock.js';
 import { describeError } from '../errors.js';
 import { readJournal, requestRollover, wantedRecords, endpointOwners } from '../dane/rollover.js';
@@ -60,14 +60,17 @@ export async function rolloverCommand(ctx: CommandContext, o: { cert: string; em
   const code = await renewCommand(ctx, { force: false, cert: [cert.name], dryRun: false, wait: o.wait });
   // A running daemon planned its next wake-up from the journal before the
   // request: without a nudge a rollover still holding would wait for its next tick.
-  const daemon = await runningDaemonPid(config.stateDir);
-  if (daemon) {
+  // Only a process proven to be the daemon is signalled (runningDaemon).
+  const daemon = await runningDaemon(config.stateDir);
+  if ('pid' in daemon) {
     try {
-      process.kill(daemon, 'SIGUSR1');
-      ctx.logger.info({ pid: daemon }, 'asked the running daemon to re-plan (SIGUSR1)');
+      process.kill(daemon.pid, 'SIGUSR1');
+      ctx.logger.info({ pid: daemon.pid }, 'asked the running daemon to re-plan (SIGUSR1)');
     } catch (err) {
-      ctx.logger.warn({ pid: daemon, err: (err as Error).message }, 'could not signal the running daemon; it picks the rollover up on its next tick');
+      ctx.logger.warn({ pid: daemon.pid, err: (err as Error).message }, 'could not signal the running daemon; it picks the rollover up on its next tick');
     }
+  } else {
+    ctx.logger.info({ why: daemon.none }, 'no running mxcert daemon found; none signalled (a daemon started later plans from the journal)');
   }
   return code;
 }

@@ -24,7 +24,7 @@ import { writeLineage } from '../deploy/lineage.js';
 import { hookEnvironment } from '../hooks/environment.js';
 import { runHook } from '../hooks/run-hook.js';
 import { verifyServed } from '../verify/starttls.js';
-import { chooseAriInstant } from '../schedule/renewal-time.js';
+import { chooseAriInstant, retryAfterInstant } from '../schedule/renewal-time.js';
 import { planFromState, type Plan } from '../schedule/plan.js';
 import { ariCertId, nextAriCheck, type RenewalInfo } from '../acme/ari.js';
 import { AcmeProblemError } from '../errors.js';
@@ -288,7 +288,7 @@ export async function recordFailure(
   const next: CertState = {
     ...state,
     consecutiveFailures: state.consecutiveFailures + 1,
-    retryAfterUntil: retryAfter !== undefined ? new Date(failedAt.getTime() + retryAfter * 1000).toISOString() : undefined,
+    retryAfterUntil: retryAfter !== undefined ? retryAfterInstant(failedAt, retryAfter).toISOString() : undefined,
     last: { at: failedAt.toISOString(), result: 'failure', error: message, code, step },
   };
   await deps.store.writeState(cert.name, keyType, next);

@@ -1,4 +1,4 @@
-// When to renew (DESIGN §5, issue 3): a pure function of the certificate's
+// When to renew (docs/architecture.md): a pure function of the certificate's
 // validity, an optional ARI window, the failure history and an injected
 // random source. No clock inside, like cert-manager's RenewalTime: callers
 // compare the answer with their injected clock.
@@ -8,8 +8,13 @@
 //   missing   nothing issued yet, or the configured names changed.
 //   backoff   after a failure, wait (1 min, 10 min, 100 min, then daily),
 //             capped so several attempts still fit before expiry, and never
-//             sooner than the CA's Retry-After.
-//   emergency in the last 1/20 of the lifetime renew now, whatever ARI says.
+//             sooner than the CA's Retry-After — which is itself capped (a
+//             day at most, less for short-lived certificates), bounded by
+//             the emergency rule below, and never pushes the next attempt
+//             past notAfter minus a margin.
+//   emergency in the last 1/20 of the lifetime renew now, whatever ARI says;
+//             after a failure in that window, retry within a short interval
+//             scaled to the lifetime, whatever the CA's Retry-After says.
 //   ari-window a uniformly random instant in the CA's suggested window
 //             (RFC 9773 §4.2), kept until the window changes.
 //   lifetime-fraction  no ARI: renew with 1/3 of the lifetime left (1/2 for
@@ -48,9 +53,17 @@ export interface RenewalDecision {
 }
 
 const DAY = 86_400_000;
+const HOUR = 3_600_000;
 const MINUTE = 60_000;
 /** Let's Encrypt's suggested client backoff after failures. */
 export const BACKOFF_STEPS_MS = [1 * MINUTE, 10 * MINUTE, 100 * MINUTE, DAY] as const;
+/**
+ * The longest Retry-After (RFC 9110 §10.2.3) honoured after a failure. A CA
+ * may ask for more (a rate-limit window of a week, or a bogus year); one
+ * retry a day costs it one rejected order, while honouring a long wait can
+ * let the certificate expire. It equals the backoff's own daily ceiling.
+ */
+export const RETRY_AFTER_MAX_MS = DAY;
 
 export function lifetimeMs(v: Validity): number {
   return Math.max(0, v.notAfter.getTime() - v.notBefore.getTime());
@@ -59,6 +72,22 @@ export function lifetimeMs(v: Validity): number {
 /** Start of the last 1/20 of the lifetime: from here on, renew now. */
 export function emergencyPoint(v: Validity): Date {
   return new Date(v.notAfter.getTime() - lifetimeMs(v) / 20);
+}
+
+/**
+ * In the emergency window (and as the margin kept before notAfter), the
+ * longest wait between attempts: 1/100 of the lifetime, so at least five
+ * attempts fit in the last 1/20, between 1 minute and 1 hour (hourly
+ * retries for a 90-day certificate, ~14 minutes for a 1-day one).
+ */
+export function emergencyRetryMs(v: Validity): number {
+  return Math.min(Math.max(lifetimeMs(v) / 100, MINUTE), HOUR);
+}
+
+/** Persisted Retry-After deadline: seconds from the header, capped at RETRY_AFTER_MAX_MS (no overflow into an invalid date). */
+export function retryAfterInstant(failedAt: Date, retryAfterSeconds: number): Date {
+  const ms = Number.isFinite(retryAfterSeconds) ? Math.max(0, retryAfterSeconds) * 1000 : RETRY_AFTER_MAX_MS;
+  return new Date(failedAt.getTime() + Math.min(ms, RETRY_AFTER_MAX_MS));
 }
 
 /**
@@ -95,17 +124,33 @@ export function chooseAriInstant(window: AriWindow, previous: AriChoice | undefi
  * The wait after the n-th consecutive failure: 1 min, 10 min, 100 min, then
  * daily — capped at a quarter of the time left at the failure, so at least
  * three more attempts fit before expiry (a 6-day certificate retries within
- * hours, not days) — and never before the CA's Retry-After.
+ * hours, not days) — and not before the CA's Retry-After, honoured up to
+ * that same cap and RETRY_AFTER_MAX_MS. Then two bounds no Retry-After
+ * moves: the next attempt is no later than the emergency point (or, after a
+ * failure inside the emergency window, than one emergencyRetryMs later), and
+ * no later than notAfter minus emergencyRetryMs while that is still ahead.
+ * Attempts are never closer than a minute.
  */
 export function backoffUntil(failures: FailureHistory, validity?: Validity): Date {
+  const last = failures.lastAt.getTime();
   const n = Math.max(1, failures.count);
   let delay: number = BACKOFF_STEPS_MS[Math.min(n, BACKOFF_STEPS_MS.length) - 1]!;
+  let retryAfterCap = RETRY_AFTER_MAX_MS;
   if (validity) {
-    const left = validity.notAfter.getTime() - failures.lastAt.getTime();
-    delay = Math.min(delay, Math.max(MINUTE, left / 4));
+    const cap = Math.max(MINUTE, (validity.notAfter.getTime() - last) / 4);
+    delay = Math.min(delay, cap);
+    retryAfterCap = Math.min(retryAfterCap, cap);
   }
-  const at = failures.lastAt.getTime() + delay;
-  return new Date(Math.max(at, failures.retryAfterUntil?.getTime() ?? 0));
+  const retryAfter = failures.retryAfterUntil?.getTime();
+  const wait = Number.isFinite(retryAfter) ? Math.min(retryAfter! - last, retryAfterCap) : 0;
+  let until = last + Math.max(delay, wait);
+  if (validity) {
+    const short = emergencyRetryMs(validity);
+    until = Math.min(until, Math.max(emergencyPoint(validity).getTime(), last + short));
+    const latest = validity.notAfter.getTime() - short;
+    if (last < latest) until = Math.min(until, Math.max(latest, last + MINUTE));
+  }
+  return new Date(until);
 }
 
 export interface RenewalInput {

@@ -5,10 +5,11 @@
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn, type ChildProcess } from 'node:child_process';
-import { openSync } from 'node:fs';
-import { access, readFile, writeFile } from 'node:fs/promises';
+import { openSync, readFileSync } from 'node:fs';
+import { access, mkdir, readFile, writeFile } from 'node:fs/promises';
+import os from 'node:os';
 import path from 'node:path';
-import { X509Certificate } from 'node:crypto';
+import { randomBytes, X509Certificate } from 'node:crypto';
 import { CLI, servedLeafPem, startSandbox, type Sandbox } from '../support/sandbox.js';
 import { pollUntil } from '../env/proc.js';
 
@@ -40,8 +41,35 @@ describe('mxcert run (daemon) on real Pebble + BIND + Postfix', { timeout: 300_0
     await sb?.stop();
   });
 
-  it('issues at start, renews at the due instant between cron ticks, shares the lock, reloads on SIGHUP, exits 0 on SIGTERM', async () => {
-    daemon = startDaemon(sb, cfg, log);
+  it('takes over a stale daemon.lock naming a live unrelated process, issues at start, renews at the due instant between cron ticks, shares the lock, reloads on SIGHUP, exits 0 on SIGTERM', async () => {
+    // 0. The daemon crashed and its PID now belongs to an unrelated process:
+    //    the lock records the crashed daemon's start time, not this one's.
+    const unrelated = spawn('sleep', ['60'], { stdio: 'ignore' });
+    try {
+      const stat = readFileSync(`/proc/${unrelated.pid}/stat`, 'utf8');
+      const startTime = Number(stat.slice(stat.lastIndexOf(')') + 1).trim().split(/\s+/)[19]);
+      await mkdir(sb.stateDir, { recursive: true, mode: 0o700 });
+      await writeFile(
+        path.join(sb.stateDir, 'daemon.lock'),
+        JSON.stringify({
+          pid: unrelated.pid, host: os.hostname(), since: new Date(Date.now() - 3_600_000).toISOString(), command: 'run',
+          startTime: String(startTime - 100), bootId: readFileSync('/proc/sys/kernel/random/boot_id', 'utf8').trim(), nonce: randomBytes(12).toString('hex'),
+        }) + '\n',
+      );
+      daemon = startDaemon(sb, cfg, log);
+      const running = daemon;
+      const tookOver = pollUntil(async () => {
+        const held = JSON.parse(await readFile(path.join(sb.stateDir, 'daemon.lock'), 'utf8')) as { pid: number };
+        return held.pid === running.pid ? 'took over' : undefined;
+      }, { deadlineMs: 20_000, what: 'the daemon to take over the stale daemon.lock' });
+      tookOver.catch(() => {}); // reported through the race below
+      const outcome = await Promise.race([tookOver, exited(running).then((code) => `exited ${code}`)]);
+      assert.equal(outcome, 'took over', await readFile(log, 'utf8').catch(() => ''));
+      assert.equal(unrelated.exitCode, null, 'the unrelated process still runs');
+      assert.equal(unrelated.signalCode, null, 'and was not signalled');
+    } finally {
+      unrelated.kill('SIGKILL');
+    }
     const logText = () => readFile(log, 'utf8').catch(() => '');
 
     // 1. First issuance right after start ("missing").

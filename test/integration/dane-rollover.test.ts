@@ -8,7 +8,10 @@
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
-import { readdir, readFile } from 'node:fs/promises';
+import { randomBytes } from 'node:crypto';
+import { readFileSync } from 'node:fs';
+import { readdir, readFile, rm, writeFile } from 'node:fs/promises';
+import os from 'node:os';
 import path from 'node:path';
 import { CLI, servedLeafPem, startSandbox, type Sandbox, type SandboxConfig } from '../support/sandbox.js';
 import { dig } from '../env/bind.js';
@@ -18,6 +21,22 @@ import { assertStatusSchema } from '../support/status-schema.js';
 import { pollUntil, run } from '../env/proc.js';
 
 const TTL = 2;
+
+/**
+ * Alive, not a zombie, and no signal pending: a fatal signal sent to it is
+ * either still pending or has already ended it, so this holds only for a
+ * process nobody signalled (no waiting for an exit that may never come).
+ */
+function unsignalled(pid: number): boolean {
+  let status: string;
+  try {
+    status = readFileSync(`/proc/${pid}/status`, 'utf8');
+  } catch {
+    return false;
+  }
+  const field = (name: string) => new RegExp(`^${name}:\\s*(\\S+)`, 'm').exec(status)?.[1] ?? '';
+  return !/^[ZX]/.test(field('State')) && /^0+$/.test(field('SigPnd')) && /^0+$/.test(field('ShdPnd'));
+}
 
 interface Journal {
   phase: string;
@@ -115,8 +134,29 @@ describe('DANE rollover on real BIND (primary + secondary), Postfix and Pebble',
       await run('nsupdate', ['-k', sb.bind.tsig.keyFile], {
         input: `server 127.0.0.1 ${sb.bind.primary.port}\nzone example.test\nupdate add ${owner} ${TTL} TLSA 3 1 1 ${foreign}\nsend\n`,
       });
-      const r = await sb.cli(['rollover', '--cert', 'mx1', '--config', cfg]);
-      assert.equal(r.code, 0, r.stdout + r.stderr);
+      // A stale daemon.lock (no daemon runs; its PID now belongs to an
+      // unrelated process that started later): rollover must not signal it.
+      const unrelated = spawn('sleep', ['60'], { stdio: 'ignore' });
+      let r;
+      try {
+        const stat = readFileSync(`/proc/${unrelated.pid}/stat`, 'utf8');
+        const startTime = Number(stat.slice(stat.lastIndexOf(')') + 1).trim().split(/\s+/)[19]);
+        await writeFile(
+          path.join(sb.stateDir, 'daemon.lock'),
+          JSON.stringify({
+            pid: unrelated.pid, host: os.hostname(), since: new Date(Date.now() - 3_600_000).toISOString(), command: 'run',
+            startTime: String(startTime - 100), bootId: readFileSync('/proc/sys/kernel/random/boot_id', 'utf8').trim(), nonce: randomBytes(12).toString('hex'),
+          }) + '\n',
+        );
+        r = await sb.cli(['rollover', '--cert', 'mx1', '--config', cfg]);
+        assert.equal(r.code, 0, r.stdout + r.stderr);
+        assert.ok(unsignalled(unrelated.pid!), `the unrelated process runs and has no signal pending\n${r.stderr}`);
+        assert.match(r.stderr, /no running mxcert daemon found/);
+        assert.doesNotMatch(r.stderr, /SIGUSR1/);
+      } finally {
+        unrelated.kill('SIGKILL');
+        await rm(path.join(sb.stateDir, 'daemon.lock'), { force: true });
+      }
       // Drive it like a timer would, until the old record is retired.
       await pollUntil(
         async () => {

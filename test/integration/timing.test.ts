@@ -147,22 +147,40 @@ describe('renewal timing: ARI, profiles, rate limits, backoff (real Pebble behin
     }
   });
 
-  it('rateLimited with Retry-After: failure recorded; a restart neither forgets the backoff nor asks the CA again', async () => {
-    front.rejectNextOrders(1, { type: 'urn:ietf:params:acme:error:rateLimited', detail: 'too many certificates', status: 429 }, 600);
+  it('rateLimited with a Retry-After of a year: failure recorded, the wait capped for a 2-minute certificate; a restart neither forgets the backoff nor asks the CA again', async () => {
+    front.rejectNextOrders(1, { type: 'urn:ietf:params:acme:error:rateLimited', detail: 'too many certificates', status: 429 }, 31_536_000);
     const before = front.orders.length;
     const t0 = Date.now();
     const r = await sb.cli(['renew', '--force', '--config', cfg]);
+    const t1 = Date.now();
     assert.equal(r.code, 1, r.stdout + r.stderr);
     assert.match(r.stdout, /\[rateLimited\]/);
     const s = await status();
     assert.equal(s.lastResult, 'failure');
     assert.equal(s.nextRenewalReason, 'backoff');
-    assert.ok(s.backoffUntil && new Date(s.backoffUntil).getTime() >= t0 + 600_000 - 5_000, `Retry-After honoured: ${s.backoffUntil}`);
+    // Honoured up to the cap for this lifetime: a quarter of the time left,
+    // with a floor of one minute (never a year: the certificate would expire).
+    const until = new Date(s.backoffUntil ?? 0).getTime();
+    assert.ok(until >= t0 + 60_000 && until <= t1 + 60_000, `Retry-After capped at a minute: ${s.backoffUntil}`);
 
     const again = await sb.cli(['renew', '--config', cfg]);
     assert.equal(again.code, 0, again.stdout + again.stderr);
     assert.match(again.stdout, /"status":"not-due".*"reason":"backoff"/);
     assert.equal(front.orders.length, before + 1, 'no new order during the backoff');
+
+    // A Retry-After beyond any date (10^14 s) is recorded as a failure with a
+    // capped backoff, not an "Invalid time value" that loses the failure.
+    front.rejectNextOrders(1, { type: 'urn:ietf:params:acme:error:rateLimited', detail: 'too many certificates', status: 429 }, 99_999_999_999_999);
+    const t2 = Date.now();
+    const absurd = await sb.cli(['renew', '--force', '--config', cfg]);
+    const t3 = Date.now();
+    assert.equal(absurd.code, 1, absurd.stdout + absurd.stderr);
+    assert.match(absurd.stdout, /\[rateLimited\]/);
+    assert.doesNotMatch(absurd.stdout + absurd.stderr, /Invalid time value/);
+    const s2 = await status();
+    assert.equal(s2.consecutiveFailures, 2);
+    const until2 = new Date(s2.backoffUntil ?? 0).getTime();
+    assert.ok(until2 >= t2 + 60_000 && until2 <= t3 + 60_000, `capped: ${s2.backoffUntil}`);
 
     // --force ignores backoff (never validation) and a success clears it.
     const forced = await sb.cli(['renew', '--force', '--config', cfg]);

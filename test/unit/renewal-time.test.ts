@@ -5,9 +5,12 @@ import {
   backoffUntil,
   chooseAriInstant,
   emergencyPoint,
+  emergencyRetryMs,
   fallbackRenewalTime,
   jitterFor,
   renewalTime,
+  retryAfterInstant,
+  RETRY_AFTER_MAX_MS,
   type RenewalInput,
 } from '../../src/schedule/renewal-time.js';
 
@@ -110,6 +113,96 @@ describe('ARI instant choice', () => {
   });
 });
 
+describe('Retry-After is capped and never beats the emergency rule', () => {
+  const YEAR_S = 31_536_000;
+  it('a 90-day certificate with 2 days left and Retry-After of a year: the next attempt within the emergency interval (1 h), not months out', () => {
+    const c = cert(90 * DAY);
+    const lastAt = d(88 * DAY);
+    const failures = { count: 1, lastAt, retryAfterUntil: retryAfterInstant(lastAt, YEAR_S) };
+    const until = backoffUntil(failures, c);
+    assert.equal(emergencyRetryMs(c), H);
+    assert.equal(until.getTime() - lastAt.getTime(), H);
+    // As the scheduler sees it, from persisted state a minute later.
+    const r = renewalTime({ current: c, wantedNames: c.names, now: d(88 * DAY + M), failures: { count: 1, lastAt, retryAfterUntil: new Date(lastAt.getTime() + YEAR_S * 1000) } });
+    assert.deepEqual(r, { at: new Date(lastAt.getTime() + H), reason: 'backoff' });
+  });
+  it('outside the emergency window a long Retry-After is honoured up to one day', () => {
+    const lastAt = d(61 * DAY);
+    const until = backoffUntil({ count: 1, lastAt, retryAfterUntil: new Date(lastAt.getTime() + YEAR_S * 1000) }, cert(90 * DAY));
+    assert.equal(until.getTime() - lastAt.getTime(), RETRY_AFTER_MAX_MS);
+    assert.equal(RETRY_AFTER_MAX_MS, DAY);
+  });
+  it('for a short-lived certificate the Retry-After cap is the backoff cap (a quarter of the time left)', () => {
+    const c = cert(6 * DAY);
+    const lastAt = d(4 * DAY); // two days left: cap 12 h
+    const until = backoffUntil({ count: 1, lastAt, retryAfterUntil: new Date(lastAt.getTime() + YEAR_S * 1000) }, c);
+    assert.equal(until.getTime() - lastAt.getTime(), 12 * H);
+  });
+  it('a failure just before the emergency point: the backoff ends at the emergency point at the latest', () => {
+    const c = cert(90 * DAY);
+    const e = emergencyPoint(c).getTime();
+    const lastAt = new Date(e - 3 * H);
+    const until = backoffUntil({ count: 4, lastAt, retryAfterUntil: new Date(lastAt.getTime() + DAY) }, c);
+    assert.equal(until.getTime(), e);
+  });
+  it('inside the emergency window the short interval also caps the ordinary daily step', () => {
+    const c = cert(90 * DAY);
+    const lastAt = d(87 * DAY);
+    assert.equal(backoffUntil({ count: 9, lastAt }, c).getTime() - lastAt.getTime(), H);
+  });
+  it('the next attempt is never after notAfter minus the margin while that is ahead; never sooner than a minute', () => {
+    const c = cert(DAY); // margin: 1/100 of a day = 14.4 min; emergency window: the last 72 min
+    // 17 min left: a quarter of that (4.25 min) would end 12.75 min before expiry, inside the margin.
+    const lastAt = new Date(c.notAfter.getTime() - 17 * M);
+    const until = backoffUntil({ count: 3, lastAt, retryAfterUntil: new Date(lastAt.getTime() + DAY) }, c);
+    assert.equal(until.getTime(), c.notAfter.getTime() - 14.4 * M);
+    const late = new Date(c.notAfter.getTime() - 14.4 * M - 10_000); // 10 s before that point
+    assert.equal(backoffUntil({ count: 1, lastAt: late }, c).getTime() - late.getTime(), M);
+  });
+  it('a persisted Retry-After deadline is capped, and an absurd header gives a valid date', () => {
+    const at = d(0);
+    assert.equal(retryAfterInstant(at, 120).getTime(), t0 + 120_000);
+    assert.equal(retryAfterInstant(at, YEAR_S).getTime(), t0 + DAY);
+    assert.equal(retryAfterInstant(at, 99_999_999_999_999).toISOString(), new Date(t0 + DAY).toISOString());
+    assert.equal(retryAfterInstant(at, Number.POSITIVE_INFINITY).getTime(), t0 + DAY);
+  });
+  it('an unreadable persisted Retry-After is ignored, not an invalid date', () => {
+    const lastAt = d(61 * DAY);
+    const until = backoffUntil({ count: 1, lastAt, retryAfterUntil: new Date('garbage') }, cert(90 * DAY));
+    assert.equal(until.getTime() - lastAt.getTime(), M);
+  });
+});
+
+describe('boundaries pinned (each test fails if that detail changes)', () => {
+  const base = (over: Partial<RenewalInput>): RenewalInput => ({ current: cert(90 * DAY), wantedNames: ['mx1.example.test'], now: d(DAY), ...over });
+  it('the emergency window is the last 1/20 of the lifetime, not more', () => {
+    assert.equal(emergencyPoint(cert(100 * DAY)).getTime(), t0 + 95 * DAY);
+    // 6 days left of 90 (inside 1/10, outside 1/20): ARI still decides.
+    const r = renewalTime(base({ now: d(84 * DAY), ari: { window: { start: d(86 * DAY), end: d(87 * DAY) }, at: d(86.5 * DAY) } }));
+    assert.equal(r.reason, 'ari-window');
+    assert.equal(renewalTime(base({ now: d(84 * DAY) })).reason, 'lifetime-fraction');
+  });
+  it('a certificate of exactly 10 days renews with half its lifetime left; one a millisecond longer with a third', () => {
+    assert.equal(fallbackRenewalTime(cert(10 * DAY)).getTime(), t0 + 5 * DAY);
+    assert.equal(fallbackRenewalTime(cert(10 * DAY + 3)).getTime(), t0 + (10 * DAY + 3) - (10 * DAY + 3) / 3);
+  });
+  it('names compare case-insensitively both ways (a SAN in capitals does not re-issue on every pass)', () => {
+    assert.equal(renewalTime(base({ current: cert(90 * DAY, ['MX1.Example.TEST']), wantedNames: ['mx1.example.test'] })).reason, 'lifetime-fraction');
+    assert.equal(renewalTime(base({ wantedNames: ['MX1.EXAMPLE.test'] })).reason, 'lifetime-fraction');
+  });
+  it('an ARI window whose end alone changes is re-picked', () => {
+    const first = chooseAriInstant({ start: d(10 * DAY), end: d(12 * DAY) }, undefined, () => 0.25);
+    const moved = chooseAriInstant({ start: d(10 * DAY), end: d(14 * DAY) }, first, () => 0.5);
+    assert.equal(moved.at.getTime(), t0 + 12 * DAY);
+    assert.equal(moved.window.end.getTime(), t0 + 14 * DAY);
+  });
+  it('an ARI instant past the emergency point is clamped to the emergency point, not to notAfter', () => {
+    const r = renewalTime(base({ ari: { window: { start: d(88 * DAY), end: d(100 * DAY) }, at: d(89 * DAY) } }));
+    assert.deepEqual(r, { at: emergencyPoint(cert(90 * DAY)), reason: 'ari-window' });
+    assert.equal(r.at.getTime(), t0 + 85.5 * DAY);
+  });
+});
+
 describe('properties', () => {
   const lifetime = fc.integer({ min: H, max: 400 * DAY });
   it('the instant lies within [notBefore, notAfter] (or is now, when due)', () => {
@@ -159,6 +252,22 @@ describe('properties', () => {
         assert.deepEqual(r, { at: now, reason: 'emergency' });
       }),
       { numRuns: 1000 },
+    );
+  });
+  it('whatever the Retry-After: never more than a day, never past the emergency bound, never past notAfter minus the margin, never under a minute', () => {
+    fc.assert(
+      fc.property(lifetime, fc.double({ min: 0, max: 1.2, noNaN: true }), fc.integer({ min: 1, max: 20 }), fc.integer({ min: 0, max: 100 * 365 * 86_400 }), (life, failFrac, count, retryAfterS) => {
+        const c = cert(life);
+        const last = Math.floor(life * failFrac);
+        const lastAt = d(last);
+        const until = backoffUntil({ count, lastAt, retryAfterUntil: new Date(t0 + last + retryAfterS * 1000) }, c).getTime() - t0;
+        const short = emergencyRetryMs(c);
+        assert.ok(until - last >= M, 'at least a minute');
+        assert.ok(until - last <= DAY, 'at most a day');
+        assert.ok(until <= Math.max(emergencyPoint(c).getTime() - t0, last + short), 'the emergency rule wins');
+        if (last < life - short) assert.ok(until <= Math.max(life - short, last + M), 'not after notAfter minus the margin');
+      }),
+      { numRuns: 3000 },
     );
   });
   it('backoff leaves room for at least three attempts before expiry', () => {
