@@ -929,7 +929,12 @@ describe('mxcert rollover while the daemon runs: the daemon is nudged and swaps 
         what: 'the daemon to swap to the next key',
         detail: () => logTail(logPath, 30),
       });
-      assert.match(await readFile(logPath, 'utf8'), /"why":"signal"/, 'a pass triggered by the signal');
+      // "pass finished" (with its why) is logged at the end of the pass, after the swap is visible.
+      await pollUntil(async () => (/"why":"signal"/.test(await readFile(logPath, 'utf8')) ? true : undefined), {
+        deadlineMs: 60_000,
+        what: 'the log of a pass triggered by the signal',
+        detail: () => logTail(logPath, 30),
+      });
     } finally {
       await watcher.stop();
     }
