@@ -13,10 +13,11 @@
 import type { Logger } from '../log.js';
 import { AcmeProblemError } from '../errors.js';
 import type { RenewalInfo } from './ari.js';
-import { AccountManager, type Account, type AccountStore, type StoredAccount } from './account.js';
+import { AccountCommands, AccountManager, signerOf, type Account, type AccountStore, type StoredAccount } from './account.js';
 import { OrderFlow, type IssueRequest, type IssueResult } from './order.js';
 import { checkProfile, fetchRenewalInfo, offeredProfiles } from './renewal-info.js';
 import { AcmeSession } from './session.js';
+import { revokeCertificate, type RevocationReason } from './revoke.js';
 
 export type { AccountStore, StoredAccount, IssueRequest, IssueResult };
 
@@ -33,6 +34,8 @@ export interface AcmeServiceOptions {
   pollTimeoutMs?: number;
   /** Total deadline of each HTTP request, body included (default 30 s; see transport.ts). */
   requestTimeoutMs?: number;
+  /** Issuer CN of the chain to prefer among the CA's alternates (acme.preferredChain). */
+  preferredChain?: string;
 }
 
 export class AcmeService {
@@ -43,7 +46,11 @@ export class AcmeService {
   constructor(protected readonly opts: AcmeServiceOptions) {
     this.session = new AcmeSession({ directoryUrl: opts.directoryUrl, caBundlePem: opts.caBundlePem, requestTimeoutMs: opts.requestTimeoutMs });
     this.accounts = new AccountManager(this.session, opts);
-    this.orders = new OrderFlow(this.session, this.accounts, { logger: opts.logger, pollTimeoutMs: opts.pollTimeoutMs ?? 90_000 });
+    this.orders = new OrderFlow(this.session, this.accounts, {
+      logger: opts.logger,
+      pollTimeoutMs: opts.pollTimeoutMs ?? 90_000,
+      ...(opts.preferredChain ? { preferredChain: opts.preferredChain } : {}),
+    });
   }
 
   /** Let go of keep-alive connections (the process can exit at once). */
@@ -74,6 +81,21 @@ export class AcmeService {
   /** One order, start to finish (order.ts). */
   issue(req: IssueRequest): Promise<IssueResult> {
     return this.orders.issue(req);
+  }
+
+  /** show / update / rollover-key on the stored account (account.ts); none registers one. */
+  accountCommands(): AccountCommands {
+    return new AccountCommands(this.session, this.accounts, this.opts.accounts, this.opts.logger);
+  }
+
+  /**
+   * Revoke a certificate (RFC 8555 §7.6), signed by the stored account, or by
+   * the certificate's own key when no account is stored for this CA.
+   */
+  async revoke(req: { certPem: string; certKeyPem: string; reason: RevocationReason }): Promise<{ alreadyRevoked: boolean }> {
+    const stored = await this.opts.accounts.load();
+    const account = stored?.url ? await this.accounts.account() : undefined;
+    return revokeCertificate(this.session, { ...req, ...(account ? { account: signerOf(account) } : {}) });
   }
 }
 

@@ -1,14 +1,15 @@
 // One order, start to finish (RFC 8555 §7.4, §7.5): newOrder, the
 // challenges of authorizations that are not valid yet, finalize, download.
 import type { Logger } from '../log.js';
-import { ChallengeError, type AcmeProblem } from '../errors.js';
+import { ChallengeError, describeError, type AcmeProblem } from '../errors.js';
 import type { ChallengeInput, ChallengeSolver } from '../obtain/solver.js';
 import { challengeResponse } from './jws.js';
 import { PROBLEM, isProblem, problemError } from './problems.js';
 import { sleep, type AcmeSession } from './session.js';
 import { signerOf, type Account, type AccountManager } from './account.js';
 import { checkProfile } from './renewal-info.js';
-import { parseRetryAfter } from './transport.js';
+import { parseRetryAfter, type AcmeResponse } from './transport.js';
+import { alternateLinks, pickChain, topIssuerCn } from './chains.js';
 
 export interface IssueRequest {
   domains: string[];
@@ -26,6 +27,8 @@ export interface IssueResult {
   orderUrl: string;
   /** Authorizations that were already valid and needed no challenge. */
   reusedAuthorizations: number;
+  /** The identifiers of those authorizations. */
+  reusedIdentifiers: string[];
 }
 
 interface AcmeObject {
@@ -64,6 +67,8 @@ export interface OrderOptions {
   logger: Logger;
   /** How long to wait for a challenge, or an order being finalized, to settle. */
   pollTimeoutMs: number;
+  /** Issuer CN of the preferred chain (acme.preferredChain). */
+  preferredChain?: string;
 }
 
 export class OrderFlow {
@@ -115,11 +120,18 @@ export class OrderFlow {
     }, log);
   }
 
-  private async authorize(authzUrl: string, account: Account, req: IssueRequest, log: Logger, presented: ChallengeInput[]): Promise<boolean> {
+  /** Answers one authorization's challenge; returns the identifier when the CA reused a valid authorization instead. */
+  private async authorize(authzUrl: string, account: Account, req: IssueRequest, log: Logger, presented: ChallengeInput[]): Promise<string | undefined> {
     const authz = (await this.session.signed('fetching authorizations', authzUrl, '', { signer: signerOf(account), from: "the order's authorizations" })).json as Authorization;
     if (authz.status === 'valid') {
-      log.debug({ identifier: authz.identifier.value }, 'authorization already valid; no challenge needed');
-      return true;
+      // A reused authorization (RFC 8555 §7.1.4) means this renewal proved
+      // nothing about the challenge set-up (a broken TSIG key goes unnoticed
+      // until the authorization expires); say so where it can be seen.
+      log.info(
+        { identifier: authz.identifier.value, authorization: authzUrl },
+        `the CA reused a valid authorization for ${authz.identifier.value}; the challenge path was not exercised (use --dry-run to test it)`,
+      );
+      return authz.identifier.value;
     }
     const challenge = authz.challenges?.find((c) => c.type === req.solver.type);
     if (!challenge) {
@@ -137,7 +149,31 @@ export class OrderFlow {
     const from = `the authorization's ${challenge.type} challenge (url)`;
     const answered = (await this.session.signed(what, challenge.url, {}, { signer: signerOf(account), from })).json as Challenge;
     await this.poll(what, challenge.url, from, account, answered ?? challenge, (c) => c.status === 'valid');
-    return false;
+    return undefined;
+  }
+
+  /**
+   * RFC 8555 §7.5.2: after a failed order, deactivate its authorizations
+   * that are still pending, so the CA neither keeps them open (Boulder
+   * reuses pending authorizations and counts them against a rate limit) nor
+   * hands a half-done one to the next order. Best effort: the order's own
+   * error is what gets reported.
+   */
+  private async deactivatePending(authzUrls: string[], account: Account, log: Logger): Promise<void> {
+    const signer = signerOf(account);
+    const from = "the order's authorizations";
+    await Promise.all(
+      authzUrls.map(async (url) => {
+        try {
+          const authz = (await this.session.signed('fetching authorizations', url, '', { signer, from })).json as Authorization | undefined;
+          if (authz?.status !== 'pending') return;
+          const after = (await this.session.signed('deactivating an authorization', url, { status: 'deactivated' }, { signer, from })).json as Authorization | undefined;
+          log.info({ identifier: authz.identifier?.value, authorization: url, status: after?.status }, 'deactivated a pending authorization of the failed order');
+        } catch (err) {
+          log.warn({ authorization: url, err: describeError(err) }, 'could not deactivate a pending authorization of the failed order');
+        }
+      }),
+    );
   }
 
   /**
@@ -167,7 +203,6 @@ export class OrderFlow {
     const { url: orderUrl, account } = placed;
 
     const presented: ChallengeInput[] = [];
-    let reused = 0;
     // Cleanup of the challenge responses runs alongside finalize (the CA has
     // validated them; removing them does not affect the order) and is
     // awaited before issue() returns or throws, so nothing is left behind.
@@ -181,19 +216,23 @@ export class OrderFlow {
     try {
       // allSettled, not all: every challenge must have finished (or failed)
       // before cleanup starts, or we could remove a record still being added.
-      const results = await Promise.allSettled(placed.order.authorizations.map((u) => this.authorize(u, account, req, log, presented)));
+      const authzUrls = placed.order.authorizations;
+      const results = await Promise.allSettled(authzUrls.map((u) => this.authorize(u, account, req, log, presented)));
       void cleanUp();
-      reused = results.filter((r) => r.status === 'fulfilled' && r.value).length;
+      const reused = results.flatMap((r) => (r.status === 'fulfilled' && r.value !== undefined ? [r.value] : []));
       const failed = results.find((r): r is PromiseRejectedResult => r.status === 'rejected');
-      if (failed) throw failed.reason;
-      return { chainPem: await this.finalize(placed.order, orderUrl, account, req), orderUrl, reusedAuthorizations: reused };
+      if (failed) {
+        await this.deactivatePending(authzUrls.filter((_, i) => results[i]!.status === 'rejected'), account, log);
+        throw failed.reason;
+      }
+      return { chainPem: await this.finalize(placed.order, orderUrl, account, req, log), orderUrl, reusedAuthorizations: reused.length, reusedIdentifiers: reused };
     } finally {
       await cleanUp();
     }
   }
 
   /** Finalize a ready order and download its certificate chain (PEM). */
-  private async finalize(placed: Order, orderUrl: string, account: Account, req: IssueRequest): Promise<string> {
+  private async finalize(placed: Order, orderUrl: string, account: Account, req: IssueRequest, log: Logger): Promise<string> {
     let order = placed;
     const signer = signerOf(account);
     // §7.4: finalize. The order object is the one newOrder returned
@@ -213,9 +252,30 @@ export class OrderFlow {
       }
     }
     order = await this.poll('finalize', orderUrl, ORDER_URL_FROM, account, order, (o) => o.status === 'valid' && typeof o.certificate === 'string');
-    const cert = await this.session.signed('certificate download', order.certificate!, '', { signer, accept: 'application/pem-certificate-chain', from: "the order's certificate" });
+    const download = (url: string, from: string) => this.session.signed('certificate download', url, '', { signer, accept: 'application/pem-certificate-chain', from });
+    const cert = await download(order.certificate!, "the order's certificate");
     // Whatever came back goes to the chain check (src/validate), which refuses
     // and keeps anything that is not a good chain, with the check it failed.
-    return cert.text;
+    return this.opts.preferredChain ? this.preferredChain(cert, this.opts.preferredChain, download, log) : cert.text;
+  }
+
+  /**
+   * RFC 8555 §7.4.2: the default chain, unless one of the alternates the CA
+   * links to ends below the preferred issuer (certbot's --preferred-chain:
+   * the issuer CN of each chain's topmost certificate). No match: the default.
+   */
+  private async preferredChain(first: AcmeResponse, preferred: string, download: (url: string, from: string) => Promise<AcmeResponse>, log: Logger): Promise<string> {
+    if (pickChain([first.text], preferred) === 0) return first.text;
+    const seen: string[] = [topIssuerCn(first.text) ?? '?'];
+    for (const link of alternateLinks(first.headers.link)) {
+      const alt = await download(new URL(link, first.url).toString(), "the certificate's alternate link");
+      if (pickChain([alt.text], preferred) === 0) {
+        log.info({ preferredChain: preferred, url: alt.url }, 'using the alternate chain of the preferred issuer');
+        return alt.text;
+      }
+      seen.push(topIssuerCn(alt.text) ?? '?');
+    }
+    log.info({ preferredChain: preferred, offered: seen }, 'no chain of the preferred issuer is offered; using the default chain');
+    return first.text;
   }
 }
