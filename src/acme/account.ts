@@ -5,7 +5,7 @@
 import type { Logger } from '../log.js';
 import { AcmeProblemError, type AcmeProblem } from '../errors.js';
 import { accountKeyFromPem, externalAccountBinding, keyChangeInnerJws, newAccountKeyPem, type AccountKey } from './jws.js';
-import { PROBLEM, isProblem, problemError } from './problems.js';
+import { PROBLEM, isProblem, problemError, shortProblemType } from './problems.js';
 import { InsecureUrlError, type AcmeSession, type Signer } from './session.js';
 
 export interface StoredAccount {
@@ -69,7 +69,7 @@ export function contactRequired(problem: AcmeProblem | undefined, sentContact: b
 function describeAccountError(err: unknown, sentContact: boolean): unknown {
   if (!(err instanceof AcmeProblemError) || !contactRequired(err.problem, sentContact)) return err;
   return new AcmeProblemError(
-    `account registration failed: the CA requires a contact address: set acme.email (the CA said: ${err.problem?.detail ?? err.problem?.type})`,
+    `account registration failed [${shortProblemType(err.problem!.type)}]: the CA requires a contact address: set acme.email (the CA said: ${err.problem?.detail ?? err.problem?.type})`,
     { problem: err.problem, status: err.status, retryAfter: err.retryAfter },
     { cause: err },
   );
@@ -234,12 +234,13 @@ export class AccountCommands {
     private readonly logger: Logger,
   ) {}
 
-  /** The stored account, or undefined when none was registered with this CA yet. */
+  /** The stored account, or undefined when none was registered with this CA yet (nothing is created). */
   private async stored(): Promise<Account | undefined> {
     const s = await this.store.load();
     if (!s?.url) return undefined;
+    // accountKey() settles an interrupted key rollover first.
     const { key } = await this.manager.accountKey();
-    return { key, url: (await this.store.load())?.url ?? s.url };
+    return { key, url: s.url };
   }
 
   private async required(): Promise<Account> {

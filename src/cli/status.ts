@@ -117,7 +117,7 @@ function renderTable(rows: StatusRow[], now: Date): string {
       ? 'now (no certificate yet)'
       : r.revoked && r.nextRenewalReason === 'revoked'
         ? `now (revoked: ${r.revoked.reason})`
-      : `${r.nextRenewal.slice(0, 16)}Z ${r.nextRenewalReason}${r.nextRenewalReason === 'backoff' ? ` (after ${r.consecutiveFailures} failure${r.consecutiveFailures === 1 ? '' : 's'})` : ''}`,
+        : `${r.nextRenewal.slice(0, 16)}Z ${r.nextRenewalReason}${r.nextRenewalReason === 'backoff' ? ` (after ${r.consecutiveFailures} failure${r.consecutiveFailures === 1 ? '' : 's'})` : ''}`,
     r.ari ? `${r.ari.windowStart.slice(0, 16)}Z..${r.ari.windowEnd.slice(11, 16)}Z` : '-',
     r.dane ? `${r.dane.phase}${r.dane.holdUntil && new Date(r.dane.holdUntil) > now ? ` hold until ${r.dane.holdUntil.slice(0, 19)}Z` : ''}${r.dane.rolloverRequested ? ' (rollover requested)' : ''}` : '-',
     r.lastResult === 'failure' ? `FAILED: ${r.lastError}` : r.lastResult ? `ok ${relative(r.lastAt, now)}` : '-',

@@ -13,6 +13,7 @@
 import http from 'node:http';
 import https from 'node:https';
 import { randomBytes } from 'node:crypto';
+import { isIP } from 'node:net';
 import type { CertificateConfig } from '../config/schema.js';
 import { describeError } from '../errors.js';
 import type { Logger } from '../log.js';
@@ -120,9 +121,12 @@ async function http01Step(solver: ChallengeSolver, name: string, deps: DryRunDep
 async function fetchToken(host: string, port: number, path: string, resolve: (name: string) => Promise<string[]>): Promise<{ url: string; status: number; body: string }> {
   let url = new URL(`http://${host}${port === 80 ? '' : `:${port}`}${path}`);
   for (let hop = 0; ; hop++) {
-    const addresses = await resolve(url.hostname).catch((err: unknown) => {
-      throw new Error(`${url.hostname} does not resolve: ${describeError(err)}`);
-    });
+    const bare = url.hostname.replace(/^\[|\]$/g, '');
+    const addresses = isIP(bare)
+      ? [bare]
+      : await resolve(bare).catch((err: unknown) => {
+          throw new Error(`${bare} does not resolve: ${describeError(err)}`);
+        });
     if (addresses.length === 0) throw new Error(`${url.hostname} has no address`);
     let last: unknown;
     let res: { status: number; location?: string; body: string } | undefined;
