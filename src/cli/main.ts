@@ -132,7 +132,7 @@ export async function main(argv: string[]): Promise<number> {
     .description('one pass over all (or the named) certificates: renew what is due, deploy, reload, verify')
     .option('-f, --force', 'renew now regardless of timing (validation still applies)', false)
     .option('--cert <name>', 'only this certificate (repeatable)', (v: string, acc: string[]) => [...acc, v], [] as string[])
-    .option('-n, --dry-run', 'print the plan and touch nothing', false)
+    .option('-n, --dry-run', 'print the plan and test the challenge path (publish a test token, check it, remove it; with acme.staging a full order there); deploys nothing', false)
     .option('--wait <seconds>', 'wait this long for the state lock', seconds, 0)
     .action(async (o: { force: boolean; cert: string[]; dryRun: boolean; wait: number }) => {
       const { renewCommand } = await import('./renew.js');
@@ -183,6 +183,47 @@ export async function main(argv: string[]): Promise<number> {
     .action(async (o: { cert: string; emergency: boolean; wait: number }) => {
       const { rolloverCommand } = await import('./dane.js');
       throw new ExitCode(await rolloverCommand(globals(program), o));
+    });
+
+  program
+    .command('revoke')
+    .description('revoke the current certificate (RFC 8555 §7.6); the next pass replaces it; keyCompromise on a DANE certificate also starts the emergency rollover')
+    .requiredOption('--cert <name>', 'the certificate')
+    .option('--key-type <type>', 'only this key type (default: every key type of the certificate)')
+    .addOption(new Option('--reason <reason>', 'RFC 5280 reason').choices(['unspecified', 'keyCompromise', 'superseded', 'cessationOfOperation', 'affiliationChanged']).default('unspecified'))
+    .option('--wait <seconds>', 'wait this long for the state lock', seconds, 0)
+    .action(async (o: { cert: string; keyType?: string; reason: string; wait: number }) => {
+      const { revokeCommand } = await import('./revoke.js');
+      throw new ExitCode(await revokeCommand(globals(program), o));
+    });
+
+  const account = program.command('account').description('the ACME account of acme.directory (RFC 8555 §7.3)');
+  account
+    .command('show')
+    .description('URL, contact, status and key thumbprint of the account (no secrets)')
+    .option('--json', 'machine-readable output', false)
+    .action(async (o: { json: boolean }) => {
+      const { accountShowCommand } = await import('./account.js');
+      throw new ExitCode(await accountShowCommand(globals(program), o));
+    });
+  account
+    .command('update')
+    .description("replace the account's contact address (RFC 8555 §7.3.2)")
+    .requiredOption('--email <address>', 'the new contact address')
+    .option('--json', 'machine-readable output', false)
+    .option('--wait <seconds>', 'wait this long for the state lock', seconds, 0)
+    .action(async (o: { email: string; json: boolean; wait: number }) => {
+      const { accountUpdateCommand } = await import('./account.js');
+      throw new ExitCode(await accountUpdateCommand(globals(program), o));
+    });
+  account
+    .command('rollover-key')
+    .description('replace the account key (RFC 8555 §7.3.5); the new key is stored only once the CA accepted it')
+    .option('--json', 'machine-readable output', false)
+    .option('--wait <seconds>', 'wait this long for the state lock', seconds, 0)
+    .action(async (o: { json: boolean; wait: number }) => {
+      const { accountRolloverKeyCommand } = await import('./account.js');
+      throw new ExitCode(await accountRolloverKeyCommand(globals(program), o));
     });
 
   const config = program.command('config').description('configuration helpers');

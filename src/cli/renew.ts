@@ -22,9 +22,12 @@ export async function renewCommand(
   const logger = ctx.logger;
   const store = new StateStore(config.stateDir);
   if (o.dryRun) {
-    // A dry run reads state but writes nothing, not even the lock.
+    // A dry run reads state but writes nothing, not even the lock; it
+    // exercises the challenge path (src/cli/dry-run.ts) and deploys nothing.
     const results = await runPass(config, store, logger, o);
-    return report(results);
+    const planned = report(results);
+    const { dryRunChallenges } = await import('./dry-run.js');
+    return Math.max(planned, await dryRunChallenges(config, logger, o.cert));
   }
   await store.ensure();
   const lock = await acquireLock(config.stateDir, { command: 'renew', waitMs: o.wait * 1000 });

@@ -254,7 +254,10 @@ export async function issueAndDeploy(
 ): Promise<Obtained> {
   const { state, current, log } = ctx;
   const replaces = deps.config.acme.ari && current ? safeCertId(current.leafPem) : undefined;
-  const checked = await obtainAndValidate(deps, cert, keyType, current, replaces, log, opts.keyPem);
+  // A key revoked for keyCompromise is not used again, whatever reuseKey says
+  // (DANE passes its own key and rolls over instead: mxcert revoke asks for that).
+  const compromised = state.revoked?.version === state.current && state.revoked?.reason === 'keyCompromise';
+  const checked = await obtainAndValidate(deps, cert, keyType, compromised ? undefined : current, replaces, log, opts.keyPem);
   await deployAndVerify(deps, cert, keyType, checked, current, log, opts.extraVerify);
   // A new certificate has a new CertID: the old ARI state no longer applies.
   await deps.store.writeState(cert.name, keyType, {

@@ -6,6 +6,7 @@
 // Precedence, and why:
 //   forced    `renew --force` skips timing (never validation).
 //   missing   nothing issued yet, or the configured names changed.
+//   revoked   the current certificate was revoked (mxcert revoke).
 //   backoff   after a failure, wait (1 min, 10 min, 100 min, then daily),
 //             capped so several attempts still fit before expiry, and never
 //             sooner than the CA's Retry-After — which is itself capped (a
@@ -20,7 +21,7 @@
 //   lifetime-fraction  no ARI: renew with 1/3 of the lifetime left (1/2 for
 //             certificates of 10 days or less), plus a small jitter.
 
-export const RENEWAL_REASONS = ['forced', 'missing', 'names-changed', 'backoff', 'emergency', 'ari-window', 'lifetime-fraction'] as const;
+export const RENEWAL_REASONS = ['forced', 'missing', 'revoked', 'names-changed', 'backoff', 'emergency', 'ari-window', 'lifetime-fraction'] as const;
 export type RenewalReason = (typeof RENEWAL_REASONS)[number];
 
 export interface Validity {
@@ -158,6 +159,8 @@ export interface RenewalInput {
   current?: Validity & { names: string[] };
   wantedNames: string[];
   force?: boolean;
+  /** The current certificate was revoked: replace it now (after any failure backoff). */
+  revoked?: boolean;
   ari?: AriChoice;
   failures?: FailureHistory;
   /** Per-certificate jitter in [0, 1) for the fallback point (stable per certificate). */
@@ -175,6 +178,7 @@ export function renewalTime(input: RenewalInput): RenewalDecision {
     if (until.getTime() > now.getTime()) return { at: until, reason: 'backoff' };
   }
   if (!current) return { at: now, reason: 'missing' };
+  if (input.revoked) return { at: now, reason: 'revoked' };
   const have = new Set(current.names.map((n) => n.toLowerCase()));
   if (input.wantedNames.some((n) => !have.has(n.toLowerCase()))) return { at: now, reason: 'names-changed' };
 
