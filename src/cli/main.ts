@@ -8,8 +8,9 @@ import type { Command } from 'commander';
 import { createRequire } from 'node:module';
 import { ConfigError, LockHeldError, describeError } from '../errors.js';
 import { createLogger } from '../log.js';
+import { EXIT, type CommandContext, type GlobalOpts } from './context.js';
 
-export const EXIT = { ok: 0, failed: 1, usage: 2, locked: 3 } as const;
+export { EXIT };
 
 // A write beyond RLIMIT_FSIZE must fail with EFBIG (reported, old files kept),
 // not kill us. Node ignores SIGXFSZ, but execa's signal-exit listens to it
@@ -33,11 +34,6 @@ function version(): string {
     }
   }
   return '0.0.0';
-}
-
-interface GlobalOpts {
-  config?: string;
-  logLevel?: string;
 }
 
 const LOG_LEVELS = ['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent'];
@@ -243,9 +239,7 @@ function failure(err: unknown): number {
   return EXIT.failed;
 }
 
-function globals(program: Command): GlobalOpts & { logger: ReturnType<typeof createLogger> } {
+function globals(program: Command): CommandContext {
   const g = program.opts<GlobalOpts>();
   return { ...g, logger: createLogger({ level: g.logLevel }) };
 }
-
-export type CommandContext = ReturnType<typeof globals>;
