@@ -32,10 +32,42 @@ export interface KeyBlock {
   body: string;
 }
 
-/** Every `key` block of a BIND key file, comments removed first (they could hide a block or a stray quote). */
+/** Every `key` block of a BIND key file, comments removed first (they could hide a block, a brace or a stray quote). */
 export function keyBlocks(content: string): KeyBlock[] {
-  const text = content.replace(/\/\*[\s\S]*?\*\//g, '').replace(/^\s*(#|\/\/).*$/gm, '');
+  const text = withoutComments(content);
   return [...text.matchAll(KEY_BLOCK_RE)].map((m) => ({ name: (m[1] ?? m[2] ?? '').replace(/\.$/, ''), body: m[3]! }));
+}
+
+/**
+ * named.conf's three comment forms (`#` and `//` to the end of the line,
+ * `/* … *\/`), wherever they start outside a quoted string: after a
+ * statement too, where one holding `}` or `secret "…";` would otherwise
+ * end the block early or be read as the secret. A base64 secret holds `//`
+ * and `/*` freely, inside its quotes.
+ */
+function withoutComments(text: string): string {
+  let out = '';
+  let i = 0;
+  while (i < text.length) {
+    const c = text[i]!;
+    if (c === '"') {
+      const end = text.indexOf('"', i + 1);
+      const stop = end < 0 ? text.length : end + 1;
+      out += text.slice(i, stop);
+      i = stop;
+    } else if (c === '#' || text.startsWith('//', i)) {
+      const eol = text.indexOf('\n', i);
+      i = eol < 0 ? text.length : eol;
+    } else if (text.startsWith('/*', i)) {
+      const end = text.indexOf('*/', i + 2);
+      out += ' ';
+      i = end < 0 ? text.length : end + 2;
+    } else {
+      out += c;
+      i++;
+    }
+  }
+  return out;
 }
 
 /**

@@ -28,6 +28,7 @@ const cases: Array<{ file: string; keyName?: string; want: KeyFileResult }> = [
   { file: 'ddns-confgen.key', want: { ok: true, value: DDNS_CONFGEN, keyName: 'mx-acme.example.org', algorithm: 'hmac-sha256' } },
   { file: 'tsig-keygen.key', want: { ok: true, value: TSIG_KEYGEN, keyName: 'mxcert', algorithm: 'hmac-sha512' } },
   { file: 'comments.key', want: { ok: true, value: ALPHA, keyName: 'current', algorithm: 'hmac-sha256' } },
+  { file: 'trailing-comments.key', want: { ok: true, value: ALPHA, keyName: 'current', algorithm: 'hmac-sha256' } },
   { file: 'several-keys.key', keyName: 'alpha.example', want: { ok: true, value: ALPHA, keyName: 'alpha.example', algorithm: 'hmac-sha256' } },
   { file: 'several-keys.key', keyName: 'alpha.example.', want: { ok: true, value: ALPHA, keyName: 'alpha.example', algorithm: 'hmac-sha256' } },
   { file: 'several-keys.key', keyName: 'beta', want: { ok: true, value: BETA, keyName: 'beta', algorithm: 'hmac-sha384' } },
@@ -63,11 +64,13 @@ describe('secret files (key-files.ts)', () => {
     });
   }
 
-  it('comments hide key blocks: only the uncommented one is seen', async () => {
-    assert.deepEqual(
-      keyBlocks(await fixture('comments.key')).map((b) => b.name),
-      ['current'],
-    );
+  it('comments hide key blocks, on their own lines or after a statement: only the live one is seen', async () => {
+    for (const f of ['comments.key', 'trailing-comments.key']) assert.deepEqual(keyBlocks(await fixture(f)).map((b) => b.name), ['current'], f);
+  });
+
+  it('a comment marker inside a quoted string is text, not a comment', () => {
+    const bind = 'key "a#b//c" { algorithm hmac-sha256; secret "ab//cd/*ef==" ; };';
+    assert.deepEqual(secretFromKeyFile(bind), { ok: true, value: 'ab//cd/*ef==', keyName: 'a#b//c', algorithm: 'hmac-sha256' });
   });
 
   it('readSecret reads a fixture through the 0600 rule', async () => {
