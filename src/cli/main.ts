@@ -105,20 +105,46 @@ export async function main(argv: string[]): Promise<number> {
     }
   }
 
-  const { Command, CommanderError, InvalidArgumentError, Option } = await import('commander');
+  const commander = await import('commander');
+  const program = buildProgram(commander);
+  try {
+    await program.parseAsync(argv);
+    return EXIT.ok;
+  } catch (err) {
+    if (err instanceof ExitCode) return err.code;
+    if (err instanceof commander.CommanderError) {
+      // `--help` and `--version` succeed; help shown because no subcommand
+      // was given (`mxcert`, `mxcert config`) is a usage error.
+      if (err.code === 'commander.helpDisplayed' || err.code === 'commander.version') return EXIT.ok;
+      if (err.code === 'commander.help') return err.exitCode === 0 ? EXIT.ok : EXIT.usage;
+      return EXIT.usage;
+    }
+    return failure(err);
+  }
+}
+
+type Commander = typeof import('commander');
+/** A `--wait SECONDS` style option parser. */
+type OptionParser = (v: string) => number;
+
+/** A repeatable option's values, in order. */
+const certList = (v: string, acc: string[]) => [...acc, v];
+
+/** The global options and every command; each command's module is loaded only when it runs. */
+function buildProgram(commander: Commander): Command {
   /** `--wait SECONDS`, parsed once for every command that takes the lock (bad input: exit 2). */
   const seconds = (v: string): number => {
     const n = Number(v);
-    if (v.trim() === '' || !Number.isFinite(n) || n < 0) throw new InvalidArgumentError('takes a number of seconds');
+    if (v.trim() === '' || !Number.isFinite(n) || n < 0) throw new commander.InvalidArgumentError('takes a number of seconds');
     return n;
   };
-  const program = new Command();
+  const program = new commander.Command();
   program
     .name('mxcert')
     .description('Certificate lifecycle agent for mail hosts: ACME renewal, atomic MTA files, reload hooks, live STARTTLS verification.')
     .version(version(), '-V, --version')
     .option('-c, --config <path>', 'config file (default: $MXCERT_CONFIG, then /etc/mxcert/config.yaml)')
-    .addOption(new Option('--log-level <level>', 'log level').choices(LOG_LEVELS))
+    .addOption(new commander.Option('--log-level <level>', 'log level').choices(LOG_LEVELS))
     .addHelpText('after', EXIT_CODES_HELP)
     .exitOverride()
     .configureOutput({ writeErr: (s) => process.stderr.write(s) });
@@ -151,7 +177,13 @@ export async function main(argv: string[]): Promise<number> {
       throw new ExitCode(await statusCommand(globals(program), o));
     });
 
-  const certList = (v: string, acc: string[]) => [...acc, v];
+  addDaneCommands(program, seconds);
+  addConfigCommands(program);
+  return program;
+}
+
+/** `tlsa`, `check`, `rollover` (src/cli/dane.ts). */
+function addDaneCommands(program: Command, seconds: OptionParser): void {
   program
     .command('tlsa')
     .description('the TLSA records mxcert wants published (current + next), in zone-file syntax')
@@ -180,7 +212,10 @@ export async function main(argv: string[]): Promise<number> {
       const { rolloverCommand } = await import('./dane.js');
       throw new ExitCode(await rolloverCommand(globals(program), o));
     });
+}
 
+/** `config check`, `import-certbot`. */
+function addConfigCommands(program: Command): void {
   const config = program.command('config').description('configuration helpers');
   config
     .command('check')
@@ -201,21 +236,6 @@ export async function main(argv: string[]): Promise<number> {
       const { importCertbotCommand } = await import('./import-certbot.js');
       throw new ExitCode(await importCertbotCommand(o));
     });
-
-  try {
-    await program.parseAsync(argv);
-    return EXIT.ok;
-  } catch (err) {
-    if (err instanceof ExitCode) return err.code;
-    if (err instanceof CommanderError) {
-      // `--help` and `--version` succeed; help shown because no subcommand
-      // was given (`mxcert`, `mxcert config`) is a usage error.
-      if (err.code === 'commander.helpDisplayed' || err.code === 'commander.version') return EXIT.ok;
-      if (err.code === 'commander.help') return err.exitCode === 0 ? EXIT.ok : EXIT.usage;
-      return EXIT.usage;
-    }
-    return failure(err);
-  }
 }
 
 /** `mxcert run`: the daemon (src/daemon/run.ts), which validates its config before it takes any lock. */
