@@ -9,7 +9,7 @@ import type { AccountInfo } from '../acme/account.js';
 import { StateStore } from '../store/state-store.js';
 import { acquireLock } from '../store/lock.js';
 import type { Logger } from '../log.js';
-import type { CommandContext } from './main.js';
+import type { CommandContext } from './context.js';
 
 /** An AcmeService for `directory` (default acme.directory) with the config's CA trust, email and EAB. */
 export async function acmeServiceFor(config: Config, logger: Logger, directory = config.acme.directory): Promise<AcmeService> {

@@ -7,7 +7,7 @@ import { acquireLock } from '../store/lock.js';
 import { systemClock } from '../clock.js';
 import { renewAll, runPassFailureHooks, type UnitOutcome } from '../renew/orchestrator.js';
 import type { Logger } from '../log.js';
-import type { CommandContext } from './main.js';
+import type { CommandContext } from './context.js';
 
 export async function renewCommand(
   ctx: CommandContext,

@@ -14,7 +14,7 @@ import { acquireLock } from '../store/lock.js';
 import { systemClock } from '../clock.js';
 import type { Logger } from '../log.js';
 import { acmeServiceFor } from './account.js';
-import type { CommandContext } from './main.js';
+import type { CommandContext } from './context.js';
 
 export const REVOCATION_REASON_NAMES = Object.keys(REVOCATION_REASONS);
 

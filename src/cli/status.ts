@@ -4,7 +4,7 @@ import { loadConfig, resolveConfigPath } from '../config/load.js';
 import { StateStore } from '../store/state-store.js';
 import { planFromState } from '../schedule/plan.js';
 import { systemClock } from '../clock.js';
-import type { CommandContext } from './main.js';
+import type { CommandContext } from './context.js';
 
 export interface StatusRow {
   cert: string;

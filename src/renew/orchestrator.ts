@@ -6,7 +6,7 @@
 // hooks run again, so the MTA keeps serving the old certificate (DESIGN §3, §4).
 import { X509Certificate } from 'node:crypto';
 import type { Config, CertificateConfig, KeyType } from '../config/schema.js';
-import { expandOutputPath } from '../config/load.js';
+import { expandOutputPath } from '../deploy/output-paths.js';
 import type { Logger } from '../log.js';
 import type { Clock } from '../clock.js';
 import { describeError, MxcertError, ValidationError } from '../errors.js';

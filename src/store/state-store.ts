@@ -20,7 +20,7 @@ import path from 'node:path';
 import { createHash } from 'node:crypto';
 import { writeFileAtomic } from '../deploy/atomic-write.js';
 import type { AccountStore, StoredAccount } from '../acme/client.js';
-import { MxcertError } from '../errors.js';
+import { StateError } from '../errors.js';
 import { ensureStateDir } from './state-dir.js';
 
 export interface VersionMeta {
@@ -135,7 +135,7 @@ export class StateStore {
       loadPendingKey: async (): Promise<string | undefined> =>
         readFile(path.join(this.stateDir, 'accounts', sub, PENDING_ACCOUNT_KEY), 'utf8').catch((err: NodeJS.ErrnoException) => {
           if (err.code === 'ENOENT') return undefined;
-          throw new MxcertError('state', `cannot read the pending account key: ${err.message}`, { cause: err });
+          throw new StateError(`cannot read the pending account key: ${err.message}`, { cause: err });
         }),
       savePendingKey: async (keyPem: string): Promise<void> => {
         const d = await this.dir('accounts', sub);
@@ -229,6 +229,6 @@ async function readJson<T>(file: string): Promise<T | undefined> {
     return JSON.parse(await readFile(file, 'utf8')) as T;
   } catch (err) {
     if ((err as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
-    throw new MxcertError('state', `cannot read ${file}: ${(err as Error).message}`, { cause: err });
+    throw new StateError(`cannot read ${file}: ${(err as Error).message}`, { cause: err });
   }
 }
