@@ -145,7 +145,7 @@ export class AcmeService {
   private readonly pollTimeoutMs: number;
 
   constructor(private readonly opts: AcmeServiceOptions) {
-    this.transport = new AcmeTransport({ caBundlePem: opts.caBundlePem, ...(opts.requestTimeoutMs ? { timeoutMs: opts.requestTimeoutMs } : {}) });
+    this.transport = new AcmeTransport({ caBundlePem: opts.caBundlePem, logger: opts.logger, ...(opts.requestTimeoutMs ? { timeoutMs: opts.requestTimeoutMs } : {}) });
     this.pollTimeoutMs = opts.pollTimeoutMs ?? 90_000;
   }
 

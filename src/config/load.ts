@@ -23,6 +23,28 @@ export function expandOutputPath(template: string, vars: { keytype: string; name
 }
 
 export async function loadConfig(file: string, opts: { env?: Env } = {}): Promise<Config> {
+  const r = await examineConfig(file, opts);
+  if (!r.config || r.problems.length > 0) throw new ConfigError(r.problems, r.cause === undefined ? undefined : { cause: r.cause });
+  return r.config;
+}
+
+/** What `mxcert status` can still use of a config with problems: the state dir and the certificates that pass the schema. */
+export interface UsableConfig {
+  source: string;
+  stateDir: string;
+  certificates: CertificateConfig[];
+}
+
+/**
+ * The config and every problem with it, without throwing on problems:
+ * `config` when the file passes the schema (even if files it names are
+ * missing), `usable` whenever a state dir can be made out, so status can show
+ * what is deployed exactly when something is wrong.
+ */
+export async function examineConfig(
+  file: string,
+  opts: { env?: Env } = {},
+): Promise<{ config?: Config; usable?: UsableConfig; problems: ConfigProblem[]; cause?: unknown }> {
   const env = opts.env ?? process.env;
   const source = path.resolve(file);
 
@@ -30,13 +52,13 @@ export async function loadConfig(file: string, opts: { env?: Env } = {}): Promis
   try {
     text = await readFile(source, 'utf8');
   } catch (err) {
-    throw new ConfigError([{ path: '', message: `cannot read config file ${source}: ${errnoText(err)}` }], { cause: err });
+    return { problems: [{ path: '', message: `cannot read config file ${source}: ${errnoText(err)}` }], cause: err };
   }
 
   const raw = parseYaml(text);
-  if (!raw.ok) throw new ConfigError(raw.problems);
+  if (!raw.ok) return { problems: raw.problems };
   if (raw.value === null || raw.value === undefined) {
-    throw new ConfigError([{ path: '', message: `config file ${source} is empty` }]);
+    return { problems: [{ path: '', message: `config file ${source} is empty` }] };
   }
 
   const parsed = configSchema.safeParse(raw.value);
@@ -50,8 +72,14 @@ export async function loadConfig(file: string, opts: { env?: Env } = {}): Promis
     : validParts(raw.value);
   problems.push(...(await semanticProblems(parts, env)));
 
-  if (!parsed.success || problems.length > 0) throw new ConfigError(inDocumentOrder(problems, raw.doc));
-  return { ...parsed.data, source };
+  const sorted = inDocumentOrder(problems, raw.doc);
+  if (parsed.success) {
+    const config = { ...parsed.data, source };
+    return { config, usable: { source, stateDir: config.stateDir, certificates: config.certificates }, problems: sorted };
+  }
+  const stateDir = configSchema.shape.stateDir.safeParse((raw.value as Record<string, unknown>)?.['stateDir']);
+  const usable = stateDir.success ? { source, stateDir: stateDir.data, certificates: parts.certificates.map((c) => c.cert) } : undefined;
+  return { usable, problems: sorted };
 }
 
 // ---------------------------------------------------------------------------
