@@ -56,14 +56,18 @@ export function createLogger(opts: { level?: string; format?: OutputFormat; sink
   );
 }
 
-/** Log lines on stderr, formatted; nothing is loaded for text until the first line. */
+/** Log lines on stderr, formatted. */
 export function stderrSink(format: OutputFormat): LogSink {
-  const out = destination({ dest: 2, sync: true });
+  return formattedSink(format, destination({ dest: 2, sync: true }), Boolean(process.stderr.isTTY) && !process.env.NO_COLOR);
+}
+
+/** pino's JSON lines as they are, or as text; nothing is loaded for text until the first line. */
+export function formattedSink(format: OutputFormat, out: LogSink, colorize = false): LogSink {
   if (format === 'json') return out;
   let pretty: ((line: string) => string) | undefined;
   return {
     write(line: string) {
-      pretty ??= textPrettifier(Boolean(process.stderr.isTTY) && !process.env.NO_COLOR);
+      pretty ??= textPrettifier(colorize);
       out.write(pretty(line));
     },
   };
