@@ -12,6 +12,7 @@ import type { ChallengeInput, ChallengeSolver } from '../obtain/solver.js';
 import { parseRenewalInfo, type RenewalInfo } from './ari.js';
 import { accountKeyFromPem, challengeResponse, externalAccountBinding, newAccountKeyPem, signJws, type AccountKey } from './jws.js';
 import { AcmeTransport, InsecureUrlError, NetworkError, RETRYABLE_NETWORK, TransportError, parseRetryAfter, type AcmeResponse } from './transport.js';
+import { announceWait } from '../util/announce-wait.js';
 
 export interface StoredAccount {
   keyPem: string;
@@ -381,6 +382,12 @@ export class AcmeService {
    * went `invalid` is an error carrying its `error` problem.
    */
   private async poll<T extends AcmeObject>(what: string, url: string, from: string, account: Account, first: T, settled: (o: T) => boolean): Promise<T> {
+    // A CA can take a while to validate or to issue: say so rather than go quiet.
+    const stopAnnouncing = announceWait(this.opts.logger, `the CA to ${what === 'finalize' ? 'issue the certificate' : `validate the ${what}`} (${url})`, Date.now() + this.pollTimeoutMs);
+    return this.pollSettled(what, url, from, account, first, settled).finally(stopAnnouncing);
+  }
+
+  private async pollSettled<T extends AcmeObject>(what: string, url: string, from: string, account: Account, first: T, settled: (o: T) => boolean): Promise<T> {
     const deadline = Date.now() + this.pollTimeoutMs;
     let obj = first;
     let delay = POLL_FIRST_MS;

@@ -220,6 +220,8 @@ describe('output for people, on real servers', { timeout: 900_000 }, () => {
           if (hit) resolve(JSON.parse(hit) as Record<string, unknown>);
         });
         void exited.then(() => reject(new Error(`daemon exited:\n${stderr}`)));
+        // Its first pass renews nothing (the certificate is fresh): the line follows within seconds.
+        setTimeout(() => reject(new Error(`no "next wake-up" line at info level within 60 s:\n${stderr}`)), 60_000).unref();
       });
       assert.equal(wake.level, 30, 'info');
       assert.equal(wake.why, 'mx1 (ecdsa-p256): renewal (lifetime-fraction)');

@@ -3,7 +3,8 @@
 // daemon's next wake-up, result lines and the text helpers of `status`.
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { createLogger, formattedSink, HeldLog, textMessage, type LogSink } from '../../src/log.js';
+import { createLogger, defaultFormat, formattedSink, HeldLog, textMessage, type LogSink } from '../../src/log.js';
+import { logFormatEnvProblem } from '../../src/cli/main.js';
 import { displayTime, displayTimesIn } from '../../src/util/display-time.js';
 import { announceWait } from '../../src/util/announce-wait.js';
 import { nextWakeUp } from '../../src/daemon/run.js';
@@ -75,6 +76,22 @@ describe('errors in log lines', () => {
     const text = new Lines();
     createLogger({ level: 'debug', sink: formattedSink('text', text) }).warn({ err }, 'challenge cleanup failed');
     assert.match(text.lines[0]!, /challenge cleanup failed err="cleanup failed: connect ECONNREFUSED 127.0.0.1:53"\n {4}Error: cleanup failed\n {8}at /);
+  });
+});
+
+describe('the output format', () => {
+  it('text on a terminal, JSON lines otherwise, unless --format (passed on as MXCERT_LOG_FORMAT) says', () => {
+    assert.equal(defaultFormat(true, {}), 'text');
+    assert.equal(defaultFormat(false, {}), 'json');
+    assert.equal(defaultFormat(undefined, {}), 'json');
+    assert.equal(defaultFormat(true, { MXCERT_LOG_FORMAT: 'json' }), 'json');
+    assert.equal(defaultFormat(false, { MXCERT_LOG_FORMAT: 'text' }), 'text');
+  });
+
+  it('a bad MXCERT_LOG_FORMAT is a usage problem naming the choices', () => {
+    assert.equal(logFormatEnvProblem({}), undefined);
+    assert.equal(logFormatEnvProblem({ MXCERT_LOG_FORMAT: 'text' }), undefined);
+    assert.match(logFormatEnvProblem({ MXCERT_LOG_FORMAT: 'yaml' })!, /MXCERT_LOG_FORMAT="yaml" is not an output format; use one of text, json/);
   });
 });
 
