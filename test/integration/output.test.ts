@@ -232,6 +232,35 @@ describe('output for people, on real servers', { timeout: 900_000 }, () => {
     }
   });
 
+  it('a warning carries its error on one line, without a stack trace; the trace only at debug level', async () => {
+    const c = sb.baseConfig();
+    c.stateDir = path.join(sb.dir, 'state-prune');
+    const cfg = await cfgFile(c, 'prune');
+    for (let i = 0; i < 2; i++) assert.equal((await sb.cli(['renew', '--force', '--config', cfg])).code, 0);
+    // The oldest version is pruned by the next renewal; a mount point cannot be removed (EBUSY).
+    const versions = path.join(c.stateDir, 'certs', 'mx1', 'ecdsa-p256', 'versions');
+    const state = JSON.parse(await readFile(path.join(c.stateDir, 'certs', 'mx1', 'ecdsa-p256', 'state.json'), 'utf8')) as { previous: string };
+    const empty = path.join(sb.dir, 'empty-dir');
+    await mkdir(empty, { recursive: true });
+    await run('mount', ['--bind', empty, path.join(versions, state.previous)]);
+    try {
+      const info = await sb.cli(['renew', '--force', '--config', cfg]);
+      assert.equal(info.code, 0, info.stdout + info.stderr);
+      const warn = jsonLines(info.stderr).find((l) => l.msg === 'pruning old versions failed');
+      assert.ok(warn, info.stderr);
+      assert.equal(typeof warn.err, 'string');
+      assert.match(warn.err as string, /EBUSY/);
+      assert.doesNotMatch(info.stderr, /\n\s+at |dist\/bundle\//, 'no stack trace, no bundle paths');
+
+      const debug = await sb.cli(['renew', '--force', '--config', cfg], { env: { MXCERT_LOG_LEVEL: 'debug' } });
+      const full = jsonLines(debug.stderr).find((l) => l.msg === 'pruning old versions failed');
+      assert.ok(full, debug.stderr);
+      assert.match((full.err as { stack: string }).stack, /\n\s+at /);
+    } finally {
+      await run('umount', [path.join(versions, state.previous)]);
+    }
+  });
+
   // Last: it stops the sandbox's Postfix.
   it('verify with Postfix stopped: says what it waits for and until when, before the verify step ends', async () => {
     await sb.postfix.stop();
