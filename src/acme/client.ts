@@ -44,7 +44,7 @@ export class AcmeService {
   private readonly orders: OrderFlow;
 
   constructor(protected readonly opts: AcmeServiceOptions) {
-    this.session = new AcmeSession({ directoryUrl: opts.directoryUrl, caBundlePem: opts.caBundlePem, requestTimeoutMs: opts.requestTimeoutMs });
+    this.session = new AcmeSession({ directoryUrl: opts.directoryUrl, caBundlePem: opts.caBundlePem, requestTimeoutMs: opts.requestTimeoutMs, logger: opts.logger });
     this.accounts = new AccountManager(this.session, opts);
     this.orders = new OrderFlow(this.session, this.accounts, {
       logger: opts.logger,

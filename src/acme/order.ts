@@ -1,6 +1,7 @@
 // One order, start to finish (RFC 8555 §7.4, §7.5): newOrder, the
 // challenges of authorizations that are not valid yet, finalize, download.
 import type { Logger } from '../log.js';
+import { announceWait } from '../util/announce-wait.js';
 import { ChallengeError, describeError, type AcmeProblem } from '../errors.js';
 import type { ChallengeInput, ChallengeSolver } from '../obtain/solver.js';
 import { challengeResponse } from './jws.js';
@@ -84,6 +85,12 @@ export class OrderFlow {
    * went `invalid` is an error carrying its `error` problem.
    */
   private async poll<T extends AcmeObject>(what: string, url: string, from: string, account: Account, first: T, settled: (o: T) => boolean): Promise<T> {
+    // A CA can take a while to validate or to issue: say so rather than go quiet.
+    const stopAnnouncing = announceWait(this.opts.logger, `the CA to ${what === 'finalize' ? 'issue the certificate' : `validate the ${what}`} (${url})`, Date.now() + this.opts.pollTimeoutMs);
+    return this.pollSettled(what, url, from, account, first, settled).finally(stopAnnouncing);
+  }
+
+  private async pollSettled<T extends AcmeObject>(what: string, url: string, from: string, account: Account, first: T, settled: (o: T) => boolean): Promise<T> {
     const deadline = Date.now() + this.opts.pollTimeoutMs;
     let obj = first;
     let delay = POLL_FIRST_MS;

@@ -1,6 +1,7 @@
 // One CA as seen from the client: the directory (RFC 8555 §7.1.1), plain
 // and signed requests (§6.2) with the retries the protocol calls for. The
 // account, order and renewal-information code all talk through this.
+import type { Logger } from '../log.js';
 import { InsecureUrlError, NetworkError, RETRYABLE_NETWORK, TransportError, AcmeTransport, type AcmeResponse } from './transport.js';
 import { signJws, type AccountKey } from './jws.js';
 import { nextNonce, retryOnBadNonce } from './nonce.js';
@@ -26,6 +27,8 @@ export interface SessionOptions {
   directoryUrl: string;
   caBundlePem?: string;
   requestTimeoutMs?: number;
+  /** Where a request still unanswered after a moment is announced. */
+  logger?: Logger;
 }
 
 export function sleep(ms: number): Promise<void> {
@@ -41,7 +44,7 @@ export class AcmeSession {
 
   constructor(opts: SessionOptions) {
     this.directoryUrl = opts.directoryUrl;
-    this.transport = new AcmeTransport({ caBundlePem: opts.caBundlePem, ...(opts.requestTimeoutMs ? { timeoutMs: opts.requestTimeoutMs } : {}) });
+    this.transport = new AcmeTransport({ caBundlePem: opts.caBundlePem, logger: opts.logger, ...(opts.requestTimeoutMs ? { timeoutMs: opts.requestTimeoutMs } : {}) });
   }
 
   /** Let go of keep-alive connections (the process can exit at once). */

@@ -7,7 +7,7 @@
 import type { Command } from 'commander';
 import { createRequire } from 'node:module';
 import { ConfigError, LockHeldError, describeError } from '../errors.js';
-import { createLogger } from '../log.js';
+import { createLogger, OUTPUT_FORMATS, type OutputFormat } from '../log.js';
 import { EXIT, type CommandContext, type GlobalOpts } from './context.js';
 
 export { EXIT };
@@ -44,6 +44,12 @@ Exit codes:
   1  a certificate (or the command) failed
   2  usage or config error; nothing on disk changed
   3  another mxcert holds the state lock
+
+Output:
+  Text on a terminal, JSON lines (logs on stderr, results on stdout) otherwise;
+  --format overrides both. Times are shown in UTC as 2026-12-07 23:50:24Z.
+  From cron, use: mxcert renew --quiet --format text
+  (silent unless a certificate failed or changed; cron mails what is printed).
 `;
 
 /**
@@ -54,6 +60,13 @@ export function logLevelEnvProblem(env: NodeJS.ProcessEnv): string | undefined {
   const v = env.MXCERT_LOG_LEVEL;
   if (v === undefined || v === '' || LOG_LEVELS.includes(v)) return undefined;
   return `MXCERT_LOG_LEVEL=${JSON.stringify(v)} is not a log level; use one of ${LOG_LEVELS.join(', ')}`;
+}
+
+/** MXCERT_LOG_FORMAT (set by `--format` for the daemon's children), checked like MXCERT_LOG_LEVEL. */
+export function logFormatEnvProblem(env: NodeJS.ProcessEnv): string | undefined {
+  const v = env.MXCERT_LOG_FORMAT;
+  if (v === undefined || v === '' || (OUTPUT_FORMATS as readonly string[]).includes(v)) return undefined;
+  return `MXCERT_LOG_FORMAT=${JSON.stringify(v)} is not an output format; use one of ${OUTPUT_FORMATS.join(', ')}`;
 }
 
 /**
@@ -91,7 +104,7 @@ export function plainRunArgs(args: readonly string[]): GlobalOpts | undefined {
 }
 
 export async function main(argv: string[]): Promise<number> {
-  const badLevel = logLevelEnvProblem(process.env);
+  const badLevel = logLevelEnvProblem(process.env) ?? logFormatEnvProblem(process.env);
   if (badLevel) {
     process.stderr.write(`mxcert: ${badLevel}\n`);
     return EXIT.usage;
@@ -145,7 +158,10 @@ function buildProgram(commander: Commander): Command {
     .version(version(), '-V, --version')
     .option('-c, --config <path>', 'config file (default: $MXCERT_CONFIG, then /etc/mxcert/config.yaml)')
     .addOption(new commander.Option('--log-level <level>', 'log level').choices(LOG_LEVELS))
+    .addOption(new commander.Option('--format <format>', 'logs and results as text or JSON lines (default: text on a terminal, else json)').choices(OUTPUT_FORMATS))
     .addHelpText('after', EXIT_CODES_HELP)
+    // `mxcert renew --help` shows --format and --log-level too.
+    .configureHelp({ showGlobalOptions: true })
     .exitOverride()
     .configureOutput({ writeErr: (s) => process.stderr.write(s) });
 
@@ -156,7 +172,9 @@ function buildProgram(commander: Commander): Command {
     .option('--cert <name>', 'only this certificate (repeatable)', (v: string, acc: string[]) => [...acc, v], [] as string[])
     .option('-n, --dry-run', 'print the plan and test the challenge path (publish a test token, check it, remove it; with acme.staging a full order there); deploys nothing', false)
     .option('--wait <seconds>', 'wait this long for the state lock', seconds, 0)
-    .action(async (o: { force: boolean; cert: string[]; dryRun: boolean; wait: number }) => {
+    .option('-q, --quiet', 'print nothing unless a certificate failed or changed (renewed, DANE records published or rolled over), or something warned; for cron', false)
+    .addHelpText('after', '\nFrom cron: mxcert renew --quiet --format text  (cron mails only failures and changes, as text)\n')
+    .action(async (o: { force: boolean; cert: string[]; dryRun: boolean; wait: number; quiet: boolean }) => {
       const { renewCommand } = await import('./renew.js');
       throw new ExitCode(await renewCommand(globals(program), o));
     });
@@ -171,8 +189,9 @@ function buildProgram(commander: Commander): Command {
   program
     .command('status')
     .description('per certificate and key type: names, serial, expiry, next renewal and why, last result')
-    .option('--json', 'machine-readable output', false)
-    .action(async (o: { json: boolean }) => {
+    .option('--json', 'machine-readable output (docs/status.schema.json); same as --format json', false)
+    .option('--wide', 'one line per certificate and key type with every column (for a wide terminal)', false)
+    .action(async (o: { json: boolean; wide: boolean }) => {
       const { statusCommand } = await import('./status.js');
       throw new ExitCode(await statusCommand(globals(program), o));
     });
@@ -287,7 +306,7 @@ function addConfigCommands(program: Command): void {
 async function runCommand(g: GlobalOpts): Promise<number> {
   const { runDaemon } = await import('../daemon/run.js');
   const { resolveConfigPath } = await import('../config/config-path.js');
-  return runDaemon({ configPath: resolveConfigPath(g.config), logger: createLogger({ level: g.logLevel }) });
+  return runDaemon({ configPath: resolveConfigPath(g.config), logger: createLogger({ level: g.logLevel, format: passFormatOn(g.format) }) });
 }
 
 /** A command that threw: config problems with their YAML paths (2), a held lock (3), anything else (1). */
@@ -306,5 +325,11 @@ function failure(err: unknown): number {
 
 function globals(program: Command): CommandContext {
   const g = program.opts<GlobalOpts>();
-  return { ...g, logger: createLogger({ level: g.logLevel }) };
+  return { ...g, logger: createLogger({ level: g.logLevel, format: passFormatOn(g.format) }) };
+}
+
+/** `--format` holds for the processes mxcert starts too (the daemon's config and pass children). */
+function passFormatOn(format: OutputFormat | undefined): OutputFormat | undefined {
+  if (format) process.env.MXCERT_LOG_FORMAT = format;
+  return format;
 }

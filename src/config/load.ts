@@ -10,7 +10,7 @@ import { ConfigError, type ConfigProblem } from '../errors.js';
 import { secretEnvNames, withholdFromHooks } from '../hooks/environment.js';
 import { inlineSecretProblems, readConfigFile } from './fs-checks.js';
 import { inDocumentOrder, zodProblems } from './problems.js';
-import { configSchema, type Config } from './schema.js';
+import { configSchema, type CertificateConfig, type Config } from './schema.js';
 import { semanticProblems, validParts, type Parts } from './semantic.js';
 import { parseYaml } from './yaml.js';
 
@@ -18,28 +18,66 @@ import { parseYaml } from './yaml.js';
 export { DEFAULT_CONFIG_PATH, resolveConfigPath } from './config-path.js';
 export { readSecret, readSecretsFrom } from './secrets.js';
 
+/** Load and validate the config; every problem at once, as a ConfigError. */
 export async function loadConfig(file: string, opts: { env?: NodeJS.ProcessEnv } = {}): Promise<Config> {
+  const r = await examineConfig(file, opts);
+  if (!r.config || r.problems.length > 0) throw new ConfigError(r.problems, r.cause === undefined ? undefined : { cause: r.cause });
+  // Whatever runs hooks in this process never hands them these secrets.
+  withholdFromHooks(secretEnvNames(r.config));
+  return r.config;
+}
+
+/** What `mxcert status` can still use of a config with problems: the state dir and the certificates that pass the schema. */
+export interface UsableConfig {
+  source: string;
+  stateDir: string;
+  certificates: CertificateConfig[];
+}
+
+/**
+ * The config and every problem with it, without throwing on problems:
+ * `config` when the file passes the schema (even if files it names are
+ * missing), `usable` whenever a state dir can be made out, so status can show
+ * what is deployed exactly when something is wrong.
+ */
+export async function examineConfig(
+  file: string,
+  opts: { env?: NodeJS.ProcessEnv } = {},
+): Promise<{ config?: Config; usable?: UsableConfig; problems: ConfigProblem[]; cause?: unknown }> {
   const env = opts.env ?? process.env;
   const source = path.resolve(file);
 
-  const read = await readConfigFile(source);
+  let read: Awaited<ReturnType<typeof readConfigFile>>;
+  try {
+    read = await readConfigFile(source);
+  } catch (err) {
+    if (err instanceof ConfigError) return { problems: err.problems, cause: (err as { cause?: unknown }).cause };
+    throw err;
+  }
   const raw = parseYaml(read.text);
-  if (!raw.ok) throw new ConfigError([...read.problems, ...raw.problems]);
+  if (!raw.ok) return { problems: [...read.problems, ...raw.problems] };
   if (raw.value === null || raw.value === undefined) {
-    throw new ConfigError([...read.problems, { path: '', message: `config file ${source} is empty` }]);
+    return { problems: [...read.problems, { path: '', message: `config file ${source} is empty` }] };
   }
 
   const parsed = configSchema.safeParse(raw.value);
   const problems: ConfigProblem[] = [...read.problems, ...inlineSecretProblems(raw.value, read.mode)];
   if (!parsed.success) problems.push(...zodProblems(parsed.error.issues, raw.value, configSchema));
 
+  // When the whole file fails the schema, still check the parts that parse on
+  // their own, so a missing secret file is reported together with a typo
+  // elsewhere rather than on the next run.
   const parts: Parts = parsed.success
     ? { acme: parsed.data.acme, certificates: parsed.data.certificates.map((cert, index) => ({ index, cert })) }
     : validParts(raw.value);
   problems.push(...(await semanticProblems(parts, env)));
 
-  if (!parsed.success || problems.length > 0) throw new ConfigError(inDocumentOrder(problems, raw.doc));
-  // Whatever runs hooks in this process never hands them these secrets.
-  withholdFromHooks(secretEnvNames(parsed.data));
-  return { ...parsed.data, source };
+  const sorted = inDocumentOrder(problems, raw.doc);
+  if (parsed.success) {
+    const config = { ...parsed.data, source };
+    return { config, usable: { source, stateDir: config.stateDir, certificates: config.certificates }, problems: sorted };
+  }
+  const stateDir = configSchema.shape.stateDir.safeParse((raw.value as Record<string, unknown>)?.['stateDir']);
+  const usable = stateDir.success ? { source, stateDir: stateDir.data, certificates: parts.certificates.map((c) => c.cert) } : undefined;
+  return { usable, problems: sorted };
 }

@@ -32,6 +32,7 @@ import { childEnv, secretValues } from './child-env.js';
 import { secretEnvNames } from '../hooks/environment.js';
 import type { ConfigReply, ConfigRequest } from './config-child.js';
 import type { MetricsEndpoint } from '../metrics/server.js';
+import { displayTime } from '../util/display-time.js';
 
 /** setTimeout cannot wait longer than 2^31-1 ms (~24.8 days). */
 const MAX_TIMER_MS = 2 ** 31 - 1;
@@ -53,6 +54,22 @@ type LoadedConfig = Extract<ConfigReply, { type: 'config' }>;
 export function dueDelay(wakeAt: number | null | undefined, now: number, backoffMs: number): number | undefined {
   if (wakeAt === null) return undefined;
   return Math.min(Math.max((wakeAt ?? now) - now, backoffMs), MAX_TIMER_MS);
+}
+
+/**
+ * When the daemon wakes next and why, for its log: the due timer (a
+ * certificate's renewal, ARI check or DANE step, or a retry after failed
+ * passes) or the next cron tick, whichever comes first.
+ */
+export function nextWakeUp(next: NextWake, now: number, dueDelayMs: number | undefined, schedule: string, failedPasses: number): { at: number; why: string } | undefined {
+  let due: { at: number; why: string } | undefined;
+  if (dueDelayMs !== undefined) {
+    const at = now + dueDelayMs;
+    const retry = failedPasses > 0 && (next.wakeAt == null || next.wakeAt < at);
+    due = { at, why: retry ? `retry after ${failedPasses} failed pass${failedPasses === 1 ? '' : 'es'}` : (next.wakeWhy ?? 'look again') };
+  }
+  const tick = next.nextTickAt !== undefined ? { at: next.nextTickAt, why: `scheduled check (${schedule})` } : undefined;
+  return due && tick ? (due.at <= tick.at ? due : tick) : (due ?? tick);
 }
 
 /** How long the tick timer waits before it fires or looks at the wall clock again. */
@@ -262,7 +279,7 @@ export class Daemon {
     if (this.stopping) return;
     // A pass process that died without a reply leaves the tick timer as it was.
     if (next.nextTickAt !== undefined) this.armTick(next.nextTickAt);
-    this.armDue(next.wakeAt);
+    this.armDue(next);
   }
 
   /**
@@ -314,13 +331,13 @@ export class Daemon {
    * renewals need not wait for the next cron tick. Without one (the child
    * could not say) the pass is retried after the backoff.
    */
-  private armDue(wakeAt: number | null | undefined): void {
+  private armDue(next: NextWake): void {
     clearTimeout(this.dueTimer);
     const now = this.clock.now().getTime();
-    const delay = dueDelay(wakeAt, now, this.passBackoffMs());
-    if (delay === undefined) return;
-    this.dueTimer = setTimeout(() => this.trigger('due'), delay);
-    this.log.debug({ nextAt: new Date(now + delay).toISOString() }, 'next wake-up');
+    const delay = dueDelay(next.wakeAt, now, this.passBackoffMs());
+    if (delay !== undefined) this.dueTimer = setTimeout(() => this.trigger('due'), delay);
+    const wake = nextWakeUp(next, now, delay, this.schedule, this.passErrors);
+    if (wake) this.log.info({ nextAt: new Date(wake.at).toISOString(), why: wake.why }, `next wake-up at ${displayTime(wake.at)}: ${wake.why}`);
   }
 
   /** SIGHUP: validate the new config fully (in a child) before swapping it in. */

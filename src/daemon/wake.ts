@@ -49,18 +49,27 @@ export async function daneWakeAt(store: StateStore, cert: CertificateConfig, key
 
 /** The earliest instant (ms) at which a renewal, an ARI poll or a DANE step is due; undefined if none ever is. */
 export async function nextWakeAt(config: Config, store: StateStore, now: Date): Promise<number | undefined> {
-  let earliest = Infinity;
+  return (await nextWake(config, store, now))?.at;
+}
+
+/** nextWakeAt, with what is due then (`mx1 (ecdsa-p256): renewal (ari-window)`), for the daemon's log. */
+export async function nextWake(config: Config, store: StateStore, now: Date): Promise<{ at: number; why: string } | undefined> {
+  let earliest: { at: number; why: string } | undefined;
+  const consider = (at: number, why: () => string) => {
+    if (!earliest || at < earliest.at) earliest = { at, why: why() };
+  };
   for (const cert of config.certificates) {
     for (const keyType of cert.keys) {
+      const unit = `${cert.name} (${keyType})`;
       const state = await store.readState(cert.name, keyType);
       // Metadata only: the plan needs no key or certificate.
       const meta = state.current ? await store.loadMeta(cert.name, keyType, state.current) : undefined;
       const plan = planFromState(cert, keyType, state, meta && { meta }, false, now);
-      earliest = Math.min(earliest, plan.at.getTime());
-      if (state.ari) earliest = Math.min(earliest, new Date(state.ari.nextCheck).getTime());
+      consider(plan.at.getTime(), () => `${unit}: renewal (${plan.reason})`);
+      if (state.ari) consider(new Date(state.ari.nextCheck).getTime(), () => `${unit}: ARI check`);
       const dane = await daneWakeAt(store, cert, keyType, now);
-      if (dane !== undefined) earliest = Math.min(earliest, dane);
+      if (dane !== undefined) consider(dane, () => `${unit}: DANE rollover step`);
     }
   }
-  return Number.isFinite(earliest) ? earliest : undefined;
+  return earliest;
 }

@@ -31,6 +31,7 @@ import { AcmeProblemError } from '../errors.js';
 import { ADOPTION_WAIT, advanceDane, keyTlsa311, readJournal } from '../dane/rollover.js';
 import { parseListen } from '../util/host-port.js';
 import { publicKeySpkiDer } from '../keys/keygen.js';
+import { displayTime } from '../util/display-time.js';
 import type { CertState, StateStore, StoredVersion } from '../store/state-store.js';
 
 export type OutputKind = 'combined' | 'key' | 'cert' | 'chain' | 'fullchain';
@@ -85,10 +86,14 @@ export type UnitOutcome = (
   | { cert: string; keyType: KeyType; status: 'failed'; plan: Plan; step: string; error: string; code: string }
 ) & { dane?: DaneReport };
 
-/** A failure at a named step; `rolledBack` says whether the old files were put back. */
+/**
+ * A failure at a named step; `rolledBack` says whether the old files were put
+ * back. The message does not name the step: what reports it does, once
+ * (recordFailure's `step: message`, the CLI's `FAILED at step: message`).
+ */
 class StepError extends MxcertError {
   constructor(readonly step: string, readonly inner: unknown, readonly rolledBack = false) {
-    super(inner instanceof MxcertError ? inner.code : 'error', `${step}: ${describeError(inner)}${rolledBack ? ' (previous files restored)' : ''}`, { cause: inner });
+    super(inner instanceof MxcertError ? inner.code : 'error', `${describeError(inner)}${rolledBack ? ' (previous files restored)' : ''}`, { cause: inner });
   }
 }
 
@@ -150,6 +155,7 @@ export async function renewUnit(deps: RenewDeps, cert: CertificateConfig, keyTyp
   const log = deps.logger.child({ cert: cert.name, keyType });
   const now = deps.clock.now();
   let state = await deps.store.readState(cert.name, keyType);
+  const ariBefore = state.ari;
   const current = state.current ? await deps.store.loadVersion(cert.name, keyType, state.current) : undefined;
   if (deps.config.acme.ari && current && deps.acme.renewalInfo && !opts.force) {
     const updated = await refreshAri(deps, state, current, now, log);
@@ -157,6 +163,7 @@ export async function renewUnit(deps: RenewDeps, cert: CertificateConfig, keyTyp
     state = updated;
   }
   const plan = planFromState(cert, keyType, state, current, opts.force, now);
+  if (ariBefore !== state.ari && state.ari && state.ari.chosen !== ariBefore?.chosen) logAriWindow(state.ari, plan, log);
   if (cert.dane?.enabled && !opts.dryRun) return daneUnit(deps, cert, keyType, plan, log);
   if (!plan.due) {
     log.info({ renewAt: plan.at.toISOString(), reason: plan.reason }, 'not due');
@@ -283,7 +290,9 @@ export async function recordFailure(
 ): Promise<{ step: string; error: string; code: string }> {
   const { state, current, log } = ctx;
   const step = err instanceof StepError ? err.step : 'renew';
-  const message = describeError(err);
+  const detail = describeError(err);
+  // Stored and handed to hooks prefixed with the step (status.schema.json: lastError).
+  const message = err instanceof StepError ? `${step}: ${detail}` : detail;
   const code = err instanceof MxcertError ? err.code : 'error';
   const inner = err instanceof StepError ? err.inner : err;
   const retryAfter = inner instanceof AcmeProblemError ? inner.retryAfter : undefined;
@@ -296,7 +305,7 @@ export async function recordFailure(
   };
   await deps.store.writeState(cert.name, keyType, next);
   const again = planFromState(cert, keyType, next, current, false, failedAt);
-  log.error({ step, err: message, retryAt: again.at.toISOString(), retryReason: again.reason }, 'renewal failed');
+  log.error({ step, err: detail, retryAt: again.at.toISOString(), retryReason: again.reason }, 'renewal failed');
   await runFailureHooks(cert, keyType, message, log);
   return { step, error: message, code };
 }
@@ -313,6 +322,19 @@ function safeCertId(leafPem: string): string | undefined {
   } catch {
     return undefined;
   }
+}
+
+/**
+ * A new ARI window (or a new pick in it): the window with both ends, the
+ * instant picked in it, and when the renewal will actually happen, which is
+ * what `mxcert status` shows (the pick clamped into the certificate's
+ * validity, or a backoff; see schedule/renewal-time.ts).
+ */
+function logAriWindow(ari: NonNullable<CertState['ari']>, plan: Plan, log: Logger): void {
+  log.info(
+    { windowStart: ari.windowStart, windowEnd: ari.windowEnd, chosen: ari.chosen, renewAt: plan.at.toISOString(), reason: plan.reason, explanationURL: ari.explanationURL },
+    `ARI window ${displayTime(ari.windowStart)} .. ${displayTime(ari.windowEnd)}; renews at ${displayTime(plan.at)} (${plan.reason})`,
+  );
 }
 
 /**
@@ -333,9 +355,6 @@ async function refreshAri(deps: RenewDeps, state: CertState, current: StoredVers
       prev && { window: { start: new Date(prev.windowStart), end: new Date(prev.windowEnd) }, at: new Date(prev.chosen) },
       deps.random ?? Math.random,
     );
-    if (!prev || prev.chosen !== choice.at.toISOString()) {
-      log.info({ windowStart: info.window.start.toISOString(), windowEnd: info.window.end.toISOString(), renewAt: choice.at.toISOString(), explanationURL: info.explanationURL }, 'ARI window');
-    }
     return {
       ...state,
       ari: {
@@ -459,7 +478,8 @@ async function deployAndVerify(
   });
 
   const rollback = async (step: string, err: unknown): Promise<never> => {
-    log.warn({ step, err: describeError(err) }, 'rolling back to the previous files');
+    // The error itself is reported once, by recordFailure ('renewal failed').
+    log.warn({ step }, `${step} failed; rolling back to the previous files`);
     try {
       await deployed.restore();
       if (current) {
@@ -467,7 +487,8 @@ async function deployAndVerify(
         await writeLineage(lineage, old);
       }
       // The MTA may already have loaded the new files: reload it onto the old ones.
-      await runDeployHooks(deps, cert, env, log).catch((e: unknown) => log.error({ err: describeError(e) }, 'deploy hook failed again after rollback'));
+      // Its own message only: the full error of the first run is reported by recordFailure.
+      await runDeployHooks(deps, cert, env, log).catch((e: unknown) => log.error({ err: e instanceof Error ? e.message : String(e) }, 'deploy hook failed again after rollback'));
     } catch (restoreErr) {
       log.error({ err: describeError(restoreErr) }, 'rollback failed: check the output files by hand');
       throw new StepError(step, err, false);

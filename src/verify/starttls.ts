@@ -8,6 +8,7 @@ import { VerifyError } from '../errors.js';
 import { pollUntil, systemClock, type Clock } from '../clock.js';
 import { parseListen } from '../util/host-port.js';
 import type { Logger } from '../log.js';
+import { announceWait } from '../util/announce-wait.js';
 
 export interface ServedChain {
   /** DER of each certificate the server sent, leaf first. */
@@ -137,6 +138,10 @@ export async function verifyServed(
   await Promise.all(
     endpoints.map(async (ep) => {
       let last = 'nothing yet';
+      // An MTA that is down (or slow to reload) would otherwise mean silence until the deadline.
+      const stopAnnouncing = opts.logger
+        ? announceWait(opts.logger, () => `${ep} to serve the new certificate (last try: ${last})`, clock.now().getTime() + opts.timeoutMs, { fields: { endpoint: ep } })
+        : () => undefined;
       try {
         await pollUntil(
           async () => {
@@ -154,6 +159,8 @@ export async function verifyServed(
         opts.logger?.info({ endpoint: ep }, 'endpoint serves the new certificate');
       } catch {
         failures.push(`${ep}: ${last}`);
+      } finally {
+        stopAnnouncing();
       }
     }),
   );

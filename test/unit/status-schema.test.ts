@@ -42,4 +42,32 @@ describe('docs/status.schema.json', () => {
     bad((d) => (d.certificates[0].extra = 1));
     bad((d) => (d.schemaVersion = 2));
   });
+
+  it('takes the fields added within schemaVersion 1 (lastStep, outputs, configProblems), and checks their shape', () => {
+    const doc = {
+      schemaVersion: 1,
+      generatedAt: '2026-11-23T00:00:00.000Z',
+      configProblems: [{ path: 'certificates[0].challenge.dns.tsig.secretFile', message: 'cannot read /etc/mxcert/tsig.key: no such file or directory' }],
+      certificates: [
+        {
+          cert: 'mx1', keyType: 'rsa-2048', domains: ['mx1.example.com'], serial: 'ab', notBefore: null, notAfter: null,
+          nextRenewal: '2026-11-23T00:00:00.000Z', nextRenewalReason: 'backoff', lastResult: 'failure', lastAt: '2026-11-22T23:00:00.000Z',
+          lastError: 'hooks: hook /usr/lib/mxcert/hooks/postfix-reload exited with code 1', lastStep: 'hooks',
+          consecutiveFailures: 1, ari: null, backoffUntil: '2026-11-23T00:00:00.000Z', dane: null,
+          outputs: { combined: '/etc/postfix/tls/mx1-rsa-2048.pem', fullchain: '/etc/postfix/tls/mx1-rsa-2048.fullchain.pem' },
+        },
+      ],
+    };
+    assertStatusSchema(doc);
+    const bad = (f: (d: Obj) => void) => {
+      const d = structuredClone(doc) as Obj;
+      f(d);
+      assert.throws(() => assertStatusSchema(d));
+    };
+    bad((d) => delete d.configProblems[0].message);
+    bad((d) => (d.configProblems = 'none'));
+    bad((d) => (d.certificates[0].outputs.pem = '/x'));
+    bad((d) => (d.certificates[0].outputs.combined = 1));
+    bad((d) => (d.certificates[0].lastStep = 3));
+  });
 });
