@@ -7,6 +7,7 @@ import { acquireLock } from '../store/lock.js';
 import { systemClock } from '../clock.js';
 import { renewAll, runPassFailureHooks, type UnitOutcome } from '../renew/orchestrator.js';
 import type { Logger } from '../log.js';
+import { notDueText } from '../schedule/plan.js';
 import type { CommandContext } from './main.js';
 
 export async function renewCommand(
@@ -69,7 +70,7 @@ function report(results: UnitOutcome[]): number {
     }
     switch (r.status) {
       case 'not-due':
-        process.stdout.write(`${head}: not due; renews at ${r.plan.at.toISOString()} (${r.plan.reason})\n`);
+        process.stdout.write(`${head}: ${notDueText(r.plan)}\n`);
         break;
       case 'planned':
         process.stdout.write(`${head}: would renew now (${r.plan.reason})\n`);

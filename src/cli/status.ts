@@ -3,6 +3,9 @@ import path from 'node:path';
 import { loadConfig, resolveConfigPath } from '../config/load.js';
 import { StateStore } from '../store/state-store.js';
 import { planFromState } from '../schedule/plan.js';
+import { configFingerprint } from '../schedule/config-fingerprint.js';
+import { namesDiffer } from '../schedule/renewal-time.js';
+import { PENDING_CLEANUPS_FILE, readPendingCleanups, type PendingCleanup } from '../store/cleanup-ledger.js';
 import { systemClock } from '../clock.js';
 import type { CommandContext } from './main.js';
 
@@ -25,6 +28,31 @@ export interface StatusRow {
   backoffUntil: string | null;
   /** DANE rollover state (issue 4), or null when DANE is off or not started. */
   dane: { phase: string; holdUntil: string | null; currentTlsa: string; nextTlsa: string; rolloverRequested: boolean; lastError: string | null } | null;
+  /** The names the deployed certificate holds (null before the first issuance). */
+  certNames: string[] | null;
+  /** True when certNames and domains differ in either direction (the certificate is due: names-changed). */
+  namesDiffer: boolean;
+  /** An issued, validated certificate whose deploy failed, waiting to be deployed on the next attempt. */
+  staged: { serial: string; notAfter: string; issuedAt: string } | null;
+  /** Challenge responses for this certificate's names still to be removed (stateDir/pending-cleanups.json). */
+  pendingCleanups: CleanupView[];
+}
+
+export interface CleanupView {
+  owner: string;
+  since: string;
+  attempts: number;
+  lastError: string | null;
+}
+
+function cleanupView(e: PendingCleanup): CleanupView {
+  return { owner: e.owner, since: e.since, attempts: e.attempts, lastError: e.lastError ?? null };
+}
+
+/** Entries for one of these names (a response is for one identifier; a wildcard's is for its base name). */
+function cleanupsFor(entries: PendingCleanup[], names: string[]): CleanupView[] {
+  const mine = new Set(names.map((n) => n.toLowerCase().replace(/^\*\./, '').replace(/\.$/, '')));
+  return entries.filter((e) => mine.has(e.challenge.identifier.toLowerCase().replace(/^\*\./, '').replace(/\.$/, ''))).map(cleanupView);
 }
 
 /** The rollover journal, read directly: status must not load the DANE machinery. */
@@ -51,12 +79,14 @@ export async function statusCommand(ctx: CommandContext, o: { json: boolean }): 
   // Every unit read at once (a hundred certificates are hundreds of small
   // files), and only the version metadata: status needs no keys or PEMs.
   const units = config.certificates.flatMap((cert) => cert.keys.map((keyType) => ({ cert, keyType })));
+  const cleanups = await readPendingCleanups(config.stateDir);
   const rows: StatusRow[] = await Promise.all(
     units.map(async ({ cert, keyType }): Promise<StatusRow> => {
       const state = await store.readState(cert.name, keyType);
       const meta = state.current ? await store.loadMeta(cert.name, keyType, state.current) : undefined;
       const cur = meta && { meta };
-      const plan = planFromState(cert, keyType, state, cur, false, now);
+      const plan = planFromState(cert, keyType, state, cur, false, now, configFingerprint(config.acme, cert, keyType));
+      const staged = await store.loadStagedMeta(cert.name, keyType).catch(() => undefined);
       return {
         cert: cert.name,
         keyType,
@@ -82,14 +112,24 @@ export async function statusCommand(ctx: CommandContext, o: { json: boolean }): 
           : null,
         backoffUntil: plan.reason === 'backoff' ? plan.at.toISOString() : null,
         dane: cert.dane?.enabled ? await daneJournal(store, cert.name, keyType) : null,
+        certNames: cur?.meta.names ?? null,
+        namesDiffer: cur ? namesDiffer(cur.meta.names, cert.domains) : false,
+        staged: staged ? { serial: staged.serial, notAfter: staged.notAfter, issuedAt: staged.issuedAt } : null,
+        pendingCleanups: cleanupsFor(cleanups, [...cert.domains, ...(cur?.meta.names ?? [])]),
       };
     }),
   );
   if (o.json) {
     // docs/status.schema.json describes this document; schemaVersion changes only on an incompatible change.
-    process.stdout.write(JSON.stringify({ schemaVersion: 1, generatedAt: now.toISOString(), certificates: rows }, null, 2) + '\n');
+    process.stdout.write(
+      JSON.stringify({ schemaVersion: 1, generatedAt: now.toISOString(), certificates: rows, pendingCleanups: cleanups.map(cleanupView) }, null, 2) + '\n',
+    );
   } else {
     process.stdout.write(renderTable(rows, now));
+    if (cleanups.length) {
+      const where = path.join(config.stateDir, PENDING_CLEANUPS_FILE);
+      process.stdout.write(`pending challenge cleanups (${where}): ${cleanups.map((e) => `${e.owner} since ${e.since.slice(0, 16)}Z`).join(', ')}\n`);
+    }
   }
   return rows.some((r) => r.lastResult === 'failure') ? 1 : 0;
 }
@@ -107,7 +147,7 @@ function renderTable(rows: StatusRow[], now: Date): string {
   const body = rows.map((r) => [
     r.cert,
     r.keyType,
-    r.domains.join(','),
+    r.namesDiffer ? `${(r.certNames ?? []).join(',')} ≠config` : r.domains.join(','),
     r.serial ? r.serial.slice(0, 16) : '-',
     r.notAfter ? `${r.notAfter.slice(0, 16)}Z (${relative(r.notAfter, now)})` : '-',
     r.nextRenewalReason === 'missing'
@@ -115,7 +155,8 @@ function renderTable(rows: StatusRow[], now: Date): string {
       : `${r.nextRenewal.slice(0, 16)}Z ${r.nextRenewalReason}${r.nextRenewalReason === 'backoff' ? ` (after ${r.consecutiveFailures} failure${r.consecutiveFailures === 1 ? '' : 's'})` : ''}`,
     r.ari ? `${r.ari.windowStart.slice(0, 16)}Z..${r.ari.windowEnd.slice(11, 16)}Z` : '-',
     r.dane ? `${r.dane.phase}${r.dane.holdUntil && new Date(r.dane.holdUntil) > now ? ` hold until ${r.dane.holdUntil.slice(0, 19)}Z` : ''}${r.dane.rolloverRequested ? ' (rollover requested)' : ''}` : '-',
-    r.lastResult === 'failure' ? `FAILED: ${r.lastError}` : r.lastResult ? `ok ${relative(r.lastAt, now)}` : '-',
+    (r.lastResult === 'failure' ? `FAILED: ${r.lastError}` : r.lastResult ? `ok ${relative(r.lastAt, now)}` : '-') +
+      (r.staged ? ` [staged ${r.staged.serial.slice(0, 16)} waiting to deploy]` : ''),
   ]);
   const widths = header.map((h, i) => Math.max(h.length, ...body.map((b) => (i === header.length - 1 ? 0 : b[i]!.length))));
   const line = (cells: string[]) => cells.map((c, i) => (i === cells.length - 1 ? c : c.padEnd(widths[i]!))).join('  ').trimEnd() + '\n';

@@ -13,6 +13,7 @@ import { isCertbotCredentials, normalizeTsigAlgorithm, sameKeyName, secretFromCe
 import { certificateSchema, configSchema, type CertificateConfig, type Config, type HookCommand, type ParsedConfig } from './schema.js';
 import { secretEnvNames, withholdFromHooks } from '../hooks/environment.js';
 import { checkTrustedPath } from '../security/trusted-path.js';
+import { asRootHint, isPermissionError, permissionDenied } from '../util/errno.js';
 
 export { DEFAULT_CONFIG_PATH, resolveConfigPath } from './config-path.js';
 
@@ -74,7 +75,9 @@ async function readConfigFile(source: string): Promise<{ text: string; mode: num
   const fail = (why: string, cause?: unknown): never => {
     throw new ConfigError([...problems, { path: '', message: `cannot read config file ${source}: ${why}` }], { cause });
   };
-  const fh = await open(source, fsc.O_RDONLY | fsc.O_NONBLOCK | fsc.O_NOCTTY).catch((err: unknown) => fail(errnoText(err), err));
+  const fh = await open(source, fsc.O_RDONLY | fsc.O_NONBLOCK | fsc.O_NOCTTY).catch((err: unknown) =>
+    fail(isPermissionError(err) ? `permission denied${asRootHint()}` : errnoText(err), err),
+  );
   try {
     const st = await fh.stat();
     if (!st.isFile()) fail(st.isDirectory() ? 'is a directory' : 'not a regular file');
@@ -479,7 +482,13 @@ async function outputFileProblem(file: string): Promise<string | undefined> {
   const dir = path.dirname(file);
   const trust = await checkTrustedPath(dir, { what: 'output directory', kind: 'dir' });
   if (!trust.ok) return trust.reason === 'missing' && trust.detail === `${dir} does not exist` ? `directory ${dir} does not exist` : trust.message;
-  const f = await lstat(file).catch(() => undefined);
+  let f;
+  try {
+    f = await lstat(file);
+  } catch (err) {
+    if (isPermissionError(err)) return permissionDenied('inspecting', file);
+    // Not there yet is fine: the first deploy creates it.
+  }
   if (f?.isSymbolicLink()) return `${file} is a symlink; mxcert replaces files atomically and does not follow links`;
   if (f && !f.isFile()) return `${file} exists and is not a regular file`;
   return undefined;
@@ -531,8 +540,14 @@ function hookEnvSecretProblems(parts: Parts): ConfigProblem[] {
 }
 
 async function hookFileProblem(argv0: string): Promise<string | undefined> {
-  const st = await stat(argv0).catch(() => undefined);
-  if (!st) return `hook ${argv0} does not exist`;
+  let st;
+  try {
+    st = await stat(argv0);
+  } catch (err) {
+    // Only a hook that is not there "does not exist": one mxcert may not look at is another problem.
+    if (isPermissionError(err)) return `hook: ${permissionDenied('reading', argv0)}`;
+    return (err as NodeJS.ErrnoException).code === 'ENOENT' ? `hook ${argv0} does not exist` : `hook ${argv0}: ${errnoText(err)}`;
+  }
   if (!st.isFile()) return `hook ${argv0} is not a regular file`;
   if (!(await access(argv0, fsc.X_OK).then(() => true, () => false))) return `hook ${argv0} is not executable`;
   const trust = await checkTrustedPath(argv0, { what: 'hook', kind: 'file', allowSymlinks: true });
@@ -655,7 +670,7 @@ async function checkCaBundle(file: string, at: string): Promise<ConfigProblem[]>
     if (!pem.includes('-----BEGIN CERTIFICATE-----')) return [{ path: at, message: 'no PEM certificate in file' }];
     return [];
   } catch (err) {
-    return [{ path: at, message: `cannot read ${file}: ${errnoText(err)}` }];
+    return [{ path: at, message: readProblem(file, err) }];
   }
 }
 
@@ -724,7 +739,7 @@ async function openSecretFile(file: string): Promise<{ ok: true; content: string
   try {
     st = await stat(file);
   } catch (err) {
-    return { ok: false, message: `cannot read ${file}: ${errnoText(err)}` };
+    return { ok: false, message: readProblem(file, err) };
   }
   if (!st.isFile()) return { ok: false, message: `${file} is not a regular file` };
   const perm = st.mode & 0o777;
@@ -738,7 +753,7 @@ async function openSecretFile(file: string): Promise<{ ok: true; content: string
     await access(file, fsc.R_OK);
     return { ok: true, content: await readFile(file, 'utf8') };
   } catch (err) {
-    return { ok: false, message: `cannot read ${file}: ${errnoText(err)}` };
+    return { ok: false, message: readProblem(file, err) };
   }
 }
 
@@ -779,6 +794,11 @@ function extractSecret(content: string, keyName?: string): ExtractedSecret | { o
   const value = m?.[1]?.trim();
   if (!value) return { ok: false, message: `key block "${block.name}" has no secret statement` };
   return { ok: true, value, keyName: block.name, algorithm: ALGORITHM_STMT_RE.exec(block.body)?.[1] };
+}
+
+/** Why `file` cannot be read, for a config problem. */
+function readProblem(file: string, err: unknown): string {
+  return isPermissionError(err) ? permissionDenied('reading', file) : `cannot read ${file}: ${errnoText(err)}`;
 }
 
 function errnoText(err: unknown): string {
