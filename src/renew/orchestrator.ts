@@ -327,6 +327,15 @@ function safeCertId(leafPem: string): string | undefined {
   }
 }
 
+/** Whether two private keys are the same key; an unreadable one is no match. */
+function sameKey(a: string, b: string): boolean {
+  try {
+    return publicKeySpkiDer(a).equals(publicKeySpkiDer(b));
+  } catch {
+    return false;
+  }
+}
+
 /**
  * The staged certificate, re-validated, if it may be deployed instead of a
  * new order; otherwise it is dropped (and the caller orders anew).
@@ -350,7 +359,7 @@ async function stagedToDeploy(
     staged: { ...validity(staged.meta), names: staged.meta.names },
     current: current && validity(current.meta),
     wantedNames: cert.domains,
-    keyMatches: !forcedKeyPem || publicKeySpkiDer(forcedKeyPem).equals(publicKeySpkiDer(staged.keyPem)),
+    keyMatches: !forcedKeyPem || sameKey(forcedKeyPem, staged.keyPem),
     jitter: jitterFor(`${cert.name}/${keyType}`),
     now,
   });
