@@ -104,6 +104,27 @@ export class VerifyError extends MxcertError {
   }
 }
 
+/** The stateDir or a file in it (state.json, a version's meta.json, the DANE journal) is unusable. */
+export class StateError extends MxcertError {
+  constructor(message: string, options?: { cause?: unknown }) {
+    super('state', message, options);
+  }
+}
+
+/** A certificate signing request cannot be made (RFC 2986): the key or the names do not fit. */
+export class CsrError extends MxcertError {
+  constructor(message: string, options?: { cause?: unknown }) {
+    super('csr', message, options);
+  }
+}
+
+/** The metrics endpoint cannot be served as configured. */
+export class MetricsError extends MxcertError {
+  constructor(message: string, options?: { cause?: unknown }) {
+    super('metrics', message, options);
+  }
+}
+
 export class LockHeldError extends MxcertError {
   readonly holder: string;
   constructor(holder: string) {

@@ -13,7 +13,7 @@ import { tlsa311, hasTlsa, formatTlsa } from '../dane/tlsa.js';
 import { queryDns } from '../dns/query.js';
 import type { DnsServer } from '../dns/types.js';
 import { probeEndpoint } from '../verify/starttls.js';
-import type { CommandContext } from './main.js';
+import type { CommandContext } from './context.js';
 
 function selectCerts(config: Config, names: string[]): CertificateConfig[] | string {
   const unknown = names.filter((n) => !config.certificates.some((c) => c.name === n));

@@ -8,8 +8,9 @@ import type { Command } from 'commander';
 import { createRequire } from 'node:module';
 import { ConfigError, LockHeldError, describeError } from '../errors.js';
 import { createLogger } from '../log.js';
+import { EXIT, type CommandContext, type GlobalOpts } from './context.js';
 
-export const EXIT = { ok: 0, failed: 1, usage: 2, locked: 3 } as const;
+export { EXIT };
 
 // A write beyond RLIMIT_FSIZE must fail with EFBIG (reported, old files kept),
 // not kill us. Node ignores SIGXFSZ, but execa's signal-exit listens to it
@@ -33,11 +34,6 @@ function version(): string {
     }
   }
   return '0.0.0';
-}
-
-interface GlobalOpts {
-  config?: string;
-  logLevel?: string;
 }
 
 const LOG_LEVELS = ['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent'];
@@ -109,20 +105,46 @@ export async function main(argv: string[]): Promise<number> {
     }
   }
 
-  const { Command, CommanderError, InvalidArgumentError, Option } = await import('commander');
+  const commander = await import('commander');
+  const program = buildProgram(commander);
+  try {
+    await program.parseAsync(argv);
+    return EXIT.ok;
+  } catch (err) {
+    if (err instanceof ExitCode) return err.code;
+    if (err instanceof commander.CommanderError) {
+      // `--help` and `--version` succeed; help shown because no subcommand
+      // was given (`mxcert`, `mxcert config`) is a usage error.
+      if (err.code === 'commander.helpDisplayed' || err.code === 'commander.version') return EXIT.ok;
+      if (err.code === 'commander.help') return err.exitCode === 0 ? EXIT.ok : EXIT.usage;
+      return EXIT.usage;
+    }
+    return failure(err);
+  }
+}
+
+type Commander = typeof import('commander');
+/** A `--wait SECONDS` style option parser. */
+type OptionParser = (v: string) => number;
+
+/** A repeatable option's values, in order. */
+const certList = (v: string, acc: string[]) => [...acc, v];
+
+/** The global options and every command; each command's module is loaded only when it runs. */
+function buildProgram(commander: Commander): Command {
   /** `--wait SECONDS`, parsed once for every command that takes the lock (bad input: exit 2). */
   const seconds = (v: string): number => {
     const n = Number(v);
-    if (v.trim() === '' || !Number.isFinite(n) || n < 0) throw new InvalidArgumentError('takes a number of seconds');
+    if (v.trim() === '' || !Number.isFinite(n) || n < 0) throw new commander.InvalidArgumentError('takes a number of seconds');
     return n;
   };
-  const program = new Command();
+  const program = new commander.Command();
   program
     .name('mxcert')
     .description('Certificate lifecycle agent for mail hosts: ACME renewal, atomic MTA files, reload hooks, live STARTTLS verification.')
     .version(version(), '-V, --version')
     .option('-c, --config <path>', 'config file (default: $MXCERT_CONFIG, then /etc/mxcert/config.yaml)')
-    .addOption(new Option('--log-level <level>', 'log level').choices(LOG_LEVELS))
+    .addOption(new commander.Option('--log-level <level>', 'log level').choices(LOG_LEVELS))
     .addHelpText('after', EXIT_CODES_HELP)
     .exitOverride()
     .configureOutput({ writeErr: (s) => process.stderr.write(s) });
@@ -132,7 +154,7 @@ export async function main(argv: string[]): Promise<number> {
     .description('one pass over all (or the named) certificates: renew what is due, deploy, reload, verify')
     .option('-f, --force', 'renew now regardless of timing (validation still applies)', false)
     .option('--cert <name>', 'only this certificate (repeatable)', (v: string, acc: string[]) => [...acc, v], [] as string[])
-    .option('-n, --dry-run', 'print the plan and touch nothing', false)
+    .option('-n, --dry-run', 'print the plan and test the challenge path (publish a test token, check it, remove it; with acme.staging a full order there); deploys nothing', false)
     .option('--wait <seconds>', 'wait this long for the state lock', seconds, 0)
     .action(async (o: { force: boolean; cert: string[]; dryRun: boolean; wait: number }) => {
       const { renewCommand } = await import('./renew.js');
@@ -155,7 +177,14 @@ export async function main(argv: string[]): Promise<number> {
       throw new ExitCode(await statusCommand(globals(program), o));
     });
 
-  const certList = (v: string, acc: string[]) => [...acc, v];
+  addDaneCommands(program, seconds);
+  addLifecycleCommands(program, seconds, commander);
+  addConfigCommands(program);
+  return program;
+}
+
+/** `tlsa`, `check`, `rollover` (src/cli/dane.ts). */
+function addDaneCommands(program: Command, seconds: OptionParser): void {
   program
     .command('tlsa')
     .description('the TLSA records mxcert wants published (current + next), in zone-file syntax')
@@ -184,7 +213,54 @@ export async function main(argv: string[]): Promise<number> {
       const { rolloverCommand } = await import('./dane.js');
       throw new ExitCode(await rolloverCommand(globals(program), o));
     });
+}
 
+/** `revoke`, `account …` (src/cli/revoke.ts, src/cli/account.ts). */
+function addLifecycleCommands(program: Command, seconds: OptionParser, commander: Commander): void {
+  program
+    .command('revoke')
+    .description('revoke the current certificate (RFC 8555 §7.6); the next pass replaces it; keyCompromise on a DANE certificate also starts the emergency rollover')
+    .requiredOption('--cert <name>', 'the certificate')
+    .option('--key-type <type>', 'only this key type (default: every key type of the certificate)')
+    .addOption(new commander.Option('--reason <reason>', 'RFC 5280 reason').choices(['unspecified', 'keyCompromise', 'superseded', 'cessationOfOperation', 'affiliationChanged']).default('unspecified'))
+    .option('--wait <seconds>', 'wait this long for the state lock', seconds, 0)
+    .action(async (o: { cert: string; keyType?: string; reason: string; wait: number }) => {
+      const { revokeCommand } = await import('./revoke.js');
+      throw new ExitCode(await revokeCommand(globals(program), o));
+    });
+
+  const account = program.command('account').description('the ACME account of acme.directory (RFC 8555 §7.3)');
+  account
+    .command('show')
+    .description('URL, contact, status and key thumbprint of the account (no secrets)')
+    .option('--json', 'machine-readable output', false)
+    .action(async (o: { json: boolean }) => {
+      const { accountShowCommand } = await import('./account.js');
+      throw new ExitCode(await accountShowCommand(globals(program), o));
+    });
+  account
+    .command('update')
+    .description("replace the account's contact address (RFC 8555 §7.3.2)")
+    .requiredOption('--email <address>', 'the new contact address')
+    .option('--json', 'machine-readable output', false)
+    .option('--wait <seconds>', 'wait this long for the state lock', seconds, 0)
+    .action(async (o: { email: string; json: boolean; wait: number }) => {
+      const { accountUpdateCommand } = await import('./account.js');
+      throw new ExitCode(await accountUpdateCommand(globals(program), o));
+    });
+  account
+    .command('rollover-key')
+    .description('replace the account key (RFC 8555 §7.3.5); the new key is stored only once the CA accepted it')
+    .option('--json', 'machine-readable output', false)
+    .option('--wait <seconds>', 'wait this long for the state lock', seconds, 0)
+    .action(async (o: { json: boolean; wait: number }) => {
+      const { accountRolloverKeyCommand } = await import('./account.js');
+      throw new ExitCode(await accountRolloverKeyCommand(globals(program), o));
+    });
+}
+
+/** `config check`, `import-certbot`. */
+function addConfigCommands(program: Command): void {
   const config = program.command('config').description('configuration helpers');
   config
     .command('check')
@@ -205,21 +281,6 @@ export async function main(argv: string[]): Promise<number> {
       const { importCertbotCommand } = await import('./import-certbot.js');
       throw new ExitCode(await importCertbotCommand(o));
     });
-
-  try {
-    await program.parseAsync(argv);
-    return EXIT.ok;
-  } catch (err) {
-    if (err instanceof ExitCode) return err.code;
-    if (err instanceof CommanderError) {
-      // `--help` and `--version` succeed; help shown because no subcommand
-      // was given (`mxcert`, `mxcert config`) is a usage error.
-      if (err.code === 'commander.helpDisplayed' || err.code === 'commander.version') return EXIT.ok;
-      if (err.code === 'commander.help') return err.exitCode === 0 ? EXIT.ok : EXIT.usage;
-      return EXIT.usage;
-    }
-    return failure(err);
-  }
 }
 
 /** `mxcert run`: the daemon (src/daemon/run.ts), which validates its config before it takes any lock. */
@@ -243,9 +304,7 @@ function failure(err: unknown): number {
   return EXIT.failed;
 }
 
-function globals(program: Command): GlobalOpts & { logger: ReturnType<typeof createLogger> } {
+function globals(program: Command): CommandContext {
   const g = program.opts<GlobalOpts>();
   return { ...g, logger: createLogger({ level: g.logLevel }) };
 }
-
-export type CommandContext = ReturnType<typeof globals>;

@@ -8,7 +8,7 @@ import { systemClock } from '../clock.js';
 import { renewAll, runPassFailureHooks, type UnitOutcome } from '../renew/orchestrator.js';
 import type { Logger } from '../log.js';
 import { notDueText } from '../schedule/plan.js';
-import type { CommandContext } from './main.js';
+import type { CommandContext } from './context.js';
 
 export async function renewCommand(
   ctx: CommandContext,
@@ -23,9 +23,12 @@ export async function renewCommand(
   const logger = ctx.logger;
   const store = new StateStore(config.stateDir);
   if (o.dryRun) {
-    // A dry run reads state but writes nothing, not even the lock.
+    // A dry run reads state but writes nothing, not even the lock; it
+    // exercises the challenge path (src/cli/dry-run.ts) and deploys nothing.
     const results = await runPass(config, store, logger, o);
-    return report(results);
+    const planned = report(results);
+    const { dryRunChallenges } = await import('./dry-run.js');
+    return Math.max(planned, await dryRunChallenges(config, logger, o.cert));
   }
   await store.ensure();
   const lock = await acquireLock(config.stateDir, { command: 'renew', waitMs: o.wait * 1000 });

@@ -7,7 +7,7 @@ import { configFingerprint } from '../schedule/config-fingerprint.js';
 import { namesDiffer } from '../schedule/renewal-time.js';
 import { PENDING_CLEANUPS_FILE, readPendingCleanups, type PendingCleanup } from '../store/cleanup-ledger.js';
 import { systemClock } from '../clock.js';
-import type { CommandContext } from './main.js';
+import type { CommandContext } from './context.js';
 
 export interface StatusRow {
   cert: string;
@@ -26,6 +26,8 @@ export interface StatusRow {
   ari: { windowStart: string; windowEnd: string; chosen: string; nextCheck: string; explanationURL: string | null; lastError: string | null } | null;
   /** Set while a failure backoff holds the next attempt back. */
   backoffUntil: string | null;
+  /** The deployed certificate was revoked (mxcert revoke); the next pass replaces it. */
+  revoked: { serial: string; reason: string; at: string } | null;
   /** DANE rollover state (issue 4), or null when DANE is off or not started. */
   dane: { phase: string; holdUntil: string | null; currentTlsa: string; nextTlsa: string; rolloverRequested: boolean; lastError: string | null } | null;
   /** The names the deployed certificate holds (null before the first issuance). */
@@ -111,6 +113,7 @@ export async function statusCommand(ctx: CommandContext, o: { json: boolean }): 
             }
           : null,
         backoffUntil: plan.reason === 'backoff' ? plan.at.toISOString() : null,
+        revoked: state.revoked && state.revoked.version === state.current ? { serial: state.revoked.serial, reason: state.revoked.reason, at: state.revoked.at } : null,
         dane: cert.dane?.enabled ? await daneJournal(store, cert.name, keyType) : null,
         certNames: cur?.meta.names ?? null,
         namesDiffer: cur ? namesDiffer(cur.meta.names, cert.domains) : false,
@@ -152,7 +155,9 @@ function renderTable(rows: StatusRow[], now: Date): string {
     r.notAfter ? `${r.notAfter.slice(0, 16)}Z (${relative(r.notAfter, now)})` : '-',
     r.nextRenewalReason === 'missing'
       ? 'now (no certificate yet)'
-      : `${r.nextRenewal.slice(0, 16)}Z ${r.nextRenewalReason}${r.nextRenewalReason === 'backoff' ? ` (after ${r.consecutiveFailures} failure${r.consecutiveFailures === 1 ? '' : 's'})` : ''}`,
+      : r.revoked && r.nextRenewalReason === 'revoked'
+        ? `now (revoked: ${r.revoked.reason})`
+        : `${r.nextRenewal.slice(0, 16)}Z ${r.nextRenewalReason}${r.nextRenewalReason === 'backoff' ? ` (after ${r.consecutiveFailures} failure${r.consecutiveFailures === 1 ? '' : 's'})` : ''}`,
     r.ari ? `${r.ari.windowStart.slice(0, 16)}Z..${r.ari.windowEnd.slice(11, 16)}Z` : '-',
     r.dane ? `${r.dane.phase}${r.dane.holdUntil && new Date(r.dane.holdUntil) > now ? ` hold until ${r.dane.holdUntil.slice(0, 19)}Z` : ''}${r.dane.rolloverRequested ? ' (rollover requested)' : ''}` : '-',
     (r.lastResult === 'failure' ? `FAILED: ${r.lastError}` : r.lastResult ? `ok ${relative(r.lastAt, now)}` : '-') +

@@ -352,6 +352,23 @@ export const configSchema = z
             message: 'must be an https:// URL: ACME runs over HTTPS only (RFC 8555 §6.1)',
           }),
         email: z.string().email().optional(),
+        /**
+         * A staging CA's directory (https). `renew --dry-run` places a full
+         * order there, with its own account, and deploys nothing.
+         */
+        staging: z
+          .string()
+          .url()
+          .refine((u) => [undefined, NOT_A_URL].includes(urlProblem(u, { loopbackHttp: false })), {
+            message: 'must be an https:// URL: ACME runs over HTTPS only (RFC 8555 §6.1)',
+          })
+          .optional(),
+        /**
+         * Issuer CN to prefer among the chains the CA offers (RFC 8555
+         * §7.4.2 Link rel="alternate"): matched against the issuer of the
+         * topmost certificate of each chain; the default chain when none matches.
+         */
+        preferredChain: z.string().min(1).optional(),
         profile: z.string().optional(),
         caBundle: absPath.optional(),
         /**

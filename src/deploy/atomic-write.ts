@@ -10,6 +10,7 @@ import { randomBytes } from 'node:crypto';
 import path from 'node:path';
 import { spawnSync } from 'node:child_process';
 import { DeployError } from '../errors.js';
+import { hookProcessEnv } from '../hooks/environment.js';
 import { checkTrustedPath, readRegularNoFollow } from '../security/trusted-path.js';
 
 export interface WriteOptions {
@@ -209,7 +210,9 @@ function resolveId(db: 'passwd' | 'group', name: string | number): number {
 
 function getentLine(db: 'passwd' | 'group', name: string): string | undefined {
   // node:child_process, not execa: importing execa costs every command ~70 ms at start-up.
-  const r = spawnSync('getent', [db, name], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
+  // A hook's clean environment: mxcert's own may hold the secrets that
+  // `*Env` settings name (docs/architecture.md, "Security model").
+  const r = spawnSync('getent', [db, name], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'], env: hookProcessEnv({}) });
   if (r.status === 0) return r.stdout.split('\n')[0];
   if (r.status === 2) return undefined; // getent(1): key not found
   // getent missing or unusable here: read the local databases directly.

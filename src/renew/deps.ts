@@ -48,6 +48,7 @@ export async function buildRenewDeps(
     termsOfServiceAgreed: config.acme.termsOfServiceAgreed,
     accounts: store.accountStore(config.acme.directory),
     logger,
+    preferredChain: config.acme.preferredChain,
   });
   // One solver per distinct challenge config: certificates sharing an http-01
   // listener share it (two listeners on one port would collide). Responses

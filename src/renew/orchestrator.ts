@@ -6,7 +6,7 @@
 // hooks run again, so the MTA keeps serving the old certificate (DESIGN §3, §4).
 import { X509Certificate } from 'node:crypto';
 import type { Config, CertificateConfig, KeyType } from '../config/schema.js';
-import { expandOutputPath } from '../config/load.js';
+import { expandOutputPath } from '../deploy/output-paths.js';
 import type { Logger } from '../log.js';
 import type { Clock } from '../clock.js';
 import { describeError, MxcertError, ValidationError } from '../errors.js';
@@ -265,9 +265,12 @@ export async function issueAndDeploy(
 ): Promise<Obtained> {
   const { state, current, log } = ctx;
   const replaces = deps.config.acme.ari && current ? safeCertId(current.leafPem) : undefined;
+  // A key revoked for keyCompromise is not used again, whatever reuseKey says
+  // (DANE passes its own key and rolls over instead: mxcert revoke asks for that).
+  const compromised = state.revoked?.version === state.current && state.revoked?.reason === 'keyCompromise';
   const checked =
-    (await stagedToDeploy(deps, cert, keyType, current, log, opts.keyPem)) ??
-    (await obtainAndValidate(deps, cert, keyType, current, replaces, log, opts.keyPem));
+    (await stagedToDeploy(deps, cert, keyType, current, log, { forcedKeyPem: opts.keyPem, compromisedKeyPem: compromised ? current?.keyPem : undefined })) ??
+    (await obtainAndValidate(deps, cert, keyType, compromised ? undefined : current, replaces, log, opts.keyPem));
   await deployAndVerify(deps, cert, keyType, checked, current, log, opts.extraVerify);
   await deps.store.promoteStaged(cert.name, keyType, checked.versionId);
   // A new certificate has a new CertID: the old ARI state no longer applies.
@@ -346,8 +349,10 @@ async function stagedToDeploy(
   keyType: KeyType,
   current: StoredVersion | undefined,
   log: Logger,
-  forcedKeyPem?: string,
+  /** DANE's key for this attempt; a key revoked for keyCompromise (never deployed again). */
+  keys: { forcedKeyPem?: string; compromisedKeyPem?: string },
 ): Promise<Obtained | undefined> {
+  const { forcedKeyPem, compromisedKeyPem } = keys;
   const staged = await deps.store.loadStaged(cert.name, keyType).catch((err: unknown) => {
     log.warn({ err: describeError(err) }, 'cannot read the staged certificate; ordering a new one');
     return undefined;
@@ -359,7 +364,7 @@ async function stagedToDeploy(
     staged: { ...validity(staged.meta), names: staged.meta.names },
     current: current && validity(current.meta),
     wantedNames: cert.domains,
-    keyMatches: !forcedKeyPem || sameKey(forcedKeyPem, staged.keyPem),
+    keyMatches: (!forcedKeyPem || sameKey(forcedKeyPem, staged.keyPem)) && !(compromisedKeyPem && sameKey(compromisedKeyPem, staged.keyPem)),
     jitter: jitterFor(`${cert.name}/${keyType}`),
     now,
   });

@@ -28,6 +28,8 @@ export function planFromState(
     current: current && { notBefore: new Date(current.meta.notBefore), notAfter: new Date(current.meta.notAfter), names: current.meta.names },
     wantedNames: cert.domains,
     force,
+    // A revocation applies to the version it was recorded for, not to its replacement.
+    revoked: Boolean(state.revoked && state.revoked.version === state.current),
     // ARI state applies only to the certificate it was fetched for.
     ari:
       state.ari && current && state.ari.certId === current.meta.certId

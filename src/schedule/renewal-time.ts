@@ -15,6 +15,7 @@
 //             that changed since the failure lifts it (only a CA's
 //             Retry-After still holds): the operator fixed something.
 //   missing   nothing issued yet.
+//   revoked   the current certificate was revoked (mxcert revoke).
 //   names-changed  the certificate's names differ from the config, either
 //             way: a name added, or a name removed (a certificate must
 //             not keep vouching for a name taken out of service).
@@ -26,7 +27,7 @@
 //   lifetime-fraction  no ARI: renew with 1/3 of the lifetime left (1/2 for
 //             certificates of 10 days or less), plus a small jitter.
 
-export const RENEWAL_REASONS = ['forced', 'missing', 'names-changed', 'backoff', 'emergency', 'ari-window', 'lifetime-fraction'] as const;
+export const RENEWAL_REASONS = ['forced', 'missing', 'revoked', 'names-changed', 'backoff', 'emergency', 'ari-window', 'lifetime-fraction'] as const;
 export type RenewalReason = (typeof RENEWAL_REASONS)[number];
 
 export interface Validity {
@@ -171,6 +172,8 @@ export interface RenewalInput {
   current?: Validity & { names: string[] };
   wantedNames: string[];
   force?: boolean;
+  /** The current certificate was revoked: replace it now (after any failure backoff). */
+  revoked?: boolean;
   ari?: AriChoice;
   failures?: FailureHistory;
   /** Per-certificate jitter in [0, 1) for the fallback point (stable per certificate). */
@@ -221,6 +224,7 @@ export function renewalTime(input: RenewalInput): RenewalDecision {
     if (until && until.getTime() > now.getTime()) return { at: until, reason: 'backoff' };
   }
   if (!current) return { at: now, reason: 'missing' };
+  if (input.revoked) return { at: now, reason: 'revoked' };
   if (namesDiffer(current.names, input.wantedNames)) return { at: now, reason: 'names-changed' };
 
   const emergency = emergencyPoint(current);

@@ -9,6 +9,7 @@
 //   stateDir/                       0700
 //     lock                          agent lock (see lock.ts)
 //     accounts/H/key.pem, account.json  ACME account per directory URL (H = its hash)
+//     accounts/H/key-rollover.pem   a key rollover's new key, until the CA's answer is settled
 //     certs/NAME/KEYTYPE/
 //       state.json                  current/previous version ids, last result
 //       versions/ID/                key.pem (0600), cert.pem, chain.pem, meta.json
@@ -23,7 +24,7 @@ import path from 'node:path';
 import { createHash } from 'node:crypto';
 import { writeFileAtomic } from '../deploy/atomic-write.js';
 import type { AccountStore, StoredAccount } from '../acme/client.js';
-import { MxcertError } from '../errors.js';
+import { StateError } from '../errors.js';
 import { ensureStateDir } from './state-dir.js';
 
 export interface VersionMeta {
@@ -81,9 +82,21 @@ export interface CertState {
   /** The CA's Retry-After after a failure (or a rate limit), as an instant. */
   retryAfterUntil?: string;
   ari?: AriState;
+  /** Set by `mxcert revoke`: that version is revoked and the next pass replaces it. */
+  revoked?: RevokedMark;
+}
+
+export interface RevokedMark {
+  /** The version id that was revoked (state.current at the time). */
+  version: string;
+  serial: string;
+  /** RFC 5280 reason name, e.g. keyCompromise. */
+  reason: string;
+  at: string;
 }
 
 const KEY_MODE = 0o600;
+const PENDING_ACCOUNT_KEY = 'key-rollover.pem';
 const PUBLIC_MODE = 0o644;
 
 export class StateStore {
@@ -123,6 +136,19 @@ export class StateStore {
         const d = await this.dir('accounts', sub);
         await writeFileAtomic(path.join(d, 'key.pem'), acct.keyPem, { mode: KEY_MODE });
         await writeFileAtomic(path.join(d, 'account.json'), JSON.stringify({ directory: directoryUrl, url: acct.url }, null, 2) + '\n', { mode: KEY_MODE });
+      },
+      // A key rollover's new key until the CA's answer is settled (src/acme/account.ts).
+      loadPendingKey: async (): Promise<string | undefined> =>
+        readFile(path.join(this.stateDir, 'accounts', sub, PENDING_ACCOUNT_KEY), 'utf8').catch((err: NodeJS.ErrnoException) => {
+          if (err.code === 'ENOENT') return undefined;
+          throw new StateError(`cannot read the pending account key: ${err.message}`, { cause: err });
+        }),
+      savePendingKey: async (keyPem: string): Promise<void> => {
+        const d = await this.dir('accounts', sub);
+        await writeFileAtomic(path.join(d, PENDING_ACCOUNT_KEY), keyPem, { mode: KEY_MODE });
+      },
+      clearPendingKey: async (): Promise<void> => {
+        await rm(path.join(this.stateDir, 'accounts', sub, PENDING_ACCOUNT_KEY), { force: true });
       },
     };
   }
@@ -289,6 +315,6 @@ async function readJson<T>(file: string): Promise<T | undefined> {
     return JSON.parse(await readFile(file, 'utf8')) as T;
   } catch (err) {
     if ((err as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
-    throw new MxcertError('state', `cannot read ${file}: ${(err as Error).message}`, { cause: err });
+    throw new StateError(`cannot read ${file}: ${(err as Error).message}`, { cause: err });
   }
 }

@@ -48,6 +48,10 @@ class Rig {
   /** Servers the DANE publisher's records are served from (what the watcher asks). */
   servers: DnsServerAddr[] = [];
   log: string[] = [];
+  /** MXCERT_LOG_LEVEL of the CLI runs (hook output is logged at debug only). */
+  logLevel = 'info';
+  /** Every CLI run's whole stderr (log holds only the tail of each). */
+  stderr: string[] = [];
   /** Certificates mxcert reported issued, over every run through cli(). */
   issued = 0;
 
@@ -83,7 +87,8 @@ class Rig {
   }
 
   async cli(args: string[], cfg = this.cfg): Promise<{ code: number; stdout: string; stderr: string }> {
-    const r = await this.sb.cli([...args, '--config', cfg], { env: { MXCERT_LOG_LEVEL: 'info' } });
+    const r = await this.sb.cli([...args, '--config', cfg], { env: { MXCERT_LOG_LEVEL: this.logLevel } });
+    this.stderr.push(r.stderr);
     this.issued += (r.stderr.match(/"msg":"certificate issued"/g) ?? []).length;
     this.log.push(`$ mxcert ${args.join(' ')} → ${r.code}\n${r.stdout}${r.stderr.split('\n').slice(-30).join('\n')}`);
     return r;
@@ -665,6 +670,8 @@ describe('the same rollover through the hook publisher (hooks/nsupdate-tlsa)', {
   before(async () => {
     const sb = await startSandbox({ secondary: true, pebble: { validitySeconds: 3600 } });
     rig = new Rig(sb);
+    // The hook's own output, which shows it published, is logged at debug level.
+    rig.logLevel = 'debug';
     rig.servers = [sb.bind.primary, sb.bind.secondary!];
     rig.cfgObj = sb.baseConfig({ challenge: 'dns-01' });
     rig.cfgObj.certificates[0].dane = daneBlock(rig, {
@@ -688,7 +695,7 @@ describe('the same rollover through the hook publisher (hooks/nsupdate-tlsa)', {
 
   it('adoption → rollover → retire on both BIND servers; foreign record survives', async () => {
     await rig.adopt();
-    assert.match(rig.log.join('\n'), /nsupdate-tlsa: tlsa-publish at /, 'the hook published');
+    assert.match(rig.stderr.join('\n'), /nsupdate-tlsa: tlsa-publish at /, 'the hook published');
     const watcher = rig.watcher().start();
     try {
       await foreignAdd(rig.sb, rig.owner, FOREIGN);
