@@ -10,6 +10,7 @@ import { createLogger, defaultFormat, HeldLog, stderrSink, type Logger, type Out
 import { displayTime, displayTimesIn } from '../util/display-time.js';
 import { announceWait } from '../util/announce-wait.js';
 import { lockHolder } from '../store/lock-holder.js';
+import { notDueText } from '../schedule/plan.js';
 import type { CommandContext } from './context.js';
 import { oneLine, withoutStep } from './text.js';
 
@@ -112,7 +113,7 @@ export function resultText(r: UnitOutcome): string {
   }
   switch (r.status) {
     case 'not-due':
-      return `${out}${head}: not due; renews at ${displayTime(r.plan.at)} (${r.plan.reason})\n`;
+      return `${out}${head}: ${notDueText(r.plan)}\n`;
     case 'planned':
       return `${out}${head}: would renew now (${r.plan.reason})\n`;
     case 'renewed':

@@ -11,6 +11,9 @@ import type { CertificateConfig } from '../config/schema.js';
 import type { ConfigProblem } from '../errors.js';
 import { StateStore } from '../store/state-store.js';
 import { planFromState } from '../schedule/plan.js';
+import { configFingerprint } from '../schedule/config-fingerprint.js';
+import { namesDiffer } from '../schedule/renewal-time.js';
+import { PENDING_CLEANUPS_FILE, readPendingCleanups, type PendingCleanup } from '../store/cleanup-ledger.js';
 import { systemClock } from '../clock.js';
 import { displayTime, displayTimesIn } from '../util/display-time.js';
 import { oneLine, withoutStep, wrap } from './text.js';
@@ -43,6 +46,31 @@ export interface StatusRow {
   dane: { phase: string; holdUntil: string | null; currentTlsa: string; nextTlsa: string; rolloverRequested: boolean; lastError: string | null } | null;
   /** The files mxcert writes for this key type (output.*, placeholders filled in). */
   outputs: Partial<Record<(typeof OUTPUT_KINDS)[number], string>>;
+  /** The names the deployed certificate holds (null before the first issuance). */
+  certNames: string[] | null;
+  /** True when certNames and domains differ in either direction (the certificate is due: names-changed). */
+  namesDiffer: boolean;
+  /** An issued, validated certificate whose deploy failed, waiting to be deployed on the next attempt. */
+  staged: { serial: string; notAfter: string; issuedAt: string } | null;
+  /** Challenge responses for this certificate's names still to be removed (stateDir/pending-cleanups.json). */
+  pendingCleanups: CleanupView[];
+}
+
+export interface CleanupView {
+  owner: string;
+  since: string;
+  attempts: number;
+  lastError: string | null;
+}
+
+function cleanupView(e: PendingCleanup): CleanupView {
+  return { owner: e.owner, since: e.since, attempts: e.attempts, lastError: e.lastError ?? null };
+}
+
+/** Entries for one of these names (a response is for one identifier; a wildcard's is for its base name). */
+function cleanupsFor(entries: PendingCleanup[], names: string[]): CleanupView[] {
+  const mine = new Set(names.map((n) => n.toLowerCase().replace(/^\*\./, '').replace(/\.$/, '')));
+  return entries.filter((e) => mine.has(e.challenge.identifier.toLowerCase().replace(/^\*\./, '').replace(/\.$/, ''))).map(cleanupView);
 }
 
 /** The rollover journal, read directly: status must not load the DANE machinery. */
@@ -71,11 +99,13 @@ function outputsOf(cert: CertificateConfig, keyType: string): StatusRow['outputs
   return out;
 }
 
-async function statusRow(store: StateStore, cert: CertificateConfig, keyType: string, now: Date): Promise<StatusRow> {
+async function statusRow(store: StateStore, config: UsableConfig, cert: CertificateConfig, keyType: string, now: Date, cleanups: PendingCleanup[]): Promise<StatusRow> {
   const state = await store.readState(cert.name, keyType);
   const meta = state.current ? await store.loadMeta(cert.name, keyType, state.current) : undefined;
   const cur = meta && { meta };
-  const plan = planFromState(cert, keyType, state, cur, false, now);
+  const fingerprint = config.acme ? configFingerprint(config.acme, cert, keyType) : undefined;
+  const plan = planFromState(cert, keyType, state, cur, false, now, fingerprint);
+  const staged = await store.loadStagedMeta(cert.name, keyType).catch(() => undefined);
   return {
     cert: cert.name,
     keyType,
@@ -104,28 +134,37 @@ async function statusRow(store: StateStore, cert: CertificateConfig, keyType: st
     revoked: state.revoked && state.revoked.version === state.current ? { serial: state.revoked.serial, reason: state.revoked.reason, at: state.revoked.at } : null,
     dane: cert.dane?.enabled ? await daneJournal(store, cert.name, keyType) : null,
     outputs: outputsOf(cert, keyType),
+    certNames: cur?.meta.names ?? null,
+    namesDiffer: cur ? namesDiffer(cur.meta.names, cert.domains) : false,
+    staged: staged ? { serial: staged.serial, notAfter: staged.notAfter, issuedAt: staged.issuedAt } : null,
+    pendingCleanups: cleanupsFor(cleanups, [...cert.domains, ...(cur?.meta.names ?? [])]),
   };
 }
 
 /** Every unit read at once (a hundred certificates are hundreds of small files), metadata only. */
-async function statusRows(config: UsableConfig, now: Date): Promise<StatusRow[]> {
+async function statusRows(config: UsableConfig, now: Date, cleanups: PendingCleanup[]): Promise<StatusRow[]> {
   const store = new StateStore(config.stateDir);
   const units = config.certificates.flatMap((cert) => cert.keys.map((keyType) => ({ cert, keyType })));
-  return Promise.all(units.map(({ cert, keyType }) => statusRow(store, cert, keyType, now)));
+  return Promise.all(units.map(({ cert, keyType }) => statusRow(store, config, cert, keyType, now, cleanups)));
 }
 
 export async function statusCommand(ctx: CommandContext, o: { json: boolean; wide?: boolean }): Promise<number> {
   const examined = await examineConfig(resolveConfigPath(ctx.config));
   const problems = examined.problems;
   const now = systemClock.now();
-  const rows = examined.usable ? await statusRows(examined.usable, now) : [];
+  const cleanups = examined.usable ? await readPendingCleanups(examined.usable.stateDir) : [];
+  const rows = examined.usable ? await statusRows(examined.usable, now, cleanups) : [];
   if (o.json || ctx.format === 'json') {
     // docs/status.schema.json describes this document; schemaVersion changes only on an incompatible change.
-    const doc = { schemaVersion: 1, generatedAt: now.toISOString(), certificates: rows, configProblems: problems };
+    const doc = { schemaVersion: 1, generatedAt: now.toISOString(), certificates: rows, configProblems: problems, pendingCleanups: cleanups.map(cleanupView) };
     process.stdout.write(JSON.stringify(doc, null, 2) + '\n');
   } else {
     const width = Math.max(60, Math.min(process.stdout.isTTY ? (process.stdout.columns || 100) : 100, 100));
     if (rows.length) process.stdout.write(displayTimesIn(o.wide ? renderWide(rows, now) : renderBlocks(rows, now, width)));
+    if (cleanups.length && examined.usable) {
+      const where = path.join(examined.usable.stateDir, PENDING_CLEANUPS_FILE);
+      process.stdout.write(`pending challenge cleanups (${where}): ${cleanups.map((e) => `${e.owner} since ${displayTime(e.since)}`).join(', ')}\n`);
+    }
     if (problems.length) process.stderr.write(renderProblems(problems, examined.usable?.source));
   }
   // A broken config is a config error (exit 2) even though the table was shown.
@@ -218,14 +257,15 @@ function renderWide(rows: StatusRow[], now: Date): string {
   const body = rows.map((r) => [
     r.cert,
     r.keyType,
-    r.domains.join(','),
+    r.namesDiffer ? `${(r.certNames ?? []).join(',')} ≠config` : r.domains.join(','),
     r.serial ?? '-',
     r.notAfter ? `${displayTime(r.notAfter)} (${relative(r.notAfter, now)})` : '-',
     renewalText(r, now),
     r.ari ? `${displayTime(r.ari.windowStart)} .. ${displayTime(r.ari.windowEnd)}` : '-',
     r.dane ? daneText(r.dane, now) : '-',
     Object.values(r.outputs).join(',') || '-',
-    r.lastResult === 'failure' ? `FAILED at ${r.lastStep ?? 'renew'}: ${oneLine(withoutStep(r.lastError ?? '', r.lastStep))}` : lastText(r, now),
+    (r.lastResult === 'failure' ? `FAILED at ${r.lastStep ?? 'renew'}: ${oneLine(withoutStep(r.lastError ?? '', r.lastStep))}` : lastText(r, now)) +
+      (r.staged ? ` [staged ${r.staged.serial.slice(0, 16)} waiting to deploy]` : ''),
   ]);
   const widths = header.map((h, i) => Math.max(h.length, ...body.map((b) => (i === header.length - 1 ? 0 : b[i]!.length))));
   const line = (cells: string[]) => cells.map((c, i) => (i === cells.length - 1 ? c : c.padEnd(widths[i]!))).join('  ').trimEnd() + '\n';

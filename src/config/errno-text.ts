@@ -1,6 +1,12 @@
 // File errors in an operator's words: config problems name the file and
 // what is wrong with it, not a bare errno code.
 
+import { isPermissionError, permissionDenied } from '../util/errno.js';
+/** Why `file` cannot be read, for a config problem: a permission error says so (src/util/errno.ts). */
+export function readProblem(file: string, err: unknown): string {
+  return isPermissionError(err) ? permissionDenied('reading', file) : `cannot read ${file}: ${errnoText(err)}`;
+}
+
 export function errnoText(err: unknown): string {
   const code = (err as NodeJS.ErrnoException | undefined)?.code;
   switch (code) {

@@ -10,7 +10,8 @@ import path from 'node:path';
 import { ConfigError, type ConfigProblem } from '../errors.js';
 import { expandOutputPath, OUTPUT_KINDS } from '../deploy/output-paths.js';
 import { checkTrustedPath } from '../security/trusted-path.js';
-import { errnoText } from './errno-text.js';
+import { errnoText, readProblem } from './errno-text.js';
+import { asRootHint, isPermissionError, permissionDenied } from '../util/errno.js';
 import type { CertificateConfig, HookCommand } from './schema.js';
 import { formatPath } from './yaml.js';
 
@@ -32,7 +33,9 @@ export async function readConfigFile(source: string): Promise<{ text: string; mo
   const fail = (why: string, cause?: unknown): never => {
     throw new ConfigError([...problems, { path: '', message: `cannot read config file ${source}: ${why}` }], { cause });
   };
-  const fh = await open(source, fsc.O_RDONLY | fsc.O_NONBLOCK | fsc.O_NOCTTY).catch((err: unknown) => fail(errnoText(err), err));
+  const fh = await open(source, fsc.O_RDONLY | fsc.O_NONBLOCK | fsc.O_NOCTTY).catch((err: unknown) =>
+    fail(isPermissionError(err) ? `permission denied${asRootHint()}` : errnoText(err), err),
+  );
   try {
     const st = await fh.stat();
     if (!st.isFile()) fail(st.isDirectory() ? 'is a directory' : 'not a regular file');
@@ -109,7 +112,13 @@ async function outputFileProblem(file: string): Promise<string | undefined> {
   const dir = path.dirname(file);
   const trust = await checkTrustedPath(dir, { what: 'output directory', kind: 'dir' });
   if (!trust.ok) return trust.reason === 'missing' && trust.detail === `${dir} does not exist` ? `directory ${dir} does not exist` : trust.message;
-  const f = await lstat(file).catch(() => undefined);
+  let f;
+  try {
+    f = await lstat(file);
+  } catch (err) {
+    if (isPermissionError(err)) return permissionDenied('inspecting', file);
+    // Not there yet is fine: the first deploy creates it.
+  }
   if (f?.isSymbolicLink()) return `${file} is a symlink; mxcert replaces files atomically and does not follow links`;
   if (f && !f.isFile()) return `${file} exists and is not a regular file`;
   return undefined;
@@ -142,8 +151,14 @@ export async function hookProblems(index: number, cert: CertificateConfig): Prom
 }
 
 async function hookFileProblem(argv0: string): Promise<string | undefined> {
-  const st = await stat(argv0).catch(() => undefined);
-  if (!st) return `hook ${argv0} does not exist`;
+  let st;
+  try {
+    st = await stat(argv0);
+  } catch (err) {
+    // Only a hook that is not there "does not exist": one mxcert may not look at is another problem.
+    if (isPermissionError(err)) return `hook: ${permissionDenied('reading', argv0)}`;
+    return (err as NodeJS.ErrnoException).code === 'ENOENT' ? `hook ${argv0} does not exist` : `hook ${argv0}: ${errnoText(err)}`;
+  }
   if (!st.isFile()) return `hook ${argv0} is not a regular file`;
   if (!(await access(argv0, fsc.X_OK).then(() => true, () => false))) return `hook ${argv0} is not executable`;
   const trust = await checkTrustedPath(argv0, { what: 'hook', kind: 'file', allowSymlinks: true });
@@ -161,7 +176,7 @@ export async function checkCaBundle(file: string, at: string): Promise<ConfigPro
     if (!pem.includes('-----BEGIN CERTIFICATE-----')) return [{ path: at, message: 'no PEM certificate in file' }];
     return [];
   } catch (err) {
-    return [{ path: at, message: `cannot read ${file}: ${errnoText(err)}` }];
+    return [{ path: at, message: readProblem(file, err) }];
   }
 }
 

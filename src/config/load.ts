@@ -32,6 +32,8 @@ export interface UsableConfig {
   source: string;
   stateDir: string;
   certificates: CertificateConfig[];
+  /** When it passed the schema: what the failure fingerprint covers besides the certificate. */
+  acme?: Config['acme'];
 }
 
 /**
@@ -75,7 +77,7 @@ export async function examineConfig(
   const sorted = inDocumentOrder(problems, raw.doc);
   if (parsed.success) {
     const config = { ...parsed.data, source };
-    return { config, usable: { source, stateDir: config.stateDir, certificates: config.certificates }, problems: sorted };
+    return { config, usable: { source, stateDir: config.stateDir, certificates: config.certificates, acme: config.acme }, problems: sorted };
   }
   const stateDir = configSchema.shape.stateDir.safeParse((raw.value as Record<string, unknown>)?.['stateDir']);
   const usable = stateDir.success ? { source, stateDir: stateDir.data, certificates: parts.certificates.map((c) => c.cert) } : undefined;

@@ -10,7 +10,7 @@ import { constants as fsc } from 'node:fs';
 import { access, readFile, stat } from 'node:fs/promises';
 import { ConfigError, type ConfigProblem } from '../errors.js';
 import { normalizeTsigAlgorithm, sameKeyName } from './certbot-credentials.js';
-import { errnoText } from './errno-text.js';
+import { readProblem } from './errno-text.js';
 import { secretFromKeyFile, type KeyFileSecret } from './key-files.js';
 
 type Env = NodeJS.ProcessEnv;
@@ -64,7 +64,7 @@ async function openSecretFile(file: string): Promise<{ ok: true; content: string
   try {
     st = await stat(file);
   } catch (err) {
-    return { ok: false, message: `cannot read ${file}: ${errnoText(err)}` };
+    return { ok: false, message: readProblem(file, err) };
   }
   if (!st.isFile()) return { ok: false, message: `${file} is not a regular file` };
   const perm = st.mode & 0o777;
@@ -78,7 +78,7 @@ async function openSecretFile(file: string): Promise<{ ok: true; content: string
     await access(file, fsc.R_OK);
     return { ok: true, content: await readFile(file, 'utf8') };
   } catch (err) {
-    return { ok: false, message: `cannot read ${file}: ${errnoText(err)}` };
+    return { ok: false, message: readProblem(file, err) };
   }
 }
 

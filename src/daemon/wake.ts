@@ -7,6 +7,7 @@ import path from 'node:path';
 import type { CertificateConfig, Config } from '../config/schema.js';
 import type { DaneJournal } from '../dane/rollover.js';
 import { planFromState } from '../schedule/plan.js';
+import { configFingerprint } from '../schedule/config-fingerprint.js';
 import type { StateStore } from '../store/state-store.js';
 
 /** A DANE machine waiting on something without a deadline (visibility, a backoff) is looked at again after this. */
@@ -64,7 +65,7 @@ export async function nextWake(config: Config, store: StateStore, now: Date): Pr
       const state = await store.readState(cert.name, keyType);
       // Metadata only: the plan needs no key or certificate.
       const meta = state.current ? await store.loadMeta(cert.name, keyType, state.current) : undefined;
-      const plan = planFromState(cert, keyType, state, meta && { meta }, false, now);
+      const plan = planFromState(cert, keyType, state, meta && { meta }, false, now, configFingerprint(config.acme, cert, keyType));
       consider(plan.at.getTime(), () => `${unit}: renewal (${plan.reason})`);
       if (state.ari) consider(new Date(state.ari.nextCheck).getTime(), () => `${unit}: ARI check`);
       const dane = await daneWakeAt(store, cert, keyType, now);

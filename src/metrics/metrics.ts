@@ -11,6 +11,7 @@ import { collectDefaultMetrics, Counter, Gauge, Registry } from 'prom-client';
 import type { CertificateConfig, Config } from '../config/schema.js';
 import type { UnitOutcome } from '../renew/orchestrator.js';
 import { planFromState } from '../schedule/plan.js';
+import { configFingerprint } from '../schedule/config-fingerprint.js';
 import { StateStore, type CertState } from '../store/state-store.js';
 
 /** Every phase of the rollover machine (src/dane/rollover.ts), for the enum-style gauge. */
@@ -111,7 +112,7 @@ export class MxcertMetrics {
     const store = new StateStore(config.stateDir);
     const snapshots: UnitSnapshot[] = [];
     for (const cert of config.certificates) {
-      for (const keyType of cert.keys) snapshots.push(await this.snapshot(store, cert, keyType, now));
+      for (const keyType of cert.keys) snapshots.push(await this.snapshot(store, cert, keyType, now, configFingerprint(config.acme, cert, keyType)));
     }
     // Everything is read first and swapped in without an await in between,
     // so a scrape never sees a half-rebuilt set (or a certificate removed from
@@ -131,10 +132,10 @@ export class MxcertMetrics {
     }
   }
 
-  private async snapshot(store: StateStore, cert: CertificateConfig, keyType: CertificateConfig['keys'][number], now: Date): Promise<UnitSnapshot> {
+  private async snapshot(store: StateStore, cert: CertificateConfig, keyType: CertificateConfig['keys'][number], now: Date, fingerprint: string): Promise<UnitSnapshot> {
     const state = await store.readState(cert.name, keyType);
     const current = state.current ? await store.loadVersion(cert.name, keyType, state.current) : undefined;
-    const plan = planFromState(cert, keyType, state, current, false, now);
+    const plan = planFromState(cert, keyType, state, current, false, now, fingerprint);
     return {
       cert: cert.name,
       keyType,

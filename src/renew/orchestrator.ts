@@ -24,8 +24,10 @@ import { writeLineage } from '../deploy/lineage.js';
 import { hookEnvironment } from '../hooks/environment.js';
 import { runHook } from '../hooks/run-hook.js';
 import { verifyServed } from '../verify/starttls.js';
-import { chooseAriInstant, retryAfterInstant } from '../schedule/renewal-time.js';
-import { planFromState, type Plan } from '../schedule/plan.js';
+import { chooseAriInstant, jitterFor, retryAfterInstant } from '../schedule/renewal-time.js';
+import { nextFailureCount, planFromState, type Plan } from '../schedule/plan.js';
+import { configFingerprint } from '../schedule/config-fingerprint.js';
+import { stagedVerdict } from '../schedule/staged.js';
 import { ariCertId, nextAriCheck, type RenewalInfo } from '../acme/ari.js';
 import { AcmeProblemError } from '../errors.js';
 import { ADOPTION_WAIT, advanceDane, keyTlsa311, readJournal } from '../dane/rollover.js';
@@ -162,7 +164,7 @@ export async function renewUnit(deps: RenewDeps, cert: CertificateConfig, keyTyp
     if (updated !== state && !opts.dryRun) await deps.store.writeState(cert.name, keyType, updated);
     state = updated;
   }
-  const plan = planFromState(cert, keyType, state, current, opts.force, now);
+  const plan = planFromState(cert, keyType, state, current, opts.force, now, fingerprintOf(deps, cert, keyType));
   if (ariBefore !== state.ari && state.ari && state.ari.chosen !== ariBefore?.chosen) logAriWindow(state.ari, plan, log);
   if (cert.dane?.enabled && !opts.dryRun) return daneUnit(deps, cert, keyType, plan, log);
   if (!plan.due) {
@@ -240,6 +242,11 @@ async function daneUnit(deps: RenewDeps, cert: CertificateConfig, keyType: KeyTy
   }
 }
 
+/** The fingerprint of the effective config a failure is recorded under (src/schedule/config-fingerprint.ts). */
+function fingerprintOf(deps: RenewDeps, cert: CertificateConfig, keyType: KeyType): string {
+  return configFingerprint(deps.config.acme, cert, keyType);
+}
+
 export interface UnitContext {
   state: CertState;
   current: StoredVersion | undefined;
@@ -251,6 +258,10 @@ export interface UnitContext {
  * (certificate, key type). `keyPem` forces the key (DANE: the published
  * one); `extraVerify` adds live checks after the MTA reload (DANE endpoints)
  * whose failure rolls back like any other. Throws StepError.
+ *
+ * A certificate staged by an earlier attempt whose deploy failed is
+ * deployed instead of ordering again, while it is fresh (src/schedule/
+ * staged.ts); it stays staged until a deploy succeeds.
  */
 export async function issueAndDeploy(
   deps: RenewDeps,
@@ -264,8 +275,11 @@ export async function issueAndDeploy(
   // A key revoked for keyCompromise is not used again, whatever reuseKey says
   // (DANE passes its own key and rolls over instead: mxcert revoke asks for that).
   const compromised = state.revoked?.version === state.current && state.revoked?.reason === 'keyCompromise';
-  const checked = await obtainAndValidate(deps, cert, keyType, compromised ? undefined : current, replaces, log, opts.keyPem);
+  const checked =
+    (await stagedToDeploy(deps, cert, keyType, current, log, { forcedKeyPem: opts.keyPem, compromisedKeyPem: compromised ? current?.keyPem : undefined })) ??
+    (await obtainAndValidate(deps, cert, keyType, compromised ? undefined : current, replaces, log, opts.keyPem));
   await deployAndVerify(deps, cert, keyType, checked, current, log, opts.extraVerify);
+  await deps.store.promoteStaged(cert.name, keyType, checked.versionId);
   // A new certificate has a new CertID: the old ARI state no longer applies.
   await deps.store.writeState(cert.name, keyType, {
     current: checked.versionId,
@@ -297,14 +311,15 @@ export async function recordFailure(
   const inner = err instanceof StepError ? err.inner : err;
   const retryAfter = inner instanceof AcmeProblemError ? inner.retryAfter : undefined;
   const failedAt = deps.clock.now();
+  const fingerprint = fingerprintOf(deps, cert, keyType);
   const next: CertState = {
     ...state,
-    consecutiveFailures: state.consecutiveFailures + 1,
+    consecutiveFailures: nextFailureCount(state, fingerprint),
     retryAfterUntil: retryAfter !== undefined ? retryAfterInstant(failedAt, retryAfter).toISOString() : undefined,
-    last: { at: failedAt.toISOString(), result: 'failure', error: message, code, step },
+    last: { at: failedAt.toISOString(), result: 'failure', error: message, code, step, configFingerprint: fingerprint },
   };
   await deps.store.writeState(cert.name, keyType, next);
-  const again = planFromState(cert, keyType, next, current, false, failedAt);
+  const again = planFromState(cert, keyType, next, current, false, failedAt, fingerprint);
   log.error({ step, err: detail, retryAt: again.at.toISOString(), retryReason: again.reason }, 'renewal failed');
   await runFailureHooks(cert, keyType, message, log);
   return { step, error: message, code };
@@ -322,6 +337,60 @@ function safeCertId(leafPem: string): string | undefined {
   } catch {
     return undefined;
   }
+}
+
+/** Whether two private keys are the same key; an unreadable one is no match. */
+function sameKey(a: string, b: string): boolean {
+  try {
+    return publicKeySpkiDer(a).equals(publicKeySpkiDer(b));
+  } catch {
+    return false;
+  }
+}
+
+/**
+ * The staged certificate, re-validated, if it may be deployed instead of a
+ * new order; otherwise it is dropped (and the caller orders anew).
+ */
+async function stagedToDeploy(
+  deps: RenewDeps,
+  cert: CertificateConfig,
+  keyType: KeyType,
+  current: StoredVersion | undefined,
+  log: Logger,
+  /** DANE's key for this attempt; a key revoked for keyCompromise (never deployed again). */
+  keys: { forcedKeyPem?: string; compromisedKeyPem?: string },
+): Promise<Obtained | undefined> {
+  const { forcedKeyPem, compromisedKeyPem } = keys;
+  const staged = await deps.store.loadStaged(cert.name, keyType).catch((err: unknown) => {
+    log.warn({ err: describeError(err) }, 'cannot read the staged certificate; ordering a new one');
+    return undefined;
+  });
+  if (!staged) return undefined;
+  const now = deps.clock.now();
+  const validity = (m: { notBefore: string; notAfter: string }) => ({ notBefore: new Date(m.notBefore), notAfter: new Date(m.notAfter) });
+  const verdict = stagedVerdict({
+    staged: { ...validity(staged.meta), names: staged.meta.names },
+    current: current && validity(current.meta),
+    wantedNames: cert.domains,
+    keyMatches: (!forcedKeyPem || sameKey(forcedKeyPem, staged.keyPem)) && !(compromisedKeyPem && sameKey(compromisedKeyPem, staged.keyPem)),
+    jitter: jitterFor(`${cert.name}/${keyType}`),
+    now,
+  });
+  let why = verdict.use ? undefined : verdict.why;
+  if (verdict.use) {
+    try {
+      // Validation is never skipped: the trust anchors may have changed since.
+      const chain = await checkChain({ keyPem: staged.keyPem, chainPem: staged.leafPem + staged.intermediatesPem.join(''), domains: cert.domains, now, trustedRootsPem: deps.trustedRootsPem });
+      log.info({ serial: chain.serial, notAfter: chain.notAfter.toISOString() }, 'deploying the certificate staged by an earlier attempt; no new order');
+      return { keyPem: staged.keyPem, chain, versionId: staged.meta.id };
+    } catch (err) {
+      why = `it fails the chain check: ${describeError(err)}`;
+    }
+  }
+  log.info({ serial: staged.meta.serial, why }, 'dropping the staged certificate; ordering a new one');
+  await deps.store.dropStaged(cert.name, keyType);
+  return undefined;
 }
 
 /**
@@ -417,7 +486,9 @@ async function obtainAndValidate(
   }
   warnOnMissingUsage(cert, chain.leafPem, log);
 
-  const versionId = await deps.store.saveVersion(cert.name, keyType, {
+  // Staged first: if the deploy fails, the next attempt deploys this one
+  // instead of ordering again; a successful deploy makes it a version.
+  const versionId = await deps.store.saveStaged(cert.name, keyType, {
     keyPem,
     leafPem: chain.leafPem,
     intermediatesPem: chain.intermediatesPem,

@@ -13,9 +13,13 @@
 //     certs/NAME/KEYTYPE/
 //       state.json                  current/previous version ids, last result
 //       versions/ID/                key.pem (0600), cert.pem, chain.pem, meta.json
+//       staged/ID/                  an issued, validated certificate whose deploy failed:
+//                                   all 0600, deployed from here on a later attempt
+//                                   instead of ordering again, then moved to versions/
 //       failed/ID/                  chains that failed validation, kept for inspection
 //       lineage/                    certbot-style lineage for RENEWED_LINEAGE hooks
-import { mkdir, readdir, readFile, rm } from 'node:fs/promises';
+import { constants } from 'node:fs';
+import { mkdir, open, readdir, readFile, rename, rm } from 'node:fs/promises';
 import path from 'node:path';
 import { createHash } from 'node:crypto';
 import { writeFileAtomic } from '../deploy/atomic-write.js';
@@ -52,6 +56,8 @@ export interface LastResult {
   code?: string;
   /** Which step failed: obtain, validate, deploy, hooks, verify. */
   step?: string;
+  /** With a failure: configFingerprint() of the config it failed under (no secret in it). */
+  configFingerprint?: string;
 }
 
 /** ARI state (RFC 9773), persisted so the chosen instant survives restarts. */
@@ -158,18 +164,71 @@ export class StateStore {
   }
 
   /** Write an issued version once; returns its id. */
-  async saveVersion(name: string, keyType: string, v: Omit<StoredVersion, 'meta'> & { meta: Omit<VersionMeta, 'id'> }): Promise<string> {
-    const id = `${v.meta.issuedAt.replace(/[:.]/g, '')}-${v.meta.serial.slice(0, 16)}`;
+  async saveVersion(name: string, keyType: string, v: NewVersion): Promise<string> {
+    const id = versionId(v);
     const d = await this.dir('certs', name, keyType, 'versions', id);
-    await writeFileAtomic(path.join(d, 'key.pem'), v.keyPem, { mode: KEY_MODE });
-    await writeFileAtomic(path.join(d, 'cert.pem'), v.leafPem, { mode: PUBLIC_MODE });
-    await writeFileAtomic(path.join(d, 'chain.pem'), v.intermediatesPem.join(''), { mode: PUBLIC_MODE });
-    await writeFileAtomic(path.join(d, 'meta.json'), JSON.stringify({ ...v.meta, id }, null, 2) + '\n', { mode: PUBLIC_MODE });
+    await writeVersionFiles(d, id, v, PUBLIC_MODE);
     return id;
   }
 
+  /**
+   * Keep an issued, validated certificate that could not be deployed, so
+   * the next attempt deploys it instead of ordering again (a CA limits
+   * duplicate certificates: Let's Encrypt allows 5 a week). One per unit:
+   * an older staged certificate is removed. Every file is 0600, and the
+   * directory appears whole: written under a temporary name, then renamed.
+   */
+  async saveStaged(name: string, keyType: string, v: NewVersion): Promise<string> {
+    const id = versionId(v);
+    const sdir = await this.dir('certs', name, keyType, 'staged');
+    const tmp = path.join(sdir, `.${id}.${process.pid}.tmp`);
+    await rm(tmp, { recursive: true, force: true });
+    await mkdir(tmp, { mode: 0o700 });
+    await writeVersionFiles(tmp, id, v, KEY_MODE);
+    await this.dropStaged(name, keyType, path.basename(tmp));
+    await rename(tmp, path.join(sdir, id));
+    await syncDir(sdir);
+    return id;
+  }
+
+  /** The staged certificate, if one is waiting to be deployed. */
+  async loadStaged(name: string, keyType: string): Promise<StoredVersion | undefined> {
+    const id = await this.stagedId(name, keyType);
+    return id ? this.loadFrom(path.join(this.certDir(name, keyType), 'staged', id)) : undefined;
+  }
+
+  /** The staged certificate's metadata alone (for status). */
+  async loadStagedMeta(name: string, keyType: string): Promise<VersionMeta | undefined> {
+    const id = await this.stagedId(name, keyType);
+    return id ? readJson<VersionMeta>(path.join(this.certDir(name, keyType), 'staged', id, 'meta.json')) : undefined;
+  }
+
+  private async stagedId(name: string, keyType: string): Promise<string | undefined> {
+    const ids = await readdir(path.join(this.certDir(name, keyType), 'staged')).catch(() => [] as string[]);
+    // Ids start with the issue time, so the last is the newest; dot-names are unfinished writes.
+    return ids.filter((i) => !i.startsWith('.')).sort().at(-1);
+  }
+
+  /** The staged certificate was deployed: it becomes a version (one rename; a version is never rewritten). */
+  async promoteStaged(name: string, keyType: string, id: string): Promise<void> {
+    const vdir = await this.dir('certs', name, keyType, 'versions');
+    await rename(path.join(this.certDir(name, keyType), 'staged', id), path.join(vdir, id));
+    await syncDir(vdir);
+    await syncDir(path.join(this.certDir(name, keyType), 'staged'));
+  }
+
+  /** Forget any staged certificate (too old, other names, or replaced), and unfinished writes; `keep` is one being written. */
+  async dropStaged(name: string, keyType: string, keep?: string): Promise<void> {
+    const sdir = path.join(this.certDir(name, keyType), 'staged');
+    const ids = await readdir(sdir).catch(() => [] as string[]);
+    await Promise.all(ids.filter((i) => i !== keep).map((i) => rm(path.join(sdir, i), { recursive: true, force: true })));
+  }
+
   async loadVersion(name: string, keyType: string, id: string): Promise<StoredVersion | undefined> {
-    const d = path.join(this.certDir(name, keyType), 'versions', id);
+    return this.loadFrom(path.join(this.certDir(name, keyType), 'versions', id));
+  }
+
+  private async loadFrom(d: string): Promise<StoredVersion | undefined> {
     const meta = await readJson<VersionMeta>(path.join(d, 'meta.json'));
     if (!meta) return undefined;
     const [keyPem, leafPem, chain] = await Promise.all(
@@ -217,6 +276,33 @@ export class StateStore {
       for (const keyType of await readdir(path.join(root, name)).catch(() => [] as string[])) out.push({ name, keyType });
     }
     return out;
+  }
+}
+
+type NewVersion = Omit<StoredVersion, 'meta'> & { meta: Omit<VersionMeta, 'id'> };
+
+function versionId(v: NewVersion): string {
+  return `${v.meta.issuedAt.replace(/[:.]/g, '')}-${v.meta.serial.slice(0, 16)}`;
+}
+
+/** key.pem always 0600; meta.json last, so a directory with meta.json is complete. */
+async function writeVersionFiles(d: string, id: string, v: NewVersion, publicMode: number): Promise<void> {
+  await writeFileAtomic(path.join(d, 'key.pem'), v.keyPem, { mode: KEY_MODE });
+  await writeFileAtomic(path.join(d, 'cert.pem'), v.leafPem, { mode: publicMode });
+  await writeFileAtomic(path.join(d, 'chain.pem'), v.intermediatesPem.join(''), { mode: publicMode });
+  await writeFileAtomic(path.join(d, 'meta.json'), JSON.stringify({ ...v.meta, id }, null, 2) + '\n', { mode: publicMode });
+}
+
+/** Make a rename in `dir` durable. Some filesystems cannot fsync a directory; the rename is atomic there anyway. */
+async function syncDir(dir: string): Promise<void> {
+  const fh = await open(dir, constants.O_RDONLY | constants.O_DIRECTORY);
+  try {
+    await fh.sync();
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    if (code !== 'EINVAL' && code !== 'ENOTSUP' && code !== 'EOPNOTSUPP') throw err;
+  } finally {
+    await fh.close();
   }
 }
 

@@ -17,7 +17,7 @@ import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { X509Certificate } from 'node:crypto';
 import { readdirSync, statSync } from 'node:fs';
-import { readdir, readFile, stat, writeFile } from 'node:fs/promises';
+import { readdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { servedLeafPem, startSandbox, POSTFIX_RELOAD_HOOK, type Sandbox } from '../support/sandbox.js';
 import { pidAlive, pollUntil } from '../env/proc.js';
@@ -198,8 +198,16 @@ describe('faults: hooks and files', { timeout: 900_000 }, () => {
       const full = Date.now() - t0;
       t.diagnostic(`a whole run under the watcher: ${full} ms`);
 
+      const staged = path.join(sb.stateDir, 'certs', 'mx1', 'ecdsa-p256', 'staged');
       for (; counts.attempts < ATTEMPTS && Date.now() - started < BUDGET_MS; counts.attempts++) {
         const strategy = counts.attempts % 3;
+        // A run killed after issuance leaves its certificate staged, and the
+        // next run deploys that one again instead of ordering (by design:
+        // test/integration/renew-decisions.test.ts). A torn file only shows
+        // as a key that does not match its leaf when versions differ, so
+        // most attempts start without one; every fourth keeps it, so a
+        // staged certificate left by a kill is deployed under the watcher too.
+        if (counts.attempts % 4 !== 3) await rm(staged, { recursive: true, force: true });
         const oldTemps = new Set(temps());
         const oldIno = inode();
         const run = log.spawn(['renew', '--force', '--config', kcfg]);

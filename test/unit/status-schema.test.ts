@@ -28,8 +28,12 @@ describe('docs/status.schema.json', () => {
           nextRenewal: '2026-11-23T00:00:00.000Z', nextRenewalReason: 'missing', lastResult: null, lastAt: null, lastError: null,
           consecutiveFailures: 0, ari: null, backoffUntil: null,
           dane: { phase: 'STEADY', holdUntil: null, currentTlsa: 'a'.repeat(64), nextTlsa: 'b'.repeat(64), rolloverRequested: false, lastError: null },
+          certNames: ['mx1.example.com', 'mx2.example.com'], namesDiffer: true,
+          staged: { serial: 'cd', notAfter: '2026-12-23T00:00:00.000Z', issuedAt: '2026-11-23T00:00:00.000Z' },
+          pendingCleanups: [{ owner: '_acme-challenge.mx1.example.com.', since: '2026-11-23T00:00:00.000Z', attempts: 1, lastError: 'cannot reach 127.0.0.1:53' }],
         },
       ],
+      pendingCleanups: [{ owner: '_acme-challenge.mx1.example.com.', since: '2026-11-23T00:00:00.000Z', attempts: 1, lastError: 'cannot reach 127.0.0.1:53' }],
     };
     assertStatusSchema(good);
     const bad = (f: (d: Obj) => void) => {
@@ -41,6 +45,9 @@ describe('docs/status.schema.json', () => {
     bad((d) => (d.certificates[0].dane.phase = 'SOMETHING'));
     bad((d) => (d.certificates[0].extra = 1));
     bad((d) => (d.schemaVersion = 2));
+    bad((d) => delete d.pendingCleanups);
+    bad((d) => (d.certificates[0].staged = { serial: 'cd' }));
+    bad((d) => (d.pendingCleanups[0].value = 'secret-ish'));
   });
 
   it('takes the fields added within schemaVersion 1 (lastStep, outputs, configProblems), and checks their shape', () => {
