@@ -81,5 +81,5 @@ export function notDueText(plan: Plan): string {
     const after = n > 0 ? ` after ${n} failure${n === 1 ? '' : 's'}` : '';
     return `not due: backing off${after} until ${shortTime(plan.at)} (renew --force retries now)`;
   }
-  return `not due; renews at ${plan.at.toISOString()} (${plan.reason})`;
+  return `not due; renews at ${shortTime(plan.at)} (${plan.reason})`;
 }

@@ -91,7 +91,7 @@ describe('the failure count and the not-due text', () => {
       'not due: backing off after 3 failures until 2026-12-07 14:00:00Z (renew --force retries now)',
     );
     assert.match(notDueText({ due: false, reason: 'backoff', at: d(M), failures: 1 }), /after 1 failure until/);
-    assert.equal(notDueText({ due: false, reason: 'lifetime-fraction', at: new Date('2027-01-01T00:00:00.000Z') }), 'not due; renews at 2027-01-01T00:00:00.000Z (lifetime-fraction)');
+    assert.equal(notDueText({ due: false, reason: 'lifetime-fraction', at: new Date('2027-01-01T00:00:00.000Z') }), 'not due; renews at 2027-01-01 00:00:00Z (lifetime-fraction)');
   });
 });
 
