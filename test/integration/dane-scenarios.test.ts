@@ -575,18 +575,21 @@ describe('failing live verification during a rollover', { timeout: 300_000 }, ()
       }
       const combined = /-----BEGIN CERTIFICATE-----[\s\S]+?-----END CERTIFICATE-----/.exec(await readFile(sb.combinedPath(), 'utf8'))![0];
       assert.equal(spkiHash(combined), c, 'the deployed file is the old one again');
-      // A failed swap honours the failure backoff: the next timer pass does
-      // not order again (a broken reload hook must not burn the CA's limits).
+      // A failed swap honours the failure backoff while the config is
+      // unchanged: the next timer pass does not order again (a broken reload
+      // hook must not burn the CA's limits).
       const issuedBefore = rig.issued;
-      const waiting = await rig.cli(['renew']);
+      const waiting = await rig.cli(['renew'], noReloadCfg);
       assert.equal(waiting.code, 0, rig.tail(1));
       assert.match(waiting.stdout, /backing off after a failure/, rig.tail(1));
       assert.equal(rig.issued, issuedBefore, 'no certificate ordered during the backoff');
       assert.equal(await rig.served(), c);
-      // The hook is back; the operator retries now (--force skips timing and
-      // backoff, never the hold or the checks), and the rollover completes.
-      const retried = await rig.cli(['renew', '--force']);
+      // The hook is back: the config changed, so the backoff no longer holds,
+      // and the certificate already issued for the next key (kept staged) is
+      // deployed without a new order; the rollover completes.
+      const retried = await rig.cli(['renew']);
       assert.equal(retried.code, 0, rig.tail(1));
+      assert.equal(rig.issued, issuedBefore, 'the staged certificate is deployed, no new order');
       await rig.completeRollover({ 'ecdsa-p256': j0 });
       assert.equal(await rig.served(), n);
       for (const s of await rig.published()) assert.ok(s.includes(n) && !s.includes(c) && s.length === 2, `retired: ${s}`);
