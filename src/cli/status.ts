@@ -225,7 +225,7 @@ function renderBlocks(rows: StatusRow[], now: Date, width: number): string {
 
 function renderBlock(r: StatusRow, now: Date, width: number): string {
   const fields: Array<[string, string | string[]]> = [
-    ['Names', r.domains.join(', ')],
+    ['Names', r.namesDiffer ? `${(r.certNames ?? []).join(',')} ≠config (config: ${r.domains.join(', ')})` : r.domains.join(', ')],
     ['Serial', r.serial ?? '-'],
     ['Valid', r.notAfter ? `${r.notBefore ? `${displayTime(r.notBefore)} .. ` : 'until '}${displayTime(r.notAfter)} (expires ${relative(r.notAfter, now)})` : '-'],
     ['Renewal', renewalText(r, now)],
@@ -233,6 +233,7 @@ function renderBlock(r: StatusRow, now: Date, width: number): string {
   if (r.ari) fields.push(['ARI window', ariText(r.ari)]);
   if (r.dane) fields.push(['DANE', daneText(r.dane, now)]);
   fields.push(['Last attempt', lastText(r, now)]);
+  if (r.staged) fields.push(['Staged', `[staged ${r.staged.serial.slice(0, 16)} waiting to deploy]`]);
   const files = Object.entries(r.outputs).map(([kind, file]) => `${kind.padEnd(9)} ${file}`);
   fields.push(['Files', files.length ? files : '-']);
   const unwrapped = new Set(files);
