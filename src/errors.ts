@@ -53,7 +53,7 @@ export class AcmeProblemError extends MxcertError {
   }
 }
 
-/** A chain check of DESIGN §3 failed; `check` names which one. */
+/** A chain check of docs/architecture.md, "Files on disk" failed; `check` names which one. */
 export class ValidationError extends MxcertError {
   readonly check: 'key-match' | 'names' | 'chain-order' | 'signature' | 'issuer' | 'validity' | 'parse';
   constructor(check: ValidationError['check'], message: string, options?: { cause?: unknown }) {

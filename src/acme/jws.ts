@@ -4,7 +4,7 @@
 // Why our own and not a JOSE library: an ACME client needs exactly one JWS
 // shape (flattened JSON serialization, RFC 7515 §7.2.2), three algorithms
 // and the RFC 7638 thumbprint. Loading a general library for that cost more
-// start-up time than the whole issuance (issue 6).
+// start-up time than the whole issuance.
 import { createHash, createHmac, createPrivateKey, createPublicKey, generateKeyPairSync, sign, type KeyObject } from 'node:crypto';
 import { MxcertError } from '../errors.js';
 

@@ -1,4 +1,4 @@
-// `mxcert tlsa`, `mxcert rollover`, `mxcert check` (DESIGN §1, issue 4).
+// `mxcert tlsa`, `mxcert rollover`, `mxcert check` (docs/architecture.md).
 import { X509Certificate } from 'node:crypto';
 import { loadConfig, resolveConfigPath } from '../config/load.js';
 import type { CertificateConfig, Config } from '../config/schema.js';

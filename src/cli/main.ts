@@ -1,4 +1,4 @@
-// mxcert command line (DESIGN §1). Exit codes: 0 ok (also "nothing due"),
+// mxcert command line (docs/architecture.md). Exit codes: 0 ok (also "nothing due"),
 // 1 a certificate failed, 2 usage or config error, 3 the state lock is held.
 // The renewal machinery (ACME, DNS, chain checks) is imported only by the
 // commands that need them, so `mxcert status` starts fast; `mxcert run`
@@ -74,7 +74,7 @@ export function logFormatEnvProblem(env: NodeJS.ProcessEnv): string | undefined 
  * and the global options in their usual spellings (`-c PATH`, `--config
  * PATH`, `--config=PATH`, `--log-level LEVEL`, `--log-level=LEVEL`).
  * The daemon lives for months and every module it loads stays resident, so
- * that case skips commander (issue 6: idle RSS). Anything else (help, other
+ * that case skips commander (idle memory: docs/architecture.md, "The daemon and its children"). Anything else (help, other
  * spellings, unknown options, a bad level) gives undefined and goes through
  * commander, with its messages and exit codes.
  */

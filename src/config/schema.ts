@@ -1,4 +1,4 @@
-// The config file's shape (DESIGN §2). Key names and shapes are the public
+// The config file's shape (docs/architecture.md). Key names and shapes are the public
 // contract: extend them, never rename them. Every object is strict, so a typo
 // in a key is an error that names its YAML path instead of a silent default.
 import { isIP } from 'node:net';
@@ -159,7 +159,7 @@ const verifySchema = z
   })
   .strict();
 
-// --- DANE (DESIGN §6) -------------------------------------------------------
+// --- DANE (docs/architecture.md, "DANE rollover") -------------------------------------------------------
 
 /** TTL of the TLSA records mxcert publishes. One hour is the common choice for
  * TLSA; holds are computed from the TTL actually served, so a shorter one

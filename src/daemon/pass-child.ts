@@ -1,4 +1,4 @@
-// One daemon pass in a child process (issue 6: idle RSS ≤ 60 MiB). The
+// One daemon pass in a child process (idle memory: docs/architecture.md, "The daemon and its children"). The
 // daemon between passes holds only its schedule, config and timers; the ACME
 // client, X.509 parsing and a pass's garbage live here and are returned to
 // the system when this process exits.

@@ -1,4 +1,4 @@
-// `mxcert run` (DESIGN §1, issue 3): a long-running agent.
+// `mxcert run` (docs/architecture.md): a long-running agent.
 // - a cron schedule (node-cron syntax; default hourly at a minute derived
 //   from the host name, so a fleet does not hit the CA in the same second),
 //   plus a precise timer for the next due instant when it falls between ticks;
@@ -10,8 +10,8 @@
 //   the old one keeps running); SIGTERM/SIGINT finish the current step,
 //   release the locks and exit 0.
 //
-// The daemon itself stays small while idle (issue 6: ≤ 60 MiB RSS with 100
-// certificates): what loads or allocates much runs in short-lived children.
+// The daemon itself stays small while idle (docs/architecture.md, "The
+// daemon and its children"): what loads or allocates much runs in short-lived children.
 // config-child.ts validates the config (YAML, zod) at start and on SIGHUP;
 // pass-child.ts runs each pass (lock, ACME, deploy, expiry warning, failure
 // hooks) and then works out when the daemon must wake next (the earliest due
@@ -285,7 +285,7 @@ export class Daemon {
   /**
    * Runs the pass in a child process (src/daemon/pass-child.ts), so what a
    * pass loads and allocates is given back when it ends: the idle daemon
-   * stays small (issue 6). SIGTERM to the daemon is passed on as 'abort'.
+   * stays small. SIGTERM to the daemon is passed on as 'abort'.
    */
   private passInChild(): Promise<PassReply> {
     const config = this.config;

@@ -16,7 +16,7 @@ const DANE_RETRY_MS = 10_000;
 const DANE_MARGIN_MS = 20;
 
 /**
- * When a certificate's DANE rollover can next move on its own (DESIGN §6):
+ * When a certificate's DANE rollover can next move on its own (docs/architecture.md, "DANE rollover"):
  * the end of the hold once a rotation is due, RETIRE's one TTL after the
  * swap, the key's rotation time. Without this the daemon would only notice
  * on the next cron tick, stretching a 2 × TTL hold to up to an hour.

@@ -1,7 +1,7 @@
 // TLSA publishing through an operator's script, for DNS setups mxcert does
 // not speak natively (a provider's API, a zone file in git, a hidden primary
 // behind a bastion). The hook gets the records in its environment
-// (DESIGN §4):
+// (docs/architecture.md, "The pipeline"):
 //
 //   MXCERT_EVENT        tlsa-publish (records to add) or tlsa-retire (records to remove)
 //   MXCERT_TLSA         those records as zone-file lines, one per line

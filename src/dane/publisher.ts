@@ -1,5 +1,5 @@
 // One interface for the three ways mxcert can get TLSA records into DNS
-// (DESIGN §6): RFC 2136 UPDATE with TSIG, the PowerDNS HTTP API, or a hook
+// (docs/architecture.md, "DANE rollover"): RFC 2136 UPDATE with TSIG, the PowerDNS HTTP API, or a hook
 // script. The rollover machine only ever asks "what is there", "change it
 // like this", and "whom do I ask whether it is visible".
 import type { Clock } from '../clock.js';

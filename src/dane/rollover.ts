@@ -1,4 +1,4 @@
-// DANE key rollover, "3 1 1 current + 3 1 1 next" (DESIGN §6, issue 4,
+// DANE key rollover, "3 1 1 current + 3 1 1 next" (docs/architecture.md, "DANE rollover",
 // RFC 7671 §8.1). One machine per (certificate, key type); its journal is
 // persisted atomically in stateDir and every step is idempotent, so after a
 // crash the next pass re-reads DNS, the files and the served certificate and
@@ -72,7 +72,7 @@ export function keyTlsa311(keyPem: string): string {
   return tlsa311(publicKeySpkiDer(keyPem)).data;
 }
 
-/** Pure: when the hold for the next key ends (DESIGN §6 step 3). */
+/** Pure: when the hold for the next key ends (docs/architecture.md, "DANE rollover" step 3). */
 export function holdUntil(visibleAt: Date, ttlSeconds: number, minHoldMs: number, unsignedUntil?: Date): Date {
   const t = visibleAt.getTime() + Math.max(2 * ttlSeconds * 1000, minHoldMs);
   return new Date(Math.max(t, unsignedUntil?.getTime() ?? 0));
@@ -154,7 +154,7 @@ export interface DaneEffects {
   deployedKeyPem(): Promise<string | undefined>;
   /** Whether a same-key renewal is due by the normal timing rules. */
   renewalDue(): Promise<boolean>;
-  /** Set while a failure backoff holds the next attempt back (DESIGN §5): a swap waits too. */
+  /** Set while a failure backoff holds the next attempt back (docs/architecture.md, "When to renew"): a swap waits too. */
   backoffUntil?(): Date | undefined;
   publisher?: TlsaPublisher;
   /**
@@ -201,7 +201,7 @@ async function endpointAddresses(servers: DnsServer[], host: string): Promise<st
 }
 
 /**
- * DESIGN §6 step 3 (optional): ask a validating resolver, with DO and RD
+ * docs/architecture.md, "DANE rollover" step 3 (optional): ask a validating resolver, with DO and RD
  * set, for each owner's TLSA RRset. It must answer with the AD bit (the
  * records validated up to its trust anchor) and hold every `present` record.
  * Anything else (no AD, a record missing, SERVFAIL from a bad signature, no
@@ -318,7 +318,7 @@ export async function advanceDane(cert: CertificateConfig, keyType: KeyType, fx:
           acted.push(`deployed a certificate for the current key (serial ${r.serial}) before publishing`);
           continue;
         }
-        // Adoption of a certificate with several key types (DESIGN §6): the
+        // Adoption of a certificate with several key types (docs/architecture.md, "DANE rollover"): the
         // first record published puts DANE in force for every key served at
         // these endpoints, so all key types must serve their current key by
         // then, and all their records go out in the same update.
@@ -356,7 +356,7 @@ export async function advanceDane(cert: CertificateConfig, keyType: KeyType, fx:
         }
         if (!v.allAgree) {
           if (j.nextVisibleAt) {
-            // One server fell back: t_visible starts over (DESIGN §6 step 3).
+            // One server fell back: t_visible starts over (docs/architecture.md, "DANE rollover" step 3).
             j.nextVisibleAt = undefined;
             j.holdUntil = undefined;
             await save(j);

@@ -20,7 +20,7 @@ export interface TlsaRecord {
 /**
  * `3 1 1 SHA-256(SubjectPublicKeyInfo)`: the record RFC 7671 §5.1 recommends
  * for SMTP servers. It pins the key, not the certificate, so renewals that
- * keep the key (DESIGN §6) leave the record valid, and no CA is involved in
+ * keep the key (docs/architecture.md, "DANE rollover") leave the record valid, and no CA is involved in
  * the match (DANE-EE ignores names and expiry, RFC 7672 §3.1.1).
  */
 export function tlsa311(spkiDer: Buffer): TlsaRecord {

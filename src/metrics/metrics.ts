@@ -1,4 +1,4 @@
-// Prometheus metrics of the daemon (issue 5). Two sources, kept apart:
+// Prometheus metrics of the daemon. Two sources, kept apart:
 // - gauges are a snapshot of stateDir (the current version's validity, the
 //   plan, the DANE journal, the last result), rebuilt after every pass, so they
 //   also reflect work done by `mxcert renew` between passes;

@@ -1,4 +1,4 @@
-// The "nobody renewed this" warning (issue 5 item 3): Let's Encrypt no longer
+// The "nobody renewed this" warning: Let's Encrypt no longer
 // mails expiry notices, so mxcert does. Renewal normally happens with a third
 // (or half) of the lifetime left; a certificate still current in its last
 // fifth means every attempt since has failed (each of which already ran the

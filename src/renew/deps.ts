@@ -74,7 +74,7 @@ export async function buildRenewDeps(
     byCleanupKey.set(cleanupKey(c), solver);
   }
   if (!opts.readOnly) await ledger.retry((key) => byCleanupKey.get(key)?.cleanup, logger);
-  // DESIGN §3: the chain must verify up to a trust anchor, or a
+  // docs/architecture.md, "Files on disk": the chain must verify up to a trust anchor, or a
   // self-consistent chain from any made-up CA would pass.
   const trustedRootsPem = config.acme.trustAnchors ? [await readFile(config.acme.trustAnchors, 'utf8')] : [...tls.rootCertificates];
   return {

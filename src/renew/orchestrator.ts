@@ -3,7 +3,7 @@
 // logging each step. Decisions (plan, validation, bundle layout) are pure
 // functions; this file only sequences effects and owns the rollback rule:
 // if anything after deploy fails, the previous files go back and the deploy
-// hooks run again, so the MTA keeps serving the old certificate (DESIGN §3, §4).
+// hooks run again, so the MTA keeps serving the old certificate (docs/architecture.md, "Files on disk", §4).
 import { X509Certificate } from 'node:crypto';
 import type { Config, CertificateConfig, KeyType } from '../config/schema.js';
 import { expandOutputPath } from '../deploy/output-paths.js';
@@ -74,7 +74,7 @@ export interface RenewOptions {
   signal?: AbortSignal;
 }
 
-/** What the DANE rollover machine did in this pass (issue 4). */
+/** What the DANE rollover machine did in this pass. */
 export interface DaneReport {
   phase: string;
   acted: string[];
@@ -111,7 +111,7 @@ export function outputPaths(cert: CertificateConfig, keyType: string): Partial<R
 export async function renewAll(deps: RenewDeps, opts: RenewOptions): Promise<UnitOutcome[]> {
   // A unit of work is one (certificate, key type); a DANE certificate's key
   // types form one unit run in order, because adoption is certificate-level
-  // (every key type deployed before the first record is published; issue 4).
+  // (every key type deployed before the first record is published).
   const units: Array<() => Promise<UnitOutcome[]>> = [];
   for (const cert of deps.config.certificates) {
     if (opts.only?.length && !opts.only.includes(cert.name)) continue;
@@ -609,7 +609,7 @@ async function runDeployHooks(deps: RenewDeps, cert: CertificateConfig, env: Rec
 /**
  * The key the MTA is given: what the output files hold, not only what the
  * store recorded. After a crash between writing the files and recording the
- * version they differ (DESIGN §6: reconcile against the files on disk before
+ * version they differ (docs/architecture.md, "DANE rollover": reconcile against the files on disk before
  * acting). Before mxcert's first deployment the files hold someone else's
  * placeholder, which adoption must not take for the current key.
  */
@@ -654,7 +654,7 @@ export async function readDeployedKeyPem(cert: CertificateConfig, keyType: KeyTy
  * A pass that failed as a whole (the CA bundle unreadable, the ACME
  * directory unreachable, the agent lock held too long) failed every
  * certificate's attempt: each certificate's failure hooks hear about it
- * (issue 5: "hooks.failure runs on every failed attempt"), once per key type.
+ * ("hooks.failure runs on every failed attempt"), once per key type.
  */
 export async function runPassFailureHooks(config: Config, err: unknown, log: Logger, only?: string[]): Promise<void> {
   const error = `renewal pass failed: ${describeError(err)}`;

@@ -1,6 +1,6 @@
-// Creating and checking the stateDir (DESIGN §3: 0700). Apart from
+// Creating and checking the stateDir (docs/architecture.md, "Files on disk": 0700). Apart from
 // state-store.ts so that the long-lived daemon can do it without loading the
-// store's writers (issue 6: idle RSS).
+// store's writers (idle memory: docs/architecture.md, "The daemon and its children").
 import { chmod, mkdir, stat } from 'node:fs/promises';
 import { StateError } from '../errors.js';
 

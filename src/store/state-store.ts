@@ -1,4 +1,4 @@
-// stateDir layout (DESIGN §3). Contract, in the spirit of certmagic's Storage:
+// stateDir layout (docs/architecture.md, "Files on disk"). Contract, in the spirit of certmagic's Storage:
 // - every write is atomic (temp + fsync + rename + dir fsync); a reader sees a
 //   whole old file or a whole new one;
 // - files holding private keys are 0600 from their first byte;
