@@ -16,18 +16,11 @@ import { DnsError } from '../errors.js';
 import { hookProcessEnv } from '../hooks/environment.js';
 import type { Logger } from '../log.js';
 import type { DnsServer } from './types.js';
-import { updateLines, updateRefused, type TsigKey, type UpdateOps, type UpdateRoute } from './update-ops.js';
+import { updateLines, updateRefused, type RouteTarget, type TsigKey, type UpdateOps, type UpdateRoute } from './update-ops.js';
 
 export class NsupdateRoute implements UpdateRoute {
   constructor(
-    private readonly opts: {
-      server: DnsServer;
-      /** Absolute. */
-      zone: string;
-      tsig: TsigKey;
-      /** Printed form of the server, for messages. */
-      where: string;
-      timeoutMs: number;
+    private readonly opts: RouteTarget & {
       /** `nsupdate` (from PATH) unless the config names one. */
       nsupdatePath: string;
     },

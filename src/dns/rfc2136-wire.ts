@@ -7,7 +7,7 @@ import { DnsError } from '../errors.js';
 import type { Logger } from '../log.js';
 import { exchangeTcpRaw, queryDns, sameName } from './query.js';
 import type { DnsServer } from './types.js';
-import { ownerName, rrType, unknownPrerequisite, updateRefused, type TsigKey, type UpdateOps, type UpdateRoute } from './update-ops.js';
+import { ownerName, rrType, unknownPrerequisite, updateRefused, type RouteTarget, type TsigKey, type UpdateOps, type UpdateRoute } from './update-ops.js';
 import { buildUpdate, CLASS, DnsAnswerError, encodeRdata, parseUpdateAnswer, TYPE_ANY, TYPE_CODES, type UpdateAnswer, type WireRecord } from './update-wire.js';
 
 /** Whether every record type in `ops` can be sent in process. */
@@ -18,14 +18,7 @@ export function wireSupports(ops: UpdateOps): boolean {
 
 export class WireRoute implements UpdateRoute {
   constructor(
-    private readonly opts: {
-      server: DnsServer;
-      /** Absolute. */
-      zone: string;
-      tsig: TsigKey;
-      /** Printed form of the server, for messages. */
-      where: string;
-      timeoutMs: number;
+    private readonly opts: RouteTarget & {
       /** Wall-clock milliseconds for TSIG Time Signed and the answer's time check (RFC 8945 §5.2.3). */
       now: () => number;
     },

@@ -6,6 +6,7 @@
 import { DnsError } from '../errors.js';
 import type { Logger } from '../log.js';
 import { stripDot } from './query.js';
+import type { DnsServer } from './types.js';
 
 export type PrerequisiteKind = 'yxrrset' | 'nxrrset' | 'yxdomain' | 'nxdomain';
 
@@ -208,4 +209,15 @@ export function quoteTxt(value: string): string {
     chunks.push(`"${s}"`);
   }
   return chunks.join(' ');
+}
+
+/** Where and how either route sends an UPDATE. */
+export interface RouteTarget {
+  server: DnsServer;
+  /** Absolute. */
+  zone: string;
+  tsig: TsigKey;
+  /** Printed form of the server, for messages. */
+  where: string;
+  timeoutMs: number;
 }
