@@ -564,7 +564,12 @@ export function checkArgv(args: string[], helps: Map<string, HelpInfo>, opts: { 
       }
       continue;
     }
-    if (positional.length === 0 && help.commands.has(w)) {
+    if (help.commands.size > 0) {
+      if (!help.commands.has(w)) {
+        // What follows belongs to a command the CLI does not have: nothing more to check.
+        problems.push(`${where}: unknown command "${w}" (it has: ${[...help.commands].join(', ')})`);
+        return { path, options, positional: words.slice(i), problems };
+      }
       path.push(w);
       const next = helps.get(path.join(' '));
       if (!next) throw new Error(`no help read for "mxcert ${path.join(' ')}"`);
@@ -575,9 +580,8 @@ export function checkArgv(args: string[], helps: Map<string, HelpInfo>, opts: { 
   }
   const where = `mxcert${path.length ? ' ' + path.join(' ') : ''}`;
   const asksHelp = options.some((o) => ['-h', '--help', '-V', '--version'].includes(o));
-  if (help.commands.size > 0 && !asksHelp && (positional.length > 0 || !opts.synopsis)) {
-    const unknown = positional[0];
-    problems.push(unknown !== undefined ? `${where}: unknown command "${unknown}" (it has: ${[...help.commands].join(', ')})` : `${where}: needs a command (${[...help.commands].join(', ')})`);
+  if (help.commands.size > 0 && !asksHelp && !opts.synopsis) {
+    problems.push(`${where}: needs a command (${[...help.commands].join(', ')})`);
   } else if (!opts.synopsis && !asksHelp) {
     const required = help.args.filter((a) => a.startsWith('<')).length;
     const variadic = help.args.some((a) => a.includes('...'));
