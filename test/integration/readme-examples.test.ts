@@ -34,7 +34,7 @@ import {
   checkArgv, classify, compareShapes, consoleSteps, cronCommand, extractBlocks, extractInlineCommands, parseHelp, shellLines,
   strayMarkers, treePatterns, type BlockKind, type DocBlock, type HelpInfo, type SimpleCommand,
 } from '../support/readme-blocks.js';
-import { findSlot, metricNames, pathRefs, reroot, ruleExprs, schemaSlots, splice, unknownJsonKeys, type JsonSchema, type PathRef } from '../support/docs-config.js';
+import { blockIndent, findSlot, metricNames, pathRefs, reroot, ruleExprs, schemaSlots, splice, unknownJsonKeys, type JsonSchema, type PathRef } from '../support/docs-config.js';
 
 const DOC_FILES = ['README.md', ...readdirSync(path.join(REPO, 'docs')).filter((f) => f.endsWith('.md')).sort().map((f) => `docs/${f}`)];
 const docText = (f: string) => readFileSync(path.join(REPO, f), 'utf8');
@@ -258,8 +258,11 @@ describe('docs examples: YAML configs load with `mxcert config check`', () => {
       if (ruleExprs(doc)) return t.diagnostic('Prometheus rules: their metrics are checked against the running daemon below');
       assert.ok(doc && typeof doc === 'object' && !Array.isArray(doc), `${where(b)}: neither a config (a mapping) nor Prometheus rules:\n${b.text}`);
       const keys = Object.keys(doc);
-      const slot = findSlot(SLOTS, keys);
-      assert.ok(slot !== undefined, `${where(b)}: no place in the config schema takes all of ${keys.join(', ')} (a misspelt key?)`);
+      const indent = blockIndent(b.text);
+      const slot = findSlot(SLOTS, keys, indent);
+      assert.ok(slot !== undefined, indent === 0
+        ? `${where(b)}: starts in column 0, so it is a whole config, but ${keys.filter((k) => !SLOTS.get('')!.has(k)).join(', ')} is not a top-level key (indent a fragment as it sits in a config)`
+        : `${where(b)}: no place in the config schema takes all of ${keys.join(', ')} (a misspelt key?)`);
       const spliced = splice(doc as Record<string, unknown>, slot, BASES);
       assert.ok(spliced, `${where(b)}: no example in config/ has ${slot} to put this fragment into`);
       t.diagnostic(slot === '' ? `a config, completed from ${spliced.base}` : `a fragment at ${slot}, put into ${spliced.base}`);

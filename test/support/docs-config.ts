@@ -59,17 +59,34 @@ function resolveRef(root: JsonSchema, ref: string): JsonSchema | undefined {
 const depth = (slot: string) => (slot === '' ? 0 : slot.split('.').length);
 
 /**
- * The slot a fragment's top-level keys belong to: the shallowest object
- * position that allows all of them (a whole config is a fragment of the
- * root). Undefined when no position takes them all, e.g. a misspelt key.
+ * How far the keys at a slot are indented in a config written the usual
+ * way (two spaces per level, list items as "- "): 'acme' 2,
+ * 'certificates[]' 4, 'certificates[].dane' 6.
  */
-export function findSlot(slots: Map<string, Set<string>>, keys: string[]): string | undefined {
-  let best: string | undefined;
-  for (const [slot, allowed] of slots) {
-    if (!keys.every((k) => allowed.has(k))) continue;
-    if (best === undefined || depth(slot) < depth(best)) best = slot;
-  }
-  return best;
+export function slotIndent(slot: string): number {
+  if (slot === '') return 0;
+  return slot.split('.').reduce((n, seg) => n + 2 + 2 * (seg.match(/\[\]/g)?.length ?? 0), 0);
+}
+
+/**
+ * The slot a block's top-level keys belong to. A block that starts in
+ * column 0 is a config from its top, so its keys must be top-level keys (a
+ * top-level `hooks:` is an error, not a certificate's hooks). An indented
+ * block is a fragment shown where it sits in a config: the position that
+ * allows all its keys at that indentation, else the shallowest one.
+ * Undefined when no position takes them all, e.g. a misspelt key.
+ */
+export function findSlot(slots: Map<string, Set<string>>, keys: string[], indent = 0): string | undefined {
+  const fits = [...slots].filter(([, allowed]) => keys.every((k) => allowed.has(k))).map(([slot]) => slot);
+  if (indent === 0) return fits.includes('') ? '' : undefined;
+  const inner = fits.filter((s) => s !== '');
+  return inner.find((s) => slotIndent(s) === indent) ?? inner.sort((a, b) => depth(a) - depth(b))[0];
+}
+
+/** The indentation of a YAML block's first key (0 for a whole config). */
+export function blockIndent(text: string): number {
+  const first = text.split('\n').find((l) => l.trim() !== '' && !l.trim().startsWith('#'));
+  return first ? first.length - first.trimStart().length : 0;
 }
 
 /** The object at a slot path in a config, taking the first element of each array. */

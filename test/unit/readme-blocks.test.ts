@@ -9,7 +9,7 @@ import {
   checkArgv, classify, compareShapes, consoleSteps, cronCommand, extractBlocks, extractInlineCommands, parseHelp, shapeOf, shellLines,
   strayMarkers, treePatterns, type DocBlock, type HelpInfo,
 } from '../support/readme-blocks.js';
-import { findSlot, fixtureKind, metricNames, objectAt, pathRefs, reroot, ruleExprs, schemaSlots, splice, unknownJsonKeys, type JsonSchema } from '../support/docs-config.js';
+import { blockIndent, findSlot, fixtureKind, slotIndent, metricNames, objectAt, pathRefs, reroot, ruleExprs, schemaSlots, splice, unknownJsonKeys, type JsonSchema } from '../support/docs-config.js';
 
 const block = (lang: string, text: string): DocBlock => ({ file: 'X.md', line: 1, lang, text, heading: '' });
 
@@ -307,12 +307,23 @@ describe('config fragments', () => {
     assert.deepEqual([...slots.get('certificates[].dane.publisher.tsig')!], ['name', 'secretFile']);
     assert.deepEqual([...slots.get('certificates[].challenge.dns.tsig')!], ['name', 'secretFile']);
   });
-  it('findSlot takes the shallowest position that allows every key, or none', () => {
+  it('findSlot: a block in column 0 is a whole config, so only top-level keys fit', () => {
     assert.equal(findSlot(slots, ['stateDir', 'certificates']), '');
-    assert.equal(findSlot(slots, ['dane']), 'certificates[]');
-    assert.equal(findSlot(slots, ['publisher']), 'certificates[].dane');
-    assert.equal(findSlot(slots, ['usage', 'dane']), 'certificates[]');
-    assert.equal(findSlot(slots, ['dane', 'outptu']), undefined);
+    assert.equal(findSlot(slots, ['hooks']), undefined, 'a top-level hooks: block is no certificate fragment');
+    assert.equal(findSlot(slots, ['hooks'], 4), 'certificates[]');
+  });
+  it('findSlot: an indented fragment goes where its keys fit at that indentation, else the shallowest fit', () => {
+    assert.equal(findSlot(slots, ['dane'], 4), 'certificates[]');
+    assert.equal(findSlot(slots, ['publisher'], 6), 'certificates[].dane');
+    assert.equal(findSlot(slots, ['usage', 'dane'], 2), 'certificates[]');
+    assert.equal(findSlot(slots, ['name', 'secretFile'], 10), 'certificates[].challenge.dns.tsig', 'the first fit at that indentation');
+    assert.equal(findSlot(slots, ['enabled', 'publisher'], 12), 'certificates[].dane', 'no fit at that indentation: the shallowest');
+    assert.equal(findSlot(slots, ['dane', 'outptu'], 4), undefined);
+  });
+  it('slotIndent and blockIndent: two spaces per level, list items as "- "', () => {
+    assert.deepEqual(['', 'acme', 'certificates[]', 'certificates[].dane', 'certificates[].dane.publisher'].map(slotIndent), [0, 2, 4, 6, 8]);
+    assert.equal(blockIndent('# a comment\n    dane:\n      enabled: true'), 4);
+    assert.equal(blockIndent('certificates:\n  - name: mx1'), 0);
   });
   const bases = [
     { name: 'plain', config: { stateDir: '/s', certificates: [{ name: 'mx1', challenge: { type: 'dns-01' }, hooks: { deploy: ['/h'] } }] } },
