@@ -32,7 +32,7 @@ import { pollUntil, run, startDaemon, freePort, stopPid } from '../env/proc.js';
 import { CLI, REPO, startSandbox, type Sandbox } from '../support/sandbox.js';
 import { assertStatusSchema } from '../support/status-schema.js';
 import {
-  checkArgv, classify, compareShapes, consoleSteps, cronCommand, extractBlocks, extractInlineCommands, parseHelp, shellLines,
+  checkArgv, classify, compareShapes, consoleSteps, cronCommand, extractBlocks, extractInlineCommands, extractManSynopses, parseHelp, shellLines,
   strayMarkers, treePatterns, type BlockKind, type DocBlock, type HelpInfo, type SimpleCommand,
 } from '../support/readme-blocks.js';
 import { blockIndent, findSlot, metricNames, pathRefs, reroot, ruleExprs, schemaSlots, splice, unknownJsonKeys, type JsonSchema, type PathRef } from '../support/docs-config.js';
@@ -40,7 +40,8 @@ import { blockIndent, findSlot, metricNames, pathRefs, reroot, ruleExprs, schema
 const DOC_FILES = ['README.md', ...readdirSync(path.join(REPO, 'docs')).filter((f) => f.endsWith('.md')).sort().map((f) => `docs/${f}`)];
 const docText = (f: string) => readFileSync(path.join(REPO, f), 'utf8');
 const BLOCKS: Array<DocBlock & { kind: BlockKind }> = DOC_FILES.flatMap((f) => extractBlocks(docText(f), f)).map((b) => ({ ...b, kind: classify(b) }));
-const INLINE = DOC_FILES.flatMap((f) => extractInlineCommands(docText(f), f));
+const MAN_PAGES = readdirSync(path.join(REPO, 'docs')).filter((f) => /\.\d$/.test(f)).map((f) => `docs/${f}`);
+const INLINE = [...DOC_FILES.flatMap((f) => extractInlineCommands(docText(f), f)), ...MAN_PAGES.flatMap((f) => extractManSynopses(docText(f), f))];
 const PKG = JSON.parse(readFileSync(path.join(REPO, 'package.json'), 'utf8')) as { name: string; version: string; files: string[]; scripts: Record<string, string> };
 const where = (b: DocBlock) => `${b.file}:${b.line}`;
 const title = (b: DocBlock & { kind: BlockKind }) => `${where(b)} ${b.lang || '(no language)'} → ${b.kind} (${b.heading})`;
@@ -135,7 +136,7 @@ describe('docs examples: mxcert command lines match the CLI', () => {
     });
   }
 
-  it('inline `mxcert …` spans in the prose name real commands and options', (t) => {
+  it('inline `mxcert …` spans in the prose, and the man page\'s synopses, name real commands and options', (t) => {
     const problems: string[] = [];
     for (const c of INLINE) {
       const words = c.text.split(' ').slice(1);
@@ -401,7 +402,10 @@ describe('docs examples: commands run against Pebble, BIND and Postfix', { timeo
           continue;
         }
         const r = await runOne(w, helps, cmd.argv, t);
-        if (!r) continue;
+        if (!r) {
+          if (output && output.length > 0) t.diagnostic(`${at}: its example output is not compared (the command was not run)`);
+          continue;
+        }
         if (output && output.length > 0) {
           const problem = compareShapes(output, [...r.stdout.split('\n'), ...r.stderr.split('\n')]);
           assert.equal(problem, undefined, `${at}: ${problem}`);

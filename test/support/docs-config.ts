@@ -102,19 +102,20 @@ export function objectAt(config: unknown, slot: string): Json | undefined {
 }
 
 /**
- * A whole config made from an example and a base. At the root, the
- * example's keys replace the base's, and each of its certificates is laid
- * over the base's first certificate (so a certificate shown with only `name`,
- * `domains` and `mtaSts` gets the base's challenge and output). Deeper, the
- * fragment's keys replace those of the object at its slot. The base is the
- * first of `bases` that has an object at that slot.
+ * A whole config made from an example and a base. At the root, a mapping
+ * (`acme: { profile: shortlived }`) is laid over the base's, other keys
+ * replace the base's, and each certificate is laid over the base's first
+ * certificate (so one shown with only `name`, `domains` and `mtaSts` gets
+ * the base's challenge and output; a challenge it shows replaces the base's
+ * whole). Deeper, the fragment's keys replace those of the object at its
+ * slot. The base is the first of `bases` that has an object at that slot.
  */
 export function splice(fragment: Json, slot: string, bases: Array<{ name: string; config: Json }>): { config: Json; base: string } | undefined {
   for (const b of bases) {
     const config = structuredClone(b.config);
     if (slot === '') {
       const { certificates, ...rest } = fragment;
-      Object.assign(config, rest);
+      for (const [k, v] of Object.entries(structuredClone(rest))) config[k] = isObj(v) && isObj(config[k]) ? { ...config[k], ...v } : v;
       if (Array.isArray(certificates)) {
         const baseCert = (config.certificates as Json[] | undefined)?.[0] ?? {};
         config.certificates = certificates.map((c) => (isObj(c) ? { ...structuredClone(baseCert), ...c } : c));
@@ -151,8 +152,10 @@ export function fixtureKind(at: Seg[]): FixtureKind {
   const c = at.lastIndexOf('command');
   if (c >= 0) return c === at.length - 1 || (c === at.length - 2 && at.at(-1) === 0) ? 'hook' : 'none';
   const last = keys.at(-1) ?? '';
-  if (/(secretFile|[kK]eyFile)$/.test(last)) return 'secret';
-  if (last === 'caBundle' || last === 'trustAnchors') return 'pem';
+  // Files mxcert writes, whatever they are called (output.key, output.cert).
+  if (keys.includes('output') || last === 'stateDir') return 'parent';
+  if (/(secretFile|[kK]eyFile|passwordFile)$/.test(last) || last === 'key') return 'secret';
+  if (/^(caBundle|trustAnchors|ca|caFile|cert|certFile)$/.test(last)) return 'pem';
   if (last === 'webroot') return 'dir';
   return 'parent';
 }

@@ -538,7 +538,7 @@ export function checkArgv(args: string[], helps: Map<string, HelpInfo>, opts: { 
   const problems: string[] = [];
   let help = helps.get('');
   if (!help) throw new Error('no help for mxcert itself');
-  const words = opts.synopsis ? args.map((a) => a.replace(/^\[+|[\]…]+$/g, '')).filter((a) => a !== '' && a !== '|' && a !== '/') : args;
+  const words = opts.synopsis ? args.map((a) => a.replace(/^\[+|(\]|…|\.\.\.)+$/g, '')).filter((a) => a !== '' && a !== '|' && a !== '/') : args;
   for (let i = 0; i < words.length; i++) {
     const w = words[i]!;
     const where = `mxcert${path.length ? ' ' + path.join(' ') : ''}`;
@@ -589,4 +589,17 @@ export function checkArgv(args: string[], helps: Map<string, HelpInfo>, opts: { 
     else if (!variadic && positional.length > help.args.length) problems.push(`${where}: takes ${help.args.length} argument(s) (${help.args.join(' ') || 'none'}), got: ${positional.join(' ')}`);
   }
   return { path, options, positional, problems };
+}
+
+/** The `mxcert …` synopses of a man page (`.B mxcert renew \fR[\fB\-\-force\fR]…`), as plain text. */
+export function extractManSynopses(roff: string, file: string): InlineCommand[] {
+  const out: InlineCommand[] = [];
+  roff.split('\n').forEach((l, i) => {
+    const m = /^\.B[IR]?\s+(mxcert\s.*)$/.exec(l);
+    if (!m) return;
+    // Italic words are what the reader fills in: NAME, as the README writes them.
+    const text = m[1]!.replace(/\\fI([^\\]+)/g, (_, w: string) => w.toUpperCase().replace(/\\-/g, '_')).replace(/\\f[BIRP]/g, '').replace(/\\-/g, '-').replace(/\\e/g, '\\').replace(/\s+/g, ' ').trim();
+    out.push({ file, line: i + 1, text });
+  });
+  return out;
 }

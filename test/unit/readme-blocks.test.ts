@@ -6,7 +6,7 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import {
-  checkArgv, classify, compareShapes, consoleSteps, cronCommand, extractBlocks, extractInlineCommands, parseHelp, shapeOf, shellLines,
+  checkArgv, classify, compareShapes, consoleSteps, cronCommand, extractBlocks, extractInlineCommands, extractManSynopses, parseHelp, shapeOf, shellLines,
   strayMarkers, treePatterns, type DocBlock, type HelpInfo,
 } from '../support/readme-blocks.js';
 import { blockIndent, findSlot, fixtureKind, slotIndent, metricNames, objectAt, pathRefs, reroot, ruleExprs, schemaSlots, splice, unknownJsonKeys, type JsonSchema } from '../support/docs-config.js';
@@ -82,6 +82,16 @@ describe('extractInlineCommands', () => {
       { file: 'R.md', line: 1, text: 'mxcert renew --force' },
       { file: 'R.md', line: 1, text: 'mxcert status' },
       { file: 'R.md', line: 6, text: 'mxcert revoke --cert NAME [--reason R]' },
+    ]);
+  });
+});
+
+describe('extractManSynopses', () => {
+  it('reads .B mxcert lines of a man page as plain synopses', () => {
+    const roff = '.TP\n.B mxcert renew \\fR[\\fB\\-\\-force\\fR] [\\fB\\-\\-cert\\fR \\fIname\\fR]...\nOne pass.\n.B mxcert status';
+    assert.deepEqual(extractManSynopses(roff, 'm.1'), [
+      { file: 'm.1', line: 2, text: 'mxcert renew [--force] [--cert NAME]...' },
+      { file: 'm.1', line: 4, text: 'mxcert status' },
     ]);
   });
 });
@@ -271,6 +281,7 @@ describe('checkArgv', () => {
   it('a synopsis is checked for its command and options; placeholders and brackets are fine', () => {
     assert.deepEqual(problems('renew [--force] [--cert NAME]… [--reason R] [--format text|json]', true), []);
     assert.deepEqual(problems('account', true), []);
+    assert.deepEqual(problems('renew [--cert NAME]... [--reason REASON]', true), []);
     assert.deepEqual(problems('renew [--dry-run]', true), ['mxcert renew: unknown option --dry-run']);
     assert.deepEqual(problems('renew --reason nope', true), ['mxcert renew: --reason nope: not one of a, keyCompromise']);
     assert.deepEqual(problems('dane retire --cert NAME', true), ['mxcert: unknown command "dane" (it has: renew, account, fleet)']);
@@ -335,6 +346,10 @@ describe('config fragments', () => {
     assert.deepEqual(r.config, { stateDir: '/s', certificates: [{ name: 'mx9', challenge: { type: 'dns-01' }, hooks: { deploy: ['/h'] }, usage: ['client'] }] });
     assert.deepEqual(bases[0]!.config.certificates[0], { name: 'mx1', challenge: { type: 'dns-01' }, hooks: { deploy: ['/h'] } }, 'the base is not changed');
   });
+  it('splice lays a top-level mapping over the base\'s, so an acme: block alone keeps the directory', () => {
+    const r = splice({ acme: { caBundle: '/ca.pem' } }, '', [{ name: 'b', config: { acme: { directory: 'https://ca/dir' }, certificates: [] } }])!;
+    assert.deepEqual(r.config.acme, { directory: 'https://ca/dir', caBundle: '/ca.pem' });
+  });
   it('splice puts a fragment into the first base that has its slot', () => {
     const r = splice({ publisher: { provider: 'hook', command: '/x' } }, 'certificates[].dane', bases)!;
     assert.equal(r.base, 'with-dane');
@@ -354,6 +369,10 @@ describe('config fragments', () => {
     assert.equal(fixtureKind(['acme', 'trustAnchors']), 'pem');
     assert.equal(fixtureKind(['certificates', 0, 'challenge', 'http', 'webroot']), 'dir');
     assert.equal(fixtureKind(['certificates', 0, 'output', 'combined']), 'parent');
+    assert.equal(fixtureKind(['certificates', 0, 'output', 'key']), 'parent', 'an output named key is written, not read');
+    assert.equal(fixtureKind(['fleet', 'etcd', 'tls', 'key']), 'secret');
+    assert.equal(fixtureKind(['fleet', 'etcd', 'tls', 'ca']), 'pem');
+    assert.equal(fixtureKind(['stateDir']), 'parent');
   });
   it('reroot moves file paths under a root, and leaves hook arguments, env values and non-paths alone', () => {
     const cfg = { stateDir: '/var/lib/mxcert', acme: { directory: 'https://ca/dir' }, certificates: [{ hooks: { deploy: [['/usr/lib/mxcert/hooks/postfix-reload', '/etc/postfix']], env: { D: '/etc/x' } } }] };
