@@ -71,6 +71,9 @@ function report(results: UnitOutcome[]): number {
       case 'not-due':
         process.stdout.write(`${head}: not due; renews at ${r.plan.at.toISOString()} (${r.plan.reason})\n`);
         break;
+      case 'dane-progress':
+        process.stdout.write(`${head}: DANE moved on (now ${r.dane?.phase ?? '?'}); no certificate due, renews at ${r.plan.at.toISOString()} (${r.plan.reason})\n`);
+        break;
       case 'planned':
         process.stdout.write(`${head}: would renew now (${r.plan.reason})\n`);
         break;

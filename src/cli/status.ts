@@ -5,6 +5,7 @@ import { StateStore } from '../store/state-store.js';
 import { planFromState } from '../schedule/plan.js';
 import { systemClock } from '../clock.js';
 import type { CommandContext } from './main.js';
+import { phaseName } from '../dane/phases.js';
 
 export interface StatusRow {
   cert: string;
@@ -38,7 +39,7 @@ async function daneJournal(store: StateStore, name: string, keyType: string) {
       rollover?: unknown;
       lastError?: string;
     };
-    return { phase: j.phase, holdUntil: j.holdUntil ?? null, currentTlsa: j.current.tlsa, nextTlsa: j.next.tlsa, rolloverRequested: Boolean(j.rollover), lastError: j.lastError ?? null };
+    return { phase: phaseName(j.phase) ?? j.phase, holdUntil: j.holdUntil ?? null, currentTlsa: j.current.tlsa, nextTlsa: j.next.tlsa, rolloverRequested: Boolean(j.rollover), lastError: j.lastError ?? null };
   } catch {
     return null;
   }

@@ -5,7 +5,8 @@
 import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import type { CertificateConfig, Config } from '../config/schema.js';
-import type { DaneJournal } from '../dane/rollover.js';
+import type { DaneJournal } from '../dane/journal.js';
+import { phaseName } from '../dane/phases.js';
 import { planFromState } from '../schedule/plan.js';
 import type { StateStore } from '../store/state-store.js';
 
@@ -30,9 +31,9 @@ export async function daneWakeAt(store: StateStore, cert: CertificateConfig, key
   const t = now.getTime();
   const hold = j.holdUntil ? new Date(j.holdUntil).getTime() : undefined;
   let at: number;
-  switch (j.phase) {
-    case 'RETIRE':
-      at = new Date(j.swappedAt ?? now).getTime() + (cert.dane.publisher?.ttl ?? 3600) * 1000;
+  switch (phaseName(j.phase)) {
+    case 'RETIRE_OLD':
+      at = j.retireAfter ? new Date(j.retireAfter).getTime() : new Date(j.swappedAt ?? now).getTime() + (cert.dane.publisher?.ttl ?? 3600) * 1000;
       break;
     case 'STEADY': {
       const rotateAt = j.rollover ? t : new Date(j.current.createdAt).getTime() + cert.dane.keyLifetime;

@@ -29,7 +29,8 @@ import { chooseAriInstant } from '../schedule/renewal-time.js';
 import { planFromState, type Plan } from '../schedule/plan.js';
 import { ariCertId, nextAriCheck, type RenewalInfo } from '../acme/ari.js';
 import { AcmeProblemError } from '../errors.js';
-import { ADOPTION_WAIT, advanceDane, keyTlsa311, readJournal } from '../dane/rollover.js';
+import { ADOPTION_WAIT, advanceDane } from '../dane/rollover.js';
+import { keyTlsa311, readJournal } from '../dane/journal.js';
 import { parseListen } from '../util/host-port.js';
 import { publicKeySpkiDer } from '../keys/keygen.js';
 import type { CertState, StateStore, StoredVersion } from '../store/state-store.js';
@@ -81,6 +82,8 @@ export interface DaneReport {
 
 export type UnitOutcome = (
   | { cert: string; keyType: KeyType; status: 'not-due'; plan: Plan }
+  /** DANE: no certificate deployed, but the rollover moved (records published, a key retired, a phase changed). */
+  | { cert: string; keyType: KeyType; status: 'dane-progress'; plan: Plan }
   | { cert: string; keyType: KeyType; status: 'planned'; plan: Plan }
   | { cert: string; keyType: KeyType; status: 'renewed'; plan: Plan; serial: string; notAfter: string }
   | { cert: string; keyType: KeyType; status: 'failed'; plan: Plan; step: string; error: string; code: string }
@@ -140,8 +143,10 @@ async function renewDaneCertificate(deps: RenewDeps, cert: CertificateConfig, op
     const o = out[i]!;
     if (o.dane?.waiting?.startsWith(ADOPTION_WAIT) && !opts.signal?.aborted) {
       const again = await renewUnit(deps, cert, o.keyType, opts);
-      // Keep the first run's "renewed": the certificate it deployed is still the one served.
-      out[i] = o.status === 'renewed' && again.status === 'not-due' ? { ...o, dane: again.dane } : again;
+      // Keep the first run's "renewed" (the certificate it deployed is still
+      // the one served) or its progress, unless the second run did more.
+      const keepFirst = (o.status === 'renewed' || o.status === 'dane-progress') && (again.status === 'not-due' || (again.status === 'dane-progress' && o.status === 'renewed'));
+      out[i] = keepFirst ? { ...o, dane: again.dane } : again;
     }
   }
   return out;
@@ -227,7 +232,8 @@ async function daneUnit(deps: RenewDeps, cert: CertificateConfig, keyType: KeyTy
     if (renewed) {
       return { cert: cert.name, keyType, status: 'renewed', plan, serial: renewed.chain.serial, notAfter: renewed.chain.notAfter.toISOString(), dane: report };
     }
-    return { cert: cert.name, keyType, status: 'not-due', plan, dane: report };
+    // A pass that published or moved the journal did something: not "not due".
+    return { cert: cert.name, keyType, status: out.changed ? 'dane-progress' : 'not-due', plan, dane: report };
   } catch (err) {
     const f = await recordFailure(deps, cert, keyType, await fresh(), err);
     return { cert: cert.name, keyType, status: 'failed', plan, ...f };
