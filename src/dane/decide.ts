@@ -7,7 +7,7 @@
 //
 // The rule every answer serves: the key the MTA serves is always in every
 // TLSA RRset that any authoritative server has returned in the last 2 × TTL.
-import type { DaneJournal, KeyRef } from './journal.js';
+import type { DaneJournal, KeyRef, TtlSeen } from './journal.js';
 import { isRetirePhase } from './phases.js';
 import type { TlsaRecord } from './tlsa.js';
 import { assessVisibility, type Observation, type VisibilityVerdict } from './visibility.js';
@@ -139,6 +139,41 @@ export function noRecordsAnywhere(dns: OwnerObservation[]): boolean {
   return dns.every((o) => o.servers.length > 0 && o.servers.every((s) => s.ok && s.authoritative && s.records.length === 0));
 }
 
+/** When the last answer of this round came: the moment the last server to agree was seen agreeing. */
+export function latestAnswer(dns: OwnerObservation[]): Date | undefined {
+  const t = dns.flatMap((o) => o.servers.map((s) => s.at?.getTime())).filter((x): x is number => x !== undefined);
+  return t.length ? new Date(Math.max(...t)) : undefined;
+}
+
+/**
+ * Pure: the TTL memory after one round. `live` is the largest TTL served
+ * now; when it drops (or the RRsets vanish), the old one is kept as `gone`,
+ * dated now (it may have been served until this look), for as long as
+ * caches may hold it under the 2 × TTL rule; of two such, the one that
+ * lasts longer is kept.
+ */
+export function rememberTtl(prev: TtlSeen | undefined, dns: OwnerObservation[], now: Date): TtlSeen | undefined {
+  const ttls = dns.flatMap((o) => o.servers.map((s) => s.ttl)).filter((t): t is number => t !== undefined);
+  const live = ttls.length ? Math.max(...ttls) : undefined;
+  const expiry = (g: { ttl: number; until: string }) => new Date(g.until).getTime() + 2 * g.ttl * 1000;
+  let gone = prev?.gone && now.getTime() < expiry(prev.gone) ? prev.gone : undefined;
+  if (prev?.live !== undefined && (live === undefined || live < prev.live)) {
+    const dropped = { ttl: prev.live, until: now.toISOString() };
+    if (!gone || expiry(dropped) > expiry(gone)) gone = dropped;
+  }
+  if (live === undefined && !gone) return undefined;
+  return { ...(live !== undefined ? { live } : {}), ...(gone ? { gone } : {}) };
+}
+
+/** The latest instant a remembered, no longer served TTL keeps caches busy (2 × TTL after it was last served). */
+function goneUntil(seen: TtlSeen | undefined): number {
+  return seen?.gone ? new Date(seen.gone.until).getTime() + 2 * seen.gone.ttl * 1000 : 0;
+}
+
+function sameTtlSeen(a: TtlSeen | undefined, b: TtlSeen | undefined): boolean {
+  return JSON.stringify(a ?? null) === JSON.stringify(b ?? null);
+}
+
 // --------------------------------------------------------------------------
 // The decision
 
@@ -146,6 +181,11 @@ export function noRecordsAnywhere(dns: OwnerObservation[]): boolean {
 export function decide(j: DaneJournal | undefined, obs: DaneObservations, policy: DecidePolicy, now: Date): DaneAction {
   if (!j) return { kind: 'adopt' };
   if (isRetirePhase(j.phase)) return { kind: 'wait', why: 'mxcert dane retire is removing the records (src/dane/retire.ts moves it)' };
+  // Remember the largest TTL served before anything else: the next action
+  // may be an update that lowers it (the TTL rewrite), and a crash after it
+  // must not forget what caches may still hold.
+  const seen = rememberTtl(j.ttlSeen, obs.dns, now);
+  if (!sameTtlSeen(seen, j.ttlSeen)) return { kind: 'save', journal: { ...j, ttlSeen: seen } };
   switch (j.phase) {
     case 'PUBLISH':
       return decidePublish(j, obs, policy, now);
@@ -211,13 +251,19 @@ function withoutHold(j: DaneJournal): DaneJournal {
   return { ...j, nextVisibleAt: undefined, holdUntil: undefined, holdTtl: undefined };
 }
 
-/** The journal once {current, next} are seen everywhere: t_visible (kept if already known) and the hold. */
+/**
+ * The journal once {current, next} are seen everywhere. t_visible is when
+ * the last server to agree was seen agreeing (kept if already known). The
+ * hold covers 2 × the largest TTL a cache may hold an RRset without them
+ * for: the TTL before the update, after it, and any remembered one.
+ */
 function withHold(j: DaneJournal, obs: DaneObservations, policy: DecidePolicy, now: Date, ttlAfter: number | undefined): DaneJournal {
-  const visibleAt = j.nextVisibleAt ?? now.toISOString();
-  const ttl = Math.max(ttlAfter ?? 0, policy.ttl);
-  const until = holdUntil(new Date(visibleAt), ttl, policy.minHoldMs, j.unsignedNextUntil ? new Date(j.unsignedNextUntil) : undefined);
-  void obs;
-  return { ...j, nextVisibleAt: visibleAt, holdUntil: until.toISOString(), holdTtl: ttl };
+  const visibleAt = j.nextVisibleAt ?? (latestAnswer(obs.dns) ?? now).toISOString();
+  const ttl = Math.max(j.awaiting?.ttlBefore ?? 0, ttlAfter ?? 0, policy.ttl, j.ttlSeen?.live ?? 0, j.holdTtl ?? 0);
+  const held = holdUntil(new Date(visibleAt), ttl, policy.minHoldMs, j.unsignedNextUntil ? new Date(j.unsignedNextUntil) : undefined).getTime();
+  // A larger TTL served until a moment ago: caches may hold that RRset for 2 × it from then.
+  const until = Math.max(held, goneUntil(j.ttlSeen));
+  return { ...j, nextVisibleAt: visibleAt, holdUntil: new Date(until).toISOString(), holdTtl: Math.max(ttl, j.ttlSeen?.gone?.ttl ?? 0) };
 }
 
 function decideAwaitVisible(j: DaneJournal, obs: DaneObservations, policy: DecidePolicy, now: Date): DaneAction {
@@ -255,6 +301,9 @@ function decideSteady(j: DaneJournal, obs: DaneObservations, policy: DecidePolic
     // over once it is back.
     return { kind: 'save', journal: { ...withoutHold(j), phase: 'PUBLISH' }, warn: 'our records are not served everywhere; publishing again' };
   }
+  // Served everywhere but no t_visible (a hold reset that never went through
+  // AWAIT_VISIBLE, say the records came back by themselves): start it now.
+  if (!j.nextVisibleAt) return { kind: 'save', journal: withHold(j, obs, policy, now, verdictAt(obs.dns, { present: [], absent: [] }).maxTtl) };
   if (rotationDue(j, now, policy.keyLifetimeMs)) {
     // A swap that just failed (say the reload hook is broken) must not
     // order a certificate on every pass: it honours the failure backoff.
@@ -307,7 +356,8 @@ export function afterSwap(j: DaneJournal, fresh: KeyRef, now: Date, policy: Deci
     rollover: undefined,
     lastError: undefined,
     swappedAt: now.toISOString(),
-    retireAfter: new Date(now.getTime() + policy.ttl * 1000).toISOString(),
+    // At least the larger TTL the hold was computed from (RFC 7671 §8.1: the old record goes once the new key works everywhere).
+    retireAfter: new Date(now.getTime() + Math.max(j.holdTtl ?? 0, policy.ttl) * 1000).toISOString(),
   };
 }
 

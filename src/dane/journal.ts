@@ -51,6 +51,13 @@ export interface PublishedWith {
   publisher: DanePublisherConfig;
 }
 
+export interface TtlSeen {
+  /** The largest TTL served now (at the last look), over every server and owner. */
+  live?: number;
+  /** A larger TTL no longer served: caches may hold it until `until` + its TTL (kept for 2 × TTL). */
+  gone?: { ttl: number; until: string };
+}
+
 /** A retirement in progress (phases WITHDRAW, AWAIT_GONE, RELEASE); the same in every key type's journal. */
 export interface RetireState {
   startedAt: string;
@@ -80,8 +87,14 @@ export interface DaneJournal {
   nextVisibleAt?: string;
   /** t_visible + max(2 × TTL, minHold) [, strict: ≥ last RRSIG expiry of an RRset without it]. */
   holdUntil?: string;
-  /** The TTL the hold was computed from (the larger of before and after the update). */
+  /** The TTL the hold was computed from (the largest of before the update, after it, and remembered). */
   holdTtl?: number;
+  /**
+   * TTLs of the RRsets served at these owners, remembered across passes:
+   * mxcert's own update lowers the TTL (BIND and Knot rewrite it), and an
+   * RRset lacking the next key may sit in caches for its old TTL.
+   */
+  ttlSeen?: TtlSeen;
   /** Latest RRSIG expiration seen over an RRset that lacked H(next) (strictSignatures). */
   unsignedNextUntil?: string;
   swappedAt?: string;

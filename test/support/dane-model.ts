@@ -30,8 +30,14 @@ interface Version {
 interface Server {
   name: string;
   version: number;
-  /** Fallen back: stays on its old version until a pass has seen it, then catches up after `lag`. */
+  /**
+   * Fallen back: stays on its old version until a pass that saw it has
+   * completed without being killed, then catches up after `lag`. (A state
+   * only ever seen by a pass that was killed before it wrote anything is
+   * one no design could remember.)
+   */
   stuck: boolean;
+  seen?: boolean;
   lag: number;
   syncAt?: number;
 }
@@ -78,6 +84,12 @@ class World {
   crashAt?: number;
   crashAfter = false;
   foreignCount = 0;
+  /**
+   * An edit by hand (or a fallback) that no completed pass has looked at
+   * yet: further edits wait for one. A state an operator creates and undoes
+   * before mxcert looks is beyond what any agent that samples can see.
+   */
+  unseenEdit = false;
   stats = { swaps: 0, passes: 0, crashes: 0, deploys: 0 };
 
   constructor(readonly p: ModelParams) {
@@ -138,10 +150,7 @@ class World {
 
   observation(s: Server): Observation {
     const v = this.versions[s.version]!;
-    if (s.stuck) {
-      s.stuck = false;
-      s.syncAt = this.now + s.lag;
-    }
+    if (s.stuck) s.seen = true;
     return {
       server: { host: s.name, port: 53 },
       ok: true,
@@ -175,6 +184,8 @@ class World {
   }
 
   handEvent(e: Extract<WorldEvent, { kind: 'foreign-add' | 'hand-remove' }>): void {
+    if (this.unseenEdit) return;
+    this.unseenEdit = true;
     const v = this.versions.at(-1)!;
     const j = this.journal ? (JSON.parse(this.journal) as DaneJournal) : undefined;
     if (e.kind === 'foreign-add') {
@@ -190,7 +201,8 @@ class World {
 
   fallback(e: Extract<WorldEvent, { kind: 'fallback' }>): void {
     const s = this.servers[1 + (e.server % (this.servers.length - 1))];
-    if (!s) return;
+    if (!s || this.unseenEdit) return;
+    this.unseenEdit = true;
     const to = Math.max(0, s.version - e.back);
     if (to === s.version) return;
     s.syncAt = undefined;
@@ -268,17 +280,27 @@ async function runPass(w: World, policy: DecidePolicy, e: Extract<WorldEvent, { 
   w.effects = 0;
   w.crashAt = e.crashAt;
   w.crashAfter = e.crashAfter;
+  let crashed = false;
   try {
     await runDane(dworld(w, policy, e), policy);
   } catch (err) {
-    if (err instanceof Crash) w.stats.crashes++;
+    crashed = err instanceof Crash;
+    if (crashed) w.stats.crashes++;
     else if (!/reload hook failed|live check/.test((err as Error).message)) throw err;
   } finally {
     w.crashAt = undefined;
   }
+  if (!crashed) w.unseenEdit = false;
+  for (const s of w.servers) {
+    if (s.stuck && s.seen && !crashed) {
+      s.stuck = false;
+      s.syncAt = w.now + s.lag;
+    }
+    s.seen = false;
+  }
 }
 
-export async function simulate(p: ModelParams, events: WorldEvent[]): Promise<World> {
+export async function simulate(p: ModelParams, events: WorldEvent[], after?: (w: World, e: WorldEvent) => void): Promise<World> {
   const w = new World(p);
   const policy: DecidePolicy = { keyLifetimeMs: p.keyLifetimeMs, minHoldMs: p.minHoldMs, strictSignatures: false, ttl: p.ttl, resolver: false, extras: [] };
   // Passes a timer would run after the story: enough to finish what was started.
@@ -302,6 +324,7 @@ export async function simulate(p: ModelParams, events: WorldEvent[]): Promise<Wo
         w.fallback(e);
         break;
     }
+    after?.(w, e);
   }
   return w;
 }

@@ -8,9 +8,11 @@ import {
   afterPublish,
   afterSwap,
   afterSwapFailed,
-  decide,
+  decide as decideRaw,
+  latestAnswer,
   needsResolver,
   noRecordsAnywhere,
+  rememberTtl,
   type DaneAction,
   type DaneObservations,
   type DecidePolicy,
@@ -62,6 +64,16 @@ function obs(servers: Observation[], over: Partial<DaneObservations> = {}): Dane
 }
 
 const both = (hashes: string[], over: Partial<Observation> = {}) => [server(P, hashes, over), server(S, hashes, over)];
+
+/**
+ * decide, as the executor sees it: when the first answer is only to save
+ * the TTL memory, the next one (same observations) is the phase's decision.
+ */
+function decide(j: DaneJournal | undefined, o: DaneObservations, p: DecidePolicy, now: Date): DaneAction {
+  const a = decideRaw(j, o, p, now);
+  if (j && a.kind === 'save' && JSON.stringify({ ...a.journal, ttlSeen: undefined }) === JSON.stringify({ ...j, ttlSeen: undefined })) return decideRaw(a.journal, o, p, now);
+  return a;
+}
 
 function kind<K extends DaneAction['kind']>(a: DaneAction, k: K): Extract<DaneAction, { kind: K }> {
   assert.equal(a.kind, k, JSON.stringify(a));
@@ -411,5 +423,71 @@ describe('journals written by earlier versions', () => {
   it('a phase nobody wrote, or a journal without keys, is an error naming the file', () => {
     assert.throws(() => upgradeJournal(legacy('DANCING'), '/state/journal.json'), /\/state\/journal\.json: not a DANE journal.*DANCING/);
     assert.throws(() => upgradeJournal({ phase: 'STEADY' }, 'x'), /not a DANE journal/);
+  });
+});
+
+describe('the hold covers every TTL a cache may hold an RRset without the new record for', () => {
+  const P2: DecidePolicy = { ...POLICY, ttl: 2, minHoldMs: 0 };
+  const awaiting = { present: [C, N], absent: [], then: 'DEPLOY_CURRENT' as const, ttlBefore: 8 };
+  const j = journal({ phase: 'AWAIT_VISIBLE', awaiting, nextVisibleAt: undefined, holdUntil: undefined, ttlSeen: { live: 2 } });
+
+  it('BIND rewrote the RRset’s TTL from 8 to 2 with our record: the hold is 2 × 8 s, not 2 × 2 s', () => {
+    const a = kind(decide(j, obs(both([F, C, N], { ttl: 2, at: at(1000) }), { deployedTlsa: undefined }), P2, at(1000)), 'save');
+    assert.equal(a.journal.nextVisibleAt, iso(1000));
+    assert.equal(a.journal.holdUntil, iso(17_000));
+    assert.equal(a.journal.holdTtl, 8);
+  });
+
+  it('t_visible is when the last server to agree was seen agreeing, not when the pass or the polling began', () => {
+    const fresh = { ...j, awaiting: { ...awaiting, ttlBefore: 2 } };
+    const seen = [server(P, [F, C, N], { ttl: 2, at: at(3000) }), server(S, [F, C, N], { ttl: 2, at: at(3200) })];
+    const a = kind(decide(fresh, obs(seen, { deployedTlsa: undefined }), P2, at(5000)), 'save');
+    assert.equal(a.journal.nextVisibleAt, iso(3200));
+    assert.equal(a.journal.holdUntil, iso(7200));
+    assert.deepEqual(latestAnswer(dns(...seen)), at(3200));
+  });
+
+  it('a larger TTL remembered from an earlier pass, served until u: the hold lasts until u + 2 × that TTL', () => {
+    const remembered = { ...j, awaiting: { ...awaiting, ttlBefore: 2 }, ttlSeen: { live: 2, gone: { ttl: 30, until: iso(500) } } };
+    const a = kind(decide(remembered, obs(both([F, C, N], { ttl: 2, at: at(1000) }), { deployedTlsa: undefined }), P2, at(1000)), 'save');
+    assert.equal(a.journal.holdUntil, iso(60_500));
+    assert.equal(a.journal.holdTtl, 30, 'RETIRE_OLD will wait that long after the swap too');
+  });
+
+  it('the TTL memory is saved before anything else happens (the next action may lower the TTL)', () => {
+    const p = journal({ phase: 'PUBLISH', nextVisibleAt: undefined, holdUntil: undefined });
+    const a = kind(decideRaw(p, obs(both([F], { ttl: 8 }), { deployedTlsa: undefined }), P2, at(0)), 'save');
+    assert.deepEqual(a.journal.ttlSeen, { live: 8 });
+    assert.equal(a.journal.phase, 'PUBLISH');
+  });
+
+  it('rememberTtl: the TTL served now; a larger one that stopped being served is kept, dated, for 2 × its TTL', () => {
+    const d = (ttl?: number) => dns(server(P, ttl === undefined ? [] : [F], ttl === undefined ? {} : { ttl }));
+    const gone8 = { ttl: 8, until: iso(1000) };
+    assert.deepEqual(rememberTtl(undefined, d(8), at(0)), { live: 8 });
+    assert.equal(rememberTtl(undefined, d(), at(0)), undefined);
+    assert.deepEqual(rememberTtl({ live: 8 }, d(8), at(0)), { live: 8 });
+    assert.deepEqual(rememberTtl({ live: 2 }, d(8), at(0)), { live: 8 }, 'a raise needs no memory: the larger TTL is served');
+    assert.deepEqual(rememberTtl({ live: 8 }, d(2), at(1000)), { live: 2, gone: gone8 });
+    assert.deepEqual(rememberTtl({ live: 8 }, d(), at(1000)), { gone: gone8 }, 'an RRset removed altogether dates it too');
+    assert.deepEqual(rememberTtl({ live: 2, gone: gone8 }, d(2), at(16_999)), { live: 2, gone: gone8 });
+    assert.deepEqual(rememberTtl({ live: 2, gone: gone8 }, d(2), at(17_000)), { live: 2 }, 'caches are done with it');
+    assert.equal(rememberTtl({ gone: gone8 }, d(), at(17_000)), undefined);
+    assert.deepEqual(rememberTtl({ live: 9, gone: { ttl: 10, until: iso(0) } }, d(), at(16_000)), { gone: { ttl: 9, until: iso(16_000) } }, 'of two, the one caches hold longer');
+    assert.deepEqual(rememberTtl({ live: 2, gone: { ttl: 30, until: iso(0) } }, d(), at(1000)), { gone: { ttl: 30, until: iso(0) } });
+    assert.deepEqual(rememberTtl({ live: 2 }, dns(server(P, [F], { ttl: 2 }), server(S, [F], { ttl: 8 })), at(0)), { live: 8 }, 'the largest over every server');
+  });
+
+  it('RETIRE_OLD waits the larger TTL after the swap', () => {
+    const s = afterSwap(journal({ phase: 'SWAP', holdTtl: 8 }), { id: 'f', tlsa: F, createdAt: iso(0) }, at(DAY), P2);
+    assert.equal(s.retireAfter, iso(DAY + 8000));
+    kind(decide(s, obs(both([C, N], { ttl: 2 })), P2, at(DAY + 7999)), 'wait');
+    kind(decide(s, obs(both([C, N], { ttl: 2 })), P2, at(DAY + 8000)), 'publish');
+  });
+
+  it('STEADY with everything served but no t_visible (a reset hold): starts the hold now instead of waiting forever', () => {
+    const a = kind(decide(journal({ nextVisibleAt: undefined, holdUntil: undefined }), obs(both([C, N], { at: at(100) })), POLICY, at(200)), 'save');
+    assert.equal(a.journal.nextVisibleAt, iso(100));
+    assert.equal(a.journal.holdUntil, iso(120_100));
   });
 });
