@@ -65,6 +65,7 @@ function report(results: UnitOutcome[]): number {
     const head = `${r.cert} (${r.keyType})`;
     if (r.dane) {
       for (const a of r.dane.acted) process.stdout.write(`${head}: DANE: ${a}\n`);
+      if (r.dane.notice) process.stdout.write(`${head}: DANE: ${r.dane.notice}\n`);
       if (r.dane.waiting) process.stdout.write(`${head}: DANE ${r.dane.phase}: waiting: ${r.dane.waiting}\n`);
     }
     switch (r.status) {

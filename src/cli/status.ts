@@ -82,7 +82,8 @@ export async function statusCommand(ctx: CommandContext, o: { json: boolean }): 
             }
           : null,
         backoffUntil: plan.reason === 'backoff' ? plan.at.toISOString() : null,
-        dane: cert.dane?.enabled ? await daneJournal(store, cert.name, keyType) : null,
+        // Shown whenever DANE state exists: with DANE off, records may still be published.
+        dane: await daneJournal(store, cert.name, keyType),
       };
     }),
   );

@@ -7,7 +7,7 @@
 //
 // The rule every answer serves: the key the MTA serves is always in every
 // TLSA RRset that any authoritative server has returned in the last 2 × TTL.
-import type { DaneJournal, KeyRef, TtlSeen } from './journal.js';
+import type { DaneJournal, KeyRef, PublishedWith, TtlSeen } from './journal.js';
 import { isRetirePhase } from './phases.js';
 import type { TlsaRecord } from './tlsa.js';
 import { assessVisibility, type Observation, type VisibilityVerdict } from './visibility.js';
@@ -50,6 +50,8 @@ export interface DecidePolicy {
   resolver: boolean;
   /** dane.extraRecords: published alongside mxcert's own, never removed by it. */
   extras: TlsaRecord[];
+  /** Where and how the records are published now: kept in the journal for `mxcert dane retire` (see PublishedWith). */
+  publishedWith?: PublishedWith;
 }
 
 /** Prefix of the `waiting` text of a key type that waits for its siblings during adoption. */
@@ -170,6 +172,13 @@ function goneUntil(seen: TtlSeen | undefined): number {
   return seen?.gone ? new Date(seen.gone.until).getTime() + 2 * seen.gone.ttl * 1000 : 0;
 }
 
+/** The config's publisher settings, with every owner ever published at (so a retirement finds them all). */
+function publishedWith(prev: PublishedWith | undefined, now: PublishedWith | undefined): PublishedWith | undefined {
+  if (!now) return prev;
+  const owners = [...new Set([...(prev?.owners ?? []), ...now.owners])];
+  return { ...now, owners };
+}
+
 function sameTtlSeen(a: TtlSeen | undefined, b: TtlSeen | undefined): boolean {
   return JSON.stringify(a ?? null) === JSON.stringify(b ?? null);
 }
@@ -186,6 +195,8 @@ export function decide(j: DaneJournal | undefined, obs: DaneObservations, policy
   // must not forget what caches may still hold.
   const seen = rememberTtl(j.ttlSeen, obs.dns, now);
   if (!sameTtlSeen(seen, j.ttlSeen)) return { kind: 'save', journal: { ...j, ttlSeen: seen } };
+  const pw = publishedWith(j.publishedWith, policy.publishedWith);
+  if (pw && JSON.stringify(pw) !== JSON.stringify(j.publishedWith)) return { kind: 'save', journal: { ...j, publishedWith: pw } };
   switch (j.phase) {
     case 'PUBLISH':
       return decidePublish(j, obs, policy, now);

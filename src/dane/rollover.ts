@@ -4,16 +4,19 @@
 // (src/dane/execute.ts) to the real world: the journal and keys on disk, the
 // publisher, the authoritative servers, the validating resolver, the
 // orchestrator's issue-and-deploy and the live check.
+import { X509Certificate } from 'node:crypto';
 import type { Clock } from '../clock.js';
-import type { CertificateConfig, KeyType } from '../config/schema.js';
+import type { CertificateConfig, DanePublisherConfig, KeyType } from '../config/schema.js';
+import { ConfigError, MxcertError } from '../errors.js';
 import type { Logger } from '../log.js';
 import type { DnsServer } from '../dns/types.js';
 import type { StateStore } from '../store/state-store.js';
 import type { DecidePolicy, SiblingState } from './decide.js';
 import { runDane, type DaneOutcome, type DaneWorld } from './execute.js';
-import { fileStorage, keyTlsa311, readJournal, writeJournal, type DaneJournal } from './journal.js';
+import { fileStorage, keyTlsa311, readJournal, writeJournal, type DaneJournal, type DaneStorage } from './journal.js';
 import { liveCheck, observeOwners, resolverVerdict, type LiveCheckTarget } from './observe.js';
-import { createPublisher, type TlsaPublisher } from './publisher.js';
+import { createPublisher, type TlsaChange, type TlsaPublisher } from './publisher.js';
+import { decideRetire, retireStart, retireView, runRetire, type RetireOutcome } from './retire.js';
 import { parseTlsa } from './tlsa.js';
 import { endpointOwners } from './zone-lines.js';
 
@@ -100,6 +103,7 @@ export function decidePolicy(cert: CertificateConfig, policy: DanePolicy): Decid
     ttl: policy.ttl,
     resolver: Boolean(policy.validatingResolver),
     extras: (cert.dane?.extraRecords ?? []).map((t) => parseTlsa(t)),
+    ...(cert.dane?.publisher ? { publishedWith: { owners: endpointOwners(cert), ttl: policy.ttl, minHoldMs: policy.minHoldMs, publisher: cert.dane.publisher } } : {}),
   };
 }
 
@@ -110,4 +114,88 @@ export async function requestRollover(store: StateStore, name: string, keyType: 
   j.rollover = { requestedAt: now.toISOString(), emergency };
   await writeJournal(store, name, keyType, j, now);
   return true;
+}
+
+export interface RetireArgs {
+  store: StateStore;
+  name: string;
+  keyTypes: readonly string[];
+  /** The certificate's config entry, if it is still configured. */
+  cert?: CertificateConfig;
+  logger: Logger;
+  clock: Clock;
+  /** How long this call may wait for DNS and caches before leaving the rest to a later pass. */
+  budgetMs: number;
+  /** Start a retirement if none is under way (`mxcert dane retire`, `mxcert delete`); otherwise only continue one. */
+  start: boolean;
+}
+
+/**
+ * Withdraw mxcert's records for a certificate and free its keys once no
+ * server serves them and caches have expired (src/dane/retire.ts).
+ * Undefined when there is nothing to do (no DANE state, or none under way
+ * and `start` not asked).
+ */
+export async function retireDane(a: RetireArgs): Promise<RetireOutcome | undefined> {
+  const storages: DaneStorage[] = a.keyTypes.map((k) => fileStorage(a.store, a.name, k as KeyType));
+  const journals = (await Promise.all(storages.map((s) => s.readJournal()))).filter((j): j is DaneJournal => Boolean(j));
+  if (!journals.length || (!a.start && !retireView(journals))) return undefined;
+  const settings = retireSettings(a.name, a.cert, journals);
+  const policy = { ttl: settings.ttl, minHoldMs: settings.minHoldMs };
+  const pub = await createPublisher(settings.publisher, { logger: a.logger });
+  const world = {
+    storages,
+    clock: a.clock,
+    logger: a.logger,
+    observe: async (owners: string[]) => ({ dns: await observeOwners(await pub.servers(), owners, a.clock), chains: await servedChains(a.store, a.name, a.keyTypes) }),
+    publish: (owner: string, change: TlsaChange, ttl: number) => pub.change(owner, change, ttl),
+  };
+  if (!retireView(journals)) {
+    const retire = retireStart(journals, settings.owners, a.clock.now());
+    // A retirement that would be refused changes nothing on disk.
+    const first = decideRetire({ phase: 'WITHDRAW', retire }, await world.observe(retire.owners), policy, a.clock.now());
+    if (first.kind === 'refuse') throw new MxcertError('dane-retire', first.why);
+    for (const s of storages) {
+      const j = await s.readJournal();
+      if (j) await s.writeJournal({ ...j, phase: 'WITHDRAW', retire, awaiting: undefined, rollover: undefined }, a.clock.now());
+    }
+  }
+  return runRetire(world, policy, a.budgetMs);
+}
+
+/**
+ * How to reach the records: the config's `dane:` block if it is still there
+ * (with `enabled: false`), else what the journal kept when DANE was on. The
+ * journal keeps no secret, only where the config said to find it.
+ */
+function retireSettings(name: string, cert: CertificateConfig | undefined, journals: DaneJournal[]): { publisher: DanePublisherConfig; owners: string[]; ttl: number; minHoldMs: number } {
+  const kept = journals.find((j) => j.publishedWith)?.publishedWith;
+  const publisher = cert?.dane?.publisher ?? kept?.publisher;
+  if (!publisher) {
+    throw new ConfigError([
+      {
+        path: `certificates[${name}].dane.publisher`,
+        message:
+          `mxcert does not know how to change the TLSA records of ${name} (its DANE state predates remembering it): ` +
+          'put the dane: block back with enabled: false, its endpoints and its publisher (provider, server, zone, tsig, ...), then run this again',
+      },
+    ]);
+  }
+  const owners = [...new Set([...(kept?.owners ?? []), ...(cert?.dane ? endpointOwners(cert) : [])])];
+  return {
+    publisher,
+    owners,
+    ttl: cert?.dane?.publisher?.ttl ?? kept?.ttl ?? 3600,
+    minHoldMs: cert?.dane ? cert.dane.minHold : (kept?.minHoldMs ?? 0),
+  };
+}
+
+/** The chain each key type serves now (leaf first), from the recorded current version. */
+async function servedChains(store: StateStore, name: string, keyTypes: readonly string[]): Promise<Array<{ keyType: string; chainDer: Buffer[] }>> {
+  const out: Array<{ keyType: string; chainDer: Buffer[] }> = [];
+  for (const keyType of keyTypes) {
+    const v = await store.currentVersion(name, keyType);
+    if (v) out.push({ keyType, chainDer: [v.leafPem, ...v.intermediatesPem].map((pem) => new X509Certificate(pem).raw) });
+  }
+  return out;
 }
