@@ -30,7 +30,9 @@ export async function tlsaCommand(ctx: CommandContext, o: { cert: string[] }): P
   const store = new StateStore(config.stateDir);
   for (const cert of certs) {
     if (!cert.dane?.enabled) {
-      process.stdout.write(`; ${cert.name}: DANE is not enabled\n`);
+      const left = (await Promise.all(cert.keys.map((k) => readJournal(store, cert.name, k)))).some(Boolean);
+      // With DANE state left, mxcert's records may still be published: say so rather than "nothing".
+      process.stdout.write(left ? `; ${cert.name}: DANE is off in the config, but mxcert's records may still be published until \`mxcert dane retire --cert ${cert.name}\` has removed them\n` : `; ${cert.name}: DANE is not enabled\n`);
       continue;
     }
     const journals = await Promise.all(cert.keys.map(async (k) => ({ keyType: k, journal: await readJournal(store, cert.name, k) })));

@@ -176,15 +176,25 @@ async function renewDaneCertificate(deps: RenewDeps, cert: CertificateConfig, op
  */
 async function keepDaneKey(deps: RenewDeps, cert: CertificateConfig, keyType: KeyType, opts: RenewOptions, retire: RetireOutcome | undefined, retireError?: string): Promise<UnitOutcome> {
   const log = deps.logger.child({ cert: cert.name, keyType });
-  const j = await readJournal(deps.store, cert.name, keyType);
-  if (!j) return renewUnit(deps, cert, keyType, opts);
-  const deployed = await deployedKeyPem(deps, cert, keyType, log);
-  const key = keptKey(j, deployed ? keyTlsa311(deployed) : undefined);
-  const notice = keptKeyNotice(cert.name, j, Boolean(cert.dane?.enabled));
-  log.warn({ phase: j.phase }, `DANE: ${notice}`);
-  const waiting = retireError ?? retire?.waiting;
-  const report: DaneReport = { phase: j.phase, acted: retire?.acted ?? [], notice, ...(waiting ? { waiting } : {}) };
-  return renewUnit(deps, cert, keyType, opts, { keyPem: await readDaneKey(deps.store, cert.name, keyType, key.id), report, changed: Boolean(retire?.changed) });
+  let keep: KeptKey;
+  try {
+    const j = await readJournal(deps.store, cert.name, keyType);
+    if (!j) return renewUnit(deps, cert, keyType, opts);
+    const deployed = await deployedKeyPem(deps, cert, keyType, log);
+    const key = keptKey(j, deployed ? keyTlsa311(deployed) : undefined);
+    const notice = keptKeyNotice(cert.name, j, Boolean(cert.dane?.enabled));
+    log.warn({ phase: j.phase }, `DANE: ${notice}`);
+    const waiting = retireError ?? retire?.waiting;
+    const report: DaneReport = { phase: j.phase, acted: retire?.acted ?? [], notice, ...(waiting ? { waiting } : {}) };
+    keep = { keyPem: await readDaneKey(deps.store, cert.name, keyType, key.id), report, changed: Boolean(retire?.changed) };
+  } catch (err) {
+    // An unreadable journal or key: no renewal with a key the records may lack; report it.
+    const state = await deps.store.readState(cert.name, keyType);
+    const current = state.current ? await deps.store.loadVersion(cert.name, keyType, state.current) : undefined;
+    const f = await recordFailure(deps, cert, keyType, { state, current, log }, err);
+    return { cert: cert.name, keyType, status: 'failed', plan: planFromState(cert, keyType, state, current, opts.force, deps.clock.now()), ...f };
+  }
+  return renewUnit(deps, cert, keyType, opts, keep);
 }
 
 /**

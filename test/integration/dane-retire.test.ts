@@ -54,6 +54,7 @@ describe('turning DANE off: the key stays until mxcert dane retire; then delete'
     );
     const st = JSON.parse((await rig.cli(['status', '--json'], noDane)).stdout) as { certificates: Array<{ dane: { phase: string } | null }> };
     assert.equal(st.certificates[0]!.dane?.phase, 'STEADY', 'status still shows the DANE state');
+    assert.match((await rig.cli(['tlsa'], noDane)).stdout, /mx1: DANE is off in the config, but mxcert's records may still be published until `mxcert dane retire --cert mx1`/);
   });
 
   it('mxcert dane retire refuses while DANE is still enabled, and when a record left behind would not match the served certificate', async () => {
