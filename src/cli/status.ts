@@ -24,7 +24,7 @@ export interface StatusRow {
   ari: { windowStart: string; windowEnd: string; chosen: string; nextCheck: string; explanationURL: string | null; lastError: string | null } | null;
   /** Set while a failure backoff holds the next attempt back. */
   backoffUntil: string | null;
-  /** DANE rollover state (issue 4), or null when DANE is off or not started. */
+  /** The DANE journal, or null without DANE state (with DANE off it stays until mxcert dane retire frees the keys). */
   dane: { phase: string; holdUntil: string | null; currentTlsa: string; nextTlsa: string; rolloverRequested: boolean; lastError: string | null } | null;
 }
 
