@@ -13,9 +13,10 @@ import type { UnitOutcome } from '../renew/orchestrator.js';
 import { planFromState } from '../schedule/plan.js';
 import { configFingerprint } from '../schedule/config-fingerprint.js';
 import { StateStore, type CertState } from '../store/state-store.js';
+import { PHASES, phaseName } from '../dane/phases.js';
 
-/** Every phase of the rollover machine (src/dane/rollover.ts), for the enum-style gauge. */
-export const DANE_PHASES = ['STEADY', 'PUBLISH_NEXT', 'AWAIT_VISIBLE', 'ISSUE', 'SWAP', 'VERIFY_LIVE', 'RETIRE'] as const;
+/** Every phase of the DANE machine, for the enum-style gauge. */
+export const DANE_PHASES = PHASES;
 
 /** The orchestrator's named steps; failure series start at 0 for each, so rate() works from the first failure. */
 export const FAILURE_STEPS = ['obtain', 'validate', 'deploy', 'hooks', 'verify'] as const;
@@ -175,7 +176,7 @@ export class MxcertMetrics {
 async function readDanePhase(store: StateStore, name: string, keyType: string): Promise<string | undefined> {
   try {
     const j = JSON.parse(await readFile(path.join(store.certDir(name, keyType), 'dane', 'journal.json'), 'utf8')) as { phase?: unknown };
-    return typeof j.phase === 'string' ? j.phase : undefined;
+    return phaseName(j.phase);
   } catch {
     return undefined;
   }
