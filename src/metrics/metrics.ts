@@ -69,7 +69,7 @@ export class MxcertMetrics {
     this.consecutiveFailures = unitGauge('mxcert_consecutive_failures', 'Failed attempts since the last successful renewal');
     this.danePhase = new Gauge({
       name: 'mxcert_dane_phase',
-      help: 'DANE rollover phase: 1 for the current phase, 0 for the others (only for certificates with dane.enabled and a journal)',
+      help: 'DANE rollover phase: 1 for the current phase, 0 for the others (for every certificate with a DANE journal, DANE on or off)',
       labelNames: [...UNIT, 'phase'],
       registers,
     });
@@ -145,7 +145,8 @@ export class MxcertMetrics {
       nextRenewal: seconds(plan.at),
       reason: plan.reason,
       consecutiveFailures: state.consecutiveFailures,
-      danePhase: cert.dane?.enabled ? await readDanePhase(store, cert.name, keyType) : undefined,
+      // Whenever a journal exists: with DANE off, records may still be published until `mxcert dane retire`.
+      danePhase: await readDanePhase(store, cert.name, keyType),
       liveCheck: this.liveCheckFrom(cert, keyType, state),
     };
   }
