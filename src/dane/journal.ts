@@ -7,7 +7,7 @@ import { mkdir, readFile, rm } from 'node:fs/promises';
 import path from 'node:path';
 import { randomBytes } from 'node:crypto';
 import type { DanePublisherConfig, KeyType } from '../config/schema.js';
-import { MxcertError } from '../errors.js';
+import { MxcertError, StateError } from '../errors.js';
 import { writeFileAtomic } from '../deploy/atomic-write.js';
 import { generateKeyPem, publicKeySpkiDer } from '../keys/keygen.js';
 import type { StateStore } from '../store/state-store.js';
@@ -121,7 +121,7 @@ export function upgradeJournal(raw: unknown, where: string): DaneJournal {
   const r = raw as Partial<DaneJournal> & { phase?: unknown; version?: unknown };
   const phase = phaseName(r?.phase);
   if (!r || typeof r !== 'object' || !phase || !r.current?.tlsa || !r.next?.tlsa) {
-    throw new MxcertError('state', `${where}: not a DANE journal mxcert understands (phase ${JSON.stringify(r?.phase)})`);
+    throw new StateError(`${where}: not a DANE journal mxcert understands (phase ${JSON.stringify(r?.phase)})`);
   }
   const j: DaneJournal = { ...(r as DaneJournal), version: 2, phase };
   // Earlier versions did not record the first publish; any journal past it
@@ -176,13 +176,13 @@ async function readJournalFile(file: string, what: string): Promise<DaneJournal 
     text = await readFile(file, 'utf8');
   } catch (err) {
     if ((err as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
-    throw new MxcertError('state', `cannot read the DANE journal of ${what}: ${(err as Error).message}`, { cause: err });
+    throw new StateError(`cannot read the DANE journal of ${what}: ${(err as Error).message}`, { cause: err });
   }
   try {
     return upgradeJournal(JSON.parse(text), `the DANE journal of ${what} (${file})`);
   } catch (err) {
     if (err instanceof MxcertError) throw err;
-    throw new MxcertError('state', `cannot read the DANE journal of ${what}: ${(err as Error).message}`, { cause: err });
+    throw new StateError(`cannot read the DANE journal of ${what}: ${(err as Error).message}`, { cause: err });
   }
 }
 

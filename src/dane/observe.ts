@@ -4,7 +4,7 @@
 // decisions are in src/dane/decide.ts.
 import { X509Certificate } from 'node:crypto';
 import type { Clock } from '../clock.js';
-import { MxcertError } from '../errors.js';
+import { VerifyError } from '../errors.js';
 import type { Logger } from '../log.js';
 import { queryDns } from '../dns/query.js';
 import type { DnsServer } from '../dns/types.js';
@@ -89,11 +89,11 @@ export interface LiveCheckTarget {
 export function liveCheck(t: LiveCheckTarget, expectTlsa: string): (leafDer: Buffer) => Promise<void> {
   return async (leafDer) => {
     const served = tlsa311(new X509Certificate(leafDer).publicKey.export({ type: 'spki', format: 'der' })).data;
-    if (served !== expectTlsa) throw new MxcertError('verify', `the new certificate's key ${served.slice(0, 16)}… is not the expected ${expectTlsa.slice(0, 16)}…`);
+    if (served !== expectTlsa) throw new VerifyError(`the new certificate's key ${served.slice(0, 16)}… is not the expected ${expectTlsa.slice(0, 16)}…`);
     const servers = await t.servers();
     for (const e of t.endpoints) {
       const addrs = await endpointAddresses(servers, e.host);
-      if (!addrs.length) throw new MxcertError('verify', `${e.host} has no A/AAAA records on its authoritative servers`);
+      if (!addrs.length) throw new VerifyError(`${e.host} has no A/AAAA records on its authoritative servers`);
       await verifyServed(addrs.map((a) => (a.includes(':') ? `[${a}]:${e.port}` : `${a}:${e.port}`)), leafDer, {
         serverName: e.host,
         timeoutMs: t.timeoutMs,
@@ -103,7 +103,7 @@ export function liveCheck(t: LiveCheckTarget, expectTlsa: string): (leafDer: Buf
     }
     const dns = await observeOwners(servers, t.owners);
     if (!servedEverywhere(dns, [served])) {
-      throw new MxcertError('verify', `served key not in every published TLSA RRset: ${verdictAt(dns, { present: [served], absent: [] }).lagging.join('; ')}`);
+      throw new VerifyError(`served key not in every published TLSA RRset: ${verdictAt(dns, { present: [served], absent: [] }).lagging.join('; ')}`);
     }
   };
 }

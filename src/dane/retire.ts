@@ -10,7 +10,7 @@
 // WITHDRAW, AWAIT_GONE, RELEASE); after a crash between two journal writes
 // the least advanced one wins, and every step is idempotent.
 import type { Clock } from '../clock.js';
-import { MxcertError } from '../errors.js';
+import { DaneRetireRefusedError, MxcertError } from '../errors.js';
 import type { Logger } from '../log.js';
 import { holdUntil, latestAnswer, rememberTtl, verdictAt, type OwnerObservation } from './decide.js';
 import type { DaneJournal, DaneStorage, RetireState, TtlSeen } from './journal.js';
@@ -177,7 +177,7 @@ export async function runRetire(world: RetireWorld, policy: RetirePolicy, budget
     out.phase = view.phase;
     if (view.retire.releaseAt) out.releaseAt = view.retire.releaseAt;
     const a = decideRetire(view, await world.observe(view.retire.owners), policy, clock.now());
-    if (a.kind === 'refuse') throw new MxcertError('dane-retire', a.why);
+    if (a.kind === 'refuse') throw new DaneRetireRefusedError(a.why);
     if (a.kind === 'wait') {
       const left = deadline - clock.now().getTime();
       const until = a.until ? a.until.getTime() - clock.now().getTime() + 20 : delay;

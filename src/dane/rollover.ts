@@ -7,7 +7,7 @@
 import { X509Certificate } from 'node:crypto';
 import type { Clock } from '../clock.js';
 import type { CertificateConfig, DanePublisherConfig, KeyType } from '../config/schema.js';
-import { ConfigError, MxcertError } from '../errors.js';
+import { ConfigError, DaneRetireRefusedError } from '../errors.js';
 import type { Logger } from '../log.js';
 import type { DnsServer } from '../dns/types.js';
 import type { StateStore } from '../store/state-store.js';
@@ -154,7 +154,7 @@ export async function retireDane(a: RetireArgs): Promise<RetireOutcome | undefin
     const retire = retireStart(journals, settings.owners, a.clock.now());
     // A retirement that would be refused changes nothing on disk.
     const first = decideRetire({ phase: 'WITHDRAW', retire }, await world.observe(retire.owners), policy, a.clock.now());
-    if (first.kind === 'refuse') throw new MxcertError('dane-retire', first.why);
+    if (first.kind === 'refuse') throw new DaneRetireRefusedError(first.why);
     for (const s of storages) {
       const j = await s.readJournal();
       if (j) await s.writeJournal({ ...j, phase: 'WITHDRAW', retire, awaiting: undefined, rollover: undefined }, a.clock.now());

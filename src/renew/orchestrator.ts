@@ -603,20 +603,9 @@ async function deployAndVerify(
 ): Promise<void> {
   const bundle = buildBundle({ keyPem: got.keyPem, leafPem: got.chain.leafPem, intermediatesPem: got.chain.intermediatesPem });
   const paths = outputPaths(cert, keyType);
-  const keyMode = parseInt(cert.output.mode, 8);
-  const publicMode = cert.output.publicMode ? parseInt(cert.output.publicMode, 8) : keyMode;
-  const owner = await resolveOwner(cert.output.owner, cert.output.group);
-  const files = (Object.entries(paths) as Array<[OutputKind, string]>).map(([kind, path]) => ({
-    kind,
-    path,
-    content: bundle[kind],
-    mode: KEY_KINDS.has(kind) ? keyMode : publicMode,
-    ...owner,
-  }));
-
   let deployed: DeployResult;
   try {
-    deployed = await deployOutputs(files);
+    deployed = await deployOutputs(await outputFiles(cert, paths, bundle));
   } catch (err) {
     throw new StepError('deploy', err);
   }
@@ -658,26 +647,41 @@ async function deployAndVerify(
     return rollback('hooks', err);
   }
 
+  try {
+    await liveChecks(deps, cert, keyType, got, log, extraVerify);
+  } catch (err) {
+    return rollback('verify', err);
+  }
+}
+
+/** The files of `paths`, with their content from `bundle`, modes and owner (docs/architecture.md, "Files on disk"). */
+async function outputFiles(cert: CertificateConfig, paths: Partial<Record<OutputKind, string>>, bundle: ReturnType<typeof buildBundle>) {
+  const keyMode = parseInt(cert.output.mode, 8);
+  const publicMode = cert.output.publicMode ? parseInt(cert.output.publicMode, 8) : keyMode;
+  const owner = await resolveOwner(cert.output.owner, cert.output.group);
+  return (Object.entries(paths) as Array<[OutputKind, string]>).map(([kind, path]) => ({
+    kind,
+    path,
+    content: bundle[kind],
+    mode: KEY_KINDS.has(kind) ? keyMode : publicMode,
+    ...owner,
+  }));
+}
+
+/** STARTTLS to `verify.smtp`, then the caller's own check (DANE: the served key is in every RRset). */
+async function liveChecks(deps: RenewDeps, cert: CertificateConfig, keyType: KeyType, got: Obtained, log: Logger, extraVerify?: (leafDer: Buffer) => Promise<void>): Promise<void> {
+  if (!cert.verify.smtp.length && !extraVerify) return;
+  const leafDer = new X509Certificate(got.chain.leafPem).raw;
   if (cert.verify.smtp.length) {
-    try {
-      await verifyServed(cert.verify.smtp, new X509Certificate(got.chain.leafPem).raw, {
-        serverName: cert.verify.serverName ?? cert.domains[0],
-        timeoutMs: cert.verify.timeout,
-        keyType,
-        clock: deps.clock,
-        logger: log,
-      });
-    } catch (err) {
-      return rollback('verify', err);
-    }
+    await verifyServed(cert.verify.smtp, leafDer, {
+      serverName: cert.verify.serverName ?? cert.domains[0],
+      timeoutMs: cert.verify.timeout,
+      keyType,
+      clock: deps.clock,
+      logger: log,
+    });
   }
-  if (extraVerify) {
-    try {
-      await extraVerify(new X509Certificate(got.chain.leafPem).raw);
-    } catch (err) {
-      return rollback('verify', err);
-    }
-  }
+  if (extraVerify) await extraVerify(leafDer);
 }
 
 function hookArgv(h: string | string[]): string[] {
