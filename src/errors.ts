@@ -125,6 +125,13 @@ export class MetricsError extends MxcertError {
   }
 }
 
+/** `mxcert dane retire` will not remove mxcert's TLSA records: what would be left would break delivery. */
+export class DaneRetireRefusedError extends MxcertError {
+  constructor(message: string) {
+    super('dane-retire', message);
+  }
+}
+
 export class LockHeldError extends MxcertError {
   readonly holder: string;
   constructor(holder: string) {

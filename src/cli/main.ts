@@ -202,7 +202,7 @@ function buildProgram(commander: Commander): Command {
   return program;
 }
 
-/** `tlsa`, `check`, `rollover` (src/cli/dane.ts). */
+/** `tlsa`, `check`, `rollover` (src/cli/dane.ts), `dane retire`, `delete` (src/cli/dane-retire.ts). */
 function addDaneCommands(program: Command, seconds: OptionParser): void {
   program
     .command('tlsa')
@@ -231,6 +231,28 @@ function addDaneCommands(program: Command, seconds: OptionParser): void {
     .action(async (o: { cert: string; emergency: boolean; wait: number }) => {
       const { rolloverCommand } = await import('./dane.js');
       throw new ExitCode(await rolloverCommand(globals(program), o));
+    });
+
+  const dane = program.command('dane').description('DANE helpers');
+  dane
+    .command('retire')
+    .description("remove mxcert's TLSA records for a certificate whose DANE is switched off, wait until no authoritative server serves them and caches have expired, then free its keys")
+    .requiredOption('--cert <name>', 'the certificate')
+    .option('--wait <seconds>', 'wait this long for the state lock', seconds, 0)
+    .action(async (o: { cert: string; wait: number }) => {
+      const { daneRetireCommand } = await import('./dane-retire.js');
+      throw new ExitCode(await daneRetireCommand(globals(program), o));
+    });
+
+  program
+    .command('delete')
+    .description('take a certificate out of service: retire its TLSA records (if any) and remove its state; output files stay unless --remove-outputs')
+    .requiredOption('--cert <name>', 'the certificate')
+    .option('--remove-outputs', 'also remove its output files (it must still be in the config)', false)
+    .option('--wait <seconds>', 'wait this long for the state lock', seconds, 0)
+    .action(async (o: { cert: string; removeOutputs: boolean; wait: number }) => {
+      const { deleteCommand } = await import('./dane-retire.js');
+      throw new ExitCode(await deleteCommand(globals(program), o));
     });
 }
 

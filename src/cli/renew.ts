@@ -109,11 +109,14 @@ export function resultText(r: UnitOutcome): string {
   let out = '';
   if (r.dane) {
     for (const a of r.dane.acted) out += `${head}: DANE: ${a}\n`;
+    if (r.dane.notice) out += `${head}: DANE: ${r.dane.notice}\n`;
     if (r.dane.waiting) out += `${head}: DANE ${r.dane.phase}: waiting: ${r.dane.waiting}\n`;
   }
   switch (r.status) {
     case 'not-due':
       return `${out}${head}: ${notDueText(r.plan)}\n`;
+    case 'dane-progress':
+      return `${out}${head}: DANE moved on (now ${r.dane?.phase ?? '?'}); no certificate due; ${notDueText(r.plan)}\n`;
     case 'planned':
       return `${out}${head}: would renew now (${r.plan.reason})\n`;
     case 'renewed':

@@ -15,6 +15,7 @@ import { configFingerprint } from '../schedule/config-fingerprint.js';
 import { namesDiffer } from '../schedule/renewal-time.js';
 import { PENDING_CLEANUPS_FILE, readPendingCleanups, type PendingCleanup } from '../store/cleanup-ledger.js';
 import { systemClock } from '../clock.js';
+import { phaseName } from '../dane/phases.js';
 import { displayTime, displayTimesIn } from '../util/display-time.js';
 import { oneLine, withoutStep, wrap } from './text.js';
 import type { CommandContext } from './context.js';
@@ -42,7 +43,7 @@ export interface StatusRow {
   backoffUntil: string | null;
   /** The deployed certificate was revoked (mxcert revoke); the next pass replaces it. */
   revoked: { serial: string; reason: string; at: string } | null;
-  /** DANE rollover state, or null when DANE is off or not started. */
+  /** The DANE journal, or null without DANE state (with DANE off it stays until mxcert dane retire frees the keys). */
   dane: { phase: string; holdUntil: string | null; currentTlsa: string; nextTlsa: string; rolloverRequested: boolean; lastError: string | null } | null;
   /** The files mxcert writes for this key type (output.*, placeholders filled in). */
   outputs: Partial<Record<(typeof OUTPUT_KINDS)[number], string>>;
@@ -84,7 +85,7 @@ async function daneJournal(store: StateStore, name: string, keyType: string) {
       rollover?: unknown;
       lastError?: string;
     };
-    return { phase: j.phase, holdUntil: j.holdUntil ?? null, currentTlsa: j.current.tlsa, nextTlsa: j.next.tlsa, rolloverRequested: Boolean(j.rollover), lastError: j.lastError ?? null };
+    return { phase: phaseName(j.phase) ?? j.phase, holdUntil: j.holdUntil ?? null, currentTlsa: j.current.tlsa, nextTlsa: j.next.tlsa, rolloverRequested: Boolean(j.rollover), lastError: j.lastError ?? null };
   } catch {
     return null;
   }
@@ -132,7 +133,8 @@ async function statusRow(store: StateStore, config: UsableConfig, cert: Certific
       : null,
     backoffUntil: plan.reason === 'backoff' ? plan.at.toISOString() : null,
     revoked: state.revoked && state.revoked.version === state.current ? { serial: state.revoked.serial, reason: state.revoked.reason, at: state.revoked.at } : null,
-    dane: cert.dane?.enabled ? await daneJournal(store, cert.name, keyType) : null,
+    // Shown whenever DANE state exists: with DANE off, records may still be published.
+    dane: await daneJournal(store, cert.name, keyType),
     outputs: outputsOf(cert, keyType),
     certNames: cur?.meta.names ?? null,
     namesDiffer: cur ? namesDiffer(cur.meta.names, cert.domains) : false,

@@ -24,7 +24,7 @@ import type { DnsServer } from '../dns/types.js';
 import { DnsError } from '../errors.js';
 import { runHook } from '../hooks/run-hook.js';
 import { silentLogger, type Logger } from '../log.js';
-import { checkChange, type PublisherDeps, type TlsaChange, type TlsaPublisher } from './publisher.js';
+import { checkChange, type PublisherDeps, type TlsaChange, type TlsaPublisher } from './publish-common.js';
 import { applyTlsaChange, formatTlsa, fromDnsPacket, hasTlsa, sameTlsaSet, shortTlsa, uniqueTlsa, zoneLine, type TlsaRecord } from './tlsa.js';
 import { serialOnceServed } from './visibility.js';
 

@@ -13,9 +13,10 @@ import type { UnitOutcome } from '../renew/orchestrator.js';
 import { planFromState } from '../schedule/plan.js';
 import { configFingerprint } from '../schedule/config-fingerprint.js';
 import { StateStore, type CertState } from '../store/state-store.js';
+import { PHASES, phaseName } from '../dane/phases.js';
 
-/** Every phase of the rollover machine (src/dane/rollover.ts), for the enum-style gauge. */
-export const DANE_PHASES = ['STEADY', 'PUBLISH_NEXT', 'AWAIT_VISIBLE', 'ISSUE', 'SWAP', 'VERIFY_LIVE', 'RETIRE'] as const;
+/** Every phase of the DANE machine, for the enum-style gauge. */
+export const DANE_PHASES = PHASES;
 
 /** The orchestrator's named steps; failure series start at 0 for each, so rate() works from the first failure. */
 export const FAILURE_STEPS = ['obtain', 'validate', 'deploy', 'hooks', 'verify'] as const;
@@ -68,7 +69,7 @@ export class MxcertMetrics {
     this.consecutiveFailures = unitGauge('mxcert_consecutive_failures', 'Failed attempts since the last successful renewal');
     this.danePhase = new Gauge({
       name: 'mxcert_dane_phase',
-      help: 'DANE rollover phase: 1 for the current phase, 0 for the others (only for certificates with dane.enabled and a journal)',
+      help: 'DANE rollover phase: 1 for the current phase, 0 for the others (for every certificate with a DANE journal, DANE on or off)',
       labelNames: [...UNIT, 'phase'],
       registers,
     });
@@ -144,7 +145,8 @@ export class MxcertMetrics {
       nextRenewal: seconds(plan.at),
       reason: plan.reason,
       consecutiveFailures: state.consecutiveFailures,
-      danePhase: cert.dane?.enabled ? await readDanePhase(store, cert.name, keyType) : undefined,
+      // Whenever a journal exists: with DANE off, records may still be published until `mxcert dane retire`.
+      danePhase: await readDanePhase(store, cert.name, keyType),
       liveCheck: this.liveCheckFrom(cert, keyType, state),
     };
   }
@@ -175,7 +177,7 @@ export class MxcertMetrics {
 async function readDanePhase(store: StateStore, name: string, keyType: string): Promise<string | undefined> {
   try {
     const j = JSON.parse(await readFile(path.join(store.certDir(name, keyType), 'dane', 'journal.json'), 'utf8')) as { phase?: unknown };
-    return typeof j.phase === 'string' ? j.phase : undefined;
+    return phaseName(j.phase);
   } catch {
     return undefined;
   }

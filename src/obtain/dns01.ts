@@ -35,46 +35,18 @@ export function createDns01Solver(cfg: Rfc2136Config, deps: Dns01Deps): Challeng
 
   // Resolved once per solver (one run): the server to update and the set to
   // check. A failure is not cached, so the next present() tries again.
-  let setup: Promise<{ updater: Rfc2136Updater; servers: DnsServer[] }> | undefined;
-  const getSetup = (): Promise<{ updater: Rfc2136Updater; servers: DnsServer[] }> => {
-    setup ??= (async () => {
-      const [primary] = await resolveServer({ host: cfg.server, port: cfg.port }, resolver);
-      const updater = new Rfc2136Updater({
-        server: primary!,
-        zone,
-        tsig: { name: cfg.tsig.name, algorithm: cfg.tsig.algorithm, secret: deps.tsigSecret },
-        logger: log,
-      });
-      const explicit = cfg.nameservers?.map((s) => parseHostPort(s));
-      const servers = await findAuthoritativeServers(zone, { primary: primary!, explicit, resolver });
-      log.debug({ primary: formatServer(primary!), nameservers: servers.map(formatServer) }, 'dns-01 servers');
-      return { updater, servers };
-    })();
+  let setup: Promise<Dns01Setup> | undefined;
+  const getSetup = (): Promise<Dns01Setup> => {
+    setup ??= resolveSetup(cfg, deps.tsigSecret, zone, resolver, log);
     setup.catch(() => {
       setup = undefined;
     });
     return setup;
   };
-
-  const ownerOf = (ch: ChallengeInput): string => {
-    const id = stripDot(ch.identifier).toLowerCase().replace(/^\*\./, '');
-    const owner = `_acme-challenge.${id}`;
-    if (owner !== zone && !owner.endsWith(`.${zone}`)) {
-      // A CNAME-delegated _acme-challenge (into another zone) is not followed.
-      throw new ChallengeError(`dns-01 for ${id}: ${owner}. is not in the configured zone ${zone}.`);
-    }
-    return `${owner}.`;
-  };
-
-  /** Every authoritative server answers, authoritatively, without the value. */
+  const ownerOf = (ch: ChallengeInput): string => challengeOwner(ch.identifier, zone);
   const confirmedAbsent = async (owner: string, value: string): Promise<boolean> => {
     try {
-      const { servers } = await getSetup();
-      if (servers.length === 0) return false;
-      const answers = await Promise.all(
-        servers.map((s) => queryDns(s, owner, 'TXT', { tcp: true, recursion: false, timeoutMs: ABSENCE_QUERY_TIMEOUT_MS })),
-      );
-      return answers.every((r) => r.authoritative && (r.rcode === 'NOERROR' || r.rcode === 'NXDOMAIN') && !txtValues(r, owner).includes(value));
+      return await absentEverywhere((await getSetup()).servers, owner, value);
     } catch {
       return false;
     }
@@ -129,4 +101,41 @@ export function createDns01Solver(cfg: Rfc2136Config, deps: Dns01Deps): Challeng
       setup = undefined;
     },
   };
+}
+
+interface Dns01Setup {
+  updater: Rfc2136Updater;
+  servers: DnsServer[];
+}
+
+async function resolveSetup(cfg: Rfc2136Config, tsigSecret: string, zone: string, resolver: (name: string) => Promise<string[]>, log: Logger): Promise<Dns01Setup> {
+  const [primary] = await resolveServer({ host: cfg.server, port: cfg.port }, resolver);
+  const updater = new Rfc2136Updater({
+    server: primary!,
+    zone,
+    tsig: { name: cfg.tsig.name, algorithm: cfg.tsig.algorithm, secret: tsigSecret },
+    logger: log,
+  });
+  const explicit = cfg.nameservers?.map((s) => parseHostPort(s));
+  const servers = await findAuthoritativeServers(zone, { primary: primary!, explicit, resolver });
+  log.debug({ primary: formatServer(primary!), nameservers: servers.map(formatServer) }, 'dns-01 servers');
+  return { updater, servers };
+}
+
+/** `_acme-challenge.<identifier>.` (a wildcard's base name), which must lie in `zone`. */
+export function challengeOwner(identifier: string, zone: string): string {
+  const id = stripDot(identifier).toLowerCase().replace(/^\*\./, '');
+  const owner = `_acme-challenge.${id}`;
+  if (owner !== zone && !owner.endsWith(`.${zone}`)) {
+    // A CNAME-delegated _acme-challenge (into another zone) is not followed.
+    throw new ChallengeError(`dns-01 for ${id}: ${owner}. is not in the configured zone ${zone}.`);
+  }
+  return `${owner}.`;
+}
+
+/** Every authoritative server answers, authoritatively, without the value. */
+async function absentEverywhere(servers: DnsServer[], owner: string, value: string): Promise<boolean> {
+  if (servers.length === 0) return false;
+  const answers = await Promise.all(servers.map((s) => queryDns(s, owner, 'TXT', { tcp: true, recursion: false, timeoutMs: ABSENCE_QUERY_TIMEOUT_MS })));
+  return answers.every((r) => r.authoritative && (r.rcode === 'NOERROR' || r.rcode === 'NXDOMAIN') && !txtValues(r, owner).includes(value));
 }

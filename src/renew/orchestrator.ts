@@ -30,7 +30,12 @@ import { configFingerprint } from '../schedule/config-fingerprint.js';
 import { stagedVerdict } from '../schedule/staged.js';
 import { ariCertId, nextAriCheck, type RenewalInfo } from '../acme/ari.js';
 import { AcmeProblemError } from '../errors.js';
-import { ADOPTION_WAIT, advanceDane, keyTlsa311, readJournal } from '../dane/rollover.js';
+import { access } from 'node:fs/promises';
+import path from 'node:path';
+import { ADOPTION_WAIT, advanceDane, retireDane } from '../dane/rollover.js';
+import { daneDir, keyTlsa311, readDaneKey, readJournal } from '../dane/journal.js';
+import { VISIBILITY_POLL_MS } from '../dane/execute.js';
+import { keptKey, keptKeyNotice, type RetireOutcome } from '../dane/retire.js';
 import { parseListen } from '../util/host-port.js';
 import { publicKeySpkiDer } from '../keys/keygen.js';
 import { displayTime } from '../util/display-time.js';
@@ -74,15 +79,19 @@ export interface RenewOptions {
   signal?: AbortSignal;
 }
 
-/** What the DANE rollover machine did in this pass. */
+/** What the DANE machine did in this pass (docs/architecture.md, "DANE rollover"). */
 export interface DaneReport {
   phase: string;
   acted: string[];
   waiting?: string;
+  /** Something the operator must know: the key is kept because mxcert's records may still be published. */
+  notice?: string;
 }
 
 export type UnitOutcome = (
   | { cert: string; keyType: KeyType; status: 'not-due'; plan: Plan }
+  /** DANE: no certificate deployed, but the rollover moved (records published, a key retired, a phase changed). */
+  | { cert: string; keyType: KeyType; status: 'dane-progress'; plan: Plan }
   | { cert: string; keyType: KeyType; status: 'planned'; plan: Plan }
   | { cert: string; keyType: KeyType; status: 'renewed'; plan: Plan; serial: string; notAfter: string }
   | { cert: string; keyType: KeyType; status: 'failed'; plan: Plan; step: string; error: string; code: string }
@@ -115,7 +124,9 @@ export async function renewAll(deps: RenewDeps, opts: RenewOptions): Promise<Uni
   const units: Array<() => Promise<UnitOutcome[]>> = [];
   for (const cert of deps.config.certificates) {
     if (opts.only?.length && !opts.only.includes(cert.name)) continue;
-    if (cert.dane?.enabled && !opts.dryRun) units.push(() => renewDaneCertificate(deps, cert, opts));
+    // DANE state outlives `dane.enabled`: while mxcert's records may be
+    // published, the certificate stays on the DANE path (it keeps its key).
+    if (!opts.dryRun && (cert.dane?.enabled || (await hasDaneState(deps.store, cert)))) units.push(() => renewDaneCertificate(deps, cert, opts));
     else for (const keyType of cert.keys) units.push(async () => [await renewUnit(deps, cert, keyType, opts)]);
   }
   const results: UnitOutcome[][] = new Array(units.length);
@@ -131,12 +142,73 @@ export async function renewAll(deps: RenewDeps, opts: RenewOptions): Promise<Uni
   return results.filter(Boolean).flat();
 }
 
+async function hasDaneState(store: StateStore, cert: CertificateConfig): Promise<boolean> {
+  const found = await Promise.all(cert.keys.map((k) => access(path.join(daneDir(store, cert.name, k), 'journal.json')).then(() => true, () => false)));
+  return found.includes(true);
+}
+
+/**
+ * A certificate with DANE on, or with DANE state left: a retirement under
+ * way moves first; while any journal remains and DANE is off (or still
+ * retiring), renewals keep the key mxcert's records name.
+ */
+async function renewDaneCertificate(deps: RenewDeps, cert: CertificateConfig, opts: RenewOptions): Promise<UnitOutcome[]> {
+  let retire: RetireOutcome | undefined;
+  let retireError: string | undefined;
+  try {
+    retire = await retireDane({ store: deps.store, name: cert.name, keyTypes: cert.keys, cert, logger: deps.logger.child({ cert: cert.name }), clock: deps.clock, budgetMs: VISIBILITY_POLL_MS, start: false });
+  } catch (err) {
+    // Renewals must go on (keeping the key): the error is reported, and
+    // `mxcert dane retire` says the same with exit 1.
+    retireError = `the retirement of mxcert's TLSA records failed: ${describeError(err)}`;
+    deps.logger.error({ cert: cert.name, err: retireError }, 'DANE: retirement failed');
+  }
+  const retiring = retireError !== undefined || (retire !== undefined && retire.phase !== 'DONE');
+  if (!cert.dane?.enabled || retiring) {
+    const out: UnitOutcome[] = [];
+    for (const keyType of cert.keys) {
+      if (opts.signal?.aborted) break;
+      out.push(await keepDaneKey(deps, cert, keyType, opts, retire, retireError));
+    }
+    return out;
+  }
+  return renewDaneKeyTypes(deps, cert, opts);
+}
+
+/**
+ * One key type while mxcert's records may still be published (DANE off in
+ * the config, or retiring): renew when due like any certificate, but with
+ * the key those records name, never a fresh one.
+ */
+async function keepDaneKey(deps: RenewDeps, cert: CertificateConfig, keyType: KeyType, opts: RenewOptions, retire: RetireOutcome | undefined, retireError?: string): Promise<UnitOutcome> {
+  const log = deps.logger.child({ cert: cert.name, keyType });
+  let keep: KeptKey;
+  try {
+    const j = await readJournal(deps.store, cert.name, keyType);
+    if (!j) return renewUnit(deps, cert, keyType, opts);
+    const deployed = await deployedKeyPem(deps, cert, keyType, log);
+    const key = keptKey(j, deployed ? keyTlsa311(deployed) : undefined);
+    const notice = keptKeyNotice(cert.name, j, Boolean(cert.dane?.enabled));
+    log.warn({ phase: j.phase }, `DANE: ${notice}`);
+    const waiting = retireError ?? retire?.waiting;
+    const report: DaneReport = { phase: j.phase, acted: retire?.acted ?? [], notice, ...(waiting ? { waiting } : {}) };
+    keep = { keyPem: await readDaneKey(deps.store, cert.name, keyType, key.id), report, changed: Boolean(retire?.changed) };
+  } catch (err) {
+    // An unreadable journal or key: no renewal with a key the records may lack; report it.
+    const state = await deps.store.readState(cert.name, keyType);
+    const current = state.current ? await deps.store.loadVersion(cert.name, keyType, state.current) : undefined;
+    const f = await recordFailure(deps, cert, keyType, { state, current, log }, err);
+    return { cert: cert.name, keyType, status: 'failed', plan: planFromState(cert, keyType, state, current, opts.force, deps.clock.now()), ...f };
+  }
+  return renewUnit(deps, cert, keyType, opts, keep);
+}
+
 /**
  * The key types of one DANE certificate, one after the other. A key type
  * that waited for its siblings during adoption runs once more at the end,
  * so a fresh dual-key certificate is published in the same pass.
  */
-async function renewDaneCertificate(deps: RenewDeps, cert: CertificateConfig, opts: RenewOptions): Promise<UnitOutcome[]> {
+async function renewDaneKeyTypes(deps: RenewDeps, cert: CertificateConfig, opts: RenewOptions): Promise<UnitOutcome[]> {
   const out: UnitOutcome[] = [];
   for (const keyType of cert.keys) {
     if (opts.signal?.aborted) break;
@@ -146,14 +218,24 @@ async function renewDaneCertificate(deps: RenewDeps, cert: CertificateConfig, op
     const o = out[i]!;
     if (o.dane?.waiting?.startsWith(ADOPTION_WAIT) && !opts.signal?.aborted) {
       const again = await renewUnit(deps, cert, o.keyType, opts);
-      // Keep the first run's "renewed": the certificate it deployed is still the one served.
-      out[i] = o.status === 'renewed' && again.status === 'not-due' ? { ...o, dane: again.dane } : again;
+      // Keep the first run's "renewed" (the certificate it deployed is still
+      // the one served) or its progress, unless the second run did more.
+      const keepFirst = (o.status === 'renewed' || o.status === 'dane-progress') && (again.status === 'not-due' || (again.status === 'dane-progress' && o.status === 'renewed'));
+      out[i] = keepFirst ? { ...o, dane: again.dane } : again;
     }
   }
   return out;
 }
 
-export async function renewUnit(deps: RenewDeps, cert: CertificateConfig, keyType: KeyType, opts: RenewOptions): Promise<UnitOutcome> {
+/** A renewal that must use a given key (DANE records may still name it), with what to report about it. */
+export interface KeptKey {
+  keyPem: string;
+  report: DaneReport;
+  /** The DANE state moved in this pass (a retirement step). */
+  changed: boolean;
+}
+
+export async function renewUnit(deps: RenewDeps, cert: CertificateConfig, keyType: KeyType, opts: RenewOptions, keep?: KeptKey): Promise<UnitOutcome> {
   const log = deps.logger.child({ cert: cert.name, keyType });
   const now = deps.clock.now();
   let state = await deps.store.readState(cert.name, keyType);
@@ -166,20 +248,21 @@ export async function renewUnit(deps: RenewDeps, cert: CertificateConfig, keyTyp
   }
   const plan = planFromState(cert, keyType, state, current, opts.force, now, fingerprintOf(deps, cert, keyType));
   if (ariBefore !== state.ari && state.ari && state.ari.chosen !== ariBefore?.chosen) logAriWindow(state.ari, plan, log);
-  if (cert.dane?.enabled && !opts.dryRun) return daneUnit(deps, cert, keyType, plan, log);
+  if (cert.dane?.enabled && !opts.dryRun && !keep) return daneUnit(deps, cert, keyType, plan, log);
+  const dane = keep ? { dane: keep.report } : {};
   if (!plan.due) {
     log.info({ renewAt: plan.at.toISOString(), reason: plan.reason }, 'not due');
-    return { cert: cert.name, keyType, status: 'not-due', plan };
+    return { cert: cert.name, keyType, status: keep?.changed ? 'dane-progress' : 'not-due', plan, ...dane };
   }
   log.info({ reason: plan.reason }, opts.dryRun ? 'would renew (dry run)' : 'renewing');
   if (opts.dryRun) return { cert: cert.name, keyType, status: 'planned', plan };
 
   try {
-    const checked = await issueAndDeploy(deps, cert, keyType, { state, current, log }, {});
-    return { cert: cert.name, keyType, status: 'renewed', plan, serial: checked.chain.serial, notAfter: checked.chain.notAfter.toISOString() };
+    const checked = await issueAndDeploy(deps, cert, keyType, { state, current, log }, keep ? { keyPem: keep.keyPem } : {});
+    return { cert: cert.name, keyType, status: 'renewed', plan, serial: checked.chain.serial, notAfter: checked.chain.notAfter.toISOString(), ...dane };
   } catch (err) {
     const f = await recordFailure(deps, cert, keyType, { state, current, log }, err);
-    return { cert: cert.name, keyType, status: 'failed', plan, ...f };
+    return { cert: cert.name, keyType, status: 'failed', plan, ...f, ...dane };
   }
 }
 
@@ -235,7 +318,8 @@ async function daneUnit(deps: RenewDeps, cert: CertificateConfig, keyType: KeyTy
     if (renewed) {
       return { cert: cert.name, keyType, status: 'renewed', plan, serial: renewed.chain.serial, notAfter: renewed.chain.notAfter.toISOString(), dane: report };
     }
-    return { cert: cert.name, keyType, status: 'not-due', plan, dane: report };
+    // A pass that published or moved the journal did something: not "not due".
+    return { cert: cert.name, keyType, status: out.changed ? 'dane-progress' : 'not-due', plan, dane: report };
   } catch (err) {
     const f = await recordFailure(deps, cert, keyType, await fresh(), err);
     return { cert: cert.name, keyType, status: 'failed', plan, ...f };
@@ -519,20 +603,9 @@ async function deployAndVerify(
 ): Promise<void> {
   const bundle = buildBundle({ keyPem: got.keyPem, leafPem: got.chain.leafPem, intermediatesPem: got.chain.intermediatesPem });
   const paths = outputPaths(cert, keyType);
-  const keyMode = parseInt(cert.output.mode, 8);
-  const publicMode = cert.output.publicMode ? parseInt(cert.output.publicMode, 8) : keyMode;
-  const owner = await resolveOwner(cert.output.owner, cert.output.group);
-  const files = (Object.entries(paths) as Array<[OutputKind, string]>).map(([kind, path]) => ({
-    kind,
-    path,
-    content: bundle[kind],
-    mode: KEY_KINDS.has(kind) ? keyMode : publicMode,
-    ...owner,
-  }));
-
   let deployed: DeployResult;
   try {
-    deployed = await deployOutputs(files);
+    deployed = await deployOutputs(await outputFiles(cert, paths, bundle));
   } catch (err) {
     throw new StepError('deploy', err);
   }
@@ -574,26 +647,41 @@ async function deployAndVerify(
     return rollback('hooks', err);
   }
 
+  try {
+    await liveChecks(deps, cert, keyType, got, log, extraVerify);
+  } catch (err) {
+    return rollback('verify', err);
+  }
+}
+
+/** The files of `paths`, with their content from `bundle`, modes and owner (docs/architecture.md, "Files on disk"). */
+async function outputFiles(cert: CertificateConfig, paths: Partial<Record<OutputKind, string>>, bundle: ReturnType<typeof buildBundle>) {
+  const keyMode = parseInt(cert.output.mode, 8);
+  const publicMode = cert.output.publicMode ? parseInt(cert.output.publicMode, 8) : keyMode;
+  const owner = await resolveOwner(cert.output.owner, cert.output.group);
+  return (Object.entries(paths) as Array<[OutputKind, string]>).map(([kind, path]) => ({
+    kind,
+    path,
+    content: bundle[kind],
+    mode: KEY_KINDS.has(kind) ? keyMode : publicMode,
+    ...owner,
+  }));
+}
+
+/** STARTTLS to `verify.smtp`, then the caller's own check (DANE: the served key is in every RRset). */
+async function liveChecks(deps: RenewDeps, cert: CertificateConfig, keyType: KeyType, got: Obtained, log: Logger, extraVerify?: (leafDer: Buffer) => Promise<void>): Promise<void> {
+  if (!cert.verify.smtp.length && !extraVerify) return;
+  const leafDer = new X509Certificate(got.chain.leafPem).raw;
   if (cert.verify.smtp.length) {
-    try {
-      await verifyServed(cert.verify.smtp, new X509Certificate(got.chain.leafPem).raw, {
-        serverName: cert.verify.serverName ?? cert.domains[0],
-        timeoutMs: cert.verify.timeout,
-        keyType,
-        clock: deps.clock,
-        logger: log,
-      });
-    } catch (err) {
-      return rollback('verify', err);
-    }
+    await verifyServed(cert.verify.smtp, leafDer, {
+      serverName: cert.verify.serverName ?? cert.domains[0],
+      timeoutMs: cert.verify.timeout,
+      keyType,
+      clock: deps.clock,
+      logger: log,
+    });
   }
-  if (extraVerify) {
-    try {
-      await extraVerify(new X509Certificate(got.chain.leafPem).raw);
-    } catch (err) {
-      return rollback('verify', err);
-    }
-  }
+  if (extraVerify) await extraVerify(leafDer);
 }
 
 function hookArgv(h: string | string[]): string[] {

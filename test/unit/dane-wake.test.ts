@@ -47,10 +47,27 @@ describe('daneWakeAt', () => {
     assert.ok(hold >= NOW.getTime() + 30_000 && hold < NOW.getTime() + 31_000, `hold wake ${new Date(hold).toISOString()}`);
   });
 
-  it('RETIRE: one TTL after the swap', async () => {
+  it('RETIRE (a journal of an earlier version): one TTL after the swap', async () => {
     await journal({ phase: 'RETIRE', swappedAt: at(-10_000) });
     const w = (await daneWakeAt(store, cert, 'ecdsa-p256', NOW))!;
     assert.ok(w >= NOW.getTime() + 50_000 && w < NOW.getTime() + 51_000, new Date(w).toISOString());
+  });
+
+  it('RETIRE_OLD: at retireAfter (the larger TTL after the swap)', async () => {
+    await journal({ phase: 'RETIRE_OLD', swappedAt: at(-10_000), retireAfter: at(70_000) });
+    const w = (await daneWakeAt(store, cert, 'ecdsa-p256', NOW))!;
+    assert.ok(w >= NOW.getTime() + 70_000 && w < NOW.getTime() + 71_000, new Date(w).toISOString());
+  });
+
+  it('DANE off in the config: nothing moves on its own, except a retirement, which wakes when the keys may be freed', async () => {
+    const off = { ...cert, dane: undefined } as CertificateConfig;
+    await journal({ phase: 'STEADY' });
+    assert.equal(await daneWakeAt(store, off, 'ecdsa-p256', NOW), undefined);
+    await journal({ phase: 'RELEASE', retire: { startedAt: at(-5000), owners: [], records: [], releaseAt: at(40_000) } });
+    const w = (await daneWakeAt(store, off, 'ecdsa-p256', NOW))!;
+    assert.ok(w >= NOW.getTime() + 40_000 && w < NOW.getTime() + 41_000, new Date(w).toISOString());
+    await journal({ phase: 'AWAIT_GONE', retire: { startedAt: at(-5000), owners: [], records: [] } });
+    assert.ok((await daneWakeAt(store, off, 'ecdsa-p256', NOW))! > NOW.getTime(), 'looks again later, never a busy loop');
   });
 
   it('a deadline already passed (something without a deadline holds it back): later, not now', async () => {

@@ -101,6 +101,19 @@ describe('metrics.listen', () => {
 });
 
 describe('MxcertMetrics', () => {
+  it('shows the DANE phase of a retirement with DANE switched off in the config', async () => {
+    const cfg = await loadConfig(await configWith({}, { dane: false }));
+    const store = new StateStore(cfg.stateDir);
+    await store.ensure();
+    await mkdir(path.join(store.certDir('mx1', 'ecdsa-p256'), 'dane'), { recursive: true });
+    await writeFile(path.join(store.certDir('mx1', 'ecdsa-p256'), 'dane', 'journal.json'), JSON.stringify({ phase: 'AWAIT_GONE' }));
+    const m = new MxcertMetrics({ processMetrics: false });
+    await m.refresh(cfg, new Date('2030-01-10T00:00:00Z'));
+    const text = await m.text();
+    assert.equal(sample(text, 'mxcert_dane_phase', { cert: 'mx1', key_type: 'ecdsa-p256', phase: 'AWAIT_GONE' }), 1);
+    assert.equal(sample(text, 'mxcert_dane_phase', { cert: 'mx1', key_type: 'ecdsa-p256', phase: 'STEADY' }), 0);
+  });
+
   it('mirrors stateDir in gauges and counts outcomes', async () => {
     const cfg = await loadConfig(await configWith({}, { dane: true }));
     const store = new StateStore(cfg.stateDir);

@@ -4,7 +4,7 @@ import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { KEY_TYPES } from '../../src/config/schema.js';
 import { RENEWAL_REASONS } from '../../src/schedule/renewal-time.js';
-import { PHASES } from '../../src/dane/rollover.js';
+import { PHASES } from '../../src/dane/phases.js';
 import { STATUS_SCHEMA_PATH, assertStatusSchema } from '../support/status-schema.js';
 
 type Obj = Record<string, any>; // eslint-disable-line @typescript-eslint/no-explicit-any
