@@ -148,7 +148,10 @@ async function runPostmap(t: PostfixMapTarget, source: string, log: Logger): Pro
   for (const line of String(r.stderr ?? '').split('\n')) tail.push(line);
   const said = errorTail(tail, 'stderr');
   if (!r.failed && r.exitCode === 0) {
-    // Warnings (a duplicate key, a file it could not read in full) still build a map; say so.
+    // postmap -F leaves out an entry whose file it cannot read, warns and
+    // exits 0: installing that map would serve the default certificate for
+    // the name, so it is a failure like any other.
+    if (/skipping this entry/.test(String(r.stderr))) throw new DeployError(`${command} left out entries: ${said}; the live SNI map is unchanged`);
     if (said) log.warn({ command, stderr: said }, 'postmap warned while building the SNI map');
     return;
   }

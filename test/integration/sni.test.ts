@@ -196,6 +196,23 @@ describe('SNI: many customer names on one host, on real Postfix and Dovecot', { 
     assert.match(await readFile(sb.postfix.logPath, 'utf8'), /table hash:\S+mxcert-sni\(\d+,[^)]*\) has changed -- restarting/, 'smtpd saw the table change by itself');
   });
 
+  it('a deploy hook fails after the map was rebuilt: the files go back and the map is rebuilt from them, so the old certificate is served', async () => {
+    const servedBefore = await served({ port: sb.postfix.port, starttls: 'smtp', servername: NAMES.alpha });
+    const hook = path.join(sb.dir, 'failing-reload');
+    await writeFile(hook, '#!/bin/sh\necho "reload refused" >&2\nexit 1\n', { mode: 0o755 });
+    const c = config([[hook]]);
+    const failing = await sb.writeConfig(c, path.join(sb.dir, 'sni-failing-hook.yaml'));
+    const r = await sb.cli(['renew', '--force', '--cert', 'alpha', '--format', 'text', '--config', failing], { timeoutMs: 300_000 });
+    assert.equal(r.code, 1, r.stdout + r.stderr);
+    assert.match(r.stdout, /^alpha \(ecdsa-p256\): FAILED at hooks: hook \S+failing-reload exited with code 1: reload refused \(previous files restored\)$/m);
+    // The map was rebuilt twice: with the new file before the hook, with the restored one after it.
+    const rebuilt = r.stderr.split('\n').filter((l) => l.includes('SNI: Postfix map rebuilt')).length;
+    assert.ok(rebuilt >= 2, r.stderr);
+    const now = await served({ port: sb.postfix.port, starttls: 'smtp', servername: NAMES.alpha });
+    assert.equal(now.serialNumber, servedBefore.serialNumber, 'Postfix serves the restored certificate, not the one whose deploy failed');
+    assert.equal((await deployedLeaf(out('alpha-ecdsa-p256.pem'))).serialNumber, servedBefore.serialNumber);
+  });
+
   it('postmap fails (file system full): the live map is untouched and keeps serving, the files go back, the error names postmap', async () => {
     const servedBefore = await served({ port: sb.postfix.port, starttls: 'smtp', servername: NAMES.alpha });
     const liveBefore = { source: await readFile(map), db: await readFile(`${map}.db`) };
