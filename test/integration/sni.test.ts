@@ -198,8 +198,22 @@ describe('SNI: many customer names on one host, on real Postfix and Dovecot', { 
 
   it('a deploy hook fails after the map was rebuilt: the files go back and the map is rebuilt from them, so the old certificate is served', async () => {
     const servedBefore = await served({ port: sb.postfix.port, starttls: 'smtp', servername: NAMES.alpha });
+    // Fails its first run; on its second (the rollback's reload) it records
+    // what Postfix serves for alpha at that moment, mid-pass.
     const hook = path.join(sb.dir, 'failing-reload');
-    await writeFile(hook, '#!/bin/sh\necho "reload refused" >&2\nexit 1\n', { mode: 0o755 });
+    const runs = path.join(sb.dir, 'failing-reload.runs');
+    const seen = path.join(sb.dir, 'served-at-rollback');
+    await writeFile(
+      hook,
+      [
+        '#!/bin/sh',
+        `n=$(cat ${runs} 2>/dev/null || echo 0); n=$((n + 1)); echo $n > ${runs}`,
+        'if [ "$n" -eq 1 ]; then echo "reload refused" >&2; exit 1; fi',
+        `openssl s_client -starttls smtp -connect 127.0.0.1:${sb.postfix.port} -servername ${NAMES.alpha} </dev/null 2>/dev/null | openssl x509 -noout -serial > ${seen}`,
+        '',
+      ].join('\n'),
+      { mode: 0o755 },
+    );
     const c = config([[hook]]);
     const failing = await sb.writeConfig(c, path.join(sb.dir, 'sni-failing-hook.yaml'));
     const r = await sb.cli(['renew', '--force', '--cert', 'alpha', '--format', 'text', '--config', failing], { timeoutMs: 300_000 });
@@ -208,6 +222,7 @@ describe('SNI: many customer names on one host, on real Postfix and Dovecot', { 
     // The map was rebuilt twice: with the new file before the hook, with the restored one after it.
     const rebuilt = r.stderr.split('\n').filter((l) => l.includes('SNI: Postfix map rebuilt')).length;
     assert.ok(rebuilt >= 2, r.stderr);
+    assert.equal((await readFile(seen, 'utf8')).trim(), `serial=${servedBefore.serialNumber}`, 'right after the rollback, before the pass ended, Postfix served the restored certificate');
     const now = await served({ port: sb.postfix.port, starttls: 'smtp', servername: NAMES.alpha });
     assert.equal(now.serialNumber, servedBefore.serialNumber, 'Postfix serves the restored certificate, not the one whose deploy failed');
     assert.equal((await deployedLeaf(out('alpha-ecdsa-p256.pem'))).serialNumber, servedBefore.serialNumber);
