@@ -8,10 +8,11 @@
 // postmap that fails (a full file system) leaves the old map serving.
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
 import { X509Certificate } from 'node:crypto';
 import { mkdir, readdir, readFile, rm, stat, statfs, utimes, writeFile } from 'node:fs/promises';
 import path from 'node:path';
-import { REPO, startSandbox, type Sandbox, type SandboxConfig } from '../support/sandbox.js';
+import { CLI, REPO, startSandbox, type Sandbox, type SandboxConfig } from '../support/sandbox.js';
 import { startDovecot, type DovecotEnv } from '../env/dovecot.js';
 import { logTail, pollUntil, run } from '../env/proc.js';
 
@@ -255,5 +256,28 @@ describe('SNI: many customer names on one host, on real Postfix and Dovecot', { 
     const renewed = await deployedLeaf(out('alpha-ecdsa-p256.pem'));
     assert.notEqual(renewed.serialNumber, servedBefore.serialNumber);
     await servesEventually({ port: sb.postfix.port, starttls: 'smtp', servername: NAMES.alpha }, renewed, 'Postfix to serve alpha after the space came back');
+  });
+
+  it('the daemon: a certificate taken out of the config leaves both tables at the end of its pass, without a deploy', async () => {
+    const c = config([]);
+    c.certificates = c.certificates.filter((x: { name: string }) => x.name !== 'bravo');
+    const cfg = await sb.writeConfig(c, path.join(sb.dir, 'sni-daemon.yaml'));
+    const child = spawn(process.execPath, [CLI, 'run', '--config', cfg], { env: { ...process.env, MXCERT_LOG_LEVEL: 'info' }, stdio: ['ignore', 'ignore', 'pipe'] });
+    let stderr = '';
+    child.stderr.on('data', (b: Buffer) => (stderr += b.toString('utf8')));
+    const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
+    try {
+      await pollUntil(() => (stderr.includes('"msg":"next wake-up at ') ? true : undefined), { deadlineMs: 60_000, what: "the daemon's first pass to end", detail: () => stderr });
+      assert.match(stderr, /"msg":"SNI: Postfix map rebuilt"/);
+      assert.match(stderr, /"msg":"SNI: Dovecot include written"/);
+      assert.doesNotMatch(stderr, /"msg":"renewing"/, 'nothing was due: the tables changed with the config alone');
+      assert.doesNotMatch(await readFile(map, 'utf8'), /bravo/);
+      assert.doesNotMatch(await readFile(include, 'utf8'), /bravo/);
+      const fallback = await deployedLeaf(sb.combinedPath());
+      await servesEventually({ port: sb.postfix.port, starttls: 'smtp', servername: NAMES.bravo }, fallback, 'Postfix to serve its default certificate for the removed name');
+    } finally {
+      child.kill('SIGTERM');
+      assert.equal(await exited, 0, stderr);
+    }
   });
 });
