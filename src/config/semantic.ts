@@ -18,6 +18,8 @@ export interface Parts {
   acme: ParsedConfig['acme'] | undefined;
   certificates: { index: number; cert: CertificateConfig }[];
   sni?: ParsedConfig['sni'];
+  /** Some certificates failed the schema: what the others imply about the whole is unknown. */
+  partial?: boolean;
 }
 
 /**
@@ -35,7 +37,7 @@ export function validParts(raw: unknown): Parts {
     if (r.success) certificates.push({ index, cert: r.data });
   });
   const sni = configSchema.shape.sni.safeParse(obj['sni']);
-  return { acme: acme.success ? acme.data : undefined, certificates, sni: sni.success ? sni.data : undefined };
+  return { acme: acme.success ? acme.data : undefined, certificates, sni: sni.success ? sni.data : undefined, partial: true };
 }
 
 export async function semanticProblems(parts: Parts, env: Env): Promise<ConfigProblem[]> {
@@ -73,7 +75,7 @@ export async function semanticProblems(parts: Parts, env: Env): Promise<ConfigPr
   for (const { index, cert } of parts.certificates) {
     checks.push(outputTargetProblems(index, cert), hookProblems(index, cert));
   }
-  if (parts.sni) checks.push(sniProblems(parts.sni, parts.certificates));
+  if (parts.sni) checks.push(sniProblems(parts.sni, parts.certificates, { partial: parts.partial }));
   sync.push(...duplicateNames(parts.certificates), ...outputProblems(parts.certificates), ...hookEnvSecretProblems(parts));
   return [...sync, ...(await Promise.all(checks)).flat()];
 }

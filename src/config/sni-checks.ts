@@ -16,8 +16,8 @@ import type { CertificateConfig, SniConfig } from './schema.js';
 
 type Indexed = { index: number; cert: CertificateConfig }[];
 
-export async function sniProblems(sni: SniConfig, certs: Indexed): Promise<ConfigProblem[]> {
-  const out: ConfigProblem[] = [...sniPathProblems(sni, certs)];
+export async function sniProblems(sni: SniConfig, certs: Indexed, opts: { partial?: boolean } = {}): Promise<ConfigProblem[]> {
+  const out: ConfigProblem[] = [...sniPathProblems(sni, certs, opts)];
   if (sni.postfix) {
     const p = sni.postfix;
     for (const f of [p.map, p.map + MAP_SUFFIX[p.type]]) {
@@ -48,7 +48,7 @@ export async function sniProblems(sni: SniConfig, certs: Indexed): Promise<Confi
  * Paths a table would name but the MTA could not read back from it, at the
  * output's YAML path; and a table no certificate would ever fill.
  */
-export function sniPathProblems(sni: SniConfig, certs: Indexed): ConfigProblem[] {
+export function sniPathProblems(sni: SniConfig, certs: Indexed, opts: { partial?: boolean } = {}): ConfigProblem[] {
   const out: ConfigProblem[] = [];
   const seen = new Set<string>();
   const report = (at: string, message: string | undefined) => {
@@ -75,6 +75,8 @@ export function sniPathProblems(sni: SniConfig, certs: Indexed): ConfigProblem[]
       }
     }
   }
+  // With certificates that failed the schema, "no certificate fills it" may be untrue.
+  if (opts.partial) return out;
   if (sni.postfix && postfixFiles === 0) out.push({ path: 'sni.postfix', message: 'no server certificate has a combined output, so the map would stay empty' });
   if (sni.dovecot && dovecotFiles === 0) out.push({ path: 'sni.dovecot', message: 'no server certificate has a combined output or key and fullchain outputs, so the include would stay empty' });
   return out;

@@ -11,6 +11,11 @@ import { postfixMapPathProblem, postfixSniEntries, postfixSniKey, renderPostfixS
 import { dovecotPathProblem, dovecotSniEntries, renderDovecotSniConf } from '../../src/deploy/sni-dovecot-conf.js';
 import { postmapArgv } from '../../src/deploy/sni-postfix.js';
 import { SingleFlight } from '../../src/util/single-flight.js';
+import { examineConfig } from '../../src/config/load.js';
+import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { stringify } from 'yaml';
 
 function cert(name: string, domains: string[], output: Record<string, string>, extra: Record<string, unknown> = {}): CertificateConfig {
   return certificateSchema.parse({
@@ -262,3 +267,38 @@ describe('SingleFlight (rebuilds shared by concurrent deploys)', () => {
     await p;
   });
 });
+
+describe('sni in the loaded config (what `mxcert config check` prints)', () => {
+  it('problems from the schema and from the disk, at their YAML paths, together with the rest', async () => {
+    const dir = await mkdtemp(path.join(tmpdir(), 'mxcert-sni-config-'));
+    try {
+      await mkdir(path.join(dir, 'out'), { mode: 0o700 });
+      const file = path.join(dir, 'config.yaml');
+      const config = {
+        stateDir: path.join(dir, 'state'),
+        acme: { directory: 'https://acme.example/dir' },
+        certificates: [
+          { name: 'a', domains: ['a.example'], challenge: { type: 'http-01', http: { listen: '127.0.0.1:80' } }, output: { combined: path.join(dir, 'out', 'a b.pem') } },
+        ],
+        sni: { postfix: { map: path.join(dir, 'no-such-dir', 'sni'), postmap: '/usr/sbin/postmap' }, dovecot: { include: path.join(dir, 'out', 'sni.conf') } },
+      };
+      await writeFile(file, stringify(config), { mode: 0o600 });
+      const r = await examineConfig(file, { env: {} });
+      assert.deepEqual(
+        r.problems.map((p) => p.path),
+        ['certificates[0].output.combined', 'sni.postfix.map'],
+        JSON.stringify(r.problems),
+      );
+      assert.match(r.problems[0]!.message, /contains whitespace or a comma.*\(sni\)$/);
+      assert.match(r.problems[1]!.message, /no-such-dir does not exist/);
+
+      // A schema error elsewhere: the sni block is still checked.
+      await writeFile(file, stringify({ ...config, certificates: [{ ...config.certificates[0], outptu: {} }] }), { mode: 0o600 });
+      const broken = await examineConfig(file, { env: {} });
+      assert.deepEqual(broken.problems.map((p) => p.path), ['certificates[0].outptu', 'sni.postfix.map'], JSON.stringify(broken.problems));
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
+});
+
