@@ -13,6 +13,8 @@ PACKAGES=(
   pebble
   bind9 bind9-utils bind9-dnsutils
   postfix
+  # lmdb and cdb tables for the SNI map tests (sni.postfix.type).
+  postfix-lmdb postfix-cdb
   openssl
   pdns-server pdns-backend-sqlite3
   sqlite3

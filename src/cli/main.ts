@@ -198,7 +198,7 @@ function buildProgram(commander: Commander): Command {
 
   addDaneCommands(program, seconds);
   addLifecycleCommands(program, seconds, commander);
-  addConfigCommands(program);
+  addConfigCommands(program, seconds);
   return program;
 }
 
@@ -300,8 +300,8 @@ function addLifecycleCommands(program: Command, seconds: OptionParser, commander
     });
 }
 
-/** `config check`, `import-certbot`. */
-function addConfigCommands(program: Command): void {
+/** `config check`, `sni write`, `import-certbot`. */
+function addConfigCommands(program: Command, seconds: OptionParser): void {
   const config = program.command('config').description('configuration helpers');
   config
     .command('check')
@@ -309,6 +309,16 @@ function addConfigCommands(program: Command): void {
     .action(async () => {
       const { configCheckCommand } = await import('./config-check.js');
       throw new ExitCode(await configCheckCommand(globals(program)));
+    });
+
+  const sni = program.command('sni').description("the MTAs' SNI tables (config sni:): Postfix's tls_server_sni_maps, Dovecot's local_name blocks");
+  sni
+    .command('write')
+    .description('rebuild them now from the config and the deployed files (postmap -F; written atomically); renew and the daemon do this after every deploy')
+    .option('--wait <seconds>', 'wait this long for the state lock', seconds, 0)
+    .action(async (o: { wait: number }) => {
+      const { sniWriteCommand } = await import('./sni.js');
+      throw new ExitCode(await sniWriteCommand(globals(program), o));
     });
 
   program

@@ -35,21 +35,22 @@ export async function renewCommand(ctx: CommandContext, o: RenewCliOptions): Pro
   const logger = held ? createLogger({ level: ctx.logLevel, format: ctx.format, sink: held }) : ctx.logger;
   const release = () => held?.release(stderrSink(ctx.format ?? defaultFormat(process.stderr.isTTY)));
   let results: UnitOutcome[];
+  let sniFailed: boolean;
   try {
-    results = await renewWithLock(config, logger, o);
+    ({ results, sniFailed } = await renewWithLock(config, logger, o));
   } catch (err) {
     release();
     throw err;
   }
   if (!held || worthReporting(results, held.worst)) release();
-  const code = report(results, ctx.format ?? defaultFormat(process.stdout.isTTY), Boolean(o.quiet));
+  const code = Math.max(report(results, ctx.format ?? defaultFormat(process.stdout.isTTY), Boolean(o.quiet)), sniFailed ? 1 : 0);
   if (!o.dryRun) return code;
   // The dry run also exercises each challenge path and deploys nothing (src/cli/dry-run.ts).
   const { dryRunChallenges } = await import('./dry-run.js');
   return Math.max(code, await dryRunChallenges(config, logger, o.cert));
 }
 
-async function renewWithLock(config: Config, logger: Logger, o: RenewCliOptions): Promise<UnitOutcome[]> {
+async function renewWithLock(config: Config, logger: Logger, o: RenewCliOptions): Promise<PassResult> {
   const store = new StateStore(config.stateDir);
   // A dry run reads state but writes nothing, not even the lock.
   if (o.dryRun) return runPass(config, store, logger, o);
@@ -69,16 +70,24 @@ async function renewWithLock(config: Config, logger: Logger, o: RenewCliOptions)
   }
 }
 
-async function runPass(config: Config, store: StateStore, logger: Logger, o: { force: boolean; cert: string[]; dryRun: boolean }) {
+/** What a pass did: each unit's outcome, and whether the SNI tables could not be brought up to date. */
+interface PassResult {
+  results: UnitOutcome[];
+  sniFailed: boolean;
+}
+
+async function runPass(config: Config, store: StateStore, logger: Logger, o: { force: boolean; cert: string[]; dryRun: boolean }): Promise<PassResult> {
   const { deps, close } = await buildRenewDeps(config, logger, systemClock, { readOnly: o.dryRun });
   try {
     // A profile the CA does not offer is a config error (exit 2), not a
     // per-certificate failure; checked once, before any order.
     if (!o.dryRun) await deps.acme.checkProfile?.(config.acme.profile);
     const results = await renewAll({ ...deps, store }, { force: o.force, dryRun: o.dryRun, only: o.cert });
+    // The SNI tables, if the config changed since they were written (src/deploy/sni.ts); a failure fails the command.
+    const sniFailed = deps.sni ? !(await deps.sni.afterPass(logger)) : false;
     // Hosts on the timer instead of the daemon get the expiry warning too.
     if (!o.dryRun) await warnAboutAgingCertificates(config, store, systemClock.now(), logger);
-    return results;
+    return { results, sniFailed };
   } finally {
     await close();
   }

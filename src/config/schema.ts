@@ -298,6 +298,39 @@ const mtaStsSchema = z
 
 export type MtaStsConfig = z.output<typeof mtaStsSchema>;
 
+/**
+ * SNI tables for the MTAs (docs/architecture.md, "SNI tables"): every name
+ * of every server certificate, mapped to its files, rewritten after each
+ * deploy. No placeholders: one table serves all certificates.
+ */
+const sniPath = absPath.refine((p) => !/[{}]/.test(p), { message: 'no placeholders here: one table serves every certificate' });
+const sniSchema = z
+  .object({
+    postfix: z
+      .object({
+        /** The table's source file; postmap writes the database next to it (MAP.db, MAP.lmdb or MAP.cdb). */
+        map: sniPath.refine((p) => !/\.(db|lmdb|cdb)$/.test(p), { message: 'name the source file without .db/.lmdb/.cdb: postmap adds the suffix' }),
+        /** Debian's Postfix uses hash (default_database_type); lmdb and cdb need postfix-lmdb / postfix-cdb. */
+        type: z.enum(['hash', 'lmdb', 'cdb']).default('hash'),
+        /** A non-default Postfix instance's config directory, for `postmap -c`. */
+        configDir: absPath.optional(),
+        postmap: absPath.default('/usr/sbin/postmap'),
+      })
+      .strict()
+      .optional(),
+    dovecot: z
+      .object({
+        /** A file dovecot.conf includes (Debian's includes conf.d/*.conf). */
+        include: sniPath,
+      })
+      .strict()
+      .optional(),
+  })
+  .strict()
+  .refine((s) => s.postfix || s.dovecot, { message: 'give postfix, dovecot or both' });
+
+export type SniConfig = z.output<typeof sniSchema>;
+
 export const CERT_USAGES = ['server', 'client'] as const;
 
 export const certificateSchema = z
@@ -410,6 +443,7 @@ export const configSchema = z
       })
       .optional(),
     certificates: z.array(certificateSchema).min(1),
+    sni: sniSchema.optional(),
   })
   .strict();
 

@@ -9,6 +9,7 @@ import { secretEnvNames } from '../hooks/environment.js';
 import { checkCaBundle, checkWebroot, hookProblems, outputTargetProblems } from './fs-checks.js';
 import { certificateSchema, configSchema, type CertificateConfig, type ParsedConfig } from './schema.js';
 import { checkPublisherSecrets, checkSecretEnv, checkSecretFile } from './secrets.js';
+import { sniProblems } from './sni-checks.js';
 
 type Env = NodeJS.ProcessEnv;
 
@@ -16,6 +17,9 @@ type Env = NodeJS.ProcessEnv;
 export interface Parts {
   acme: ParsedConfig['acme'] | undefined;
   certificates: { index: number; cert: CertificateConfig }[];
+  sni?: ParsedConfig['sni'];
+  /** Some certificates failed the schema: what the others imply about the whole is unknown. */
+  partial?: boolean;
 }
 
 /**
@@ -32,7 +36,8 @@ export function validParts(raw: unknown): Parts {
     const r = certificateSchema.safeParse(c);
     if (r.success) certificates.push({ index, cert: r.data });
   });
-  return { acme: acme.success ? acme.data : undefined, certificates };
+  const sni = configSchema.shape.sni.safeParse(obj['sni']);
+  return { acme: acme.success ? acme.data : undefined, certificates, sni: sni.success ? sni.data : undefined, partial: true };
 }
 
 export async function semanticProblems(parts: Parts, env: Env): Promise<ConfigProblem[]> {
@@ -70,6 +75,7 @@ export async function semanticProblems(parts: Parts, env: Env): Promise<ConfigPr
   for (const { index, cert } of parts.certificates) {
     checks.push(outputTargetProblems(index, cert), hookProblems(index, cert));
   }
+  if (parts.sni) checks.push(sniProblems(parts.sni, parts.certificates, { partial: parts.partial }));
   sync.push(...duplicateNames(parts.certificates), ...outputProblems(parts.certificates), ...hookEnvSecretProblems(parts));
   return [...sync, ...(await Promise.all(checks)).flat()];
 }

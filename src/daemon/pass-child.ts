@@ -104,6 +104,8 @@ async function pass(req: PassRequest, log: Logger): Promise<PassReply> {
     let outcomes: UnitOutcome[];
     try {
       outcomes = await renewAll(deps, { force: false, dryRun: false, signal: abort.signal });
+      // The SNI tables, if the config changed since they were written (src/deploy/sni.ts); failures are logged.
+      if (!abort.signal.aborted) await deps.sni?.afterPass(log);
     } finally {
       await close();
     }

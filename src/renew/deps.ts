@@ -13,6 +13,7 @@ import type { ChallengeInput, ChallengeSolver, CleanupJournal } from '../obtain/
 import { createHttp01Solver } from '../obtain/http01.js';
 import { createDns01Solver } from '../obtain/dns01.js';
 import type { RenewDeps } from './orchestrator.js';
+import { SniTables } from '../deploy/sni.js';
 
 function solverKey(c: CertificateConfig): string {
   return JSON.stringify(c.challenge);
@@ -78,7 +79,16 @@ export async function buildRenewDeps(
   // self-consistent chain from any made-up CA would pass.
   const trustedRootsPem = config.acme.trustAnchors ? [await readFile(config.acme.trustAnchors, 'utf8')] : [...tls.rootCertificates];
   return {
-    deps: { config, store, acme, solverFor: (c) => solvers.get(solverKey(c))!, clock, logger, trustedRootsPem },
+    deps: {
+      config,
+      store,
+      acme,
+      solverFor: (c) => solvers.get(solverKey(c))!,
+      clock,
+      logger,
+      trustedRootsPem,
+      ...(config.sni && !opts.readOnly ? { sni: new SniTables(config.sni, config.certificates, logger) } : {}),
+    },
     async close() {
       await Promise.all([...solvers.values()].map((s) => s.close()));
       acme.close();

@@ -68,6 +68,8 @@ export interface RenewDeps {
   trustedRootsPem?: string[];
   /** Random source for the ARI instant; injected so tests are deterministic. */
   random?: () => number;
+  /** The MTAs' SNI tables (src/deploy/sni.ts), when the config has `sni`. */
+  sni?: { afterDeploy(cert: CertificateConfig, log: Logger): Promise<void>; afterPass(log: Logger): Promise<boolean> };
 }
 
 export interface RenewOptions {
@@ -626,6 +628,8 @@ async function deployAndVerify(
     log.warn({ step }, `${step} failed; rolling back to the previous files`);
     try {
       await deployed.restore();
+      // The SNI tables may hold the new files' contents (docs/architecture.md, "SNI tables").
+      await deps.sni?.afterDeploy(cert, log).catch((e: unknown) => log.error({ err: describeError(e) }, 'SNI tables not rebuilt after the rollback; they may serve the new certificate until a rebuild succeeds'));
       if (current) {
         const old = buildBundle({ keyPem: current.keyPem, leafPem: current.leafPem, intermediatesPem: current.intermediatesPem });
         await writeLineage(lineage, old);
@@ -639,6 +643,14 @@ async function deployAndVerify(
     }
     throw new StepError(step, err, true);
   };
+
+  // The Postfix SNI map holds the files' contents, so it is rebuilt before
+  // the MTA reloads and before verify asks for this name (docs/architecture.md, "SNI tables").
+  try {
+    await deps.sni?.afterDeploy(cert, log);
+  } catch (err) {
+    return rollback('deploy', err);
+  }
 
   try {
     await writeLineage(lineage, bundle);
