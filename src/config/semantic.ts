@@ -6,6 +6,7 @@ import path from 'node:path';
 import type { ConfigProblem } from '../errors.js';
 import { expandOutputPath, OUTPUT_KINDS, unknownPlaceholders } from '../deploy/output-paths.js';
 import { secretEnvNames } from '../hooks/environment.js';
+import { fleetProblems } from './fleet-checks.js';
 import { checkCaBundle, checkWebroot, hookProblems, outputTargetProblems } from './fs-checks.js';
 import { certificateSchema, configSchema, type CertificateConfig, type ParsedConfig } from './schema.js';
 import { checkPublisherSecrets, checkSecretEnv, checkSecretFile } from './secrets.js';
@@ -16,6 +17,9 @@ type Env = NodeJS.ProcessEnv;
 export interface Parts {
   acme: ParsedConfig['acme'] | undefined;
   certificates: { index: number; cert: CertificateConfig }[];
+  /** The fleet block when it parses; `fleetGiven` whether the file has one at all. */
+  fleet?: ParsedConfig['fleet'];
+  fleetGiven?: boolean;
 }
 
 /**
@@ -26,13 +30,14 @@ export interface Parts {
 export function validParts(raw: unknown): Parts {
   const obj = (raw && typeof raw === 'object' ? raw : {}) as Record<string, unknown>;
   const acme = configSchema.shape.acme.safeParse(obj['acme']);
+  const fleet = obj['fleet'] === undefined ? undefined : configSchema.shape.fleet.safeParse(obj['fleet']);
   const certs = Array.isArray(obj['certificates']) ? obj['certificates'] : [];
   const certificates: Parts['certificates'] = [];
   certs.forEach((c, index) => {
     const r = certificateSchema.safeParse(c);
     if (r.success) certificates.push({ index, cert: r.data });
   });
-  return { acme: acme.success ? acme.data : undefined, certificates };
+  return { acme: acme.success ? acme.data : undefined, certificates, fleet: fleet?.success ? fleet.data : undefined, fleetGiven: fleet !== undefined };
 }
 
 export async function semanticProblems(parts: Parts, env: Env): Promise<ConfigProblem[]> {
@@ -70,6 +75,7 @@ export async function semanticProblems(parts: Parts, env: Env): Promise<ConfigPr
   for (const { index, cert } of parts.certificates) {
     checks.push(outputTargetProblems(index, cert), hookProblems(index, cert));
   }
+  checks.push(fleetProblems(parts.fleet, parts.fleetGiven ?? parts.fleet !== undefined, parts.certificates));
   sync.push(...duplicateNames(parts.certificates), ...outputProblems(parts.certificates), ...hookEnvSecretProblems(parts));
   return [...sync, ...(await Promise.all(checks)).flat()];
 }
