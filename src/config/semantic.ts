@@ -6,7 +6,6 @@ import path from 'node:path';
 import type { ConfigProblem } from '../errors.js';
 import { expandOutputPath, OUTPUT_KINDS, unknownPlaceholders } from '../deploy/output-paths.js';
 import { secretEnvNames } from '../hooks/environment.js';
-import { fleetProblems } from './fleet-checks.js';
 import { checkCaBundle, checkWebroot, hookProblems, outputTargetProblems } from './fs-checks.js';
 import { certificateSchema, configSchema, type CertificateConfig, type ParsedConfig } from './schema.js';
 import { checkPublisherSecrets, checkSecretEnv, checkSecretFile } from './secrets.js';
@@ -75,7 +74,11 @@ export async function semanticProblems(parts: Parts, env: Env): Promise<ConfigPr
   for (const { index, cert } of parts.certificates) {
     checks.push(outputTargetProblems(index, cert), hookProblems(index, cert));
   }
-  checks.push(fleetProblems(parts.fleet, parts.fleetGiven ?? parts.fleet !== undefined, parts.certificates));
+  const fleetGiven = parts.fleetGiven ?? parts.fleet !== undefined;
+  // Loaded only for a fleet (or a certificate asking for one): a host without a fleet reads none of its code.
+  if (fleetGiven || parts.certificates.some((c) => c.cert.fleet)) {
+    checks.push(import('./fleet-checks.js').then((m) => m.fleetProblems(parts.fleet, fleetGiven, parts.certificates)));
+  }
   sync.push(...duplicateNames(parts.certificates), ...outputProblems(parts.certificates), ...hookEnvSecretProblems(parts));
   return [...sync, ...(await Promise.all(checks)).flat()];
 }
