@@ -143,7 +143,7 @@ async function withDeadline<T>(lib: Etcd3Module, endpoints: readonly string[], w
   const deadline = new Date(Date.now() + timeoutMs);
   let timer: NodeJS.Timeout | undefined;
   const late = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new EtcdUnavailableError(`etcd (${endpoints.join(', ')}) did not answer ${what} within ${timeoutMs} ms`)), timeoutMs + 250);
+    timer = setTimeout(() => reject(new EtcdUnavailableError(`etcd (${endpoints.join(', ')}) unavailable: could not ${what}: no answer within ${timeoutMs} ms`)), timeoutMs + 250);
   });
   try {
     return await Promise.race([op({ deadline }), late]);
@@ -157,6 +157,8 @@ async function withDeadline<T>(lib: Etcd3Module, endpoints: readonly string[], w
 /** An etcd3/gRPC failure as the typed error the fleet code acts on. */
 export function etcdError(lib: Etcd3Module, endpoints: readonly string[], what: string, timeoutMs: number, err: unknown): unknown {
   if (err instanceof EtcdUnavailableError || err instanceof EtcdAccessError) return err;
+  // The cause is shown after our message (describeError) unless the message holds its text: keep them equal.
+  if (err instanceof Error) err.message = grpcText(err.message);
   if (
     err instanceof lib.EtcdAuthenticationFailedError ||
     err instanceof lib.EtcdPermissionDeniedError ||
@@ -164,7 +166,7 @@ export function etcdError(lib: Etcd3Module, endpoints: readonly string[], what: 
     err instanceof lib.EtcdUserNotFoundError ||
     err instanceof lib.GRPCUnauthenticatedError
   ) {
-    return new EtcdAccessError(`etcd refused ${what}: ${(err as Error).message}`, { cause: err });
+    return new EtcdAccessError(`etcd refused to let us ${what}: ${grpcText((err as Error).message)}`, { cause: err });
   }
   // etcd3 stops calling an endpoint for 5 s after 3 failures in a row (its circuit breaker).
   const circuitOpen = (err as { isBrokenCircuitError?: unknown } | undefined)?.isBrokenCircuitError === true;
@@ -174,8 +176,13 @@ export function etcdError(lib: Etcd3Module, endpoints: readonly string[], what: 
       ? `no answer within ${timeoutMs} ms`
       : circuitOpen
         ? 'every endpoint failed repeatedly just now; retried after a pause'
-        : (err as Error).message;
-    return new EtcdUnavailableError(`etcd (${endpoints.join(', ')}) unavailable for ${what}: ${why}`, { cause: err });
+        : grpcText((err as Error).message);
+    return new EtcdUnavailableError(`etcd (${endpoints.join(', ')}) unavailable: could not ${what}: ${why}`, { cause: err });
   }
   return err;
+}
+
+/** gRPC's message without its empty trailing notes ("… Resolution note: "). */
+function grpcText(message: string): string {
+  return message.replace(/\s*Resolution note:\s*$/, '').trim();
 }
