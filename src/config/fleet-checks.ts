@@ -10,12 +10,12 @@ import { checkCaBundle } from './fs-checks.js';
 import type { CertificateConfig, FleetConfig } from './schema.js';
 
 /**
- * `fleet` is the parsed block (undefined when absent or invalid); `given`
- * says whether the file has one at all, so an invalid block is not also
- * reported as a missing one.
+ * `fleet` holds the parts of the block that parse (undefined when absent);
+ * `given` says whether the file has one at all, so an invalid block is not
+ * also reported as a missing one.
  */
 export async function fleetProblems(
-  fleet: FleetConfig | undefined,
+  fleet: { keyEncryption?: FleetConfig['keyEncryption']; etcd?: FleetConfig['etcd'] } | undefined,
   given: boolean,
   certificates: { index: number; cert: CertificateConfig }[],
 ): Promise<ConfigProblem[]> {
@@ -26,12 +26,13 @@ export async function fleetProblems(
     }
   }
   if (!fleet) return out;
-  const checks: Promise<ConfigProblem[]>[] = [keyFileProblems(fleet.keyEncryption.keyFile, 'fleet.keyEncryption.keyFile')];
-  const tls = fleet.etcd.tls;
+  const checks: Promise<ConfigProblem[]>[] = [];
+  if (fleet.keyEncryption) checks.push(keyFileProblems(fleet.keyEncryption.keyFile, 'fleet.keyEncryption.keyFile'));
+  const tls = fleet.etcd?.tls;
   if (tls?.caFile) checks.push(checkCaBundle(tls.caFile, 'fleet.etcd.tls.caFile'));
   if (tls?.certFile) checks.push(checkCaBundle(tls.certFile, 'fleet.etcd.tls.certFile'));
   if (tls?.keyFile) checks.push(secretProblems(tls.keyFile, 'fleet.etcd.tls.keyFile', (c) => (/-----BEGIN [A-Z ]*PRIVATE KEY-----/.test(c.toString('latin1')) ? undefined : 'no PEM private key in file')));
-  if (fleet.etcd.auth) checks.push(secretProblems(fleet.etcd.auth.passwordFile, 'fleet.etcd.auth.passwordFile', (c) => (c.toString('utf8').trim() === '' ? 'file is empty' : undefined)));
+  if (fleet.etcd?.auth) checks.push(secretProblems(fleet.etcd.auth.passwordFile, 'fleet.etcd.auth.passwordFile', (c) => (c.toString('utf8').trim() === '' ? 'file is empty' : undefined)));
   return [...out, ...(await Promise.all(checks)).flat()];
 }
 

@@ -7,7 +7,13 @@ import type { ConfigProblem } from '../errors.js';
 import { expandOutputPath, OUTPUT_KINDS, unknownPlaceholders } from '../deploy/output-paths.js';
 import { secretEnvNames } from '../hooks/environment.js';
 import { checkCaBundle, checkWebroot, hookProblems, outputTargetProblems } from './fs-checks.js';
-import { certificateSchema, configSchema, type CertificateConfig, type ParsedConfig } from './schema.js';
+import { certificateSchema, configSchema, type CertificateConfig, type FleetConfig, type ParsedConfig } from './schema.js';
+
+/** What the fleet checks need: the blocks that name files. */
+export interface FleetFiles {
+  keyEncryption?: FleetConfig['keyEncryption'];
+  etcd?: FleetConfig['etcd'];
+}
 import { checkPublisherSecrets, checkSecretEnv, checkSecretFile } from './secrets.js';
 
 type Env = NodeJS.ProcessEnv;
@@ -16,8 +22,8 @@ type Env = NodeJS.ProcessEnv;
 export interface Parts {
   acme: ParsedConfig['acme'] | undefined;
   certificates: { index: number; cert: CertificateConfig }[];
-  /** The fleet block when it parses; `fleetGiven` whether the file has one at all. */
-  fleet?: ParsedConfig['fleet'];
+  /** The parts of the fleet block that parse (the whole block, when it does); `fleetGiven`: whether the file has one at all. */
+  fleet?: FleetFiles;
   fleetGiven?: boolean;
 }
 
@@ -29,14 +35,25 @@ export interface Parts {
 export function validParts(raw: unknown): Parts {
   const obj = (raw && typeof raw === 'object' ? raw : {}) as Record<string, unknown>;
   const acme = configSchema.shape.acme.safeParse(obj['acme']);
-  const fleet = obj['fleet'] === undefined ? undefined : configSchema.shape.fleet.safeParse(obj['fleet']);
+  const fleet = obj['fleet'] === undefined ? undefined : fleetParts(obj['fleet']);
   const certs = Array.isArray(obj['certificates']) ? obj['certificates'] : [];
   const certificates: Parts['certificates'] = [];
   certs.forEach((c, index) => {
     const r = certificateSchema.safeParse(c);
     if (r.success) certificates.push({ index, cert: r.data });
   });
-  return { acme: acme.success ? acme.data : undefined, certificates, fleet: fleet?.success ? fleet.data : undefined, fleetGiven: fleet !== undefined };
+  return { acme: acme.success ? acme.data : undefined, certificates, fleet, fleetGiven: fleet !== undefined };
+}
+
+/** The fleet block, or those of its parts that name files (keyEncryption, etcd) and parse on their own. */
+function fleetParts(raw: unknown): FleetFiles {
+  const whole = configSchema.shape.fleet.safeParse(raw);
+  if (whole.success && whole.data) return whole.data;
+  const obj = (raw && typeof raw === 'object' ? raw : {}) as Record<string, unknown>;
+  const shape = configSchema.shape.fleet.unwrap().innerType().shape;
+  const keyEncryption = shape.keyEncryption.safeParse(obj['keyEncryption']);
+  const etcd = shape.etcd.safeParse(obj['etcd']);
+  return { keyEncryption: keyEncryption.success ? keyEncryption.data : undefined, etcd: etcd.success ? etcd.data : undefined };
 }
 
 export async function semanticProblems(parts: Parts, env: Env): Promise<ConfigProblem[]> {

@@ -214,6 +214,18 @@ describe('fleet config: secret files', () => {
     hasLine(lines, `fleet.keyEncryption.keyFile: ${cfg.fleet.keyEncryption.keyFile}: must hold exactly 32 bytes as 64 hex digits or base64`);
   });
 
+  it('a fleet block that fails the schema still has its files checked: every problem in one run', async () => {
+    const cfg = await base();
+    cfg.fleet.member = 'mx-z';
+    cfg.fleet.keyEncryption.keyFile = await file(KEY_HEX, 0o644);
+    cfg.fleet.etcd.auth = { username: 'mxcert', passwordFile: await file(PASSWORD, 0o604) };
+    const lines = await problemsOf(cfg);
+    hasLine(lines, 'fleet.member: "mx-z" is not in fleet.members');
+    hasLine(lines, `fleet.keyEncryption.keyFile: ${cfg.fleet.keyEncryption.keyFile}: file is readable by others`);
+    hasLine(lines, `fleet.etcd.auth.passwordFile: ${cfg.fleet.etcd.auth.passwordFile}: file is readable by others`);
+    assert.equal(lines.length, 3, lines.join('\n'));
+  });
+
   it('the fleet key may not be readable by group or others', async () => {
     const cfg = await base();
     cfg.fleet.keyEncryption.keyFile = await file(KEY_HEX, 0o644);
