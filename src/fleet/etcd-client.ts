@@ -11,7 +11,7 @@
 // files and the password are read when connecting, through the secret-file
 // rules (src/fleet/secret-files.ts), never kept in the config.
 import { readFile } from 'node:fs/promises';
-import type { Etcd3, IOptions, Namespace } from 'etcd3';
+import type { Etcd3, IOptions, Namespace, WatchBuilder, Watcher } from 'etcd3';
 import { errnoText } from '../config/errno-text.js';
 import type { FleetConfig } from '../config/schema.js';
 import { ConfigError } from '../errors.js';
@@ -53,6 +53,13 @@ export interface FleetEtcd {
   call<T>(what: string, op: (o: CallOpts) => Promise<T>, timeoutMs?: number): Promise<T>;
   /** One linearizable read within the dial timeout: proves the endpoints, TLS, auth and quorum. */
   probe(): Promise<void>;
+  /**
+   * A watcher on the fleet prefix (`build` sets key or prefix and start
+   * revision). close() cancels it: a watcher left open would keep
+   * reconnecting, and the process alive, after the client is closed.
+   */
+  watch(build: (b: WatchBuilder) => WatchBuilder): Watcher;
+  /** Cancels the open watchers and closes the connections. */
   close(): void;
 }
 
@@ -120,6 +127,7 @@ export async function openEtcd(o: EtcdConnectOptions): Promise<FleetEtcd> {
   const ns = client.namespace(o.prefix);
   const call = <T>(what: string, op: (c: CallOpts) => Promise<T>, timeoutMs = o.requestTimeoutMs): Promise<T> =>
     withDeadline(lib, o.endpoints, what, op, timeoutMs);
+  const watchers = new Set<Watcher>();
   return {
     client,
     ns,
@@ -130,7 +138,18 @@ export async function openEtcd(o: EtcdConnectOptions): Promise<FleetEtcd> {
     dialTimeoutMs: o.dialTimeoutMs,
     call,
     probe: () => call('connect', (c) => ns.get('leader').options(c).exec(), o.dialTimeoutMs).then(() => undefined),
-    close: () => client.close(),
+    watch(build) {
+      const w = build(ns.watch()).watcher();
+      watchers.add(w);
+      w.once('end', () => watchers.delete(w));
+      return w;
+    },
+    close() {
+      // Not awaited: a cancel waits for etcd, which may be what is gone; once detached, nothing reconnects.
+      for (const w of watchers) void w.cancel().catch(() => undefined);
+      watchers.clear();
+      client.close();
+    },
   };
 }
 

@@ -98,7 +98,7 @@ export class LeaderTerm extends EventEmitter {
 
 /** Calls `changed` once when the leader key created at `createRevision` is deleted or replaced. Returns a canceller. */
 function watchLeaderKey(etcd: FleetEtcd, createRevision: string, changed: (why: string) => void): () => void {
-  const watcher = etcd.ns.watch().key(LEADER_KEY).startRevision(String(BigInt(createRevision) + 1n)).watcher();
+  const watcher = etcd.watch((b) => b.key(LEADER_KEY).startRevision(String(BigInt(createRevision) + 1n)));
   let done = false;
   const fire = (why: string) => {
     if (done) return;
@@ -165,7 +165,7 @@ async function tryCreate(etcd: FleetEtcd, lease: KeptLease, member: string, now:
 
 /** Resolves when the leader key may be vacant: deleted after `revision`, our lease lost, or a re-check is due. */
 async function waitVacant(etcd: FleetEtcd, revision: string, recheckMs: number, lease: KeptLease, signal?: AbortSignal): Promise<void> {
-  const watcher = etcd.ns.watch().key(LEADER_KEY).startRevision(String(BigInt(revision) + 1n)).only('delete').watcher();
+  const watcher = etcd.watch((b) => b.key(LEADER_KEY).startRevision(String(BigInt(revision) + 1n)).only('delete'));
   let timer: NodeJS.Timeout | undefined;
   let wake: (() => void) | undefined;
   try {

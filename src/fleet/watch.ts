@@ -83,7 +83,7 @@ class LineageWatcher {
 
   /** Follow the stream from after `revision` until etcd cancels the watch or we close. */
   private async follow(revision: string): Promise<void> {
-    const watcher: Watcher = this.store.etcd.ns.watch().prefix('certs/').startRevision(String(BigInt(revision) + 1n)).watcher();
+    const watcher: Watcher = this.store.etcd.watch((b) => b.prefix('certs/').startRevision(String(BigInt(revision) + 1n)));
     let first = true;
     try {
       await new Promise<void>((resolve) => {
@@ -112,7 +112,7 @@ class LineageWatcher {
   }
 
   private onEvent(kv: IKeyValue, deleted: boolean): void {
-    const cert = lineageCert(kv.key.toString());
+    const cert = lineageCert(this.store.relative(kv.key));
     if (cert === undefined) return;
     this.deliver({ cert, revision: kv.mod_revision, lineage: deleted ? undefined : this.store.decodeLineage(kv) });
   }

@@ -317,6 +317,31 @@ describe('fleet on a 3-member etcd cluster', () => {
     watch.close();
   });
 
+  it('closing the client ends its watches: a process that watched lineages and closed the client exits by itself', async () => {
+    const script = `
+      import { openEtcd } from './src/fleet/etcd-client.ts';
+      import { FleetStore } from './src/fleet/store.ts';
+      import { watchLineages } from './src/fleet/watch.ts';
+      const etcd = await openEtcd({ endpoints: ${JSON.stringify(cluster.endpoints)}, prefix: '${freshPrefix()}', dialTimeoutMs: 2000, requestTimeoutMs: 2000 });
+      const w = watchLineages(new FleetStore(etcd), { onChange: () => undefined });
+      await w.ready;
+      etcd.close();
+      console.log('closed');
+    `;
+    const child = spawn(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', script], { cwd: REPO, stdio: ['ignore', 'pipe', 'inherit'] });
+    trackPid(child.pid!, 'watch-close child');
+    cleanups.push(() => {
+      if (pidAlive(child.pid!)) child.kill('SIGKILL');
+    });
+    let out = '';
+    child.stdout!.on('data', (d: Buffer) => (out += d.toString()));
+    const exit = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
+    await pollUntil(() => (out.includes('closed') ? true : undefined), { deadlineMs: 20_000, what: 'the child to close its client' });
+    const code = await Promise.race([exit, new Promise<'hung'>((r) => setTimeout(() => r('hung'), 5000))]);
+    assert.equal(code, 0, 'the process must exit once its client is closed');
+    untrackPid(child.pid!);
+  });
+
   it('sealed keys in etcd: read back with the right key; a wrong fleet key, a tampered value and a moved key each say why', async () => {
     const prefix = freshPrefix();
     const etcd = await client(cluster, prefix);
