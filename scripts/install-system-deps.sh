@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Installs the Debian 12 packages that mxcert's integration tests run for real
-# (Pebble, BIND, PowerDNS, Postfix, Dovecot, OpenSSL, swaks), and caches the Exim
+# (Pebble, BIND, PowerDNS, Postfix, Dovecot, etcd, OpenSSL, swaks), and caches the Exim
 # package the exim-reload test unpacks. Run as root. Idempotent: when everything
 # is already there it only queries dpkg and the cache and exits.
 #
@@ -40,9 +40,14 @@ PACKAGES=(
   # certbot makes real certbot state for the import-certbot test (its timer
   # must not start: policy-rc.d below).
   certbot python3-certbot-dns-rfc2136
+  # Fleet mode coordinates through etcd v3; the fleet tests run a private
+  # 3-member cluster on loopback (test/env/etcd.ts). The packaged service
+  # must neither run nor start at boot: see disable_etcd_service.
+  etcd-server etcd-client
 )
 
 # Packages whose services may have been started by a postinst; stopped below.
+# etcd is not among them: its init script is handled by disable_etcd_service.
 SERVICES=(named bind9 postfix pdns dovecot unbound)
 
 missing=()
@@ -132,6 +137,41 @@ prepare_exim() {
   ensure_exim_user
 }
 
+# etcd-server's postinst enables etcd.service (and the SysV links), so the
+# packaged member would start at the next boot with /var/lib/etcd and grab
+# 127.0.0.1:2379/2380. The tests never need it: stop it through systemd (which
+# stops only the unit's own cgroup) and disable both start paths. Never
+# through /etc/init.d/etcd: it is an init-d-script for /usr/bin/etcd and could
+# match the test run's private members. Idempotent.
+disable_etcd_service() {
+  [[ -e /lib/systemd/system/etcd.service || -e /etc/init.d/etcd ]] || return 0
+  local enabled=0 running=0
+  # is-enabled reads the unit links and needs no running systemd.
+  if command -v systemctl >/dev/null 2>&1 && systemctl --quiet is-enabled etcd.service 2>/dev/null; then
+    enabled=1
+  fi
+  compgen -G '/etc/rc[2-5].d/S*etcd' >/dev/null && enabled=1
+  if command -v systemctl >/dev/null 2>&1 && [[ -d /run/systemd/system ]] && systemctl --quiet is-active etcd.service 2>/dev/null; then
+    running=1
+  fi
+  [[ $enabled -eq 0 && $running -eq 0 ]] && return 0
+  if [[ "$(id -u)" -ne 0 ]]; then
+    echo "install-system-deps: need root to disable the packaged etcd service" >&2
+    return 1
+  fi
+  [[ $running -eq 1 ]] && systemctl stop etcd.service
+  # update-rc.d turns the SysV links into K links and, where systemctl
+  # exists, disables the systemd unit too; systemctl covers a host without
+  # the init script.
+  if [[ -x /etc/init.d/etcd ]] && command -v update-rc.d >/dev/null 2>&1; then
+    update-rc.d etcd disable >/dev/null 2>&1 || true
+  fi
+  if command -v systemctl >/dev/null 2>&1; then
+    systemctl --quiet disable etcd.service >/dev/null 2>&1 || true
+  fi
+  echo "install-system-deps: the packaged etcd service is stopped and disabled (tests run their own members)"
+}
+
 allow_named_test_dirs() {
   allow_test_dirs usr.sbin.named '/tmp/mxcert-bind-*'
   allow_test_dirs usr.sbin.unbound '/tmp/mxcert-unbound-*'
@@ -139,6 +179,7 @@ allow_named_test_dirs() {
 
 if [[ ${#missing[@]} -eq 0 ]]; then
   allow_named_test_dirs
+  disable_etcd_service
   prepare_exim
   echo "install-system-deps: all packages present"
   exit 0
@@ -171,12 +212,20 @@ if [[ ! -e "$POLICY" ]]; then
   chmod 0755 "$POLICY"
   created_policy=1
 fi
+# A policy that was already there and forbids starts (a container's, exit
+# 101 per invoke-rc.d(8)) kept the services down just as well as ours.
+existing_policy_blocks=0
+if [[ $created_policy -eq 0 && -x "$POLICY" ]]; then
+  rc=0
+  "$POLICY" etcd start >/dev/null 2>&1 || rc=$?
+  [[ $rc -eq 101 ]] && existing_policy_blocks=1
+fi
 
 # Other installs may hold the dpkg lock (CI images, unattended upgrades): wait for it.
 apt-get -o DPkg::Lock::Timeout=600 update
 apt-get -o DPkg::Lock::Timeout=600 install -y --no-install-recommends "${missing[@]}"
 
-blocked_starts=$created_policy
+blocked_starts=$((created_policy | existing_policy_blocks))
 cleanup_policy
 created_policy=0
 
@@ -195,5 +244,6 @@ for svc in "${SERVICES[@]}"; do
 done
 
 allow_named_test_dirs
+disable_etcd_service
 prepare_exim
 echo "install-system-deps: done"

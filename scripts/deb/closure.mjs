@@ -41,7 +41,8 @@ export function dependencyClosure(repo, names) {
   return [...found.values()].sort((a, b) => a.rel.localeCompare(b.rel));
 }
 
-// What a package needs at run time is its code and package.json files. Tests,
+// What a package needs at run time is its code, package.json files and the
+// gRPC service definitions some load at run time (etcd3's proto/*.proto). Tests,
 // benchmarks, docs, examples, type declarations, dotfiles and its own command
 // line tools (its "bin") are left out; licences go into the copyright file.
 const DROP_DIRS = new Set([
@@ -49,7 +50,7 @@ const DROP_DIRS = new Set([
   'docsify', 'example', 'examples', 'fixture', 'fixtures', 'coverage', 'types',
 ]);
 const DROP_FILES = /^(bench|benchmark|example|test|eslint\.config|tsconfig)\.(c|m)?js(on)?$/;
-const KEEP_FILES = /\.(c|m)?js$|\.json$/;
+const KEEP_FILES = /\.(c|m)?js$|\.json$|\.proto$/;
 
 function binFiles(pkg) {
   const bins = typeof pkg.bin === 'string' ? [pkg.bin] : Object.values(pkg.bin ?? {});

@@ -199,6 +199,7 @@ function buildProgram(commander: Commander): Command {
   addDaneCommands(program, seconds);
   addLifecycleCommands(program, seconds, commander);
   addConfigCommands(program, seconds);
+  addFleetCommands(program);
   return program;
 }
 
@@ -331,6 +332,27 @@ function addConfigCommands(program: Command, seconds: OptionParser): void {
     .action(async (o: { configDir: string; outputDir: string; mtaConfig: string[]; dns: boolean }) => {
       const { importCertbotCommand } = await import('./import-certbot.js');
       throw new ExitCode(await importCertbotCommand(o));
+    });
+}
+
+/** `fleet status`, `fleet remove` (src/cli/fleet.ts, which alone loads the etcd client). */
+function addFleetCommands(program: Command): void {
+  const fleet = program.command('fleet').description('fleet mode: several MX hosts sharing certificates through etcd');
+  fleet
+    .command('status')
+    .description('the leader, every member with what it serves and its last report, removed members, the stored lineages (JSON)')
+    .action(async () => {
+      const { fleetStatusCommand } = await import('./fleet.js');
+      throw new ExitCode(await fleetStatusCommand(globals(program)));
+    });
+  fleet
+    .command('remove')
+    .description('take MEMBER out of the fleet for good: DANE retire stops waiting for it')
+    .argument('<member>', 'the member name (as in fleet.members)')
+    .option('--json', 'machine-readable output', false)
+    .action(async (member: string, o: { json: boolean }) => {
+      const { fleetRemoveCommand } = await import('./fleet.js');
+      throw new ExitCode(await fleetRemoveCommand(globals(program), member, o));
     });
 }
 

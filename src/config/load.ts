@@ -70,7 +70,7 @@ export async function examineConfig(
   // their own, so a missing secret file is reported together with a typo
   // elsewhere rather than on the next run.
   const parts: Parts = parsed.success
-    ? { acme: parsed.data.acme, certificates: parsed.data.certificates.map((cert, index) => ({ index, cert })), sni: parsed.data.sni }
+    ? { acme: parsed.data.acme, certificates: parsed.data.certificates.map((cert, index) => ({ index, cert })), sni: parsed.data.sni, fleet: parsed.data.fleet, fleetGiven: parsed.data.fleet !== undefined }
     : validParts(raw.value);
   problems.push(...(await semanticProblems(parts, env)));
 

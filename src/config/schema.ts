@@ -6,7 +6,7 @@ import { z } from 'zod';
 import { validate as validCron } from 'node-cron';
 import { parseTlsa } from '../dane/tlsa.js';
 import { isLoopbackHost } from '../metrics/loopback.js';
-import { NOT_A_URL, urlProblem } from '../util/url-policy.js';
+import { isLoopbackUrlHost, NOT_A_URL, urlProblem } from '../util/url-policy.js';
 import { reservedHookVariable } from '../hooks/environment.js';
 
 export const KEY_TYPES = ['ecdsa-p256', 'ecdsa-p384', 'rsa-2048', 'rsa-3072', 'rsa-4096'] as const;
@@ -331,6 +331,107 @@ const sniSchema = z
 
 export type SniConfig = z.output<typeof sniSchema>;
 
+// --- Fleet (docs/architecture.md, "Fleet") ---------------------------------------------------------------
+
+/**
+ * A fleet member's name: a lower-case DNS label (RFC 1035 §2.3.1). It is
+ * part of etcd keys (`members/NAME/…`) and of log lines, so it has no
+ * slashes, no case variants of itself and nothing that needs quoting.
+ */
+export const FLEET_MEMBER_RE = /^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$/;
+const fleetMember = z.string().regex(FLEET_MEMBER_RE, 'must be a DNS label: lower-case letters, digits and inner dashes, at most 63 characters (e.g. "mx-a")');
+
+/**
+ * Why an etcd endpoint URL is unusable, or undefined. The client dials
+ * `host:port` (no path, no credentials); https, or plain http only to a
+ * loopback address (the URL policy of docs/architecture.md, "Network").
+ */
+export function etcdEndpointProblem(url: string): string | undefined {
+  let u: URL;
+  try {
+    u = new URL(url);
+  } catch {
+    return 'not a URL; give scheme://host:port, e.g. https://10.0.0.1:2379';
+  }
+  if (u.protocol !== 'https:' && u.protocol !== 'http:') return `must be an https:// URL, not ${u.protocol}`;
+  if (u.username || u.password) return 'must not hold credentials; use fleet.etcd.auth';
+  if ((u.pathname !== '' && u.pathname !== '/') || u.search || u.hash) return 'must be scheme://host:port with no path, query or fragment';
+  if (!u.port) return 'must name the port (etcd clients use 2379)';
+  if (u.protocol === 'http:' && !isLoopbackUrlHost(u.hostname)) {
+    return `plain http:// is allowed only to loopback (127.0.0.0/8, ::1, localhost), not to ${u.hostname}: sealed keys, reports and the leader lease would cross the network unauthenticated; use https://`;
+  }
+  return undefined;
+}
+
+/** Key prefix of one fleet in etcd: `/`-separated segments, starting and ending with `/`. */
+const etcdPrefix = z
+  .string()
+  .regex(/^\/(?:[A-Za-z0-9._-]+\/)+$/, 'must start and end with "/" and hold segments of letters, digits, dot, dash, underscore (e.g. "/mxcert/example.com/")');
+
+/** Seconds as etcd counts lease TTLs (whole seconds), from a duration. */
+const leaseTtl = duration
+  .refine((ms) => ms % 1000 === 0, { message: 'must be whole seconds (etcd lease TTLs are in seconds)' })
+  .refine((ms) => ms >= 2000 && ms <= 300_000, { message: 'must be between 2s and 300s' });
+
+const fleetEtcdSchema = z
+  .object({
+    endpoints: z.array(z.string().superRefine((u, ctx) => {
+      const bad = etcdEndpointProblem(u);
+      if (bad) ctx.addIssue({ code: z.ZodIssueCode.custom, message: bad });
+    })).min(1),
+    prefix: etcdPrefix,
+    /** Client TLS: the CA that signed etcd's server certificates (default: the system's roots) and a client certificate. */
+    tls: z
+      .object({
+        caFile: absPath.optional(),
+        certFile: absPath.optional(),
+        keyFile: absPath.optional(),
+      })
+      .strict()
+      .superRefine((t, ctx) => {
+        if (Boolean(t.certFile) !== Boolean(t.keyFile)) {
+          ctx.addIssue({ code: z.ZodIssueCode.custom, path: [t.certFile ? 'keyFile' : 'certFile'], message: 'certFile and keyFile go together' });
+        }
+      })
+      .optional(),
+    /** etcd user authentication; the password is read from a file (0600, root's). */
+    auth: z.object({ username: z.string().min(1), passwordFile: absPath }).strict().optional(),
+    /** How long connecting may take before etcd counts as unavailable. */
+    dialTimeout: duration.default('5s').refine((ms) => ms >= 100, { message: 'must be at least 100ms' }),
+    /** Deadline of every etcd call, retries included: a cut-off member fails within it, never hangs. */
+    requestTimeout: duration.default('5s').refine((ms) => ms >= 100, { message: 'must be at least 100ms' }),
+  })
+  .strict()
+  .superRefine((e, ctx) => {
+    const schemes = new Set(e.endpoints.map((u) => u.split(':')[0]));
+    if (schemes.size > 1) ctx.addIssue({ code: z.ZodIssueCode.custom, path: ['endpoints'], message: 'use https:// for every endpoint or for none' });
+    if (e.tls && schemes.has('http')) ctx.addIssue({ code: z.ZodIssueCode.custom, path: ['tls'], message: 'tls needs https:// endpoints' });
+  });
+
+export const fleetSchema = z
+  .object({
+    /** This host's name in the fleet. */
+    member: fleetMember,
+    /** Every host expected to serve the fleet's certificates; DANE retire waits for all of them. */
+    members: z.array(fleetMember).min(1),
+    etcd: fleetEtcdSchema,
+    /** The AES-256-GCM key that seals private keys stored in etcd: 32 random bytes as 64 hex digits or base64. */
+    keyEncryption: z.object({ keyFile: absPath }).strict(),
+    /** TTL of the leader's lease: how long a dead leader holds on (a new one is elected within about this). */
+    leaseTtl: leaseTtl.default('10s'),
+  })
+  .strict()
+  .superRefine((f, ctx) => {
+    f.members.forEach((m, i) => {
+      if (f.members.indexOf(m) !== i) ctx.addIssue({ code: z.ZodIssueCode.custom, path: ['members', i], message: `duplicate member "${m}"` });
+    });
+    if (!f.members.includes(f.member)) {
+      ctx.addIssue({ code: z.ZodIssueCode.custom, path: ['member'], message: `"${f.member}" is not in fleet.members (${f.members.join(', ')})` });
+    }
+  });
+
+export type FleetConfig = z.output<typeof fleetSchema>;
+
 export const CERT_USAGES = ['server', 'client'] as const;
 
 export const certificateSchema = z
@@ -357,6 +458,8 @@ export const certificateSchema = z
     /** How the MTA presents this certificate: as a server (STARTTLS) and/or as a client (when relaying). */
     usage: z.array(z.enum(CERT_USAGES)).min(1).default(['server']),
     mtaSts: mtaStsSchema.optional(),
+    /** Shared by the fleet (top-level `fleet`): one lineage in etcd, ordered by the leader, deployed by every member. */
+    fleet: z.boolean().default(false),
   })
   .strict();
 
@@ -442,6 +545,8 @@ export const configSchema = z
         }
       })
       .optional(),
+    /** Several MX hosts sharing certificates through etcd (docs/architecture.md, "Fleet"). */
+    fleet: fleetSchema.optional(),
     certificates: z.array(certificateSchema).min(1),
     sni: sniSchema.optional(),
   })

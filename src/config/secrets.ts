@@ -23,6 +23,18 @@ const BASE64_RE = /^[A-Za-z0-9+/]+={0,2}$/;
 // anything it starts holds them (src/daemon/pass-child.ts).
 let secretEnvSource: Env = process.env;
 
+/**
+ * Why a secret file with st_mode `mode` is refused, or undefined. Like ssh
+ * with private keys: a secret others can read is already leaked, one they
+ * can write can be swapped. Execute bits alone are harmless.
+ */
+export function secretModeProblem(mode: number): string | undefined {
+  const perm = mode & 0o777;
+  const who =
+    perm & 0o004 ? 'readable by others' : perm & 0o040 ? 'readable by group' : perm & 0o002 ? 'writable by others' : perm & 0o020 ? 'writable by group' : undefined;
+  return who ? `file is ${who} (mode ${perm.toString(8).padStart(4, '0')}); use 0600` : undefined;
+}
+
 /** Look up `*Env` secrets in `env` from now on, instead of process.env. */
 export function readSecretsFrom(env: Env): void {
   secretEnvSource = env;
@@ -67,13 +79,8 @@ async function openSecretFile(file: string): Promise<{ ok: true; content: string
     return { ok: false, message: readProblem(file, err) };
   }
   if (!st.isFile()) return { ok: false, message: `${file} is not a regular file` };
-  const perm = st.mode & 0o777;
-  const modeText = perm.toString(8).padStart(4, '0');
-  // Like ssh with private keys: a secret others can read is already leaked,
-  // one they can write can be swapped. Execute bits alone are harmless.
-  const who =
-    perm & 0o004 ? 'readable by others' : perm & 0o040 ? 'readable by group' : perm & 0o002 ? 'writable by others' : perm & 0o020 ? 'writable by group' : undefined;
-  if (who) return { ok: false, message: `file is ${who} (mode ${modeText}); use 0600` };
+  const bad = secretModeProblem(st.mode);
+  if (bad) return { ok: false, message: bad };
   try {
     await access(file, fsc.R_OK);
     return { ok: true, content: await readFile(file, 'utf8') };

@@ -7,7 +7,13 @@ import type { ConfigProblem } from '../errors.js';
 import { expandOutputPath, OUTPUT_KINDS, unknownPlaceholders } from '../deploy/output-paths.js';
 import { secretEnvNames } from '../hooks/environment.js';
 import { checkCaBundle, checkWebroot, hookProblems, outputTargetProblems } from './fs-checks.js';
-import { certificateSchema, configSchema, type CertificateConfig, type ParsedConfig } from './schema.js';
+import { certificateSchema, configSchema, type CertificateConfig, type FleetConfig, type ParsedConfig } from './schema.js';
+
+/** What the fleet checks need: the blocks that name files. */
+export interface FleetFiles {
+  keyEncryption?: FleetConfig['keyEncryption'];
+  etcd?: FleetConfig['etcd'];
+}
 import { checkPublisherSecrets, checkSecretEnv, checkSecretFile } from './secrets.js';
 import { sniProblems } from './sni-checks.js';
 
@@ -20,6 +26,9 @@ export interface Parts {
   sni?: ParsedConfig['sni'];
   /** Some certificates failed the schema: what the others imply about the whole is unknown. */
   partial?: boolean;
+  /** The parts of the fleet block that parse (the whole block, when it does); `fleetGiven`: whether the file has one at all. */
+  fleet?: FleetFiles;
+  fleetGiven?: boolean;
 }
 
 /**
@@ -30,6 +39,7 @@ export interface Parts {
 export function validParts(raw: unknown): Parts {
   const obj = (raw && typeof raw === 'object' ? raw : {}) as Record<string, unknown>;
   const acme = configSchema.shape.acme.safeParse(obj['acme']);
+  const fleet = obj['fleet'] === undefined ? undefined : fleetParts(obj['fleet']);
   const certs = Array.isArray(obj['certificates']) ? obj['certificates'] : [];
   const certificates: Parts['certificates'] = [];
   certs.forEach((c, index) => {
@@ -37,7 +47,18 @@ export function validParts(raw: unknown): Parts {
     if (r.success) certificates.push({ index, cert: r.data });
   });
   const sni = configSchema.shape.sni.safeParse(obj['sni']);
-  return { acme: acme.success ? acme.data : undefined, certificates, sni: sni.success ? sni.data : undefined, partial: true };
+  return { acme: acme.success ? acme.data : undefined, certificates, sni: sni.success ? sni.data : undefined, partial: true, fleet, fleetGiven: fleet !== undefined };
+}
+
+/** The fleet block, or those of its parts that name files (keyEncryption, etcd) and parse on their own. */
+function fleetParts(raw: unknown): FleetFiles {
+  const whole = configSchema.shape.fleet.safeParse(raw);
+  if (whole.success && whole.data) return whole.data;
+  const obj = (raw && typeof raw === 'object' ? raw : {}) as Record<string, unknown>;
+  const shape = configSchema.shape.fleet.unwrap().innerType().shape;
+  const keyEncryption = shape.keyEncryption.safeParse(obj['keyEncryption']);
+  const etcd = shape.etcd.safeParse(obj['etcd']);
+  return { keyEncryption: keyEncryption.success ? keyEncryption.data : undefined, etcd: etcd.success ? etcd.data : undefined };
 }
 
 export async function semanticProblems(parts: Parts, env: Env): Promise<ConfigProblem[]> {
@@ -76,6 +97,11 @@ export async function semanticProblems(parts: Parts, env: Env): Promise<ConfigPr
     checks.push(outputTargetProblems(index, cert), hookProblems(index, cert));
   }
   if (parts.sni) checks.push(sniProblems(parts.sni, parts.certificates, { partial: parts.partial }));
+  const fleetGiven = parts.fleetGiven ?? parts.fleet !== undefined;
+  // Loaded only for a fleet (or a certificate asking for one): a host without a fleet reads none of its code.
+  if (fleetGiven || parts.certificates.some((c) => c.cert.fleet)) {
+    checks.push(import('./fleet-checks.js').then((m) => m.fleetProblems(parts.fleet, fleetGiven, parts.certificates)));
+  }
   sync.push(...duplicateNames(parts.certificates), ...outputProblems(parts.certificates), ...hookEnvSecretProblems(parts));
   return [...sync, ...(await Promise.all(checks)).flat()];
 }

@@ -75,3 +75,38 @@ export async function writeSelfSignedCombined(combinedPath: string, names: strin
   const combined = (await readFile(keyPath, 'utf8')) + (await readFile(certPath, 'utf8'));
   await writeFile(combinedPath, combined, { mode: 0o600 });
 }
+
+export interface IssuedCert {
+  certPath: string;
+  keyPath: string;
+}
+
+/**
+ * Issues a certificate signed by `pki`'s CA into `dir` (NAME.pem, NAME.key,
+ * the key 0600). `serverAuth` certificates name the loopback addresses;
+ * `clientAuth` ones carry `cn` as their subject, which a server that maps
+ * client certificates to users (etcd's --client-cert-auth) reads.
+ */
+export async function issueLoopbackCert(
+  pki: LoopbackPki,
+  dir: string,
+  name: string,
+  opts: { cn: string; serverAuth?: boolean; clientAuth?: boolean },
+): Promise<IssuedCert> {
+  const keyPath = path.join(dir, `${name}.key`);
+  const csrPath = path.join(dir, `${name}.csr`);
+  const certPath = path.join(dir, `${name}.pem`);
+  const extPath = path.join(dir, `${name}.ext`);
+  await run('openssl', ['req', '-new', '-nodes', ...EC_KEY, '-keyout', keyPath, '-out', csrPath, '-subj', `/CN=${opts.cn}`]);
+  const eku = [opts.serverAuth ? 'serverAuth' : '', opts.clientAuth ? 'clientAuth' : ''].filter(Boolean).join(',');
+  const ext = ['basicConstraints=critical,CA:FALSE', 'keyUsage=critical,digitalSignature'];
+  if (eku) ext.push(`extendedKeyUsage=${eku}`);
+  if (opts.serverAuth) ext.push('subjectAltName=IP:127.0.0.1,IP:::1,DNS:localhost');
+  await writeFile(extPath, `${ext.join('\n')}\n`);
+  await run('openssl', [
+    'x509', '-req', '-in', csrPath, '-CA', pki.caCertPath, '-CAkey', pki.caKeyPath,
+    '-CAcreateserial', '-days', '2', '-extfile', extPath, '-out', certPath,
+  ]);
+  await chmod(keyPath, 0o600);
+  return { certPath, keyPath };
+}

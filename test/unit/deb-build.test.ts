@@ -62,7 +62,7 @@ describe('deb: dependency closure and runtime files', () => {
     await pkg(path.join(nm, 'a', 'node_modules', 'b'), 'b', '2.0.0');
     await pkg(path.join(nm, 'c'), 'c', '1.0.0', { dependencies: { b: '^1' } });
     await pkg(path.join(nm, 'unrelated'), 'unrelated', '1.0.0');
-    for (const f of ['index.js', 'lib/worker.js', 'lib/data.json', 'cli.js', 'README.md', 'LICENSE', 'index.d.ts', 'test/a.test.js', 'benchmarks/x.js', '.eslintrc.js', 'bench.js']) {
+    for (const f of ['index.js', 'lib/worker.js', 'lib/data.json', 'proto/rpc.proto', 'cli.js', 'README.md', 'LICENSE', 'index.d.ts', 'test/a.test.js', 'benchmarks/x.js', '.eslintrc.js', 'bench.js']) {
       await mkdir(path.dirname(path.join(nm, 'a', f)), { recursive: true });
       await writeFile(path.join(nm, 'a', f), '');
     }
@@ -81,8 +81,8 @@ describe('deb: dependency closure and runtime files', () => {
     assert.throws(() => dependencyClosure(repo, ['nope']), /nope .*is not installed/);
   });
 
-  it('ships code and package.json, not tests, benchmarks, docs, types, dotfiles or the package\'s own CLI', () => {
+  it('ships code, package.json and .proto files (etcd3 loads its gRPC definitions at run time), not tests, benchmarks, docs, types, dotfiles or the package\'s own CLI', () => {
     const a = (dependencyClosure(repo, ['a']) as Pkg[]).find((p) => p.rel === 'a')!;
-    assert.deepEqual(runtimeFiles(a), ['index.js', 'lib/data.json', 'lib/worker.js', 'package.json']);
+    assert.deepEqual(runtimeFiles(a), ['index.js', 'lib/data.json', 'lib/worker.js', 'package.json', 'proto/rpc.proto']);
   });
 });
