@@ -220,7 +220,7 @@ const BASES = readdirSync(path.join(REPO, 'config'))
   .map((f) => ({ name: `config/${f}`, config: parseYaml(readFileSync(path.join(REPO, 'config', f), 'utf8')) as Record<string, unknown> }));
 
 /** Creates what each path of a config must be, under `root` (the config itself already re-rooted). */
-async function createFixtures(refs: PathRef[], root: string, pem: string): Promise<void> {
+async function createFixtures(refs: PathRef[], root: string, pem: string, keyPem = ''): Promise<void> {
   const mkdirs = (d: string) => mkdir(d, { recursive: true, mode: 0o755 });
   for (const ref of refs) {
     const file = path.join(root, ref.value);
@@ -228,6 +228,7 @@ async function createFixtures(refs: PathRef[], root: string, pem: string): Promi
     await mkdirs(ref.kind === 'dir' ? file : path.dirname(file));
     if (ref.kind === 'secret') await writeFile(file, randomBytes(32).toString('base64') + '\n', { mode: 0o600 });
     if (ref.kind === 'pem') await writeFile(file, pem, { mode: 0o644 });
+    if (ref.kind === 'pemkey') await writeFile(file, keyPem, { mode: 0o600 });
     if (ref.kind === 'hook') {
       // The examples expect the shipped hooks in /usr/lib/mxcert/hooks: those must exist in hooks/.
       const shipped = /^\/usr\/lib\/mxcert\/hooks\/([^/]+)$/.exec(ref.value);
@@ -244,10 +245,12 @@ async function createFixtures(refs: PathRef[], root: string, pem: string): Promi
 describe('docs examples: YAML configs load with `mxcert config check`', () => {
   let scratch: string;
   let pem: string;
+  let keyPem: string;
   before(async () => {
     scratch = await mkdtemp(path.join(os.tmpdir(), 'mxcert-docs-yaml-'));
     await run('openssl', ['req', '-x509', '-nodes', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-keyout', path.join(scratch, 'ca.key'), '-out', path.join(scratch, 'ca.pem'), '-days', '2', '-subj', '/CN=docs test CA']);
     pem = await readFile(path.join(scratch, 'ca.pem'), 'utf8');
+    keyPem = await readFile(path.join(scratch, 'ca.key'), 'utf8');
   });
   after(async () => {
     if (scratch && !process.env.MXCERT_TEST_KEEP) await rm(scratch, { recursive: true, force: true });
@@ -271,7 +274,7 @@ describe('docs examples: YAML configs load with `mxcert config check`', () => {
       const root = await mkdtemp(path.join(scratch, 'root-'));
       await chmod(root, 0o755);
       const config = reroot(spliced.config, root);
-      await createFixtures(pathRefs(spliced.config), root, pem);
+      await createFixtures(pathRefs(spliced.config), root, pem, keyPem);
       const file = path.join(root, 'config.yaml');
       await writeFile(file, JSON.stringify(config, null, 2), { mode: 0o600 });
       const r = await mxcert(['config', 'check', '--config', file]);

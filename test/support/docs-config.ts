@@ -135,6 +135,7 @@ export type FixtureKind =
   | 'hook' // an executable, root-owned 0755
   | 'secret' // a secret file, root-owned 0600
   | 'pem' // a CA bundle
+  | 'pemkey' // a PEM private key, root-owned 0600 (a TLS client key)
   | 'dir' // a directory (webroot)
   | 'parent' // a file mxcert writes (outputs, stateDir): its directory must exist
   | 'none'; // not a file mxcert opens (a hook's argument, a hook's environment)
@@ -154,6 +155,7 @@ export function fixtureKind(at: Seg[]): FixtureKind {
   const last = keys.at(-1) ?? '';
   // Files mxcert writes, whatever they are called (output.key, output.cert).
   if (keys.includes('output') || last === 'stateDir') return 'parent';
+  if (keys.includes('tls') && last === 'keyFile') return 'pemkey';
   if (/(secretFile|[kK]eyFile|passwordFile)$/.test(last) || last === 'key') return 'secret';
   if (/^(caBundle|trustAnchors|ca|caFile|cert|certFile)$/.test(last)) return 'pem';
   if (last === 'webroot') return 'dir';

@@ -72,6 +72,10 @@ describe('extractBlocks', () => {
     assert.deepEqual(strayMarkers(text, b), [1]);
     assert.deepEqual(strayMarkers(md, blocks), []);
   });
+  it('a marker quoted in an inline code span is prose, not a stray marker', () => {
+    const text = 'Put `<!-- docs-test: skip — reason -->` above a block that cannot run.\n';
+    assert.deepEqual(strayMarkers(text, extractBlocks(text, 'Z.md')), []);
+  });
 });
 
 describe('extractInlineCommands', () => {
