@@ -29,7 +29,8 @@ export interface Awaiting {
   absent: string[];
   /** The primary's serial after the update: every server must be at least there (RFC 1982). */
   minSerial?: number;
-  then: 'STEADY' | 'DEPLOY_CURRENT';
+  /** RETIRE_OLD: a fleet's retire put back records members still serve, and goes on waiting for them (src/dane/decide.ts). */
+  then: 'STEADY' | 'DEPLOY_CURRENT' | 'RETIRE_OLD';
   /**
    * Largest TTL of the RRsets served just before the update. BIND and Knot
    * rewrite the whole RRset's TTL to that of the record just added, yet a
