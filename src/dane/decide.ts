@@ -11,7 +11,7 @@ import { describeMember, FLEET_WAIT, membersNotServing, strayMembers, type Fleet
 import type { DaneJournal, KeyRef, PublishedWith, TtlSeen } from './journal.js';
 import { isRetirePhase } from './phases.js';
 import type { TlsaRecord } from './tlsa.js';
-import { assessVisibility, type Observation, type VisibilityVerdict } from './visibility.js';
+import { assessVisibility, serialAtLeast, type Observation, type VisibilityVerdict } from './visibility.js';
 
 /** What every authoritative server returned at one owner name. */
 export interface OwnerObservation {
@@ -309,12 +309,23 @@ function decideAwaitVisible(j: DaneJournal, obs: DaneObservations, policy: Decid
   if (!v.allAgree) {
     // One server fell back: t_visible starts over.
     if (j.nextVisibleAt && !servedEverywhere(obs.dns, [j.current.tlsa, j.next.tlsa])) return { kind: 'save', journal: withoutHold(j) };
+    const undone = undoneAt(obs.dns, want);
+    if (undone) {
+      // Waiting would never end: send the update again from the phase that sent it.
+      const again: DaneJournal = j.old || want.then === 'RETIRE_OLD' ? { ...j, phase: 'RETIRE_OLD', awaiting: undefined } : { ...withoutHold(j), phase: 'PUBLISH', awaiting: undefined };
+      return { kind: 'save', journal: again, warn: `our update was undone: ${undone}; sending it again` };
+    }
     return { kind: 'wait', why: `not yet visible everywhere: ${v.lagging.join('; ')}`, poll: true };
   }
   // A fleet's retire that put back the records members still serve: back to
-  // waiting for them. No hold is computed here: the new next key is not
-  // published yet, and its hold starts with RETIRE_OLD's own update.
-  if (want.then === 'RETIRE_OLD') return { kind: 'save', journal: { ...j, phase: 'RETIRE_OLD', awaiting: undefined }, say: 'visible on every authoritative server' };
+  // waiting for them. A member that does not serve the current key yet may
+  // start only after a hold from now (currentHoldUntil). The next key's hold
+  // is not touched: the new next key is not published yet, and its hold
+  // starts with RETIRE_OLD's own update.
+  if (want.then === 'RETIRE_OLD') {
+    const held = withHold({ ...j, nextVisibleAt: undefined, holdTtl: undefined }, obs, policy, now, v.maxTtl).holdUntil;
+    return { kind: 'save', journal: { ...j, phase: 'RETIRE_OLD', awaiting: undefined, currentHoldUntil: held }, say: 'visible on every authoritative server' };
+  }
   const held = withHold(j, obs, policy, now, v.maxTtl);
   const then: DaneJournal = { ...held, phase: want.then === 'DEPLOY_CURRENT' ? 'DEPLOY_CURRENT' : 'STEADY', awaiting: undefined };
   if (j.old) {
@@ -322,6 +333,23 @@ function decideAwaitVisible(j: DaneJournal, obs: DaneObservations, policy: Decid
     return { kind: 'delete-key', key: j.old, then: { ...then, old: undefined }, say: [`old key ${j.old.tlsa.slice(0, 16)}… retired and deleted`, 'visible on every authoritative server'] };
   }
   return { kind: 'save', journal: then, say: 'visible on every authoritative server' };
+}
+
+/**
+ * A server whose zone is at or past our update's serial, yet lacks a record
+ * it added or still has one it removed: something after the update undid it
+ * (a record removed by hand, a zone reloaded from a file). Zones only move
+ * forward (RFC 1982 serials), so waiting for that server would never end.
+ * Without the update's serial nothing can be concluded.
+ */
+function undoneAt(dns: OwnerObservation[], want: { present: string[]; absent: string[]; minSerial?: number }): string | undefined {
+  if (want.minSerial === undefined) return undefined;
+  for (const o of dns) {
+    const past = o.servers.filter((s) => s.ok && s.authoritative && s.serial !== undefined && serialAtLeast(s.serial, want.minSerial!));
+    const v = verdictAt([{ owner: o.owner, servers: past }], { present: want.present, absent: want.absent });
+    if (past.length && !v.allAgree) return v.lagging.join('; ');
+  }
+  return undefined;
 }
 
 /** Adoption over a non-empty RRset: the current key was published first; serve it once the hold has passed. */
@@ -403,6 +431,7 @@ export function afterSwap(j: DaneJournal, fresh: KeyRef, now: Date, policy: Deci
     rollover: undefined,
     lastError: undefined,
     swappedAt: now.toISOString(),
+    currentHoldUntil: undefined,
     // At least the larger TTL the hold was computed from (RFC 7671 §8.1: the old record goes once the new key works everywhere).
     retireAfter: new Date(now.getTime() + Math.max(j.holdTtl ?? 0, policy.ttl) * 1000).toISOString(),
   };
@@ -420,34 +449,42 @@ export function afterPublish(then: DaneJournal, serial: number | undefined): Dan
 }
 
 /**
+ * A fleet's RETIRE_OLD may last long (it waits for every member), and
+ * members may start serving the current key during it. So a record of
+ * {old, current} missing anywhere is put back at once, and once it is
+ * visible again a member may start serving the current key only after a
+ * hold from then (currentHoldUntil, set in AWAIT_VISIBLE).
+ */
+function fleetRepair(j: DaneJournal, obs: DaneObservations, policy: DecidePolicy): DaneAction | undefined {
+  const keep = [...(j.old ? [j.old.tlsa] : []), j.current.tlsa];
+  if (servedEverywhere(obs.dns, keep)) return undefined;
+  const before = verdictAt(obs.dns, { present: [], absent: [] });
+  const then: DaneJournal = { ...j, phase: 'AWAIT_VISIBLE', awaiting: { present: keep, absent: [], then: 'RETIRE_OLD', ...ttlField(before.maxTtl) } };
+  return { kind: 'publish', add: [...keep.map(rec), ...policy.extras], remove: [], then, say: 'published again the old and current records, which members may serve' };
+}
+
+/**
  * A fleet's old record goes only once every expected member reports serving
  * the current key, verified at or after the swap (a report from before it
  * may be stale: a member killed between a deploy and its report). A member
  * that is down therefore holds the retire back; that is wanted, since it may
- * still serve the old key. While it waits, which may be long, the records
- * members serve (old and current) are put back if any server lacks them.
- * No `until`: the wait ends when a member reports, not at a time.
+ * still serve the old key. No `until`: the wait ends when a member reports,
+ * not at a time.
  */
-function fleetRetireGate(j: DaneJournal, fleet: FleetObservations, obs: DaneObservations, policy: DecidePolicy): DaneAction | undefined {
+function fleetRetireGate(j: DaneJournal, fleet: FleetObservations): DaneAction | undefined {
   const behind = membersNotServing(fleet.members, j.current.tlsa, j.swappedAt);
   if (!behind.length) return undefined;
-  const keep = [...(j.old ? [j.old.tlsa] : []), j.current.tlsa];
-  if (!servedEverywhere(obs.dns, keep)) {
-    const before = verdictAt(obs.dns, { present: [], absent: [] });
-    const then: DaneJournal = { ...j, phase: 'AWAIT_VISIBLE', awaiting: { present: keep, absent: [], then: 'RETIRE_OLD', ...ttlField(before.maxTtl) } };
-    return { kind: 'publish', add: [...keep.map(rec), ...policy.extras], remove: [], then, say: 'published again the old and current records, which members still serve' };
-  }
   return { kind: 'wait', why: `${FLEET_WAIT} retire waits for members ${behind.map((m) => describeMember(m, j, j.swappedAt)).join('; ')}` };
 }
 
 /** At least one TTL after the swap (RFC 7671 §8.1: remove the old record once the new chain works), in one update: −H(old) +H(new next). */
 function decideRetireOld(j: DaneJournal, obs: DaneObservations, policy: DecidePolicy, now: Date): DaneAction {
   const after = new Date(j.retireAfter ?? new Date(new Date(j.swappedAt ?? now).getTime() + policy.ttl * 1000).toISOString());
+  const repair = obs.fleet ? fleetRepair(j, obs, policy) : undefined;
+  if (repair) return repair;
   if (now.getTime() < after.getTime()) return { kind: 'wait', why: `retiring the old record after ${after.toISOString()}`, until: after };
-  if (obs.fleet) {
-    const held = fleetRetireGate(j, obs.fleet, obs, policy);
-    if (held) return held;
-  }
+  const held = obs.fleet ? fleetRetireGate(j, obs.fleet) : undefined;
+  if (held) return held;
   const before = verdictAt(obs.dns, { present: [], absent: [] });
   const then: DaneJournal = {
     ...j,

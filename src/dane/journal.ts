@@ -99,6 +99,12 @@ export interface DaneJournal {
   /** Latest RRSIG expiration seen over an RRset that lacked H(next) (strictSignatures). */
   unsignedNextUntil?: string;
   swappedAt?: string;
+  /**
+   * A fleet's RETIRE_OLD that put back records members serve: a member may
+   * start serving the current key only from then (t_visible + the hold), as
+   * caches may hold an RRset without it until then. Cleared by the next swap.
+   */
+  currentHoldUntil?: string;
   /** RETIRE_OLD sends its update no earlier than this. */
   retireAfter?: string;
   rollover?: { requestedAt: string; emergency: boolean };

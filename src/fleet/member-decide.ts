@@ -86,26 +86,48 @@ function daneGate(input: MemberDeployInput, now: Date): MemberVerdict | undefine
   if (isRetirePhase(j.phase)) return { kind: 'refuse', why: `the TLSA records are being withdrawn (${j.phase}): keeping the key served now` };
   const role = keyRole(j, lineage.tlsa);
   if (role !== 'current' && role !== 'next') return { kind: 'refuse', why: `the lineage's key ${key} is ${role === 'old' ? "the journal's old key" : 'not named by the journal'}; only the current or the next key is served` };
-  if (role === 'next' && j.phase !== 'SWAP') return { kind: 'refuse', why: `the lineage's key ${key} is the next key, but the journal is in ${j.phase}, not SWAP` };
-  const held = holdGate(j, role, now);
-  if (held) return held;
   if (!dns.length) return { kind: 'refuse', why: 'no DNS observations to check the TLSA records against' };
   // Adoption over an empty RRset: no TLSA anywhere and none ever published,
   // so DANE is not in force and any key may be served; the leader publishes
   // only once every member serves the current key.
-  if (role === 'current' && !j.publishedAt && j.phase === 'PUBLISH' && noRecordsAnywhere(dns)) return undefined;
+  if (role === 'current' && j.phase === 'PUBLISH' && !j.publishedAt && noRecordsAnywhere(dns)) return undefined;
+  const held = holdGate(j, role, now);
+  if (held) return held;
   if (!servedEverywhere(dns, [lineage.tlsa])) {
     return { kind: 'refuse', why: `the lineage's key ${key} is not published everywhere: ${verdictAt(dns, { present: [lineage.tlsa], absent: [] }).lagging.join('; ')}` };
   }
   return undefined;
 }
 
-/** A key that is about to become served for the first time must have been held (the next key in a swap, the current key of an adoption over a foreign RRset). */
+/**
+ * A key this member starts to serve must have been on every authoritative
+ * server for the hold, whichever key it is: caches may hold an RRset
+ * without it until then. The journal says until when, per phase.
+ */
 function holdGate(j: DaneJournal, role: 'current' | 'next', now: Date): MemberVerdict | undefined {
-  const needsHold = role === 'next' ? !j.rollover?.emergency : j.phase === 'DEPLOY_CURRENT';
-  if (!needsHold) return undefined;
-  if (!j.holdUntil) return { kind: 'refuse', why: `the journal records no hold for the ${role} key` };
-  const until = new Date(j.holdUntil);
-  if (now.getTime() < until.getTime()) return { kind: 'refuse', why: `the ${role} key is held until ${j.holdUntil}`, until };
-  return undefined;
+  const until = heldUntil(j, role);
+  if (typeof until === 'string') return { kind: 'refuse', why: until };
+  if (!until || now.getTime() >= until.getTime()) return undefined;
+  return { kind: 'refuse', why: `the ${role} key is held until ${until.toISOString()}`, until };
+}
+
+/** When the key may first be served (undefined: now), or why not at all in this phase. */
+function heldUntil(j: DaneJournal, role: 'current' | 'next'): Date | string | undefined {
+  const hold = j.holdUntil ? new Date(j.holdUntil) : `the journal (${j.phase}) records no hold for the ${role} key`;
+  if (role === 'next') {
+    if (j.phase !== 'SWAP') return `the lineage's key is the next key, but the journal is in ${j.phase}, not SWAP`;
+    return j.rollover?.emergency ? undefined : hold;
+  }
+  switch (j.phase) {
+    case 'STEADY':
+    case 'DEPLOY_CURRENT':
+    case 'SWAP':
+      // The hold over {current, next}, restarted whenever a record went missing.
+      return hold;
+    case 'RETIRE_OLD':
+      // Held before the swap; restarted if the retire had to put records back.
+      return j.currentHoldUntil ? new Date(j.currentHoldUntil) : undefined;
+    default:
+      return `the journal is in ${j.phase}: the records are being published and no hold covers the current key yet`;
+  }
 }
