@@ -36,7 +36,13 @@ export interface MemberDeployInput {
 }
 
 export type MemberVerdict =
-  /** Deploy the lineage (files, hooks, live check), then report. */
+  /**
+   * Deploy the lineage (files, hooks, live check), then report. The report
+   * is withdrawn first (written without `servedTlsa`), so a member killed
+   * mid-deploy leaves no claim the leader's retire could count; after a
+   * failed deploy (files rolled back) it reports what it serves again, with
+   * the error.
+   */
   | { kind: 'deploy'; why: string }
   /** Serving it already, and the report says so. */
   | { kind: 'skip'; why: string }

@@ -4,7 +4,7 @@
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import fc from 'fast-check';
-import { decide as decideRaw, type DaneAction, type DaneObservations, type DecidePolicy, type OwnerObservation } from '../../src/dane/decide.js';
+import { afterSwap, decide as decideRaw, type DaneAction, type DaneObservations, type DecidePolicy, type OwnerObservation } from '../../src/dane/decide.js';
 import { describeMember, FLEET_WAIT, fleetWhy, membersNotServing, strayMembers, type MemberReport } from '../../src/dane/fleet.js';
 import type { DaneJournal } from '../../src/dane/journal.js';
 import type { Observation } from '../../src/dane/visibility.js';
@@ -153,14 +153,28 @@ describe('fleet, leader: RETIRE_OLD removes the old record only once every membe
     assert.deepEqual(a.remove, []);
     assert.deepEqual(a.then.awaiting, { present: [O, C], absent: [], then: 'RETIRE_OLD', ttlBefore: 60 });
     assert.equal(a.then.phase, 'AWAIT_VISIBLE');
-    // Once visible: back to RETIRE_OLD, the old key kept, no hold started (the new next key is not published yet).
-    const back = kind(decide(a.then, obs(both([O, C]), members), POLICY, after), 'save');
+    // Once visible: back to RETIRE_OLD, the old key kept; a member may start serving the
+    // current key only after a hold from now; the next key's hold is not started (it is not published yet).
+    const seen = both([O, C]).map((o) => ({ ...o, at: at(SWAP_AT + 70_000) }));
+    const back = kind(decide(a.then, obs(seen, members), POLICY, at(SWAP_AT + 70_000)), 'save');
     assert.equal(back.journal.phase, 'RETIRE_OLD');
     assert.equal(back.journal.old?.id, 'o');
     assert.equal(back.journal.awaiting, undefined);
+    assert.equal(back.journal.currentHoldUntil, iso(SWAP_AT + 70_000 + 120_000), 't_visible + 2 × TTL');
     assert.equal(back.journal.nextVisibleAt, undefined);
     assert.equal(back.journal.holdUntil, undefined);
-    kind(decide(back.journal, obs(both([O, C]), members), POLICY, after), 'wait');
+    kind(decide(back.journal, obs(both([O, C]), members), POLICY, at(SWAP_AT + 70_000)), 'wait');
+  });
+
+  it('a record missing during the wait after the swap (before retireAfter) is put back at once too', () => {
+    const a = kind(decide(j, obs([server(P, [O, C]), server(S, [O])], [serving('mx-a', C, SWAP_AT)]), POLICY, at(SWAP_AT + 1000)), 'publish');
+    assert.deepEqual(a.add, [rec(O), rec(C)]);
+    assert.equal(a.then.awaiting?.then, 'RETIRE_OLD');
+  });
+
+  it('the next swap forgets the current key’s restarted hold', () => {
+    const s = afterSwap(journal({ phase: 'SWAP', currentHoldUntil: iso(5) }), { id: 'f', tlsa: F, createdAt: iso(DAY) }, at(DAY), POLICY);
+    assert.equal(s.currentHoldUntil, undefined);
   });
 
   it('no report set can remove a record unless every member serves the current key since the swap (fast-check)', () => {
@@ -288,6 +302,29 @@ describe('fleet, member: deploy a lineage key only if the journal names it and D
     vkind(verdict({ ...next, journal: journal({ phase: 'SWAP', holdUntil: undefined }) }, at(DAY)), 'refuse');
     vkind(verdict({ ...next, journal: journal({ phase: 'SWAP', holdUntil: iso(2 * DAY), rollover: { requestedAt: iso(0), emergency: true } }) }, at(DAY)), 'deploy');
     vkind(verdict({ ...next, journal: journal({ phase: 'SWAP' }), dns: dns(server(P, [C, N]), server(S, [C])) }, at(DAY)), 'refuse');
+  });
+
+  it('STEADY or SWAP: the current key only after the hold over {current, next} (restarted whenever a record went missing)', () => {
+    const early = vkind(verdict({}, at(119_999)), 'refuse');
+    assert.deepEqual(early.until, at(120_000));
+    assert.match(early.why, /current key is held until 2026-11-01T00:02:00\.000Z/);
+    vkind(verdict({}, at(120_000)), 'deploy');
+    vkind(verdict({ journal: journal({ holdUntil: undefined, nextVisibleAt: undefined }) }, at(DAY)), 'refuse');
+    vkind(verdict({ journal: journal({ phase: 'SWAP' }) }, at(119_999)), 'refuse');
+  });
+
+  it('PUBLISH (after the first publish) or AWAIT_VISIBLE: no hold covers a key yet, refuse', () => {
+    assert.match(vkind(verdict({ journal: journal({ phase: 'PUBLISH', holdUntil: undefined }) }), 'refuse').why, /no hold covers the current key/);
+    vkind(verdict({ journal: journal({ phase: 'AWAIT_VISIBLE', holdUntil: undefined }) }), 'refuse');
+  });
+
+  it('RETIRE_OLD: the current key was held before the swap; after records were put back, only after currentHoldUntil', () => {
+    const r = journal({ phase: 'RETIRE_OLD', old: { id: 'o', tlsa: O, createdAt: iso(0) }, swappedAt: iso(DAY), holdUntil: undefined, nextVisibleAt: undefined });
+    const d = dns(...both([O, C]));
+    vkind(verdict({ journal: r, dns: d }, at(DAY + 1)), 'deploy');
+    const held = vkind(verdict({ journal: { ...r, currentHoldUntil: iso(DAY + 5000) }, dns: d }, at(DAY + 4999)), 'refuse');
+    assert.deepEqual(held.until, at(DAY + 5000));
+    vkind(verdict({ journal: { ...r, currentHoldUntil: iso(DAY + 5000) }, dns: d }, at(DAY + 5000)), 'deploy');
   });
 
   it('adoption over a foreign RRset (DEPLOY_CURRENT): the current key only after the hold', () => {
