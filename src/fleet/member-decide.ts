@@ -60,7 +60,8 @@ const short = (tlsa: string) => `3 1 1 ${tlsa.slice(0, 12)}…`;
 /** The member's verdict on the lineage for one key type. */
 export function memberDeployVerdict(input: MemberDeployInput, now: Date): MemberVerdict {
   const { lineage, deployed, journal: j } = input;
-  if (deployed?.serial === lineage.serial && deployed.tlsa === lineage.tlsa) return alreadyServed(input);
+  // One serial, one certificate, one key: a deployed key left unknown is the lineage's.
+  if (deployed?.serial === lineage.serial && (deployed.tlsa === undefined || deployed.tlsa === lineage.tlsa)) return alreadyServed(input);
   const daneInForce = input.dane || j !== undefined;
   if (!daneInForce) return { kind: 'deploy', why: `the lineage has serial ${lineage.serial}; this member deploys ${deployed?.serial ?? 'nothing from mxcert'}` };
   // A renewal that keeps the key keeps the TLSA records: the served key does

@@ -371,5 +371,6 @@ describe('fleet, member: deploy a lineage key only if the journal names it and D
     assert.match(vkind(verdict({ deployed, report, journal: swapped }), 'verify').why, /predates the swap/);
     vkind(verdict({ deployed, report: { ...report, verifiedAt: iso(DAY + 1) }, journal: swapped }), 'skip');
     vkind(verdict({ dane: false, journal: undefined, deployed, report, dns: [] }), 'skip');
+    vkind(verdict({ dane: false, journal: undefined, deployed: { serial: '02' }, report, dns: [] }), 'skip');
   });
 });
