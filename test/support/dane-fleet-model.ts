@@ -79,13 +79,16 @@ export class Fleet {
   }
 
   /**
-   * The member's side: the real verdict on the lineage, then deploy (files,
-   * reload, then report) or re-verify and report. Steps are effects, so a
-   * leader killed inside its own deploy stops between them.
+   * The member's side: the real verdict on the lineage, then deploy (the
+   * report withdrawn, the files and the reload, the live check, the report)
+   * or re-verify and report. Steps are effects, so a leader killed inside
+   * its own deploy stops between them. `fail`: the reload hook fails, the
+   * files go back and the member reports what it serves again, with the
+   * error. Returns whether the member serves the lineage's key.
    */
-  apply(m: Member, crash: boolean): void {
+  apply(m: Member, crash: boolean, fail = false): boolean {
     const w = this.w;
-    if (!m.up || !this.lineage) return;
+    if (!m.up || !this.lineage) return false;
     const lineage = this.lineage;
     const v = memberDeployVerdict(
       {
@@ -98,12 +101,17 @@ export class Fleet {
       },
       new Date(w.now),
     );
-    if (v.kind === 'refuse') this.fleetStats.refusals++;
-    if (v.kind === 'skip' || v.kind === 'refuse') return;
-    if (v.kind === 'deploy') this.fleetStats.memberDeploys++;
+    if (v.kind === 'refuse') {
+      this.fleetStats.refusals++;
+      return false;
+    }
+    if (v.kind === 'skip') return true;
+    const at = () => new Date(w.now).toISOString();
     if (v.kind === 'deploy') {
+      this.fleetStats.memberDeploys++;
+      const prev = m.files;
       // The report is withdrawn before the files change, so a kill in between leaves no stale claim.
-      w.effect(() => void (m.report = { member: m.name, reportedAt: new Date(w.now).toISOString() }));
+      w.effect(() => void (m.report = { member: m.name, reportedAt: at() }));
       // The key is checked when the files change, not when the MTA reloads:
       // once in its files, the MTA may pick it up at any moment (a restart,
       // a reload by someone else), so that is when it counts as served.
@@ -111,10 +119,18 @@ export class Fleet {
         m.files = { ...lineage };
         this.serve(m, lineage.tlsa, 'deploy');
       });
+      if (fail) {
+        if (prev) m.files = prev;
+        else delete m.files;
+        this.serve(m, prev?.tlsa ?? PLACEHOLDER, 'rollback');
+        const served = prev ? { servedTlsa: prev.tlsa, serial: prev.serial, verifiedAt: at() } : {};
+        w.effect(() => void (m.report = { member: m.name, ...served, error: 'the reload hook failed; rolled back', reportedAt: at() }));
+        return false;
+      }
     }
-    if (crash) return;
-    const at = new Date(w.now).toISOString();
-    w.effect(() => void (m.report = { member: m.name, servedTlsa: m.served, serial: m.files!.serial, verifiedAt: at, reportedAt: at }));
+    if (crash) return true;
+    w.effect(() => void (m.report = { member: m.name, servedTlsa: m.served, serial: m.files!.serial, verifiedAt: at(), reportedAt: at() }));
+    return true;
   }
 
   reports(): MemberReport[] {
@@ -161,25 +177,14 @@ export class Fleet {
     };
   }
 
-  /** The leader's deploy: publish the lineage, have its own member apply it, check it; on failure the lineage and its files go back. */
+  /** The leader's deploy: publish the lineage and have its own member apply it; on failure the lineage goes back. */
   private leaderDeploy(key: string, live: string | undefined, fail: boolean): { serial: string } {
     const w = this.w;
     const prev = this.lineage;
     const me = this.members[this.leader]!;
-    const prevFiles = me.files;
     w.effect(() => void (this.lineage = { tlsa: key, serial: `${++this.serials}` }));
-    this.apply(me, false);
-    const published = w.servers.every((s) => w.versions[s.version]!.records.includes(key));
-    if (fail || me.served !== key || (live && !published)) {
+    if (!this.apply(me, false, fail) || me.served !== key) {
       w.effect(() => void (this.lineage = prev));
-      if (me.files !== prevFiles) {
-        if (prevFiles) me.files = prevFiles;
-        else delete me.files;
-        this.serve(me, prevFiles?.tlsa ?? PLACEHOLDER, 'rollback');
-        const at = new Date(w.now).toISOString();
-        const served = prevFiles ? { servedTlsa: prevFiles.tlsa, serial: prevFiles.serial, verifiedAt: at } : {};
-        w.effect(() => void (me.report = { member: me.name, ...served, error: 'deploy failed, rolled back', reportedAt: at }));
-      }
       throw new Error(fail ? 'the reload hook failed' : `live check: ${me.name} does not serve the new key`);
     }
     w.stats.deploys++;

@@ -84,6 +84,7 @@ export class World {
   effects = 0;
   crashAt?: number;
   crashAfter = false;
+  killed = false;
   foreignCount = 0;
   /**
    * An edit by hand (or a fallback) that no completed pass has looked at
@@ -142,11 +143,18 @@ export class World {
   }
 
   effect<T>(fn: () => T): T {
+    // A killed process does nothing more (a catch block that writes the journal included).
+    if (this.killed) throw new Crash('already killed');
     const i = this.effects++;
-    if (i === this.crashAt && !this.crashAfter) throw new Crash(`killed before effect ${i}`);
+    if (i === this.crashAt && !this.crashAfter) this.kill(`killed before effect ${i}`);
     const r = fn();
-    if (i === this.crashAt) throw new Crash(`killed after effect ${i}`);
+    if (i === this.crashAt) this.kill(`killed after effect ${i}`);
     return r;
+  }
+
+  private kill(why: string): never {
+    this.killed = true;
+    throw new Crash(why);
   }
 
   /** What `s` answers now; `byPass`: the look is the machine's (a fallen-back server recovers once a pass has seen it). */
@@ -307,6 +315,7 @@ async function runPass(w: World, policy: DecidePolicy, e: Extract<WorldEvent, { 
 export async function runModelPass(w: World, e: Extract<WorldEvent, { kind: 'pass' }>, run: () => Promise<unknown>): Promise<void> {
   w.stats.passes++;
   w.effects = 0;
+  w.killed = false;
   w.crashAt = e.crashAt;
   w.crashAfter = e.crashAfter;
   let crashed = false;
@@ -318,6 +327,7 @@ export async function runModelPass(w: World, e: Extract<WorldEvent, { kind: 'pas
     else if (!/reload hook failed|live check/.test((err as Error).message)) throw err;
   } finally {
     w.crashAt = undefined;
+    w.killed = false;
   }
   if (!crashed) w.unseenEdit = false;
   for (const s of w.servers) {
