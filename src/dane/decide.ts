@@ -322,10 +322,7 @@ function decideAwaitVisible(j: DaneJournal, obs: DaneObservations, policy: Decid
   // start only after a hold from now (currentHoldUntil). The next key's hold
   // is not touched: the new next key is not published yet, and its hold
   // starts with RETIRE_OLD's own update.
-  if (want.then === 'RETIRE_OLD') {
-    const held = withHold({ ...j, nextVisibleAt: undefined, holdTtl: undefined }, obs, policy, now, v.maxTtl).holdUntil;
-    return { kind: 'save', journal: { ...j, phase: 'RETIRE_OLD', awaiting: undefined, currentHoldUntil: held }, say: 'visible on every authoritative server' };
-  }
+  if (want.then === 'RETIRE_OLD') return { kind: 'save', journal: { ...withCurrentHold(j, obs, policy, now, v.maxTtl), phase: 'RETIRE_OLD', awaiting: undefined }, say: 'visible on every authoritative server' };
   const held = withHold(j, obs, policy, now, v.maxTtl);
   const then: DaneJournal = { ...held, phase: want.then === 'DEPLOY_CURRENT' ? 'DEPLOY_CURRENT' : 'STEADY', awaiting: undefined };
   if (j.old) {
@@ -432,6 +429,7 @@ export function afterSwap(j: DaneJournal, fresh: KeyRef, now: Date, policy: Deci
     lastError: undefined,
     swappedAt: now.toISOString(),
     currentHoldUntil: undefined,
+    currentHoldReset: undefined,
     // At least the larger TTL the hold was computed from (RFC 7671 §8.1: the old record goes once the new key works everywhere).
     retireAfter: new Date(now.getTime() + Math.max(j.holdTtl ?? 0, policy.ttl) * 1000).toISOString(),
   };
@@ -448,16 +446,29 @@ export function afterPublish(then: DaneJournal, serial: number | undefined): Dan
   return { ...then, awaiting: { ...then.awaiting, minSerial: serial } };
 }
 
+/** The current key's hold restarted in a fleet's RETIRE_OLD: t_visible is now (see withHold); the next key's hold is not touched. */
+function withCurrentHold(j: DaneJournal, obs: DaneObservations, policy: DecidePolicy, now: Date, ttlAfter: number | undefined): DaneJournal {
+  const held = withHold({ ...j, nextVisibleAt: undefined, holdTtl: undefined }, obs, policy, now, ttlAfter).holdUntil;
+  return { ...j, currentHoldUntil: held, currentHoldReset: undefined };
+}
+
 /**
  * A fleet's RETIRE_OLD may last long (it waits for every member), and
  * members may start serving the current key during it. So a record of
  * {old, current} missing anywhere is put back at once, and once it is
  * visible again a member may start serving the current key only after a
- * hold from then (currentHoldUntil, set in AWAIT_VISIBLE).
+ * hold from then (currentHoldUntil). That a record went missing is saved
+ * before anything else, like the TTL memory: a crash right after the
+ * update that puts it back must not forget that the hold starts over.
  */
-function fleetRepair(j: DaneJournal, obs: DaneObservations, policy: DecidePolicy): DaneAction | undefined {
+function fleetRepair(j: DaneJournal, obs: DaneObservations, policy: DecidePolicy, now: Date): DaneAction | undefined {
   const keep = [...(j.old ? [j.old.tlsa] : []), j.current.tlsa];
-  if (servedEverywhere(obs.dns, keep)) return undefined;
+  if (servedEverywhere(obs.dns, keep)) {
+    // Back everywhere (our update landed before a crash, or the record came back by itself).
+    if (j.currentHoldReset) return { kind: 'save', journal: withCurrentHold(j, obs, policy, now, verdictAt(obs.dns, { present: [], absent: [] }).maxTtl) };
+    return undefined;
+  }
+  if (!j.currentHoldReset) return { kind: 'save', journal: { ...j, currentHoldReset: true, currentHoldUntil: undefined }, warn: 'a record members may serve is missing; publishing it again' };
   const before = verdictAt(obs.dns, { present: [], absent: [] });
   const then: DaneJournal = { ...j, phase: 'AWAIT_VISIBLE', awaiting: { present: keep, absent: [], then: 'RETIRE_OLD', ...ttlField(before.maxTtl) } };
   return { kind: 'publish', add: [...keep.map(rec), ...policy.extras], remove: [], then, say: 'published again the old and current records, which members may serve' };
@@ -480,7 +491,7 @@ function fleetRetireGate(j: DaneJournal, fleet: FleetObservations): DaneAction |
 /** At least one TTL after the swap (RFC 7671 §8.1: remove the old record once the new chain works), in one update: −H(old) +H(new next). */
 function decideRetireOld(j: DaneJournal, obs: DaneObservations, policy: DecidePolicy, now: Date): DaneAction {
   const after = new Date(j.retireAfter ?? new Date(new Date(j.swappedAt ?? now).getTime() + policy.ttl * 1000).toISOString());
-  const repair = obs.fleet ? fleetRepair(j, obs, policy) : undefined;
+  const repair = obs.fleet ? fleetRepair(j, obs, policy, now) : undefined;
   if (repair) return repair;
   if (now.getTime() < after.getTime()) return { kind: 'wait', why: `retiring the old record after ${after.toISOString()}`, until: after };
   const held = obs.fleet ? fleetRetireGate(j, obs.fleet) : undefined;

@@ -105,6 +105,13 @@ export interface DaneJournal {
    * caches may hold an RRset without it until then. Cleared by the next swap.
    */
   currentHoldUntil?: string;
+  /**
+   * A fleet's RETIRE_OLD saw a record of {old, current} missing: saved before
+   * the records are put back (a crash right after must not forget it), and
+   * until currentHoldUntil is set. Members do not start serving the current
+   * key meanwhile.
+   */
+  currentHoldReset?: boolean;
   /** RETIRE_OLD sends its update no earlier than this. */
   retireAfter?: string;
   rollover?: { requestedAt: string; emergency: boolean };

@@ -133,6 +133,7 @@ function heldUntil(j: DaneJournal, role: 'current' | 'next'): Date | string | un
       return hold;
     case 'RETIRE_OLD':
       // Held before the swap; restarted if the retire had to put records back.
+      if (j.currentHoldReset) return 'a record of the current key went missing and is being published again; its hold starts over';
       return j.currentHoldUntil ? new Date(j.currentHoldUntil) : undefined;
     default:
       return `the journal is in ${j.phase}: the records are being published and no hold covers the current key yet`;

@@ -59,6 +59,13 @@ function decide(j: DaneJournal, o: DaneObservations, p: DecidePolicy, now: Date)
   return a;
 }
 
+/** The executor's view: saves are carried out and decide asked again, on the same observations, until another action. */
+function settle(j: DaneJournal, o: DaneObservations, p: DecidePolicy, now: Date): DaneAction {
+  let a = decideRaw(j, o, p, now);
+  for (let i = 0; i < 5 && a.kind === 'save'; i++) a = decideRaw(a.journal, o, p, now);
+  return a;
+}
+
 function kind<K extends DaneAction['kind']>(a: DaneAction, k: K): Extract<DaneAction, { kind: K }> {
   assert.equal(a.kind, k, JSON.stringify(a));
   return a as Extract<DaneAction, { kind: K }>;
@@ -148,7 +155,13 @@ describe('fleet, leader: RETIRE_OLD removes the old record only once every membe
 
   it('while it waits, a record members serve gone from a server is published again, and the retire goes on waiting', () => {
     const members = [serving('mx-a', C, SWAP_AT), serving('mx-c', O)];
-    const a = kind(decide(j, obs([server(P, [O, C]), server(S, [C])], members), POLICY, after), 'publish');
+    const missing = obs([server(P, [O, C]), server(S, [C])], members);
+    // First saved (a crash after the update must not forget that the current key's hold starts over)...
+    const reset = kind(decide(j, missing, POLICY, after), 'save');
+    assert.equal(reset.journal.currentHoldReset, true);
+    assert.equal(reset.journal.phase, 'RETIRE_OLD');
+    // ...then published.
+    const a = kind(decide(reset.journal, missing, POLICY, after), 'publish');
     assert.deepEqual(a.add, [rec(O), rec(C)]);
     assert.deepEqual(a.remove, []);
     assert.deepEqual(a.then.awaiting, { present: [O, C], absent: [], then: 'RETIRE_OLD', ttlBefore: 60 });
@@ -161,20 +174,32 @@ describe('fleet, leader: RETIRE_OLD removes the old record only once every membe
     assert.equal(back.journal.old?.id, 'o');
     assert.equal(back.journal.awaiting, undefined);
     assert.equal(back.journal.currentHoldUntil, iso(SWAP_AT + 70_000 + 120_000), 't_visible + 2 × TTL');
+    assert.equal(back.journal.currentHoldReset, undefined);
     assert.equal(back.journal.nextVisibleAt, undefined);
     assert.equal(back.journal.holdUntil, undefined);
     kind(decide(back.journal, obs(both([O, C]), members), POLICY, at(SWAP_AT + 70_000)), 'wait');
   });
 
   it('a record missing during the wait after the swap (before retireAfter) is put back at once too', () => {
-    const a = kind(decide(j, obs([server(P, [O, C]), server(S, [O])], [serving('mx-a', C, SWAP_AT)]), POLICY, at(SWAP_AT + 1000)), 'publish');
+    const a = kind(settle(j, obs([server(P, [O, C]), server(S, [O])], [serving('mx-a', C, SWAP_AT)]), POLICY, at(SWAP_AT + 1000)), 'publish');
     assert.deepEqual(a.add, [rec(O), rec(C)]);
     assert.equal(a.then.awaiting?.then, 'RETIRE_OLD');
+    assert.equal(a.then.currentHoldReset, true);
+  });
+
+  it('killed after putting the record back: the next pass finds it everywhere and still restarts the current key’s hold', () => {
+    const reset = { ...j, currentHoldReset: true };
+    const seen = both([O, C]).map((o) => ({ ...o, at: at(SWAP_AT + 2000) }));
+    const a = kind(decide(reset, obs(seen, [serving('mx-a', C, SWAP_AT)]), POLICY, at(SWAP_AT + 2000)), 'save');
+    assert.equal(a.journal.currentHoldReset, undefined);
+    assert.equal(a.journal.currentHoldUntil, iso(SWAP_AT + 2000 + 120_000));
+    assert.equal(a.journal.phase, 'RETIRE_OLD');
   });
 
   it('the next swap forgets the current key’s restarted hold', () => {
-    const s = afterSwap(journal({ phase: 'SWAP', currentHoldUntil: iso(5) }), { id: 'f', tlsa: F, createdAt: iso(DAY) }, at(DAY), POLICY);
+    const s = afterSwap(journal({ phase: 'SWAP', currentHoldUntil: iso(5), currentHoldReset: true }), { id: 'f', tlsa: F, createdAt: iso(DAY) }, at(DAY), POLICY);
     assert.equal(s.currentHoldUntil, undefined);
+    assert.equal(s.currentHoldReset, undefined);
   });
 
   it('no report set can remove a record unless every member serves the current key since the swap (fast-check)', () => {
@@ -191,7 +216,7 @@ describe('fleet, leader: RETIRE_OLD removes the old record only once every membe
           ...(r.verified !== undefined ? { verifiedAt: iso(r.verified) } : {}),
           ...(r.error ? { error: r.error } : {}),
         }));
-        const a = decide(j, obs(both(records), members), POLICY, after);
+        const a = settle(j, obs(both(records), members), POLICY, after);
         const ready = rs.every((r) => r.key === C && r.verified !== undefined && r.verified >= SWAP_AT);
         if (a.kind === 'publish' && a.remove.length) assert.ok(ready, JSON.stringify({ members, a }));
         if (!ready) assert.ok(a.kind === 'wait' || (a.kind === 'publish' && !a.remove.length), JSON.stringify(a));
@@ -325,6 +350,7 @@ describe('fleet, member: deploy a lineage key only if the journal names it and D
     const held = vkind(verdict({ journal: { ...r, currentHoldUntil: iso(DAY + 5000) }, dns: d }, at(DAY + 4999)), 'refuse');
     assert.deepEqual(held.until, at(DAY + 5000));
     vkind(verdict({ journal: { ...r, currentHoldUntil: iso(DAY + 5000) }, dns: d }, at(DAY + 5000)), 'deploy');
+    assert.match(vkind(verdict({ journal: { ...r, currentHoldReset: true }, dns: d }, at(DAY + 5000)), 'refuse').why, /hold starts over/);
   });
 
   it('adoption over a foreign RRset (DEPLOY_CURRENT): the current key only after the hold', () => {
