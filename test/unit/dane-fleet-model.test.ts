@@ -38,7 +38,72 @@ const fleetParams: fc.Arbitrary<FleetParams> = fc.record({
   members: fc.integer({ min: 2, max: 4 }),
 });
 
+/**
+ * Histories fast-check found while a rule was taken out: each breaks the
+ * invariant, or the rollover's completion, without the rule it names.
+ */
+const FOUND: Array<{ rule: string; params: FleetParams; events: FleetEvent[] }> = [
+  {
+    rule: "the first publish waits for every member (src/dane/decide.ts)",
+    params: { ttl: 1, minHoldMs: 0, keyLifetimeMs: 10000, lags: [], members: 2 },
+    events: [{ kind: 'member', index: 0, crash: false }, { kind: 'wait', ms: 0 }, { kind: 'failover' }, { kind: 'rollover' }, { kind: 'down', index: 0 }],
+  },
+  {
+    rule: "the retire waits for every member (src/dane/decide.ts)",
+    params: { ttl: 1, minHoldMs: 0, keyLifetimeMs: 10000, lags: [], members: 2 },
+    events: [{ kind: 'foreign-add', ttlUp: 0 }, { kind: 'up' }, { kind: 'rollover' }, { kind: 'wait', ms: 0 }, { kind: 'down', index: 0 }],
+  },
+  {
+    rule: "the retire puts back missing records (liveness)",
+    params: { ttl: 1, minHoldMs: 0, keyLifetimeMs: 10000, lags: [], foreignTtl: 1, members: 2 },
+    events: [{ kind: 'wait', ms: 10000 }, { kind: 'pass', renewalDue: false, crashAfter: false, failDeploy: false }, { kind: 'down', index: 0 }, { kind: 'pass', renewalDue: false, crashAfter: false, failDeploy: false }, { kind: 'pass', renewalDue: false, crashAfter: false, failDeploy: false }, { kind: 'hand-remove', what: 'current' }],
+  },
+  {
+    rule: "the retire puts back missing records before its clock wait",
+    params: { ttl: 1, minHoldMs: 0, keyLifetimeMs: 10000, lags: [0], foreignTtl: 4, members: 3 },
+    events: [{ kind: 'wait', ms: 8000 }, { kind: 'rollover' }, { kind: 'down', index: 0 }, { kind: 'pass', renewalDue: false, crashAfter: false, failDeploy: false }, { kind: 'pass', renewalDue: false, crashAfter: false, failDeploy: false }, { kind: 'fallback', server: 0, back: 1 }, { kind: 'rollover' }],
+  },
+  {
+    rule: "the current key’s hold restarts after a record came back (currentHoldUntil)",
+    params: { ttl: 1, minHoldMs: 0, keyLifetimeMs: 10000, lags: [0], foreignTtl: 2, members: 2 },
+    events: [{ kind: 'wait', ms: 4000 }, { kind: 'pass', renewalDue: false, crashAfter: false, failDeploy: false }, { kind: 'rollover' }, { kind: 'pass', renewalDue: false, crashAfter: false, failDeploy: false }, { kind: 'fallback', server: 0, back: 1 }, { kind: 'fallback', server: 0, back: 1 }],
+  },
+  {
+    rule: "a missing record is noted before it is put back (currentHoldReset)",
+    params: { ttl: 1, minHoldMs: 0, keyLifetimeMs: 10000, lags: [], foreignTtl: 1, members: 2 },
+    events: [{ kind: 'wait', ms: 7695 }, { kind: 'wait', ms: 2305 }, { kind: 'foreign-add', ttlUp: 1 }, { kind: 'pass', renewalDue: false, crashAfter: false, failDeploy: false }, { kind: 'wait', ms: 0 }, { kind: 'hand-remove', what: 'current' }, { kind: 'pass', renewalDue: false, crashAt: 1, crashAfter: false, failDeploy: false }, { kind: 'hand-remove', what: 'current' }],
+  },
+  {
+    rule: "an undone update is sent again (liveness, src/dane/decide.ts)",
+    params: { ttl: 1, minHoldMs: 0, keyLifetimeMs: 10000, lags: [0], foreignTtl: 1, members: 2 },
+    events: [{ kind: 'fallback', server: 0, back: 1 }, { kind: 'pass', renewalDue: false, crashAfter: false, failDeploy: false }, { kind: 'hand-remove', what: 'current' }, { kind: 'member', index: 0, crash: false }, { kind: 'pass', renewalDue: false, crashAfter: false, failDeploy: false }, { kind: 'wait', ms: 0 }, { kind: 'member', index: 0, crash: false }],
+  },
+  {
+    rule: "a member waits for the hold (src/fleet/member-decide.ts)",
+    params: { ttl: 1, minHoldMs: 0, keyLifetimeMs: 10000, lags: [], members: 2 },
+    events: [{ kind: 'member', index: 0, crash: false }, { kind: 'failover' }, { kind: 'pass', renewalDue: false, crashAfter: false, failDeploy: false }, { kind: 'wait', ms: 0 }, { kind: 'foreign-add', ttlUp: 0 }],
+  },
+  {
+    rule: "a member deploys only a key every server publishes",
+    params: { ttl: 1, minHoldMs: 0, keyLifetimeMs: 10000, lags: [], foreignTtl: 1, members: 2 },
+    events: [{ kind: 'wait', ms: 2000 }, { kind: 'pass', renewalDue: false, crashAfter: false, failDeploy: false }, { kind: 'hand-remove', what: 'current' }, { kind: 'up' }, { kind: 'down', index: 0 }, { kind: 'foreign-add', ttlUp: 0 }, { kind: 'member', index: 3, crash: false }],
+  },
+  {
+    rule: "a member serves the current key before the first publish (liveness)",
+    params: { ttl: 1, minHoldMs: 0, keyLifetimeMs: 10000, lags: [], members: 2 },
+    events: [{ kind: 'up' }, { kind: 'member', index: 0, crash: false }, { kind: 'pass', renewalDue: false, crashAfter: false, failDeploy: false }, { kind: 'fallback', server: 0, back: 1 }, { kind: 'pass', renewalDue: false, crashAfter: false, failDeploy: false }],
+  },
+];
+
 describe('DANE across a fleet in a modelled world (fast-check)', () => {
+  for (const h of FOUND) {
+    it(`a history that needs: ${h.rule}`, async () => {
+      const f = await simulateFleet(h.params, [{ kind: 'pass', renewalDue: false, crashAfter: false, failDeploy: false }, ...h.events]);
+      assert.deepEqual(f.w.violations, []);
+      assert.equal(f.liveness, undefined);
+    });
+  }
+
   it('no member ever serves a key missing from an RRset returned within 2 × TTL, and the rollover completes once every member is up', async () => {
     const totals = { swaps: 0, crashes: 0, passes: 0, retireWaits: 0, publishWaits: 0, memberDeploys: 0, refusals: 0, downs: 0, failovers: 0 };
     await fc.assert(
