@@ -7,10 +7,11 @@
 //
 // The rule every answer serves: the key the MTA serves is always in every
 // TLSA RRset that any authoritative server has returned in the last 2 × TTL.
+import { describeMember, FLEET_WAIT, membersNotServing, strayMembers, type FleetObservations } from './fleet.js';
 import type { DaneJournal, KeyRef, PublishedWith, TtlSeen } from './journal.js';
 import { isRetirePhase } from './phases.js';
 import type { TlsaRecord } from './tlsa.js';
-import { assessVisibility, type Observation, type VisibilityVerdict } from './visibility.js';
+import { assessVisibility, serialAtLeast, type Observation, type VisibilityVerdict } from './visibility.js';
 
 /** What every authoritative server returned at one owner name. */
 export interface OwnerObservation {
@@ -23,6 +24,8 @@ export interface SiblingState {
   keyType: string;
   journal?: DaneJournal;
   deployedTlsa?: string;
+  /** Fleet mode: the members' reports for this key type (see DaneObservations.fleet). */
+  fleet?: FleetObservations;
 }
 
 /** Plain data, gathered just before `decide` is asked. */
@@ -38,6 +41,13 @@ export interface DaneObservations {
   backoffUntil?: Date;
   /** A same-key renewal is due by the normal timing rules. */
   renewalDue: boolean;
+  /**
+   * Fleet mode (docs/architecture.md, "DANE across a fleet"): one report per
+   * expected member, for this key type. `decide` is then asked by the leader
+   * only, "deploy" means "publish the lineage to the fleet", and
+   * `deployedTlsa` is the key of the lineage published to the fleet.
+   */
+  fleet?: FleetObservations;
 }
 
 export interface DecidePolicy {
@@ -226,6 +236,15 @@ function decidePublish(j: DaneJournal, obs: DaneObservations, policy: DecidePoli
     // may still hold them, so the key is published first and held.
     return { kind: 'deploy', key: 'current', liveCheck: false, say: 'deployed a certificate for the current key (serial %s) before publishing' };
   }
+  const firstPublish = empty && !j.publishedAt;
+  // A fleet: the first record puts DANE in force for every member at once,
+  // and a member still serving another key would be outside the RRset the
+  // moment it is published. So the leader waits until every member reports
+  // serving the current key (docs/architecture.md, "DANE across a fleet").
+  if (firstPublish && obs.fleet) {
+    const behind = membersNotServing(obs.fleet.members, j.current.tlsa);
+    if (behind.length) return { kind: 'wait', why: `${FLEET_WAIT} publishing once every member serves the current key: ${behind.map((m) => describeMember(m, j)).join('; ')}` };
+  }
   // Adoption of a certificate with several key types: the first record
   // published puts DANE in force for every key served at these endpoints,
   // so all key types must serve their current key by then, and all their
@@ -234,6 +253,8 @@ function decidePublish(j: DaneJournal, obs: DaneObservations, policy: DecidePoli
   if (empty && obs.siblings) {
     const notReady = obs.siblings.filter((s) => !s.journal || s.deployedTlsa !== s.journal.current.tlsa).map((s) => s.keyType);
     if (notReady.length) return { kind: 'wait', why: `${ADOPTION_WAIT} publishing once ${notReady.join(', ')} also serves its current key` };
+    const fleetBehind = firstPublish ? siblingsBehind(obs.siblings) : [];
+    if (fleetBehind.length) return { kind: 'wait', why: `${FLEET_WAIT} publishing once every member serves the current key: ${fleetBehind.join('; ')}` };
     for (const s of obs.siblings) siblingRecords.push(rec(s.journal!.current.tlsa), rec(s.journal!.next.tlsa));
   }
   const before = verdictAt(obs.dns, { present: [], absent: [] });
@@ -245,6 +266,11 @@ function decidePublish(j: DaneJournal, obs: DaneObservations, policy: DecidePoli
     ...unsignedField(j, before, policy),
   };
   return { kind: 'publish', add: [rec(j.current.tlsa), rec(j.next.tlsa), ...siblingRecords, ...policy.extras], remove: [], then, say: 'published 3 1 1 current + next' };
+}
+
+/** Fleet members not yet serving their sibling key type's current key, described. */
+function siblingsBehind(siblings: SiblingState[]): string[] {
+  return siblings.flatMap((s) => (s.fleet ? membersNotServing(s.fleet.members, s.journal!.current.tlsa).map((m) => `${s.keyType}: ${describeMember(m, s.journal)}`) : []));
 }
 
 function ttlField(ttl: number | undefined): { ttlBefore?: number } {
@@ -283,8 +309,20 @@ function decideAwaitVisible(j: DaneJournal, obs: DaneObservations, policy: Decid
   if (!v.allAgree) {
     // One server fell back: t_visible starts over.
     if (j.nextVisibleAt && !servedEverywhere(obs.dns, [j.current.tlsa, j.next.tlsa])) return { kind: 'save', journal: withoutHold(j) };
+    const undone = undoneAt(obs.dns, want);
+    if (undone) {
+      // Waiting would never end: send the update again from the phase that sent it.
+      const again: DaneJournal = j.old || want.then === 'RETIRE_OLD' ? { ...j, phase: 'RETIRE_OLD', awaiting: undefined } : { ...withoutHold(j), phase: 'PUBLISH', awaiting: undefined };
+      return { kind: 'save', journal: again, warn: `our update was undone: ${undone}; sending it again` };
+    }
     return { kind: 'wait', why: `not yet visible everywhere: ${v.lagging.join('; ')}`, poll: true };
   }
+  // A fleet's retire that put back the records members still serve: back to
+  // waiting for them. A member that does not serve the current key yet may
+  // start only after a hold from now (currentHoldUntil). The next key's hold
+  // is not touched: the new next key is not published yet, and its hold
+  // starts with RETIRE_OLD's own update.
+  if (want.then === 'RETIRE_OLD') return { kind: 'save', journal: { ...withCurrentHold(j, obs, policy, now, v.maxTtl), phase: 'RETIRE_OLD', awaiting: undefined }, say: 'visible on every authoritative server' };
   const held = withHold(j, obs, policy, now, v.maxTtl);
   const then: DaneJournal = { ...held, phase: want.then === 'DEPLOY_CURRENT' ? 'DEPLOY_CURRENT' : 'STEADY', awaiting: undefined };
   if (j.old) {
@@ -292,6 +330,23 @@ function decideAwaitVisible(j: DaneJournal, obs: DaneObservations, policy: Decid
     return { kind: 'delete-key', key: j.old, then: { ...then, old: undefined }, say: [`old key ${j.old.tlsa.slice(0, 16)}… retired and deleted`, 'visible on every authoritative server'] };
   }
   return { kind: 'save', journal: then, say: 'visible on every authoritative server' };
+}
+
+/**
+ * A server whose zone is at or past our update's serial, yet lacks a record
+ * it added or still has one it removed: something after the update undid it
+ * (a record removed by hand, a zone reloaded from a file). Zones only move
+ * forward (RFC 1982 serials), so waiting for that server would never end.
+ * Without the update's serial nothing can be concluded.
+ */
+function undoneAt(dns: OwnerObservation[], want: { present: string[]; absent: string[]; minSerial?: number }): string | undefined {
+  if (want.minSerial === undefined) return undefined;
+  for (const o of dns) {
+    const past = o.servers.filter((s) => s.ok && s.authoritative && s.serial !== undefined && serialAtLeast(s.serial, want.minSerial!));
+    const v = verdictAt([{ owner: o.owner, servers: past }], { present: want.present, absent: want.absent });
+    if (past.length && !v.allAgree) return v.lagging.join('; ');
+  }
+  return undefined;
 }
 
 /** Adoption over a non-empty RRset: the current key was published first; serve it once the hold has passed. */
@@ -330,7 +385,13 @@ function decideSteady(j: DaneJournal, obs: DaneObservations, policy: DecidePolic
     // Same-key renewal (or the files were replaced): the RRset does not change.
     return { kind: 'deploy', key: 'current', liveCheck: true, say: 'renewed with the current key (serial %s)' };
   }
-  return { kind: 'idle', until: new Date(Math.max(rotationAt(j, policy.keyLifetimeMs), j.holdUntil ? new Date(j.holdUntil).getTime() : 0)) };
+  const until = new Date(Math.max(rotationAt(j, policy.keyLifetimeMs), j.holdUntil ? new Date(j.holdUntil).getTime() : 0));
+  // A member serving a key the journal does not name is outside mxcert's
+  // records: say so rather than idle. It holds back nothing but the retire
+  // of an old key (which waits for every member to serve the current one).
+  const stray = obs.fleet ? strayMembers(j, obs.fleet.members) : [];
+  if (stray.length) return { kind: 'wait', why: `${FLEET_WAIT} ${stray.map((m) => describeMember(m, j)).join('; ')}`, until };
+  return { kind: 'idle', until };
 }
 
 /** Visibility, the hold (unless an emergency) and the validating resolver. */
@@ -367,6 +428,8 @@ export function afterSwap(j: DaneJournal, fresh: KeyRef, now: Date, policy: Deci
     rollover: undefined,
     lastError: undefined,
     swappedAt: now.toISOString(),
+    currentHoldUntil: undefined,
+    currentHoldReset: undefined,
     // At least the larger TTL the hold was computed from (RFC 7671 §8.1: the old record goes once the new key works everywhere).
     retireAfter: new Date(now.getTime() + Math.max(j.holdTtl ?? 0, policy.ttl) * 1000).toISOString(),
   };
@@ -383,10 +446,56 @@ export function afterPublish(then: DaneJournal, serial: number | undefined): Dan
   return { ...then, awaiting: { ...then.awaiting, minSerial: serial } };
 }
 
+/** The current key's hold restarted in a fleet's RETIRE_OLD: t_visible is now (see withHold); the next key's hold is not touched. */
+function withCurrentHold(j: DaneJournal, obs: DaneObservations, policy: DecidePolicy, now: Date, ttlAfter: number | undefined): DaneJournal {
+  const held = withHold({ ...j, nextVisibleAt: undefined, holdTtl: undefined }, obs, policy, now, ttlAfter).holdUntil;
+  return { ...j, currentHoldUntil: held, currentHoldReset: undefined };
+}
+
+/**
+ * A fleet's RETIRE_OLD may last long (it waits for every member), and
+ * members may start serving the current key during it. So a record of
+ * {old, current} missing anywhere is put back at once, and once it is
+ * visible again a member may start serving the current key only after a
+ * hold from then (currentHoldUntil). That a record went missing is saved
+ * before anything else, like the TTL memory: a crash right after the
+ * update that puts it back must not forget that the hold starts over.
+ */
+function fleetRepair(j: DaneJournal, obs: DaneObservations, policy: DecidePolicy, now: Date): DaneAction | undefined {
+  const keep = [...(j.old ? [j.old.tlsa] : []), j.current.tlsa];
+  if (servedEverywhere(obs.dns, keep)) {
+    // Back everywhere (our update landed before a crash, or the record came back by itself).
+    if (j.currentHoldReset) return { kind: 'save', journal: withCurrentHold(j, obs, policy, now, verdictAt(obs.dns, { present: [], absent: [] }).maxTtl) };
+    return undefined;
+  }
+  if (!j.currentHoldReset) return { kind: 'save', journal: { ...j, currentHoldReset: true, currentHoldUntil: undefined }, warn: 'a record members may serve is missing; publishing it again' };
+  const before = verdictAt(obs.dns, { present: [], absent: [] });
+  const then: DaneJournal = { ...j, phase: 'AWAIT_VISIBLE', awaiting: { present: keep, absent: [], then: 'RETIRE_OLD', ...ttlField(before.maxTtl) } };
+  return { kind: 'publish', add: [...keep.map(rec), ...policy.extras], remove: [], then, say: 'published again the old and current records, which members may serve' };
+}
+
+/**
+ * A fleet's old record goes only once every expected member reports serving
+ * the current key, verified at or after the swap (a report from before it
+ * may be stale: a member killed between a deploy and its report). A member
+ * that is down therefore holds the retire back; that is wanted, since it may
+ * still serve the old key. No `until`: the wait ends when a member reports,
+ * not at a time.
+ */
+function fleetRetireGate(j: DaneJournal, fleet: FleetObservations): DaneAction | undefined {
+  const behind = membersNotServing(fleet.members, j.current.tlsa, j.swappedAt);
+  if (!behind.length) return undefined;
+  return { kind: 'wait', why: `${FLEET_WAIT} retire waits for members ${behind.map((m) => describeMember(m, j, j.swappedAt)).join('; ')}` };
+}
+
 /** At least one TTL after the swap (RFC 7671 §8.1: remove the old record once the new chain works), in one update: −H(old) +H(new next). */
 function decideRetireOld(j: DaneJournal, obs: DaneObservations, policy: DecidePolicy, now: Date): DaneAction {
   const after = new Date(j.retireAfter ?? new Date(new Date(j.swappedAt ?? now).getTime() + policy.ttl * 1000).toISOString());
+  const repair = obs.fleet ? fleetRepair(j, obs, policy, now) : undefined;
+  if (repair) return repair;
   if (now.getTime() < after.getTime()) return { kind: 'wait', why: `retiring the old record after ${after.toISOString()}`, until: after };
+  const held = obs.fleet ? fleetRetireGate(j, obs.fleet) : undefined;
+  if (held) return held;
   const before = verdictAt(obs.dns, { present: [], absent: [] });
   const then: DaneJournal = {
     ...j,

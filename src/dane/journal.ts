@@ -29,7 +29,8 @@ export interface Awaiting {
   absent: string[];
   /** The primary's serial after the update: every server must be at least there (RFC 1982). */
   minSerial?: number;
-  then: 'STEADY' | 'DEPLOY_CURRENT';
+  /** RETIRE_OLD: a fleet's retire put back records members still serve, and goes on waiting for them (src/dane/decide.ts). */
+  then: 'STEADY' | 'DEPLOY_CURRENT' | 'RETIRE_OLD';
   /**
    * Largest TTL of the RRsets served just before the update. BIND and Knot
    * rewrite the whole RRset's TTL to that of the record just added, yet a
@@ -98,6 +99,19 @@ export interface DaneJournal {
   /** Latest RRSIG expiration seen over an RRset that lacked H(next) (strictSignatures). */
   unsignedNextUntil?: string;
   swappedAt?: string;
+  /**
+   * A fleet's RETIRE_OLD that put back records members serve: a member may
+   * start serving the current key only from then (t_visible + the hold), as
+   * caches may hold an RRset without it until then. Cleared by the next swap.
+   */
+  currentHoldUntil?: string;
+  /**
+   * A fleet's RETIRE_OLD saw a record of {old, current} missing: saved before
+   * the records are put back (a crash right after must not forget it), and
+   * until currentHoldUntil is set. Members do not start serving the current
+   * key meanwhile.
+   */
+  currentHoldReset?: boolean;
   /** RETIRE_OLD sends its update no earlier than this. */
   retireAfter?: string;
   rollover?: { requestedAt: string; emergency: boolean };

@@ -16,11 +16,12 @@ import type { Observation } from '../../src/dane/visibility.js';
 import type { TlsaChange } from '../../src/dane/publish-common.js';
 import { silentLogger } from '../../src/log.js';
 
-const T0 = Date.parse('2026-11-01T00:00:00Z');
-const OWNER = '_25._tcp.mx1.example.test.';
-const PLACEHOLDER = 'placeholder';
+export const T0 = Date.parse('2026-11-01T00:00:00Z');
+export const OWNER = '_25._tcp.mx1.example.test.';
+/** What an MTA serves before mxcert deploys anything: a key no journal names. */
+export const PLACEHOLDER = 'placeholder';
 
-class Crash extends Error {}
+export class Crash extends Error {}
 
 interface Version {
   serial: number;
@@ -67,7 +68,7 @@ export interface ModelParams {
 }
 
 /** The world: DNS servers, the MTA, the disk. Time only moves through `advance`. */
-class World {
+export class World {
   now = T0;
   versions: Version[];
   servers: Server[];
@@ -83,6 +84,7 @@ class World {
   effects = 0;
   crashAt?: number;
   crashAfter = false;
+  killed = false;
   foreignCount = 0;
   /**
    * An edit by hand (or a fallback) that no completed pass has looked at
@@ -141,16 +143,24 @@ class World {
   }
 
   effect<T>(fn: () => T): T {
+    // A killed process does nothing more (a catch block that writes the journal included).
+    if (this.killed) throw new Crash('already killed');
     const i = this.effects++;
-    if (i === this.crashAt && !this.crashAfter) throw new Crash(`killed before effect ${i}`);
+    if (i === this.crashAt && !this.crashAfter) this.kill(`killed before effect ${i}`);
     const r = fn();
-    if (i === this.crashAt) throw new Crash(`killed after effect ${i}`);
+    if (i === this.crashAt) this.kill(`killed after effect ${i}`);
     return r;
   }
 
-  observation(s: Server): Observation {
+  private kill(why: string): never {
+    this.killed = true;
+    throw new Crash(why);
+  }
+
+  /** What `s` answers now; `byPass`: the look is the machine's (a fallen-back server recovers once a pass has seen it). */
+  observation(s: Server, byPass = true): Observation {
     const v = this.versions[s.version]!;
-    if (s.stuck) s.seen = true;
+    if (s.stuck && byPass) s.seen = true;
     return {
       server: { host: s.name, port: 53 },
       ok: true,
@@ -167,6 +177,11 @@ class World {
   serve(key: string, why: string): void {
     if (key === this.served) return;
     this.served = key;
+    this.checkServed(key, why);
+  }
+
+  /** The invariant for a key that just became served (by this MTA or any other serving the same names). */
+  checkServed(key: string, why: string): void {
     if (!this.minted.has(key)) return;
     const current = [...this.open.values()];
     const allEmpty = current.every((i) => i.records.length === 0);
@@ -181,6 +196,15 @@ class World {
         );
       }
     }
+  }
+
+  /** Whether serving `key` keeps the invariant now: it is in every non-empty RRset returned in the last 2 × TTL. */
+  keyValid(key: string): boolean {
+    for (const i of [...this.closed, ...[...this.open.values()].map((c) => ({ ...c, to: Infinity }))]) {
+      if (i.records.length === 0 || i.records.includes(key) || i.from > this.now) continue;
+      if (this.now < i.to + 2 * i.ttl * 1000) return false;
+    }
+    return true;
   }
 
   handEvent(e: Extract<WorldEvent, { kind: 'foreign-add' | 'hand-remove' }>): void {
@@ -211,10 +235,10 @@ class World {
   }
 }
 
-function dworld(w: World, policy: DecidePolicy, pass: Extract<WorldEvent, { kind: 'pass' }>): DaneWorld {
-  let deployedThisPass = false;
+/** The journal and keys on the model's disk; every write is an effect a kill may precede or follow. */
+export function modelStorage(w: World): DaneStorage {
   let n = 0;
-  const storage: DaneStorage = {
+  return {
     readJournal: async () => (w.journal ? (JSON.parse(w.journal) as DaneJournal) : undefined),
     writeJournal: async (j, now) =>
       w.effect(() => {
@@ -236,8 +260,23 @@ function dworld(w: World, policy: DecidePolicy, pass: Extract<WorldEvent, { kind
     deleteKey: async (id) => w.effect(() => void w.keys.delete(id)),
     removeAll: async () => w.effect(() => void (w.journal = undefined)),
   };
+}
+
+/** The primary's zone after one owner's change (what publisher.change does), as an effect. */
+export function modelPublish(w: World, c: TlsaChange, ttl: number): { serial: number } {
+  return w.effect(() => {
+    const v = w.versions.at(-1)!;
+    const add = c.add.map((r) => r.data).filter((h) => !v.records.includes(h));
+    const rest = v.records.filter((h) => !c.remove.some((r) => r.data === h));
+    if (!add.length && rest.length === v.records.length) return { serial: v.serial };
+    return { serial: w.commit([...rest, ...add], add.length ? ttl : v.ttl) };
+  });
+}
+
+function dworld(w: World, policy: DecidePolicy, pass: Extract<WorldEvent, { kind: 'pass' }>): DaneWorld {
+  let deployedThisPass = false;
   return {
-    storage,
+    storage: modelStorage(w),
     clock: { now: () => new Date(w.now), sleep: async (ms) => w.advance(w.now + ms) },
     logger: silentLogger,
     owners: [OWNER],
@@ -247,14 +286,7 @@ function dworld(w: World, policy: DecidePolicy, pass: Extract<WorldEvent, { kind
       ...(w.recorded ? { deployedTlsa: w.files } : {}),
     }),
     deployedKeyPem: async () => (w.recorded ? `PEM:${w.files}` : undefined),
-    publish: async (_owner: string, c: TlsaChange, ttl: number) =>
-      w.effect(() => {
-        const v = w.versions.at(-1)!;
-        const add = c.add.map((r) => r.data).filter((h) => !v.records.includes(h));
-        const rest = v.records.filter((h) => !c.remove.some((r) => r.data === h));
-        if (!add.length && rest.length === v.records.length) return { serial: v.serial };
-        return { serial: w.commit([...rest, ...add], add.length ? ttl : v.ttl) };
-      }),
+    publish: async (_owner: string, c: TlsaChange, ttl: number) => modelPublish(w, c, ttl),
     deploy: async (pem, live) => {
       const key = pem.slice(4);
       const prev = w.files;
@@ -276,19 +308,26 @@ function dworld(w: World, policy: DecidePolicy, pass: Extract<WorldEvent, { kind
 }
 
 async function runPass(w: World, policy: DecidePolicy, e: Extract<WorldEvent, { kind: 'pass' }>): Promise<void> {
+  await runModelPass(w, e, () => runDane(dworld(w, policy, e), policy));
+}
+
+/** One pass of the machine, killed at the effect `e` names, if any; a failed deploy is an outcome, not an error. */
+export async function runModelPass(w: World, e: Extract<WorldEvent, { kind: 'pass' }>, run: () => Promise<unknown>): Promise<void> {
   w.stats.passes++;
   w.effects = 0;
+  w.killed = false;
   w.crashAt = e.crashAt;
   w.crashAfter = e.crashAfter;
   let crashed = false;
   try {
-    await runDane(dworld(w, policy, e), policy);
+    await run();
   } catch (err) {
     crashed = err instanceof Crash;
     if (crashed) w.stats.crashes++;
     else if (!/reload hook failed|live check/.test((err as Error).message)) throw err;
   } finally {
     w.crashAt = undefined;
+    w.killed = false;
   }
   if (!crashed) w.unseenEdit = false;
   for (const s of w.servers) {

@@ -159,9 +159,27 @@ describe('decide: AWAIT_VISIBLE', () => {
   const j = journal({ phase: 'AWAIT_VISIBLE', awaiting, nextVisibleAt: undefined, holdUntil: undefined });
 
   it('a server without the record: wait, and look again in this pass', () => {
-    const a = kind(decide(j, obs([server(P, [C, N], { serial: 11 }), server(S, [C], { serial: 11 })]), POLICY, at(0)), 'wait');
+    const a = kind(decide(j, obs([server(P, [C, N], { serial: 11 }), server(S, [C], { serial: 10 })]), POLICY, at(0)), 'wait');
     assert.equal(a.poll, true);
     assert.match(a.why, /not yet visible everywhere: .*5302: lacks TLSA/);
+  });
+
+  it('a server at or past the update’s serial without our record: the update was undone (zones only move forward), so it is sent again', () => {
+    const a = kind(decide({ ...j, awaiting: { ...awaiting, then: 'DEPLOY_CURRENT' } }, obs([server(P, [C], { serial: 12 }), server(S, [C, N], { serial: 11 })]), POLICY, at(0)), 'save');
+    assert.equal(a.journal.phase, 'PUBLISH');
+    assert.equal(a.journal.awaiting, undefined);
+    assert.match(a.warn ?? '', /our update was undone: .*5301: lacks TLSA 3 1 1 dddd/);
+    // Without the update's serial nothing can be concluded: wait.
+    const { minSerial: _, ...noSerial } = awaiting;
+    kind(decide({ ...j, awaiting: noSerial }, obs([server(P, [C], { serial: 12 }), server(S, [C, N], { serial: 11 })]), POLICY, at(0)), 'wait');
+  });
+
+  it('RETIRE_OLD’s update undone (the old record back on a server past its serial): back to RETIRE_OLD, the old key kept', () => {
+    const old = { id: 'o', tlsa: O, createdAt: iso(0) };
+    const r = journal({ phase: 'AWAIT_VISIBLE', old, awaiting: { present: [C, N], absent: [O], minSerial: 11, then: 'STEADY' }, nextVisibleAt: undefined, holdUntil: undefined });
+    const a = kind(decide(r, obs([server(P, [C, N, O], { serial: 12 }), server(S, [C, N], { serial: 11 })]), POLICY, at(0)), 'save');
+    assert.equal(a.journal.phase, 'RETIRE_OLD');
+    assert.equal(a.journal.old?.id, 'o');
   });
 
   it('a server behind the update’s serial: wait', () => {
