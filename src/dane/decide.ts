@@ -378,7 +378,15 @@ function decideSteady(j: DaneJournal, obs: DaneObservations, policy: DecidePolic
       return { kind: 'wait', why: `rotation due, backing off after a failure until ${backoff.toISOString()}`, until: backoff };
     }
     const ok = swapAllowed(j, obs, policy, now);
-    if (!ok.ok) return { kind: 'wait', why: `rotation due, ${ok.why}`, ...(ok.until ? { until: ok.until } : {}) };
+    if (!ok.ok) {
+      // The rotation waits (the hold, visibility, the resolver), but a
+      // same-key renewal must not: the current key is published everywhere,
+      // and a certificate left to expire behind a long hold breaks mail.
+      if (obs.deployedTlsa !== j.current.tlsa || obs.renewalDue) {
+        return { kind: 'deploy', key: 'current', liveCheck: true, say: `renewed with the current key (serial %s); the rotation waits: ${ok.why}` };
+      }
+      return { kind: 'wait', why: `rotation due, ${ok.why}`, ...(ok.until ? { until: ok.until } : {}) };
+    }
     return { kind: 'save', journal: { ...j, phase: 'SWAP' } };
   }
   if (obs.deployedTlsa !== j.current.tlsa || obs.renewalDue) {

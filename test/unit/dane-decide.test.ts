@@ -302,6 +302,17 @@ describe('decide: STEADY', () => {
     assert.deepEqual(a.until, at(120_000));
   });
 
+  it('rotation due during the hold, with a renewal due (or --force): same-key renewal now, the rotation still waits', () => {
+    const r = { ...j, rollover: { requestedAt: iso(0), emergency: false } };
+    const a = kind(decide(r, obs(both([C, N]), { renewalDue: true }), POLICY, at(60_000)), 'deploy');
+    assert.equal(a.key, 'current');
+    assert.equal(a.liveCheck, true);
+    assert.match(a.say, /the rotation waits: holding until/);
+    assert.equal(a.then, undefined, 'the journal stays as it is: the rollover request is kept');
+    const p = { ...POLICY, resolver: true };
+    assert.equal(kind(decide(j, obs(both([C, N]), { renewalDue: true, resolver: { ok: false, why: 'no AD bit' } }), p, at(90 * DAY)), 'deploy').key, 'current');
+  });
+
   it('rotation due after the hold: SWAP', () => {
     assert.equal(kind(decide(j, obs(both([C, N])), POLICY, at(90 * DAY)), 'save').journal.phase, 'SWAP');
   });
