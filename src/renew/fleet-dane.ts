@@ -8,7 +8,8 @@
 // MTA. If this host does not end up serving it, the previous lineage goes
 // back and the step fails, so the machine never moves on a key nobody serves.
 import { randomBytes } from 'node:crypto';
-import type { CertificateConfig, KeyType } from '../config/schema.js';
+import type { CertificateConfig, FleetConfig, KeyType } from '../config/schema.js';
+import { connectFleetEtcd } from '../fleet/etcd-client.js';
 import type { Logger } from '../log.js';
 import { describeError, MxcertError } from '../errors.js';
 import { advanceDane } from '../dane/rollover.js';
@@ -19,9 +20,9 @@ import { createPublisher, type TlsaPublisher } from '../dane/publisher.js';
 import { endpointOwners } from '../dane/zone-lines.js';
 import type { OwnerObservation } from '../dane/decide.js';
 import { generateKeyPem } from '../keys/keygen.js';
-import { FleetDataError } from '../fleet/errors.js';
+import { FleetConflictError, FleetDataError } from '../fleet/errors.js';
 import { seal, unseal, type SealSlot } from '../fleet/seal.js';
-import { ABSENT, type DaneRecord, type Lineage } from '../fleet/store.js';
+import { ABSENT, FleetStore, fleetKeys, type DaneRecord, type Lineage } from '../fleet/store.js';
 import { planFromState } from '../schedule/plan.js';
 import { fingerprintOf, obtainChecked, type RenewDeps, type UnitOutcome } from './orchestrator.js';
 import { lineageVersion, memberUnit, slot, type Connected, type DaneMemberContext } from './fleet-member.js';
@@ -100,7 +101,10 @@ export async function daneMemberContext(c: Connected, cert: CertificateConfig, k
   const journal = await etcdDaneStorage(c, cert.name, keyType).readJournal();
   const dns: OwnerObservation[] = await observeOwners(await pub.servers(), owners);
   const target: LiveCheckTarget = { endpoints: [], owners, servers: () => pub.servers(), keyType, timeoutMs: cert.verify.timeout, logger: log };
-  return { journal, dns, extraVerify: (tlsa) => liveCheck(target, tlsa) };
+  // Before the first publish no record exists (RFC 7672 §2.2: no TLSA, no
+  // DANE): nothing to check in DNS yet; the leader publishes once every member serves the key.
+  const noop = async () => undefined;
+  return { journal, dns, extraVerify: (tlsa) => (journal?.publishedAt ? liveCheck(target, tlsa) : noop) };
 }
 
 /** Leader and member, one key type of a DANE fleet certificate. */
@@ -223,4 +227,31 @@ async function publishAndApply(
     log.warn({ generation: published.generation + 1 }, 'fleet leader: previous lineage put back');
   }
   throw new MxcertError('fleet-deploy', `the leader did not serve key ${tlsa.slice(0, 12)}… itself: ${why}`);
+}
+
+/**
+ * `mxcert rollover` on a fleet certificate: the request goes into the
+ * fleet's journal in etcd (any member may ask; the leader's next pass acts
+ * on it). Returns the key types without a journal yet.
+ */
+export async function requestFleetRollover(fleet: FleetConfig, cert: string, keyTypes: readonly string[], emergency: boolean, now: Date): Promise<string[]> {
+  const etcd = await connectFleetEtcd(fleet);
+  try {
+    const store = new FleetStore(etcd);
+    for (let attempt = 0; ; attempt++) {
+      const got = await store.getDane(cert);
+      const journals = { ...((got?.value.journal as Journals | undefined) ?? {}) };
+      const missing = keyTypes.filter((k) => !journals[k]);
+      if (!got || missing.length) return missing.length ? missing : [...keyTypes];
+      for (const k of keyTypes) journals[k] = { ...(journals[k] as object), rollover: { requestedAt: now.toISOString(), emergency } };
+      try {
+        await store.casPut(fleetKeys.dane(cert), { ...got.value, journal: journals, updatedBy: fleet.member, updatedAt: now.toISOString() }, got.revision);
+        return [];
+      } catch (err) {
+        if (!(err instanceof FleetConflictError) || attempt >= 4) throw err;
+      }
+    }
+  } finally {
+    etcd.close();
+  }
 }
