@@ -12,12 +12,13 @@ import { randomBytes } from 'node:crypto';
 import { writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { POSTFIX_RELOAD_HOOK, startSandbox, type Sandbox, type SandboxConfig } from '../support/sandbox.js';
+import { spawn } from 'node:child_process';
+import { CLI, POSTFIX_RELOAD_HOOK, startSandbox, type Sandbox, type SandboxConfig } from '../support/sandbox.js';
 import { assertWatched, DaneWatcher, servedHash, tlsaAt } from '../support/dane-watcher.js';
 import { startPostfix, type PostfixEnv } from '../env/postfix.js';
 import { startEtcdCluster, type EtcdCluster } from '../env/etcd.js';
 import type { DnsServerAddr } from '../env/bind.js';
-import type { RunResult } from '../env/proc.js';
+import { pidAlive, pollUntil, trackPid, untrackPid, type RunResult } from '../env/proc.js';
 
 const PREFIX = '/mxcert/fleet-dane/';
 const NAMES = ['mx-a', 'mx-b', 'mx-c'] as const;
@@ -170,6 +171,50 @@ describe('DANE rollover across a fleet of three', { timeout: 900_000 }, () => {
       for (const s of servers) assert.deepEqual(await tlsaAt(s, m.owner), sorted([j1.current.tlsa, j1.next.tlsa]), `${m.name} owner at ${s.port}: current + next`);
       const served = m.watcher.servedKeys().filter((k) => k === j0.current.tlsa || k === j0.next.tlsa);
       assert.deepEqual(served, [j0.current.tlsa, j0.next.tlsa], `${m.name}: served old, then new`);
+    }
+  });
+
+  it('kill -9 of the leading pass at random instants of a rollover: no invariant violation, the rollover completes under a new leader', async () => {
+    const j0 = (await journal())!;
+    assert.equal(j0.phase, 'STEADY');
+    const watchers = members.map((m) => new DaneWatcher({ servers, owner: m.owner, smtpPort: m.port, ttl: TTL }).start());
+    try {
+      // The request goes into the fleet's journal without a pass of its own, so the whole rollover happens under the kills.
+      const key = `${PREFIX}certs/mx/dane`;
+      const rec = JSON.parse((await cluster.etcdctl(['get', key, '--print-value-only'])).stdout.trim()) as { journal: Record<string, { rollover?: unknown }> };
+      rec.journal['ecdsa-p256']!.rollover = { requestedAt: new Date().toISOString(), emergency: false };
+      await cluster.etcdctl(['put', key, JSON.stringify(rec)]);
+      const noLeader = () =>
+        pollUntil(async () => ((await cluster.etcdctl(['get', `${PREFIX}leader`, '--print-value-only'])).stdout.trim() ? undefined : true), { deadlineMs: 15_000, intervalMs: 100, what: "the killed leader's lease to expire" });
+      const kills: string[] = [];
+      for (let trial = 0; trial < 14 && (kills.length < 6 || (await journal())?.phase !== 'STEADY'); trial++) {
+        // A pass that finds no leader key leads: wait for the killed one's lease to expire.
+        await noLeader();
+        const m = members[trial % members.length]!;
+        const child = spawn(process.execPath, [CLI, 'renew', '--config', m.cfg], { stdio: ['ignore', 'ignore', 'pipe'] });
+        trackPid(child.pid!, `mxcert renew (${m.name})`);
+        let stderr = '';
+        child.stderr!.on('data', (d: Buffer) => (stderr += d.toString()));
+        const delay = 300 + Math.floor(Math.random() * 4000);
+        await pause(delay);
+        if (pidAlive(child.pid!)) {
+          child.kill('SIGKILL');
+          const led = stderr.includes('leading this pass') ? 'leading' : 'not (yet) leading';
+          kills.push(`${m.name} after ${delay} ms (${led}, journal ${(await journal())?.phase}, last step: ${/"msg":"([^"]*)"[^\n]*\n?$/.exec(stderr)?.[1] ?? '-'})`);
+        }
+        await pollUntil(() => (pidAlive(child.pid!) ? undefined : true), { deadlineMs: 5000, intervalMs: 20, what: 'the killed pass to exit' });
+        untrackPid(child.pid!);
+      }
+      console.log(`kills:\n${kills.join('\n')}`);
+      assert.ok(kills.length >= 5, `at least five passes were killed mid-way: ${kills.join('; ')}`);
+      await drive(members, (j) => Boolean(j && j.phase === 'STEADY' && !j.old && j.current.tlsa === j0.next.tlsa), 'the rollover after the kills');
+      await drive(members, async () => allServe(j0.next.tlsa), 'every member serving the new key');
+    } finally {
+      for (const w of watchers) await w.stop();
+    }
+    for (const [i, w] of watchers.entries()) {
+      assertWatched(w, TTL);
+      assert.deepEqual(w.violations(), [], `${members[i]!.name}: invariant through the kills`);
     }
   });
 });
