@@ -127,6 +127,12 @@ describe('a fleet of three renews with one order and serves one certificate', { 
     assert.equal(await round(), 0);
     assert.equal(await assertConverged('after another round'), second);
 
+    // `mxcert status` on a member: the fleet's leader and what every member serves.
+    const text = await sb.cli(['status', '--config', members[1]!.cfg]);
+    assert.equal(text.code, 0, text.stderr);
+    assert.match(text.stdout, /fleet \(this host: mx-b, prefix \/mxcert\/fleet-renew\/\):\n  leader: none/);
+    for (const name of NAMES) assert.match(text.stdout, new RegExp(`  ${name}: mx: ecdsa-p256 serial [0-9a-f]+, SPKI [0-9a-f]{16}…; verified `, 'i'), `status names ${name}'s served certificate`);
+
     const status = await sb.cli(['fleet', 'status', '--config', members[0]!.cfg]);
     assert.equal(status.code, 0, status.stderr);
     const view = JSON.parse(status.stdout) as { members: Array<{ name: string; reports: Array<{ units: Record<string, { serial: string }> }> }> };
