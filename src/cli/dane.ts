@@ -47,6 +47,15 @@ export async function rolloverCommand(ctx: CommandContext, o: { cert: string; em
   if (typeof certs === 'string') return fail(certs, 2);
   const cert = certs[0]!;
   if (!cert.dane?.enabled) return fail(`${cert.name}: DANE is not enabled; a rollover only makes sense with published TLSA records`, 2);
+  if (cert.fleet && config.fleet) {
+    // The fleet's journal lives in etcd (docs/architecture.md, "DANE across a fleet").
+    const { requestFleetRollover } = await import('../renew/fleet-dane.js');
+    const missing = await requestFleetRollover(config.fleet, cert.name, cert.keys, o.emergency, systemClock.now());
+    if (missing.length) return fail(`${cert.name}/${missing.join(', ')}: the fleet has no DANE state yet; run mxcert renew first`, 1);
+    process.stdout.write(`${cert.name}: rollover requested in the fleet${o.emergency ? ' (emergency)' : ''}; running a pass now\n`);
+    const { renewCommand } = await import('./renew.js');
+    return renewCommand(ctx, { force: false, cert: [cert.name], dryRun: false, wait: o.wait });
+  }
   const store = new StateStore(config.stateDir);
   await store.ensure();
   const lock = await acquireLock(config.stateDir, { command: 'rollover', waitMs: o.wait * 1000 });

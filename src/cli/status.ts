@@ -167,6 +167,8 @@ export async function statusCommand(ctx: CommandContext, o: { json: boolean; wid
       const where = path.join(examined.usable.stateDir, PENDING_CLEANUPS_FILE);
       process.stdout.write(`pending challenge cleanups (${where}): ${cleanups.map((e) => `${e.owner} since ${displayTime(e.since)}`).join(', ')}\n`);
     }
+    // A fleet member: the leader and what every member serves (docs/architecture.md, "Fleet").
+    if (examined.config?.fleet) process.stdout.write(displayTimesIn(await (await import('./fleet-status-text.js')).fleetStatusText(examined.config.fleet)));
     if (problems.length) process.stderr.write(renderProblems(problems, examined.usable?.source));
   }
   // A broken config is a config error (exit 2) even though the table was shown.

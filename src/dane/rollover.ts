@@ -12,6 +12,7 @@ import type { Logger } from '../log.js';
 import type { DnsServer } from '../dns/types.js';
 import type { StateStore } from '../store/state-store.js';
 import type { DecidePolicy, SiblingState } from './decide.js';
+import type { FleetObservations } from './fleet.js';
 import { runDane, type DaneOutcome, type DaneWorld } from './execute.js';
 import { fileStorage, keyTlsa311, readJournal, writeJournal, type DaneJournal, type DaneStorage } from './journal.js';
 import { liveCheck, observeOwners, resolverVerdict, type LiveCheckTarget } from './observe.js';
@@ -51,6 +52,16 @@ export interface DaneEffects {
    * its current key, then publishes all of them in one update per owner.
    */
   siblings?(): Promise<SiblingState[]>;
+  /** Where the journal and keys live (default: this host's state directory; a fleet keeps them in etcd). */
+  storage?: DaneStorage;
+  /** Fleet mode: the members' reports for this key type (DaneObservations.fleet). */
+  fleet?(): Promise<FleetObservations>;
+  /**
+   * The endpoints the live check after a deploy connects to (default: every
+   * dane.endpoint). A fleet leader checks only its own MTA: the other
+   * members deploy the lineage later, each checking its own.
+   */
+  liveEndpoints?: Array<{ host: string; port: number }>;
 }
 
 /**
@@ -63,7 +74,7 @@ export async function advanceDane(cert: CertificateConfig, keyType: KeyType, fx:
   const pub = fx.publisher ?? (await createPublisher(cert.dane?.publisher, { logger: fx.logger }));
   const clock: Clock = { now: () => fx.now(), sleep: (ms) => new Promise((r) => setTimeout(r, ms)) };
   const target: LiveCheckTarget = {
-    endpoints: cert.dane?.endpoints ?? [],
+    endpoints: fx.liveEndpoints ?? cert.dane?.endpoints ?? [],
     owners,
     servers: () => pub.servers(),
     keyType,
@@ -71,12 +82,12 @@ export async function advanceDane(cert: CertificateConfig, keyType: KeyType, fx:
     logger: fx.logger,
   };
   const world: DaneWorld = {
-    storage: fileStorage(fx.store, cert.name, keyType),
+    storage: fx.storage ?? fileStorage(fx.store, cert.name, keyType),
     clock,
     logger: fx.logger,
     owners,
     observe: async (j, withResolver) => {
-      const [dns, deployed, siblings] = await Promise.all([observeOwners(await pub.servers(), owners, clock), fx.deployedKeyPem(), fx.siblings?.()]);
+      const [dns, deployed, siblings, fleet] = await Promise.all([observeOwners(await pub.servers(), owners, clock), fx.deployedKeyPem(), fx.siblings?.(), fx.fleet?.()]);
       const resolver = withResolver && policy.validatingResolver ? await resolverVerdict(policy.validatingResolver, owners, [j.current.tlsa, j.next.tlsa]) : undefined;
       const backoffUntil = fx.backoffUntil?.();
       return {
@@ -86,6 +97,7 @@ export async function advanceDane(cert: CertificateConfig, keyType: KeyType, fx:
         ...(siblings ? { siblings } : {}),
         ...(resolver ? { resolver } : {}),
         ...(backoffUntil ? { backoffUntil } : {}),
+        ...(fleet ? { fleet } : {}),
       };
     },
     deployedKeyPem: () => fx.deployedKeyPem(),

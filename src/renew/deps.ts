@@ -78,6 +78,9 @@ export async function buildRenewDeps(
   // docs/architecture.md, "Files on disk": the chain must verify up to a trust anchor, or a
   // self-consistent chain from any made-up CA would pass.
   const trustedRootsPem = config.acme.trustAnchors ? [await readFile(config.acme.trustAnchors, 'utf8')] : [...tls.rootCertificates];
+  // Fleet certificates: connect and campaign once for the pass. Loaded only
+  // then, so hosts without a fleet never load the etcd client.
+  const fleet = config.fleet && !opts.readOnly && config.certificates.some((c) => c.fleet) ? await (await import('./fleet.js')).openFleetPass(config, logger) : undefined;
   return {
     deps: {
       config,
@@ -88,8 +91,10 @@ export async function buildRenewDeps(
       logger,
       trustedRootsPem,
       ...(config.sni && !opts.readOnly ? { sni: new SniTables(config.sni, config.certificates, logger) } : {}),
+      ...(fleet ? { fleet } : {}),
     },
     async close() {
+      await fleet?.close();
       await Promise.all([...solvers.values()].map((s) => s.close()));
       acme.close();
     },

@@ -70,6 +70,12 @@ export interface RenewDeps {
   random?: () => number;
   /** The MTAs' SNI tables (src/deploy/sni.ts), when the config has `sni`. */
   sni?: { afterDeploy(cert: CertificateConfig, log: Logger): Promise<void>; afterPass(log: Logger): Promise<boolean> };
+  /**
+   * This pass's part in the fleet (src/renew/fleet.ts), when the config has
+   * certificates with `fleet: true`: those go through it, never the
+   * single-host path (docs/architecture.md, "Fleet").
+   */
+  fleet?: { renewCertificate(deps: RenewDeps, cert: CertificateConfig, opts: RenewOptions): Promise<UnitOutcome[]> };
 }
 
 export interface RenewOptions {
@@ -126,6 +132,10 @@ export async function renewAll(deps: RenewDeps, opts: RenewOptions): Promise<Uni
   const units: Array<() => Promise<UnitOutcome[]>> = [];
   for (const cert of deps.config.certificates) {
     if (opts.only?.length && !opts.only.includes(cert.name)) continue;
+    if (cert.fleet && !opts.dryRun) {
+      units.push(() => (deps.fleet ? deps.fleet.renewCertificate(deps, cert, opts) : noFleet(deps, cert)));
+      continue;
+    }
     // DANE state outlives `dane.enabled`: while mxcert's records may be
     // published, the certificate stays on the DANE path (it keeps its key).
     if (!opts.dryRun && (cert.dane?.enabled || (await hasDaneState(deps.store, cert)))) units.push(() => renewDaneCertificate(deps, cert, opts));
@@ -142,6 +152,20 @@ export async function renewAll(deps: RenewDeps, opts: RenewOptions): Promise<Uni
   });
   await Promise.all(workers);
   return results.filter(Boolean).flat();
+}
+
+/** A fleet certificate without the fleet wired in: never ordered alone (docs/architecture.md, "Fleet"). */
+async function noFleet(deps: RenewDeps, cert: CertificateConfig): Promise<UnitOutcome[]> {
+  const error = 'a fleet certificate (fleet: true) is renewed only through the fleet, which this pass is not connected to; keeping what is served';
+  deps.logger.error({ cert: cert.name }, error);
+  return Promise.all(cert.keys.map(async (keyType): Promise<UnitOutcome> => ({ cert: cert.name, keyType, status: 'failed', plan: await localPlan(deps, cert, keyType), step: 'fleet', error, code: 'fleet' })));
+}
+
+/** The plan this host's own state gives (what `status` shows), for a unit that did not get to plan. */
+export async function localPlan(deps: RenewDeps, cert: CertificateConfig, keyType: KeyType): Promise<Plan> {
+  const state = await deps.store.readState(cert.name, keyType);
+  const current = state.current ? await deps.store.loadVersion(cert.name, keyType, state.current) : undefined;
+  return planFromState(cert, keyType, state, current, false, deps.clock.now(), fingerprintOf(deps, cert, keyType));
 }
 
 async function hasDaneState(store: StateStore, cert: CertificateConfig): Promise<boolean> {
@@ -329,7 +353,7 @@ async function daneUnit(deps: RenewDeps, cert: CertificateConfig, keyType: KeyTy
 }
 
 /** The fingerprint of the effective config a failure is recorded under (src/schedule/config-fingerprint.ts). */
-function fingerprintOf(deps: RenewDeps, cert: CertificateConfig, keyType: KeyType): string {
+export function fingerprintOf(deps: RenewDeps, cert: CertificateConfig, keyType: KeyType): string {
   return configFingerprint(deps.config.acme, cert, keyType);
 }
 
@@ -356,15 +380,39 @@ export async function issueAndDeploy(
   ctx: UnitContext,
   opts: { keyPem?: string; extraVerify?: (leafDer: Buffer) => Promise<void> },
 ): Promise<Obtained> {
+  const checked = await obtainChecked(deps, cert, keyType, ctx, opts);
+  await deployAndRecord(deps, cert, keyType, ctx, checked, opts.extraVerify);
+  return checked;
+}
+
+/**
+ * obtain → validate → stage: the staged certificate of an earlier attempt
+ * if still fit, else a new order. Throws StepError. A fleet leader calls it
+ * alone (it publishes the result to the fleet before deploying it).
+ */
+export async function obtainChecked(deps: RenewDeps, cert: CertificateConfig, keyType: KeyType, ctx: UnitContext, opts: { keyPem?: string }): Promise<Obtained> {
   const { state, current, log } = ctx;
   const replaces = deps.config.acme.ari && current ? safeCertId(current.leafPem) : undefined;
   // A key revoked for keyCompromise is not used again, whatever reuseKey says
   // (DANE passes its own key and rolls over instead: mxcert revoke asks for that).
   const compromised = state.revoked?.version === state.current && state.revoked?.reason === 'keyCompromise';
-  const checked =
+  return (
     (await stagedToDeploy(deps, cert, keyType, current, log, { forcedKeyPem: opts.keyPem, compromisedKeyPem: compromised ? current?.keyPem : undefined })) ??
-    (await obtainAndValidate(deps, cert, keyType, compromised ? undefined : current, replaces, log, opts.keyPem));
-  await deployAndVerify(deps, cert, keyType, checked, current, log, opts.extraVerify);
+    (await obtainAndValidate(deps, cert, keyType, compromised ? undefined : current, replaces, log, opts.keyPem))
+  );
+}
+
+/** deploy → hooks → verify → record, for a staged, validated certificate. Throws StepError. */
+export async function deployAndRecord(
+  deps: RenewDeps,
+  cert: CertificateConfig,
+  keyType: KeyType,
+  ctx: UnitContext,
+  checked: Obtained,
+  extraVerify?: (leafDer: Buffer) => Promise<void>,
+): Promise<void> {
+  const { state, current, log } = ctx;
+  await deployAndVerify(deps, cert, keyType, checked, current, log, extraVerify);
   await deps.store.promoteStaged(cert.name, keyType, checked.versionId);
   // A new certificate has a new CertID: the old ARI state no longer applies.
   await deps.store.writeState(cert.name, keyType, {
@@ -377,7 +425,6 @@ export async function issueAndDeploy(
   log.info({ serial: checked.chain.serial, notAfter: checked.chain.notAfter.toISOString() }, 'renewed and verified');
   // MTA-STS consistency: warnings only, never a failed renewal.
   await checkMtaStsAfterRenewal(cert, checked.chain.names, log).catch((err: unknown) => log.warn({ err: describeError(err) }, 'MTA-STS check failed'));
-  return checked;
 }
 
 /** Persist a failure (backoff, Retry-After) and run the failure hooks. */
@@ -574,6 +621,11 @@ async function obtainAndValidate(
 
   // Staged first: if the deploy fails, the next attempt deploys this one
   // instead of ordering again; a successful deploy makes it a version.
+  return stageChecked(deps, cert, keyType, keyPem, chain, orderUrl);
+}
+
+/** Save a validated certificate and its key as this unit's staged version. */
+export async function stageChecked(deps: RenewDeps, cert: CertificateConfig, keyType: KeyType, keyPem: string, chain: CheckedChain, orderUrl?: string): Promise<Obtained> {
   const versionId = await deps.store.saveStaged(cert.name, keyType, {
     keyPem,
     leafPem: chain.leafPem,
@@ -588,7 +640,7 @@ async function obtainAndValidate(
       certId: safeCertId(chain.leafPem),
       keyType,
       issuedAt: deps.clock.now().toISOString(),
-      orderUrl,
+      ...(orderUrl ? { orderUrl } : {}),
     },
   });
   return { keyPem, chain, versionId };
@@ -681,7 +733,7 @@ async function outputFiles(cert: CertificateConfig, paths: Partial<Record<Output
 }
 
 /** STARTTLS to `verify.smtp`, then the caller's own check (DANE: the served key is in every RRset). */
-async function liveChecks(deps: RenewDeps, cert: CertificateConfig, keyType: KeyType, got: Obtained, log: Logger, extraVerify?: (leafDer: Buffer) => Promise<void>): Promise<void> {
+export async function liveChecks(deps: RenewDeps, cert: CertificateConfig, keyType: KeyType, got: Obtained, log: Logger, extraVerify?: (leafDer: Buffer) => Promise<void>): Promise<void> {
   if (!cert.verify.smtp.length && !extraVerify) return;
   const leafDer = new X509Certificate(got.chain.leafPem).raw;
   if (cert.verify.smtp.length) {
@@ -764,7 +816,7 @@ export async function runPassFailureHooks(config: Config, err: unknown, log: Log
   }
 }
 
-async function runFailureHooks(cert: CertificateConfig, keyType: string, error: string, log: Logger): Promise<void> {
+export async function runFailureHooks(cert: CertificateConfig, keyType: string, error: string, log: Logger): Promise<void> {
   if (!cert.hooks.failure.length) return;
   const env = hookEnvironment({ event: 'failure', certName: cert.name, domains: cert.domains, keyType, outputs: outputPaths(cert, keyType), error });
   for (const h of cert.hooks.failure) {

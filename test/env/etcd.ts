@@ -228,7 +228,15 @@ export async function startEtcdCluster(opts: EtcdClusterOptions = {}): Promise<E
     } else {
       await stopPid(d.pid);
     }
-    await d.exited;
+    // The daemon's process handle is unref'd: its exit event alone does not
+    // keep the event loop alive, so a test awaiting only this would end
+    // with "Promise resolution is still pending". Hold a timer meanwhile.
+    const keepAlive = setInterval(() => undefined, 1000);
+    try {
+      await d.exited;
+    } finally {
+      clearInterval(keepAlive);
+    }
     m.daemon = undefined;
   };
 

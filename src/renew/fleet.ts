@@ -1,0 +1,158 @@
+// Fleet certificates in a renewal pass (docs/architecture.md, "Fleet").
+// Leadership is per pass: a pass that finds no leader campaigns briefly and,
+// elected, leads until it ends (then resigns); otherwise it is a member only.
+// The leader plans from the lineage in etcd (not this host's state), orders
+// when due and publishes the lineage under its fence; every member, the
+// leader included, then deploys the lineage through the normal pipeline and
+// reports what it serves. Without etcd nothing is renewed and nothing is
+// ordered alone: every member keeps serving what it has.
+import type { CertificateConfig, Config, FleetConfig, KeyType } from '../config/schema.js';
+import type { Logger } from '../log.js';
+import { describeError, MxcertError } from '../errors.js';
+import { connectFleetEtcd, type FleetEtcd } from '../fleet/etcd-client.js';
+import { EtcdAccessError, EtcdUnavailableError } from '../fleet/errors.js';
+import { campaign, type LeaderTerm } from '../fleet/leader.js';
+import { loadFleetKey } from '../fleet/secret-files.js';
+import { seal, unseal } from '../fleet/seal.js';
+import { ABSENT, FleetStore, type Lineage } from '../fleet/store.js';
+import { planFromState } from '../schedule/plan.js';
+import type { StoredVersion } from '../store/state-store.js';
+import { fingerprintOf, localPlan, obtainChecked, recordFailure, runFailureHooks, type RenewDeps, type RenewOptions, type UnitOutcome } from './orchestrator.js';
+import { lineageVersion, memberUnit, slot, type Connected } from './fleet-member.js';
+import { fleetDaneUnit } from './fleet-dane.js';
+
+/** What fleet units report when etcd cannot be used; the message starts with this. */
+export const ETCD_DOWN = 'etcd unavailable: keeping what is served';
+
+export interface FleetPass {
+  renewCertificate(deps: RenewDeps, cert: CertificateConfig, opts: RenewOptions): Promise<UnitOutcome[]>;
+  /** Resign (if leading) and disconnect. */
+  close(): Promise<void>;
+}
+
+/** Connect, prove quorum, and campaign once; a failure here makes the fleet units fail, never the pass. */
+export async function openFleetPass(config: Config, logger: Logger): Promise<FleetPass> {
+  const fleet = config.fleet!;
+  const log = logger.child({ fleet: fleet.member });
+  let c: Connected | undefined;
+  let down: string | undefined;
+  let etcd: FleetEtcd | undefined;
+  try {
+    const key = await loadFleetKey(fleet.keyEncryption.keyFile);
+    etcd = await connectFleetEtcd(fleet);
+    await etcd.probe();
+    const store = new FleetStore(etcd);
+    c = { fleet, etcd, store, key, term: await lead(etcd, store, fleet, log) };
+  } catch (err) {
+    etcd?.close();
+    const unavailable = err instanceof EtcdUnavailableError || err instanceof EtcdAccessError;
+    down = unavailable ? `${ETCD_DOWN} (${describeError(err)})` : `the fleet cannot be used: ${describeError(err)}; keeping what is served`;
+    log.error({ err: describeError(err) }, down);
+  }
+  return {
+    renewCertificate: (deps, cert, opts) => (c ? fleetCertificate(c, deps, cert, opts) : unavailableUnits(deps, cert, down!)),
+    async close() {
+      if (!c) return;
+      await c.term?.resign().catch(() => undefined);
+      c.etcd.close();
+    },
+  };
+}
+
+/** Lead this pass if nobody leads: one short campaign; a leader elsewhere (or a slow election) makes this pass a member only. */
+async function lead(etcd: FleetEtcd, store: FleetStore, fleet: FleetConfig, log: Logger): Promise<LeaderTerm | undefined> {
+  const holder = await store.leader();
+  if (holder) {
+    log.info({ leader: holder.member }, `fleet: ${holder.member} leads; acting as a member`);
+    return undefined;
+  }
+  try {
+    const term = await campaign(etcd, { member: fleet.member, ttlSeconds: fleet.leaseTtl / 1000, signal: AbortSignal.timeout(etcd.dialTimeoutMs) });
+    log.info('fleet: leading this pass');
+    return term;
+  } catch (err) {
+    log.info({ err: describeError(err) }, 'fleet: not elected; acting as a member');
+    return undefined;
+  }
+}
+
+/**
+ * etcd cannot be used: nothing changes on disk. Failure hooks run once the
+ * certificate served here is in its last third, when waiting becomes a risk.
+ */
+async function unavailableUnits(deps: RenewDeps, cert: CertificateConfig, error: string): Promise<UnitOutcome[]> {
+  const out: UnitOutcome[] = [];
+  for (const keyType of cert.keys) {
+    const log = deps.logger.child({ cert: cert.name, keyType });
+    const state = await deps.store.readState(cert.name, keyType);
+    const current = state.current ? await deps.store.loadVersion(cert.name, keyType, state.current) : undefined;
+    if (current && inLastThird(current, deps.clock.now())) await runFailureHooks(cert, keyType, error, log);
+    out.push({ cert: cert.name, keyType, status: 'failed', plan: await localPlan(deps, cert, keyType), step: 'fleet', error, code: 'etcd-unavailable' });
+  }
+  return out;
+}
+
+function inLastThird(v: StoredVersion, now: Date): boolean {
+  const from = Date.parse(v.meta.notBefore);
+  const to = Date.parse(v.meta.notAfter);
+  return now.getTime() >= from + ((to - from) * 2) / 3;
+}
+
+async function fleetCertificate(c: Connected, deps: RenewDeps, cert: CertificateConfig, opts: RenewOptions): Promise<UnitOutcome[]> {
+  // Key types one after the other: they share one lineage value in etcd.
+  const out: UnitOutcome[] = [];
+  for (const keyType of cert.keys) {
+    if (opts.signal?.aborted) break;
+    const log = deps.logger.child({ cert: cert.name, keyType });
+    try {
+      if (cert.dane?.enabled) {
+        out.push(await fleetDaneUnit(c, deps, cert, keyType, opts.force, log));
+        continue;
+      }
+      const led = c.term ? await leadUnit(c, deps, cert, keyType, opts, log) : undefined;
+      const member = await memberUnit(c, deps, cert, keyType, log);
+      out.push(led?.status === 'failed' ? led : member);
+    } catch (err) {
+      const unavailable = err instanceof EtcdUnavailableError;
+      const error = unavailable ? `${ETCD_DOWN} (${describeError(err)})` : describeError(err);
+      log.error({ err: describeError(err) }, unavailable ? ETCD_DOWN : 'fleet unit failed');
+      out.push({ cert: cert.name, keyType, status: 'failed', plan: await localPlan(deps, cert, keyType), step: 'fleet', error, code: err instanceof MxcertError ? err.code : 'error' });
+    }
+  }
+  return out;
+}
+
+/** Leader: plan from the lineage; when due, order once and publish the lineage under the fence. */
+async function leadUnit(c: Connected, deps: RenewDeps, cert: CertificateConfig, keyType: KeyType, opts: RenewOptions, log: Logger): Promise<UnitOutcome | undefined> {
+  const got = await c.store.getLineage(cert.name);
+  const unit = got?.value.units[keyType];
+  // Failures and backoff are this host's; revocation and ARI belong to local versions, not the lineage.
+  const state = { ...(await deps.store.readState(cert.name, keyType)), revoked: undefined, ari: undefined };
+  const current = unit ? lineageVersion(unit, keyType, cert.reuseKey ? unseal(c.key, unit.key, slot(c, cert.name, keyType)).toString('utf8') : '') : undefined;
+  const plan = planFromState(cert, keyType, state, current, opts.force, deps.clock.now(), fingerprintOf(deps, cert, keyType));
+  if (!plan.due) return undefined;
+  log.info({ reason: plan.reason }, 'fleet leader: renewing the lineage');
+  try {
+    c.term!.assertLeader('order a certificate');
+    const got2 = await obtainChecked(deps, cert, keyType, { state, current, log }, {});
+    const now = deps.clock.now().toISOString();
+    const chain = got2.chain;
+    const next: Lineage = {
+      v: 1,
+      generation: (got?.value.generation ?? 0) + 1,
+      units: {
+        ...got?.value.units,
+        [keyType]: { chainPem: chain.leafPem + chain.intermediatesPem.join(''), serial: chain.serial, notBefore: chain.notBefore.toISOString(), notAfter: chain.notAfter.toISOString(), key: seal(c.key, got2.keyPem, slot(c, cert.name, keyType)) },
+      },
+      updatedBy: c.fleet.member,
+      updatedAt: now,
+    };
+    await c.store.putLineage(cert.name, next, got?.revision ?? ABSENT, c.term!.fence);
+    log.info({ serial: chain.serial, generation: next.generation }, 'fleet leader: lineage published');
+    return undefined;
+  } catch (err) {
+    const f = await recordFailure(deps, cert, keyType, { state, current: undefined, log }, err);
+    return { cert: cert.name, keyType, status: 'failed', plan, ...f };
+  }
+}
+

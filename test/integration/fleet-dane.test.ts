@@ -1,0 +1,220 @@
+// DANE across a fleet on real servers: a 3-node etcd cluster, Pebble, BIND
+// primary + secondary, and three members (mx-a, mx-b, mx-c), each with its
+// own Postfix on its own port (so its own TLSA owner), its own state and
+// config, sharing one fleet prefix and key. Whoever finds no leader leads a
+// pass; the journal and keys live in etcd. An independent watcher per
+// member (openssl against its Postfix, dig against every authoritative
+// server) checks the invariant: the served key is in every TLSA RRset seen
+// in the preceding 2 × TTL. One member is left out during the rollover: the
+// retire of the old key waits for it, and completes once it has run.
+import assert from 'node:assert/strict';
+import { randomBytes } from 'node:crypto';
+import { writeFile } from 'node:fs/promises';
+import path from 'node:path';
+import { after, before, describe, it } from 'node:test';
+import { spawn } from 'node:child_process';
+import { CLI, POSTFIX_RELOAD_HOOK, startSandbox, type Sandbox, type SandboxConfig } from '../support/sandbox.js';
+import { assertWatched, DaneWatcher, servedHash, tlsaAt } from '../support/dane-watcher.js';
+import { startPostfix, type PostfixEnv } from '../env/postfix.js';
+import { startEtcdCluster, type EtcdCluster } from '../env/etcd.js';
+import type { DnsServerAddr } from '../env/bind.js';
+import { pidAlive, pollUntil, trackPid, untrackPid, type RunResult } from '../env/proc.js';
+
+const PREFIX = '/mxcert/fleet-dane/';
+const NAMES = ['mx-a', 'mx-b', 'mx-c'] as const;
+const DOMAIN = 'mx.example.test';
+const TTL = 2;
+
+interface Journal {
+  phase: string;
+  current: { tlsa: string };
+  next: { tlsa: string };
+  old?: { tlsa: string };
+}
+
+interface Member {
+  name: string;
+  cfg: string;
+  port: number;
+  owner: string;
+  watcher: DaneWatcher;
+  log: string[];
+}
+
+const pause = (ms: number) => new Promise((r) => setTimeout(r, ms));
+const sorted = (a: string[]) => [...a].sort();
+
+describe('DANE rollover across a fleet of three', { timeout: 900_000 }, () => {
+  let sb: Sandbox;
+  let cluster: EtcdCluster;
+  let servers: DnsServerAddr[];
+  const postfixes: PostfixEnv[] = [];
+  const members: Member[] = [];
+
+  before(async () => {
+    sb = await startSandbox({ secondary: true, pebble: { validitySeconds: 3600 } });
+    servers = [sb.bind.primary, sb.bind.secondary!];
+    cluster = await startEtcdCluster();
+    const keyFile = path.join(sb.dir, 'fleet.key');
+    await writeFile(keyFile, randomBytes(32).toString('hex'), { mode: 0o600 });
+    const smtp: Array<{ port: number; configDir: string; combined: string }> = [{ port: sb.postfix.port, configDir: sb.postfix.configDir, combined: sb.combinedPath() }];
+    for (const name of NAMES.slice(1)) {
+      const combined = path.join(sb.outDir, `${name}.pem`);
+      const pf = await startPostfix({ combinedPath: combined, hostname: DOMAIN });
+      postfixes.push(pf);
+      smtp.push({ port: pf.port, configDir: pf.configDir, combined });
+    }
+    for (const [i, name] of NAMES.entries()) {
+      const cfg: SandboxConfig = sb.baseConfig();
+      cfg.stateDir = path.join(sb.dir, `state-${name}`);
+      cfg.fleet = {
+        member: name,
+        members: [...NAMES],
+        etcd: { endpoints: cluster.endpoints, prefix: PREFIX, dialTimeout: '2s', requestTimeout: '2s' },
+        keyEncryption: { keyFile },
+        leaseTtl: '2s',
+      };
+      const c = cfg.certificates[0];
+      const dns = c.challenge.dns;
+      Object.assign(c, {
+        name: 'mx',
+        domains: [DOMAIN],
+        fleet: true,
+        output: { combined: smtp[i]!.combined },
+        hooks: { deploy: [[POSTFIX_RELOAD_HOOK, smtp[i]!.configDir]] },
+        verify: { smtp: [`127.0.0.1:${smtp[i]!.port}`], serverName: DOMAIN, timeout: '15s' },
+        dane: {
+          enabled: true,
+          // Every member's endpoint: the leader publishes at every owner.
+          endpoints: smtp.map((s) => ({ host: DOMAIN, port: s.port })),
+          publisher: { provider: 'rfc2136', server: dns.server, port: dns.port, zone: dns.zone, tsig: dns.tsig, ttl: TTL, nameservers: dns.nameservers },
+          keyLifetime: '90d',
+          minHold: '0s',
+        },
+      });
+      const owner = `_${smtp[i]!.port}._tcp.${DOMAIN}`;
+      members.push({
+        name,
+        port: smtp[i]!.port,
+        owner,
+        cfg: await sb.writeConfig(cfg, path.join(sb.dir, `${name}.yaml`)),
+        watcher: new DaneWatcher({ servers, owner, smtpPort: smtp[i]!.port, ttl: TTL }),
+        log: [],
+      });
+    }
+  });
+  after(async () => {
+    for (const m of members) await m.watcher.stop();
+    for (const pf of postfixes) await pf.stop().catch(() => undefined);
+    await cluster?.stop().catch(() => undefined);
+    await sb?.stop();
+  });
+
+  async function journal(): Promise<Journal | undefined> {
+    const r = await cluster.etcdctl(['get', `${PREFIX}certs/mx/dane`, '--print-value-only']);
+    const text = r.stdout.trim();
+    if (!text) return undefined;
+    return (JSON.parse(text) as { journal: Record<string, Journal> }).journal['ecdsa-p256'];
+  }
+
+  async function cli(m: Member, args: string[]): Promise<RunResult> {
+    const r = await sb.cli([...args, '--config', m.cfg]);
+    m.log.push(`$ mxcert ${args.join(' ')} (${m.name}) → ${r.code}\n${r.stdout}${r.stderr.split('\n').slice(-25).join('\n')}`);
+    assert.equal(r.code, 0, `${m.name}: a pass failed:\n${m.log.at(-1)}`);
+    return r;
+  }
+
+  /** Timer-like passes of `who`, in turn, until `done`. */
+  async function drive(who: Member[], done: (j: Journal | undefined) => Promise<boolean> | boolean, what: string): Promise<RunResult[]> {
+    const deadline = Date.now() + 180_000;
+    const outs: RunResult[] = [];
+    while (!(await done(await journal()))) {
+      if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}\n${who.flatMap((m) => m.log.slice(-2)).join('\n----\n')}`);
+      for (const m of who) outs.push(await cli(m, ['renew']));
+      await pause(200);
+    }
+    return outs;
+  }
+
+  const allServe = async (tlsa: string) => (await Promise.all(members.map((m) => servedHash(m.port)))).every((h) => h === tlsa);
+
+  it('adopts, rolls over, waits for a member left out, and completes once it has run; no served key is ever missing from an RRset', async () => {
+    const placeholders = await Promise.all(members.map((m) => servedHash(m.port)));
+    for (const m of members) m.watcher.start();
+
+    await drive(members, async (j) => Boolean(j && j.phase === 'STEADY' && (await allServe(j.current.tlsa))), 'adoption by the fleet');
+    const j0 = (await journal())!;
+    for (const m of members) for (const s of servers) assert.deepEqual(await tlsaAt(s, m.owner), sorted([j0.current.tlsa, j0.next.tlsa]), `${m.name} owner at ${s.port}`);
+
+    await cli(members[0]!, ['rollover', '--cert', 'mx']);
+    const [a, b, c] = members as [Member, Member, Member];
+    // mx-c is down (its timer does not run): the swap happens, the old record stays.
+    const outs = await drive([a, b], (j) => Boolean(j && j.phase === 'RETIRE_OLD' && j.current.tlsa === j0.next.tlsa), 'the swap');
+    const more = await drive([a, b], async () => (await servedHash(a.port)) === j0.next.tlsa && (await servedHash(b.port)) === j0.next.tlsa, 'a and b serving the new key');
+    const waited = [...outs, ...more, await cli(a, ['renew']), await cli(b, ['renew'])];
+    const jw = (await journal())!;
+    assert.equal(jw.phase, 'RETIRE_OLD', 'retire waits');
+    assert.equal(jw.old?.tlsa, j0.current.tlsa, 'the old key is still published');
+    assert.match(waited.at(-1)!.stdout + waited.at(-2)!.stdout, /retire waits for members mx-c/, 'the pass names the member it waits for');
+    assert.equal(await servedHash(c.port), j0.current.tlsa, 'mx-c still serves the old key, which is still published');
+    const fs = JSON.parse((await cli(a, ['fleet', 'status'])).stdout) as { members: Array<{ name: string; reports: Array<{ units: Record<string, { spkiSha256: string }> }> }> };
+    assert.equal(fs.members.find((m) => m.name === 'mx-c')?.reports[0]?.units['ecdsa-p256']?.spkiSha256, j0.current.tlsa, 'fleet status shows mx-c on the old key');
+
+    // mx-c comes back: it deploys the new key, and the retire completes.
+    await drive(members, (j) => Boolean(j && j.phase === 'STEADY' && !j.old && j.current.tlsa === j0.next.tlsa), 'the retire');
+    const j1 = (await journal())!;
+    for (const m of members) await m.watcher.stop();
+    for (const m of members) assertWatched(m.watcher, TTL);
+    for (const [i, m] of members.entries()) {
+      assert.deepEqual(m.watcher.violations().filter((v) => !v.includes(`served (any) ${placeholders[i]!.slice(0, 12)}`)), [], `${m.name}: invariant`);
+      assert.equal(await servedHash(m.port), j0.next.tlsa, `${m.name} serves the former next key`);
+      for (const s of servers) assert.deepEqual(await tlsaAt(s, m.owner), sorted([j1.current.tlsa, j1.next.tlsa]), `${m.name} owner at ${s.port}: current + next`);
+      const served = m.watcher.servedKeys().filter((k) => k === j0.current.tlsa || k === j0.next.tlsa);
+      assert.deepEqual(served, [j0.current.tlsa, j0.next.tlsa], `${m.name}: served old, then new`);
+    }
+  });
+
+  it('kill -9 of the leading pass at random instants of a rollover: no invariant violation, the rollover completes under a new leader', async () => {
+    const j0 = (await journal())!;
+    assert.equal(j0.phase, 'STEADY');
+    const watchers = members.map((m) => new DaneWatcher({ servers, owner: m.owner, smtpPort: m.port, ttl: TTL }).start());
+    try {
+      // The request goes into the fleet's journal without a pass of its own, so the whole rollover happens under the kills.
+      const key = `${PREFIX}certs/mx/dane`;
+      const rec = JSON.parse((await cluster.etcdctl(['get', key, '--print-value-only'])).stdout.trim()) as { journal: Record<string, { rollover?: unknown }> };
+      rec.journal['ecdsa-p256']!.rollover = { requestedAt: new Date().toISOString(), emergency: false };
+      await cluster.etcdctl(['put', key, JSON.stringify(rec)]);
+      const noLeader = () =>
+        pollUntil(async () => ((await cluster.etcdctl(['get', `${PREFIX}leader`, '--print-value-only'])).stdout.trim() ? undefined : true), { deadlineMs: 15_000, intervalMs: 100, what: "the killed leader's lease to expire" });
+      const kills: string[] = [];
+      for (let trial = 0; trial < 14 && (kills.length < 6 || (await journal())?.phase !== 'STEADY'); trial++) {
+        // A pass that finds no leader key leads: wait for the killed one's lease to expire.
+        await noLeader();
+        const m = members[trial % members.length]!;
+        const child = spawn(process.execPath, [CLI, 'renew', '--config', m.cfg], { stdio: ['ignore', 'ignore', 'pipe'] });
+        trackPid(child.pid!, `mxcert renew (${m.name})`);
+        let stderr = '';
+        child.stderr!.on('data', (d: Buffer) => (stderr += d.toString()));
+        const delay = 300 + Math.floor(Math.random() * 4000);
+        await pause(delay);
+        if (pidAlive(child.pid!)) {
+          child.kill('SIGKILL');
+          const led = stderr.includes('leading this pass') ? 'leading' : 'not (yet) leading';
+          kills.push(`${m.name} after ${delay} ms (${led}, journal ${(await journal())?.phase}, last step: ${/"msg":"([^"]*)"[^\n]*\n?$/.exec(stderr)?.[1] ?? '-'})`);
+        }
+        await pollUntil(() => (pidAlive(child.pid!) ? undefined : true), { deadlineMs: 5000, intervalMs: 20, what: 'the killed pass to exit' });
+        untrackPid(child.pid!);
+      }
+      console.log(`kills:\n${kills.join('\n')}`);
+      assert.ok(kills.length >= 5, `at least five passes were killed mid-way: ${kills.join('; ')}`);
+      await drive(members, (j) => Boolean(j && j.phase === 'STEADY' && !j.old && j.current.tlsa === j0.next.tlsa), 'the rollover after the kills');
+      await drive(members, async () => allServe(j0.next.tlsa), 'every member serving the new key');
+    } finally {
+      for (const w of watchers) await w.stop();
+    }
+    for (const [i, w] of watchers.entries()) {
+      assertWatched(w, TTL);
+      assert.deepEqual(w.violations(), [], `${members[i]!.name}: invariant through the kills`);
+    }
+  });
+});
