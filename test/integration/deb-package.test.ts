@@ -164,7 +164,11 @@ describe('Debian package', { timeout: 900_000 }, () => {
     const resolveAll = `
       const { createRequire } = require('node:module'); const fs = require('node:fs'); const path = require('node:path');
       const top = '${LIB}/node_modules'; const out = [];
-      const check = (from, dep) => { try { const r = createRequire(from).resolve(dep); if (!r.startsWith(top + '/')) out.push(dep + ' from ' + from + ' -> ' + r); } catch (e) { out.push(dep + ' from ' + from + ': ' + e.code); } };
+      // A types-only package (@types/node, undici-types: a runtime dependency of protobufjs) has no JS entry to resolve: its directory must be found.
+      const check = (from, dep) => { const req = createRequire(from); let r; try { r = req.resolve(dep); } catch (e) {
+          r = (req.resolve.paths(dep) || []).map((d) => path.join(d, dep)).find((d) => fs.existsSync(path.join(d, 'package.json')));
+          if (!r) { out.push(dep + ' from ' + from + ': ' + e.code); return; } }
+        if (!r.startsWith(top + '/')) out.push(dep + ' from ' + from + ' -> ' + r); };
       const walk = (dir) => { for (const e of fs.readdirSync(dir)) { const p = path.join(dir, e);
         if (e.startsWith('@')) { walk(p); continue; }
         const pj = JSON.parse(fs.readFileSync(path.join(p, 'package.json'), 'utf8'));
