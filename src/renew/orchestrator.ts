@@ -253,7 +253,7 @@ export async function issueAndDeploy(
   opts: { keyPem?: string; extraVerify?: (leafDer: Buffer) => Promise<void> },
 ): Promise<Obtained> {
   const { state, current, log } = ctx;
-  const replaces = deps.config.acme.ari && current ? safeCertId(current.leafPem) : undefined;
+  const replaces = deps.config.acme.ari && current ? await safeCertId(current.leafPem) : undefined;
   const checked = await obtainAndValidate(deps, cert, keyType, current, replaces, log, opts.keyPem);
   await deployAndVerify(deps, cert, keyType, checked, current, log, opts.extraVerify);
   // A new certificate has a new CertID: the old ARI state no longer applies.
@@ -304,9 +304,9 @@ export interface Obtained {
   versionId: string;
 }
 
-function safeCertId(leafPem: string): string | undefined {
+async function safeCertId(leafPem: string): Promise<string | undefined> {
   try {
-    return ariCertId(leafPem);
+    return await ariCertId(leafPem);
   } catch {
     return undefined;
   }
@@ -318,7 +318,7 @@ function safeCertId(leafPem: string): string | undefined {
  * renewal: it is logged and the fallback timing applies.
  */
 async function refreshAri(deps: RenewDeps, state: CertState, current: StoredVersion, now: Date, log: Logger): Promise<CertState> {
-  const certId = current.meta.certId ?? safeCertId(current.leafPem);
+  const certId = current.meta.certId ?? (await safeCertId(current.leafPem));
   if (!certId) return state;
   const prev = state.ari?.certId === certId ? state.ari : undefined;
   if (prev && now.getTime() < new Date(prev.nextCheck).getTime()) return state;
@@ -406,7 +406,7 @@ async function obtainAndValidate(
       names: chain.names,
       issuer: chain.issuer,
       spkiSha256: chain.spkiSha256,
-      certId: safeCertId(chain.leafPem),
+      certId: await safeCertId(chain.leafPem),
       keyType,
       issuedAt: deps.clock.now().toISOString(),
       orderUrl,
