@@ -38,6 +38,8 @@ PACKAGES=(
   # certbot makes real certbot state for the import-certbot test (its timer
   # must not start: policy-rc.d below).
   certbot python3-certbot-dns-rfc2136
+  # strace watches the atomic writer's fsync calls in test/unit/atomic-write.test.ts.
+  strace
 )
 
 # Packages whose services may have been started by a postinst; stopped below.

@@ -9,6 +9,7 @@ import { join } from 'node:path';
 import { publicKeySpkiDer } from '../../src/keys/keygen.js';
 import {
   applyTlsaChange,
+  hasTlsa,
   formatTlsa,
   fromDnsPacket,
   parseTlsa,
@@ -87,6 +88,16 @@ describe('tlsaOwner', () => {
     assert.throws(() => tlsaOwner('a..b', 25), /host name/);
     assert.throws(() => tlsaOwner('mx1.example.test\nupdate delete x', 25), /host name/);
   });
+  it('takes a host name of up to 240 characters: with _65535._tcp. in front it stays within the 253 of a DNS name (RFC 1035 §2.3.4)', () => {
+    const host = (last: number) => ['a'.repeat(63), 'b'.repeat(63), 'c'.repeat(63), 'd'.repeat(last)].join('.');
+    assert.equal(host(48).length, 240);
+    const owner = tlsaOwner(host(48), 65535);
+    assert.equal(owner, `_65535._tcp.${host(48)}.`);
+    assert.ok(owner.length - 1 <= 253, `${owner.length - 1} characters without the root dot`);
+    assert.equal(tlsaOwner(`${host(48)}.`, 25), `_25._tcp.${host(48)}.`, 'a trailing dot does not count');
+    assert.throws(() => tlsaOwner(host(49), 25), /invalid host name/);
+    assert.throws(() => tlsaOwner('x'.repeat(64), 25), /invalid host name/, 'a label longer than 63');
+  });
 });
 
 describe('parseTlsa / formatTlsa', () => {
@@ -122,6 +133,11 @@ describe('parseTlsa / formatTlsa', () => {
   it('compares records case-insensitively and sets ignoring order', () => {
     assert.ok(sameTlsa(rec('a'), { ...rec('a'), data: hex('A') }));
     assert.ok(!sameTlsa(rec('a'), { ...rec('a'), usage: 2 }));
+    // 3 0 1 hashes the whole certificate, 3 1 1 the key: the same digest under another selector is another record.
+    assert.ok(!sameTlsa(rec('a'), { ...rec('a'), selector: 0 }));
+    assert.ok(!sameTlsa(rec('a'), { ...rec('a'), matchingType: 2 }));
+    assert.ok(!hasTlsa([{ ...rec('a'), selector: 0 }], rec('a')));
+    assert.deepEqual(applyTlsaChange([{ ...rec('a'), selector: 0 }], { add: [rec('a')], remove: [] }), [{ ...rec('a'), selector: 0 }, rec('a')]);
     assert.ok(!sameTlsa(rec('a'), rec('b')));
     assert.ok(sameTlsaSet([rec('a'), rec('b')], [rec('b'), rec('a'), rec('a')]));
     assert.ok(!sameTlsaSet([rec('a')], [rec('a'), rec('b')]));

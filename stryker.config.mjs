@@ -1,0 +1,45 @@
+// Mutation testing of the pure decision modules: `npm run mutate` (StrykerJS 9,
+// the last line that runs on Node 20). Each mutant is tested by the node:test
+// files that cover it (per-file coverage through the tap runner), run with tsx.
+// CPU-heavy: one process at a time; not part of CI. Single module:
+// `npm run mutate -- --mutate src/dane/tlsa.ts`.
+/** @type {import('@stryker-mutator/api/core').PartialStrykerOptions} */
+export default {
+  testRunner: 'tap',
+  plugins: ['@stryker-mutator/tap-runner'],
+  tap: {
+    testFiles: [
+      'test/unit/renewal-time.test.ts',
+      'test/unit/plan.test.ts',
+      'test/unit/chain-check.test.ts',
+      'test/unit/usage.test.ts',
+      'test/unit/tlsa.test.ts',
+      'test/unit/holder.test.ts',
+      'test/unit/dane-wake.test.ts',
+      'test/unit/acme-jws.test.ts',
+      'test/unit/atomic-write.test.ts',
+      // 'test/unit/dane-decide.test.ts',
+    ],
+    // The tap runner adds `-r <its coverage hook>` and the test file.
+    nodeArgs: ['--import', 'tsx'],
+  },
+  mutate: [
+    'src/schedule/renewal-time.ts',
+    'src/schedule/plan.ts',
+    'src/validate/*.ts',
+    'src/dane/tlsa.ts',
+    'src/store/holder.ts',
+    'src/daemon/wake.ts',
+    // 'src/dane/decide.ts', // the DANE rollover decision, once it lands
+  ],
+  coverageAnalysis: 'perTest',
+  concurrency: 1,
+  timeoutMS: 30_000,
+  reporters: ['clear-text', 'progress', 'html', 'json'],
+  htmlReporter: { fileName: 'reports/mutation/mutation.html' },
+  jsonReporter: { fileName: 'reports/mutation/mutation.json' },
+  thresholds: { high: 95, low: 90, break: null },
+  tempDirName: '.stryker-tmp',
+  ignorePatterns: ['dist', 'reports', 'sandbox', 'bench/results', 'packaging/build'],
+  cleanTempDir: true,
+};
