@@ -29,8 +29,9 @@ export function planFromState(
       state.ari && current && state.ari.certId === current.meta.certId
         ? { window: { start: new Date(state.ari.windowStart), end: new Date(state.ari.windowEnd) }, at: new Date(state.ari.chosen) }
         : undefined,
+    // A count of 0 (the last attempt succeeded) is no failure history to renewalTime.
     failures:
-      state.consecutiveFailures > 0 && state.last
+      state.last
         ? {
             count: state.consecutiveFailures,
             lastAt: new Date(state.last.at),
