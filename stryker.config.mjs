@@ -22,6 +22,8 @@ export default {
     ],
     // The tap runner adds `-r <its coverage hook>` and the test file.
     nodeArgs: ['--import', 'tsx'],
+    // A killed mutant's test process ends at its first failing test.
+    forceBail: true,
   },
   mutate: [
     'src/schedule/renewal-time.ts',

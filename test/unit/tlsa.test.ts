@@ -15,6 +15,7 @@ import {
   parseTlsa,
   sameTlsa,
   sameTlsaSet,
+  shortTlsa,
   tlsa311,
   tlsaOwner,
   zoneLine,
@@ -141,6 +142,42 @@ describe('parseTlsa / formatTlsa', () => {
     assert.ok(!sameTlsa(rec('a'), rec('b')));
     assert.ok(sameTlsaSet([rec('a'), rec('b')], [rec('b'), rec('a'), rec('a')]));
     assert.ok(!sameTlsaSet([rec('a')], [rec('a'), rec('b')]));
+    assert.ok(!sameTlsaSet([rec('a'), rec('b')], [rec('a'), rec('c')]), 'same size, one record differs');
+  });
+
+  it('edges of names, ports, fields, data and TTLs', () => {
+    // One-character labels, surrounding blanks, the port range's ends.
+    assert.equal(tlsaOwner('a.b', 1), '_1._tcp.a.b.');
+    assert.equal(tlsaOwner('  MX1.example.test.\t', 65535), '_65535._tcp.mx1.example.test.');
+    for (const port of [65536, 1.5]) assert.throws(() => tlsaOwner('a.b', port), /invalid port/);
+    // Field values: 255 (private use) is an octet; digits with anything after them are not.
+    assert.deepEqual(parseTlsa(`255 255 0 ab`), { usage: 255, selector: 255, matchingType: 0, data: 'ab' });
+    assert.deepEqual(parseTlsa(`25 1 1 ${PUB_311}`).usage, 25);
+    assert.throws(() => parseTlsa(`3x 1 1 ${PUB_311}`), /usage must be 0-255, got "3x"/);
+    assert.throws(() => parseTlsa(`3 1 1000 ${PUB_311}`), /matching type must be 0-255/);
+    // Data: hex throughout (not just at the end); the length message counts octets.
+    assert.throws(() => parseTlsa('3 0 0 zz12'), /not hexadecimal/);
+    assert.throws(() => parseTlsa(`3 1 2 ${PUB_311}`), /matching type 2 needs 64 bytes of data, got 32$/);
+    // Parentheses glued to the data, as in a multi-line zone-file record.
+    assert.deepEqual(parseTlsa(`3 1 1(${PUB_311.slice(0, 32)}\n${PUB_311.slice(32)})`), { usage: 3, selector: 1, matchingType: 1, data: PUB_311 });
+    // Long input is quoted cut at 200 characters.
+    const long = `3 1 1 ${'g'.repeat(300)}`;
+    assert.throws(() => parseTlsa(long), (e: Error) => e.message.includes(`"${long.slice(0, 200)}…"`) && !e.message.includes(long.slice(0, 201)));
+    const exactly = `3 1 1 ${'g'.repeat(194)}`;
+    assert.throws(() => parseTlsa(exactly), (e: Error) => e.message.includes(`"${exactly}"`) && !e.message.includes('…'));
+    // TTLs: 0 and 2^31 - 1 are valid (RFC 2181 §8), 2^31 is not; an owner already absolute gets no second dot.
+    assert.equal(zoneLine('_25._tcp.a.b.', 0, rec('a')), `_25._tcp.a.b. 0 IN TLSA 3 1 1 ${hex('a')}`);
+    assert.match(zoneLine('_25._tcp.a.b', 0x7fffffff, rec('a')), /^_25\._tcp\.a\.b\. 2147483647 IN TLSA /);
+    assert.throws(() => zoneLine('_25._tcp.a.b.', 0x80000000, rec('a')), /invalid TTL/);
+    assert.equal(shortTlsa(rec('a')), `3 1 1 ${'a'.repeat(12)}…`);
+  });
+
+  it('fromDnsPacket takes each field as one octet and nothing else', () => {
+    const good = { usage: 3, selector: 1, matchingType: 1, certificate: Buffer.from(PUB_311, 'hex') };
+    assert.deepEqual(fromDnsPacket({ ...good, usage: 0, matchingType: 255 }), { usage: 0, selector: 1, matchingType: 255, data: PUB_311 });
+    for (const bad of [{ usage: 256 }, { usage: -1 }, { selector: 1.5 }, { matchingType: '1' }, { usage: Number.NaN }, { certificate: PUB_311 }]) {
+      assert.throws(() => fromDnsPacket({ ...good, ...bad }), /malformed TLSA RDATA/, JSON.stringify(bad));
+    }
   });
 
   it('zoneLine is master-file syntax', () => {
