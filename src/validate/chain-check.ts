@@ -334,7 +334,7 @@ function checkIssuers(x509: X509Lib, certs: Read[], anchor: Read | undefined): v
   for (let i = 1; i < path.length; i++) {
     const issuer = path[i]!;
     const who = issuer === anchor ? `the trusted root "${issuer.fields.subject}"` : label(issuer, i);
-    const facts = (issuer.ca ??= caFacts(x509, issuer, who));
+    const facts = (issuer.ca ??= caFacts(x509, issuer));
     const bc = facts.basicConstraints;
     const notCa = !bc ? 'it has no basicConstraints extension' : !bc.ca ? 'its basicConstraints say cA FALSE' : undefined;
     if (notCa) {
@@ -353,18 +353,14 @@ function checkIssuers(x509: X509Lib, certs: Read[], anchor: Read | undefined): v
   }
 }
 
-function caFacts(x509: X509Lib, c: Read, who: string): CaFacts {
-  try {
-    const cert = c.fields.cert;
-    const bc = cert.getExtension(x509.BasicConstraintsExtension);
-    const ku = cert.getExtension(x509.KeyUsagesExtension);
-    return {
-      ...(bc ? { basicConstraints: { ca: bc.ca, ...(bc.pathLength !== undefined ? { pathLength: bc.pathLength } : {}) } } : {}),
-      ...(ku ? { keyCertSign: (ku.usages & x509.KeyUsageFlags.keyCertSign) !== 0 } : {}),
-    };
-  } catch (err) {
-    throw new ValidationError('parse', `the extensions of ${who} are not readable: ${errMsg(err)}`, { cause: err });
-  }
+/** Its extensions were all read with the fields (cert-fields.ts), so an unreadable one was refused at parse already. */
+function caFacts(x509: X509Lib, c: Read): CaFacts {
+  const bc = c.fields.cert.getExtension(x509.BasicConstraintsExtension);
+  const ku = c.fields.cert.getExtension(x509.KeyUsagesExtension);
+  return {
+    ...(bc ? { basicConstraints: { ca: bc.ca, ...(bc.pathLength !== undefined ? { pathLength: bc.pathLength } : {}) } } : {}),
+    ...(ku ? { keyCertSign: (ku.usages & x509.KeyUsageFlags.keyCertSign) !== 0 } : {}),
+  };
 }
 
 /** validity — every certificate served, not just the leaf: an expired intermediate breaks clients just the same. */

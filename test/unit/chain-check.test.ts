@@ -8,6 +8,7 @@ import path from 'node:path';
 import * as x509 from '@peculiar/x509';
 import { checkChain, MAX_CERT_OCTETS, MAX_CHAIN_CERTS, MAX_CHAIN_PEM_CHARS, sanCovers, splitPem, type ChainCheckInput } from '../../src/validate/chain-check.js';
 import { ValidationError } from '../../src/errors.js';
+import { CertFieldsError } from '../../src/util/cert-fields.js';
 import { DAY, makeIntermediate, makeIssuer, makeLeaf, makePki, makeRoot, newKeys, type Issued, type TestPki } from './pki-fixtures.js';
 import { atv, buildCert, cn, EC_KEY, ext, name, rdn, sanExt } from './der-cert.js';
 import * as der from './der-write.js';
@@ -326,6 +327,89 @@ describe('checkChain: issuers must be CAs', () => {
 // Bounds before parsing (docs/architecture.md, "Security model"): a
 // certificate is refused on its size before OpenSSL or @peculiar/x509 see it,
 // and OpenSSL reads each certificate before @peculiar/x509 does.
+// Exact messages and edges: what the operator reads in the log and in the
+// kept chain's error, and where each check draws its line.
+describe('checkChain: messages, causes and edges', () => {
+  let pki: TestPki;
+  let good: ChainCheckInput;
+  const failure = async (input: ChainCheckInput): Promise<ValidationError> => {
+    const err = await checkChain(input).then(() => undefined, (e: unknown) => e);
+    assert.ok(err instanceof ValidationError, `expected ValidationError, got ${String(err)}`);
+    return err;
+  };
+  before(async () => {
+    pki = await makePki(NOW, ['mx1.example.test', 'mx2.example.test']);
+    good = { keyPem: pki.leaf.keyPem, chainPem: pki.leaf.pem + pki.intermediate.pem, domains: ['mx1.example.test'], now: NOW };
+  });
+
+  it('names: the leaf\'s DNS names listed, or "none"', async () => {
+    assert.equal((await failure({ ...good, domains: ['mx3.example.test'] })).message,
+      'names: the leaf does not cover mx3.example.test (its DNS names: mx1.example.test, mx2.example.test)');
+    const noSan = await makeLeaf(pki.intermediate, NOW, { names: [] });
+    assert.equal((await failure({ ...good, keyPem: noSan.keyPem, chainPem: noSan.pem + pki.intermediate.pem })).message,
+      'names: the leaf does not cover mx1.example.test (its DNS names: none)');
+  });
+
+  it('chain-order and signature messages count certificates from 1', async () => {
+    assert.equal((await failure({ ...good, chainPem: pki.leaf.pem + pki.intermediate.pem + pki.intermediate.pem })).message,
+      'chain-order: certificate 3 (CN=mxcert Test Intermediate) repeats certificate 2');
+    const otherKeys = await newKeys();
+    const forged = await makeLeaf(pki.intermediate, NOW, { signingKeys: otherKeys });
+    assert.equal((await failure({ ...good, keyPem: forged.keyPem, chainPem: forged.pem + pki.intermediate.pem })).message,
+      'signature: certificate 1 (CN=mx1.example.test) is not signed by the key of certificate 2 (CN=mxcert Test Intermediate)');
+  });
+
+  it('trusted roots: a root with the issuer\'s name but another key is no anchor; the message lists the roots', async () => {
+    const impostor = await makeRoot('mxcert Test Root', NOW);
+    const other = await makeRoot('Other Root', NOW);
+    assert.equal((await failure({ ...good, trustedRootsPem: [impostor.pem, other.pem] })).message,
+      'signature: the chain does not lead to a trusted root: certificate 2 (CN=mxcert Test Intermediate) is issued by "CN=mxcert Test Root", ' +
+        'trusted: "CN=mxcert Test Root", "CN=Other Root"');
+    assert.match((await failure({ ...good, trustedRootsPem: [] })).message, /, trusted: none$/);
+    await checkChain({ ...good, trustedRootsPem: [impostor.pem, pki.root.pem] });
+  });
+
+  it('an unreadable trusted root is named by its position', async () => {
+    const bad = '-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n';
+    assert.match((await failure({ ...good, trustedRootsPem: [pki.root.pem, bad] })).message, /^parse: trusted root 2 is not a readable X\.509 certificate: /);
+  });
+
+  it('parse errors keep their cause', async () => {
+    const notCert = await failure({ ...good, chainPem: '-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n' });
+    assert.ok(notCert.cause instanceof Error, 'OpenSSL\'s error');
+    const times = { notBefore: der.tlv(der.TAG.UTC_TIME, Buffer.from('2505311200Z')), notAfter: der.utcTime(new Date(NOW.getTime() + DAY)) };
+    const badTime = buildCert({ serial: Buffer.from([1]), issuer: cn('x'), subject: cn('x'), ...times, extensions: [sanExt('x')] });
+    const fields = await failure({ ...good, keyPem: EC_KEY.export({ type: 'pkcs8', format: 'pem' }) as string, chainPem: badTime });
+    assert.ok(fields.cause instanceof CertFieldsError, String(fields.cause));
+    const key = await failure({ ...good, keyPem: 'not a key' });
+    assert.ok(key.cause instanceof Error);
+  });
+
+  it('the caps are inclusive: 16 certificates and 1 MiB of PEM pass them', async () => {
+    const sixteen = pki.leaf.pem + pki.intermediate.pem.repeat(MAX_CHAIN_CERTS - 1);
+    assert.equal((await failure({ ...good, chainPem: sixteen })).check, 'chain-order', 'judged, not refused by the count');
+    const chain = pki.leaf.pem + pki.intermediate.pem;
+    const padded = chain + ' '.repeat(MAX_CHAIN_PEM_CHARS - chain.length);
+    assert.equal(padded.length, MAX_CHAIN_PEM_CHARS);
+    await checkChain({ ...good, chainPem: padded });
+  });
+
+  it('splitPem: a BEGIN without END, an empty block, blocks shorter than the END line', () => {
+    assert.deepEqual(splitPem('-----BEGIN CERTIFICATE-----\nQUJD\n'), []);
+    assert.deepEqual(splitPem('-----BEGIN CERTIFICATE-----\n-----END CERTIFICATE-----'), ['-----BEGIN CERTIFICATE-----\n\n-----END CERTIFICATE-----\n']);
+    assert.deepEqual(splitPem('-----BEGIN CERTIFICATE-----\nQQ==\n-----END CERTIFICATE-----\n-----BEGIN CERTIFICATE-----\nQg==\n-----END CERTIFICATE-----\n'), [
+      '-----BEGIN CERTIFICATE-----\nQQ==\n-----END CERTIFICATE-----\n',
+      '-----BEGIN CERTIFICATE-----\nQg==\n-----END CERTIFICATE-----\n',
+    ]);
+  });
+
+  it('sanCovers: only a "*." prefix is a wildcard', () => {
+    assert.equal(sanCovers('xxexample.test', 'mx.example.test'), false);
+    assert.equal(sanCovers('*xexample.test', 'mx.example.test'), false);
+    assert.equal(sanCovers('*.example.test', 'mx.example.test'), true);
+  });
+});
+
 describe('checkChain: bounded work on hostile input', () => {
   const keyPem = EC_KEY.export({ type: 'pkcs8', format: 'pem' }) as string;
   const times = { notBefore: der.utcTime(new Date(NOW.getTime() - DAY)), notAfter: der.utcTime(new Date(NOW.getTime() + DAY)) };
