@@ -369,6 +369,20 @@ describe('checkChain: messages, causes and edges', () => {
     await checkChain({ ...good, trustedRootsPem: [impostor.pem, pki.root.pem] });
   });
 
+  it('trusted roots: the root\'s key under another name is no anchor either (RFC 5280 §6.1.1: name and key)', async () => {
+    const renamed = await x509.X509CertificateGenerator.createSelfSigned({
+      serialNumber: '7e57',
+      name: 'CN=Renamed Test Root',
+      notBefore: new Date(NOW.getTime() - DAY),
+      notAfter: new Date(NOW.getTime() + 10 * DAY),
+      keys: pki.root.keys,
+      signingAlgorithm: { name: 'ECDSA', namedCurve: 'P-256', hash: 'SHA-256' },
+      extensions: [new x509.BasicConstraintsExtension(true, undefined, true), new x509.KeyUsagesExtension(x509.KeyUsageFlags.keyCertSign, true)],
+    });
+    assert.match((await failure({ ...good, trustedRootsPem: [renamed.toString('pem')] })).message,
+      /^signature: the chain does not lead to a trusted root: .* trusted: "CN=Renamed Test Root"$/);
+  });
+
   it('an unreadable trusted root is named by its position', async () => {
     const bad = '-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n';
     assert.match((await failure({ ...good, trustedRootsPem: [pki.root.pem, bad] })).message, /^parse: trusted root 2 is not a readable X\.509 certificate: /);
