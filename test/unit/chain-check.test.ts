@@ -376,7 +376,7 @@ describe('checkChain: messages, causes and edges', () => {
       notBefore: new Date(NOW.getTime() - DAY),
       notAfter: new Date(NOW.getTime() + 10 * DAY),
       keys: pki.root.keys,
-      signingAlgorithm: { name: 'ECDSA', namedCurve: 'P-256', hash: 'SHA-256' },
+      signingAlgorithm: { name: 'ECDSA', hash: 'SHA-256' },
       extensions: [new x509.BasicConstraintsExtension(true, undefined, true), new x509.KeyUsagesExtension(x509.KeyUsageFlags.keyCertSign, true)],
     });
     assert.match((await failure({ ...good, trustedRootsPem: [renamed.toString('pem')] })).message,
