@@ -53,7 +53,7 @@ export class AcmeProblemError extends MxcertError {
   }
 }
 
-/** A chain check of DESIGN §3 failed; `check` names which one. */
+/** A chain check of docs/architecture.md, "Files on disk" failed; `check` names which one. */
 export class ValidationError extends MxcertError {
   readonly check: 'key-match' | 'names' | 'chain-order' | 'signature' | 'issuer' | 'validity' | 'parse';
   constructor(check: ValidationError['check'], message: string, options?: { cause?: unknown }) {
@@ -101,6 +101,27 @@ export class HookError extends MxcertError {
 export class VerifyError extends MxcertError {
   constructor(message: string, options?: { cause?: unknown }) {
     super('verify', message, options);
+  }
+}
+
+/** The stateDir or a file in it (state.json, a version's meta.json, the DANE journal) is unusable. */
+export class StateError extends MxcertError {
+  constructor(message: string, options?: { cause?: unknown }) {
+    super('state', message, options);
+  }
+}
+
+/** A certificate signing request cannot be made (RFC 2986): the key or the names do not fit. */
+export class CsrError extends MxcertError {
+  constructor(message: string, options?: { cause?: unknown }) {
+    super('csr', message, options);
+  }
+}
+
+/** The metrics endpoint cannot be served as configured. */
+export class MetricsError extends MxcertError {
+  constructor(message: string, options?: { cause?: unknown }) {
+    super('metrics', message, options);
   }
 }
 

@@ -81,11 +81,15 @@ export function runtimeFiles(pkg) {
  * where no node_modules but the shipped one exists.
  */
 export function unresolvedImports(bundleSources, external) {
-  // `from "x"`, `import "x"`, `import("x")`, `require("x")`, as esbuild writes them.
-  const spec = /(?:\bfrom|\bimport|\brequire)\s*\(?\s*["']([^"'\s./][^"'\s]*)["']/g;
+  // As esbuild writes them: static `import … from "x"` / `import "x"` /
+  // `export … from "x"` at the start of a line, and `import("x")` /
+  // `require("x")` not inside a string. Text such as an error message that
+  // says `from 'alg'` or 'import "reflect-metadata"' is not an import.
+  const statics = /^[ \t]*(?:import|export)\b[^;'"`]*?"([^"\s./][^"\s]*)"/gm;
+  const calls = /(?<![\w"'`$.])(?:import|require)\(\s*"([^"\s./][^"\s]*)"\s*\)/g;
   const missing = new Set();
   for (const src of bundleSources) {
-    for (const m of src.matchAll(spec)) {
+    for (const m of [...src.matchAll(statics), ...src.matchAll(calls)]) {
       const s = m[1];
       const name = s.startsWith('@') ? s.split('/').slice(0, 2).join('/') : s.split('/')[0];
       if (!isBuiltin(s) && !external.includes(name)) missing.add(s);

@@ -4,7 +4,7 @@
 // Why our own and not a JOSE library: an ACME client needs exactly one JWS
 // shape (flattened JSON serialization, RFC 7515 §7.2.2), three algorithms
 // and the RFC 7638 thumbprint. Loading a general library for that cost more
-// start-up time than the whole issuance (issue 6).
+// start-up time than the whole issuance.
 import { createHash, createHmac, createPrivateKey, createPublicKey, generateKeyPairSync, sign, type KeyObject } from 'node:crypto';
 import { MxcertError } from '../errors.js';
 
@@ -80,7 +80,6 @@ function signingInput(protectedHeader: Record<string, unknown>, payload: unknown
 /**
  * A request body for `url` (RFC 8555 §6.2): `kid` once the account URL is
  * known, the JWK itself for newAccount (and revocation by certificate key).
- * ECDSA signatures are the raw r||s concatenation (RFC 7518 §3.4), not DER.
  */
 export function signJws(
   account: AccountKey,
@@ -89,13 +88,27 @@ export function signJws(
   const header: Record<string, unknown> = { alg: account.alg, nonce: req.nonce, url: req.url };
   if (req.kid) header.kid = req.kid;
   else header.jwk = account.jwk;
-  const input = signingInput(header, req.payload);
+  return signWith(account, signingInput(header, req.payload));
+}
+
+/** ECDSA signatures are the raw r||s concatenation (RFC 7518 §3.4), not DER. */
+function signWith(account: AccountKey, input: { protected: string; payload: string }): FlattenedJws {
   const hash = account.alg === 'ES384' ? 'sha384' : 'sha256';
   const sig = sign(hash, Buffer.from(`${input.protected}.${input.payload}`), {
     key: account.key,
     ...(account.alg === 'RS256' ? {} : { dsaEncoding: 'ieee-p1363' as const }),
   });
   return { ...input, signature: b64u(sig) };
+}
+
+/**
+ * The inner JWS of a key change (RFC 8555 §7.3.5): signed by the NEW key,
+ * its header carries that key's JWK and the keyChange URL and no nonce; the
+ * payload names the account and its old key. It travels as the payload of
+ * an outer JWS signed by the old key.
+ */
+export function keyChangeInnerJws(newKey: AccountKey, req: { url: string; accountUrl: string; oldKey: AccountKey }): FlattenedJws {
+  return signWith(newKey, signingInput({ alg: newKey.alg, jwk: newKey.jwk, url: req.url }, { account: req.accountUrl, oldKey: req.oldKey.jwk }));
 }
 
 /**

@@ -15,6 +15,8 @@ import type { TLSSocket } from 'node:tls';
 import type { FlattenedJws } from './jws.js';
 import { withExtraTrust } from '../util/tls-trust.js';
 import { bodyCapMessage, deadlineMessage, declaredLength, type DeadlinePhase } from '../util/http-limits.js';
+import { announceWait } from '../util/announce-wait.js';
+import type { Logger } from '../log.js';
 
 export interface AcmeResponse {
   url: string;
@@ -130,7 +132,16 @@ export interface TransportOptions {
   timeoutMs?: number;
   /** Largest body accepted; a larger one is cut off. */
   maxBodyBytes?: number;
+  /** Where a request still unanswered after a moment is announced, with its deadline. */
+  logger?: Logger;
 }
+
+const WAITING_FOR: Record<DeadlinePhase, string> = {
+  connect: 'the connection',
+  tls: 'the TLS handshake',
+  response: 'the response',
+  body: 'the rest of the response',
+};
 
 export interface RequestOptions {
   accept?: string;
@@ -143,8 +154,10 @@ export class AcmeTransport {
   private readonly timeoutMs: number;
   private readonly maxBodyBytes: number;
   private readonly nonces: string[] = [];
+  private readonly logger: Logger | undefined;
 
   constructor(opts: TransportOptions = {}) {
+    this.logger = opts.logger;
     const secureContext = opts.caBundlePem ? withExtraTrust(opts.caBundlePem) : undefined;
     this.agent = new https.Agent({ keepAlive: true, ...(secureContext ? { secureContext } : {}) });
     this.timeoutMs = opts.timeoutMs ?? DEFAULT_DEADLINE_MS;
@@ -205,10 +218,12 @@ export class AcmeTransport {
       let received = 0;
       let settled = false;
       let timer: NodeJS.Timeout | undefined;
+      let announced: (() => void) | undefined;
       const finish = (err: Error | undefined, resp?: AcmeResponse): void => {
         if (settled) return;
         settled = true;
         clearTimeout(timer);
+        announced?.();
         if (err) {
           // Destroying the request closes its socket: no more bytes are
           // read, and the keep-alive pool does not get it back.
@@ -247,6 +262,9 @@ export class AcmeTransport {
       // One timer for the whole request, never reset by progress: a server
       // sending a byte now and then cannot hold it open.
       timer = setTimeout(() => finish(new DeadlineError(url, this.timeoutMs, phase, received)), this.timeoutMs);
+      if (this.logger) {
+        announced = announceWait(this.logger, () => `${WAITING_FOR[phase]} from the ACME server (${method} ${url})`, Date.now() + this.timeoutMs);
+      }
       req.on('error', (err: NodeJS.ErrnoException) => finish(new NetworkError(url, err.code, err.message, { cause: err })));
       req.end(body);
     });

@@ -1,6 +1,6 @@
 import { checkConfig } from '../config/check.js';
 import { resolveConfigPath } from '../config/load.js';
-import type { CommandContext } from './main.js';
+import type { CommandContext } from './context.js';
 
 export async function configCheckCommand(ctx: CommandContext): Promise<number> {
   const file = resolveConfigPath(ctx.config);

@@ -1,4 +1,4 @@
-// `mxcert tlsa`, `mxcert rollover`, `mxcert check` (DESIGN §1, issue 4).
+// `mxcert tlsa`, `mxcert rollover`, `mxcert check` (docs/architecture.md).
 import { X509Certificate } from 'node:crypto';
 import { loadConfig, resolveConfigPath } from '../config/load.js';
 import type { CertificateConfig, Config } from '../config/schema.js';
@@ -6,14 +6,16 @@ import { StateStore } from '../store/state-store.js';
 import { acquireLock, runningDaemon } from '../store/lock.js';
 import { systemClock } from '../clock.js';
 import { describeError } from '../errors.js';
-import { readJournal, requestRollover, wantedRecords, endpointOwners } from '../dane/rollover.js';
+import { requestRollover } from '../dane/rollover.js';
+import { readJournal } from '../dane/journal.js';
+import { wantedRecords, endpointOwners } from '../dane/zone-lines.js';
 import { createPublisher } from '../dane/publisher.js';
 import { observeTlsa, describeObservation } from '../dane/visibility.js';
 import { tlsa311, hasTlsa, formatTlsa } from '../dane/tlsa.js';
 import { queryDns } from '../dns/query.js';
 import type { DnsServer } from '../dns/types.js';
 import { probeEndpoint } from '../verify/starttls.js';
-import type { CommandContext } from './main.js';
+import type { CommandContext } from './context.js';
 
 function selectCerts(config: Config, names: string[]): CertificateConfig[] | string {
   const unknown = names.filter((n) => !config.certificates.some((c) => c.name === n));
@@ -28,7 +30,9 @@ export async function tlsaCommand(ctx: CommandContext, o: { cert: string[] }): P
   const store = new StateStore(config.stateDir);
   for (const cert of certs) {
     if (!cert.dane?.enabled) {
-      process.stdout.write(`; ${cert.name}: DANE is not enabled\n`);
+      const left = (await Promise.all(cert.keys.map((k) => readJournal(store, cert.name, k)))).some(Boolean);
+      // With DANE state left, mxcert's records may still be published: say so rather than "nothing".
+      process.stdout.write(left ? `; ${cert.name}: DANE is off in the config, but mxcert's records may still be published until \`mxcert dane retire --cert ${cert.name}\` has removed them\n` : `; ${cert.name}: DANE is not enabled\n`);
       continue;
     }
     const journals = await Promise.all(cert.keys.map(async (k) => ({ keyType: k, journal: await readJournal(store, cert.name, k) })));

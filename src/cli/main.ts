@@ -1,4 +1,4 @@
-// mxcert command line (DESIGN §1). Exit codes: 0 ok (also "nothing due"),
+// mxcert command line (docs/architecture.md). Exit codes: 0 ok (also "nothing due"),
 // 1 a certificate failed, 2 usage or config error, 3 the state lock is held.
 // The renewal machinery (ACME, DNS, chain checks) is imported only by the
 // commands that need them, so `mxcert status` starts fast; `mxcert run`
@@ -7,9 +7,10 @@
 import type { Command } from 'commander';
 import { createRequire } from 'node:module';
 import { ConfigError, LockHeldError, describeError } from '../errors.js';
-import { createLogger } from '../log.js';
+import { createLogger, OUTPUT_FORMATS, type OutputFormat } from '../log.js';
+import { EXIT, type CommandContext, type GlobalOpts } from './context.js';
 
-export const EXIT = { ok: 0, failed: 1, usage: 2, locked: 3 } as const;
+export { EXIT };
 
 // A write beyond RLIMIT_FSIZE must fail with EFBIG (reported, old files kept),
 // not kill us. Node ignores SIGXFSZ, but execa's signal-exit listens to it
@@ -35,11 +36,6 @@ function version(): string {
   return '0.0.0';
 }
 
-interface GlobalOpts {
-  config?: string;
-  logLevel?: string;
-}
-
 const LOG_LEVELS = ['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent'];
 
 const EXIT_CODES_HELP = `
@@ -48,6 +44,12 @@ Exit codes:
   1  a certificate (or the command) failed
   2  usage or config error; nothing on disk changed
   3  another mxcert holds the state lock
+
+Output:
+  Text on a terminal, JSON lines (logs on stderr, results on stdout) otherwise;
+  --format overrides both. Times are shown in UTC as 2026-12-07 23:50:24Z.
+  From cron, use: mxcert renew --quiet --format text
+  (silent unless a certificate failed or changed; cron mails what is printed).
 `;
 
 /**
@@ -60,12 +62,19 @@ export function logLevelEnvProblem(env: NodeJS.ProcessEnv): string | undefined {
   return `MXCERT_LOG_LEVEL=${JSON.stringify(v)} is not a log level; use one of ${LOG_LEVELS.join(', ')}`;
 }
 
+/** MXCERT_LOG_FORMAT (set by `--format` for the daemon's children), checked like MXCERT_LOG_LEVEL. */
+export function logFormatEnvProblem(env: NodeJS.ProcessEnv): string | undefined {
+  const v = env.MXCERT_LOG_FORMAT;
+  if (v === undefined || v === '' || (OUTPUT_FORMATS as readonly string[]).includes(v)) return undefined;
+  return `MXCERT_LOG_FORMAT=${JSON.stringify(v)} is not an output format; use one of ${OUTPUT_FORMATS.join(', ')}`;
+}
+
 /**
  * The global options of `mxcert run` when it is started plainly: only `run`
  * and the global options in their usual spellings (`-c PATH`, `--config
  * PATH`, `--config=PATH`, `--log-level LEVEL`, `--log-level=LEVEL`).
  * The daemon lives for months and every module it loads stays resident, so
- * that case skips commander (issue 6: idle RSS). Anything else (help, other
+ * that case skips commander (idle memory: docs/architecture.md, "The daemon and its children"). Anything else (help, other
  * spellings, unknown options, a bad level) gives undefined and goes through
  * commander, with its messages and exit codes.
  */
@@ -95,7 +104,7 @@ export function plainRunArgs(args: readonly string[]): GlobalOpts | undefined {
 }
 
 export async function main(argv: string[]): Promise<number> {
-  const badLevel = logLevelEnvProblem(process.env);
+  const badLevel = logLevelEnvProblem(process.env) ?? logFormatEnvProblem(process.env);
   if (badLevel) {
     process.stderr.write(`mxcert: ${badLevel}\n`);
     return EXIT.usage;
@@ -109,21 +118,50 @@ export async function main(argv: string[]): Promise<number> {
     }
   }
 
-  const { Command, CommanderError, InvalidArgumentError, Option } = await import('commander');
+  const commander = await import('commander');
+  const program = buildProgram(commander);
+  try {
+    await program.parseAsync(argv);
+    return EXIT.ok;
+  } catch (err) {
+    if (err instanceof ExitCode) return err.code;
+    if (err instanceof commander.CommanderError) {
+      // `--help` and `--version` succeed; help shown because no subcommand
+      // was given (`mxcert`, `mxcert config`) is a usage error.
+      if (err.code === 'commander.helpDisplayed' || err.code === 'commander.version') return EXIT.ok;
+      if (err.code === 'commander.help') return err.exitCode === 0 ? EXIT.ok : EXIT.usage;
+      return EXIT.usage;
+    }
+    return failure(err);
+  }
+}
+
+type Commander = typeof import('commander');
+/** A `--wait SECONDS` style option parser. */
+type OptionParser = (v: string) => number;
+
+/** A repeatable option's values, in order. */
+const certList = (v: string, acc: string[]) => [...acc, v];
+
+/** The global options and every command; each command's module is loaded only when it runs. */
+function buildProgram(commander: Commander): Command {
   /** `--wait SECONDS`, parsed once for every command that takes the lock (bad input: exit 2). */
   const seconds = (v: string): number => {
     const n = Number(v);
-    if (v.trim() === '' || !Number.isFinite(n) || n < 0) throw new InvalidArgumentError('takes a number of seconds');
+    if (v.trim() === '' || !Number.isFinite(n) || n < 0) throw new commander.InvalidArgumentError('takes a number of seconds');
     return n;
   };
-  const program = new Command();
+  const program = new commander.Command();
   program
     .name('mxcert')
     .description('Certificate lifecycle agent for mail hosts: ACME renewal, atomic MTA files, reload hooks, live STARTTLS verification.')
     .version(version(), '-V, --version')
     .option('-c, --config <path>', 'config file (default: $MXCERT_CONFIG, then /etc/mxcert/config.yaml)')
-    .addOption(new Option('--log-level <level>', 'log level').choices(LOG_LEVELS))
+    .addOption(new commander.Option('--log-level <level>', 'log level').choices(LOG_LEVELS))
+    .addOption(new commander.Option('--format <format>', 'logs and results as text or JSON lines (default: text on a terminal, else json)').choices(OUTPUT_FORMATS))
     .addHelpText('after', EXIT_CODES_HELP)
+    // `mxcert renew --help` shows --format and --log-level too.
+    .configureHelp({ showGlobalOptions: true })
     .exitOverride()
     .configureOutput({ writeErr: (s) => process.stderr.write(s) });
 
@@ -132,9 +170,11 @@ export async function main(argv: string[]): Promise<number> {
     .description('one pass over all (or the named) certificates: renew what is due, deploy, reload, verify')
     .option('-f, --force', 'renew now regardless of timing (validation still applies)', false)
     .option('--cert <name>', 'only this certificate (repeatable)', (v: string, acc: string[]) => [...acc, v], [] as string[])
-    .option('-n, --dry-run', 'print the plan and touch nothing', false)
+    .option('-n, --dry-run', 'print the plan and test the challenge path (publish a test token, check it, remove it; with acme.staging a full order there); deploys nothing', false)
     .option('--wait <seconds>', 'wait this long for the state lock', seconds, 0)
-    .action(async (o: { force: boolean; cert: string[]; dryRun: boolean; wait: number }) => {
+    .option('-q, --quiet', 'print nothing unless a certificate failed or changed (renewed, DANE records published or rolled over), or something warned; for cron', false)
+    .addHelpText('after', '\nFrom cron: mxcert renew --quiet --format text  (cron mails only failures and changes, as text)\n')
+    .action(async (o: { force: boolean; cert: string[]; dryRun: boolean; wait: number; quiet: boolean }) => {
       const { renewCommand } = await import('./renew.js');
       throw new ExitCode(await renewCommand(globals(program), o));
     });
@@ -149,13 +189,21 @@ export async function main(argv: string[]): Promise<number> {
   program
     .command('status')
     .description('per certificate and key type: names, serial, expiry, next renewal and why, last result')
-    .option('--json', 'machine-readable output', false)
-    .action(async (o: { json: boolean }) => {
+    .option('--json', 'machine-readable output (docs/status.schema.json); same as --format json', false)
+    .option('--wide', 'one line per certificate and key type with every column (for a wide terminal)', false)
+    .action(async (o: { json: boolean; wide: boolean }) => {
       const { statusCommand } = await import('./status.js');
       throw new ExitCode(await statusCommand(globals(program), o));
     });
 
-  const certList = (v: string, acc: string[]) => [...acc, v];
+  addDaneCommands(program, seconds);
+  addLifecycleCommands(program, seconds, commander);
+  addConfigCommands(program);
+  return program;
+}
+
+/** `tlsa`, `check`, `rollover` (src/cli/dane.ts), `dane retire`, `delete` (src/cli/dane-retire.ts). */
+function addDaneCommands(program: Command, seconds: OptionParser): void {
   program
     .command('tlsa')
     .description('the TLSA records mxcert wants published (current + next), in zone-file syntax')
@@ -185,6 +233,75 @@ export async function main(argv: string[]): Promise<number> {
       throw new ExitCode(await rolloverCommand(globals(program), o));
     });
 
+  const dane = program.command('dane').description('DANE helpers');
+  dane
+    .command('retire')
+    .description("remove mxcert's TLSA records for a certificate whose DANE is switched off, wait until no authoritative server serves them and caches have expired, then free its keys")
+    .requiredOption('--cert <name>', 'the certificate')
+    .option('--wait <seconds>', 'wait this long for the state lock', seconds, 0)
+    .action(async (o: { cert: string; wait: number }) => {
+      const { daneRetireCommand } = await import('./dane-retire.js');
+      throw new ExitCode(await daneRetireCommand(globals(program), o));
+    });
+
+  program
+    .command('delete')
+    .description('take a certificate out of service: retire its TLSA records (if any) and remove its state; output files stay unless --remove-outputs')
+    .requiredOption('--cert <name>', 'the certificate')
+    .option('--remove-outputs', 'also remove its output files (it must still be in the config)', false)
+    .option('--wait <seconds>', 'wait this long for the state lock', seconds, 0)
+    .action(async (o: { cert: string; removeOutputs: boolean; wait: number }) => {
+      const { deleteCommand } = await import('./dane-retire.js');
+      throw new ExitCode(await deleteCommand(globals(program), o));
+    });
+}
+
+/** `revoke`, `account …` (src/cli/revoke.ts, src/cli/account.ts). */
+function addLifecycleCommands(program: Command, seconds: OptionParser, commander: Commander): void {
+  program
+    .command('revoke')
+    .description('revoke the current certificate (RFC 8555 §7.6); the next pass replaces it; keyCompromise on a DANE certificate also starts the emergency rollover')
+    .requiredOption('--cert <name>', 'the certificate')
+    .option('--key-type <type>', 'only this key type (default: every key type of the certificate)')
+    .addOption(new commander.Option('--reason <reason>', 'RFC 5280 reason').choices(['unspecified', 'keyCompromise', 'superseded', 'cessationOfOperation', 'affiliationChanged']).default('unspecified'))
+    .option('--wait <seconds>', 'wait this long for the state lock', seconds, 0)
+    .action(async (o: { cert: string; keyType?: string; reason: string; wait: number }) => {
+      const { revokeCommand } = await import('./revoke.js');
+      throw new ExitCode(await revokeCommand(globals(program), o));
+    });
+
+  const account = program.command('account').description('the ACME account of acme.directory (RFC 8555 §7.3)');
+  account
+    .command('show')
+    .description('URL, contact, status and key thumbprint of the account (no secrets)')
+    .option('--json', 'machine-readable output', false)
+    .action(async (o: { json: boolean }) => {
+      const { accountShowCommand } = await import('./account.js');
+      throw new ExitCode(await accountShowCommand(globals(program), o));
+    });
+  account
+    .command('update')
+    .description("replace the account's contact address (RFC 8555 §7.3.2)")
+    .requiredOption('--email <address>', 'the new contact address')
+    .option('--json', 'machine-readable output', false)
+    .option('--wait <seconds>', 'wait this long for the state lock', seconds, 0)
+    .action(async (o: { email: string; json: boolean; wait: number }) => {
+      const { accountUpdateCommand } = await import('./account.js');
+      throw new ExitCode(await accountUpdateCommand(globals(program), o));
+    });
+  account
+    .command('rollover-key')
+    .description('replace the account key (RFC 8555 §7.3.5); the new key is stored only once the CA accepted it')
+    .option('--json', 'machine-readable output', false)
+    .option('--wait <seconds>', 'wait this long for the state lock', seconds, 0)
+    .action(async (o: { json: boolean; wait: number }) => {
+      const { accountRolloverKeyCommand } = await import('./account.js');
+      throw new ExitCode(await accountRolloverKeyCommand(globals(program), o));
+    });
+}
+
+/** `config check`, `import-certbot`. */
+function addConfigCommands(program: Command): void {
   const config = program.command('config').description('configuration helpers');
   config
     .command('check')
@@ -205,28 +322,13 @@ export async function main(argv: string[]): Promise<number> {
       const { importCertbotCommand } = await import('./import-certbot.js');
       throw new ExitCode(await importCertbotCommand(o));
     });
-
-  try {
-    await program.parseAsync(argv);
-    return EXIT.ok;
-  } catch (err) {
-    if (err instanceof ExitCode) return err.code;
-    if (err instanceof CommanderError) {
-      // `--help` and `--version` succeed; help shown because no subcommand
-      // was given (`mxcert`, `mxcert config`) is a usage error.
-      if (err.code === 'commander.helpDisplayed' || err.code === 'commander.version') return EXIT.ok;
-      if (err.code === 'commander.help') return err.exitCode === 0 ? EXIT.ok : EXIT.usage;
-      return EXIT.usage;
-    }
-    return failure(err);
-  }
 }
 
 /** `mxcert run`: the daemon (src/daemon/run.ts), which validates its config before it takes any lock. */
 async function runCommand(g: GlobalOpts): Promise<number> {
   const { runDaemon } = await import('../daemon/run.js');
   const { resolveConfigPath } = await import('../config/config-path.js');
-  return runDaemon({ configPath: resolveConfigPath(g.config), logger: createLogger({ level: g.logLevel }) });
+  return runDaemon({ configPath: resolveConfigPath(g.config), logger: createLogger({ level: g.logLevel, format: passFormatOn(g.format) }) });
 }
 
 /** A command that threw: config problems with their YAML paths (2), a held lock (3), anything else (1). */
@@ -243,9 +345,13 @@ function failure(err: unknown): number {
   return EXIT.failed;
 }
 
-function globals(program: Command): GlobalOpts & { logger: ReturnType<typeof createLogger> } {
+function globals(program: Command): CommandContext {
   const g = program.opts<GlobalOpts>();
-  return { ...g, logger: createLogger({ level: g.logLevel }) };
+  return { ...g, logger: createLogger({ level: g.logLevel, format: passFormatOn(g.format) }) };
 }
 
-export type CommandContext = ReturnType<typeof globals>;
+/** `--format` holds for the processes mxcert starts too (the daemon's config and pass children). */
+function passFormatOn(format: OutputFormat | undefined): OutputFormat | undefined {
+  if (format) process.env.MXCERT_LOG_FORMAT = format;
+  return format;
+}

@@ -61,7 +61,7 @@ export function sameKeyName(a: string, b: string): boolean {
 /**
  * The TSIG secret of a certbot credentials file, with the key name and the
  * algorithm certbot signs with (its default when the file names none), for
- * the secret reader in load.ts.
+ * the secret reader in key-files.ts.
  */
 export function secretFromCertbotCredentials(
   text: string,

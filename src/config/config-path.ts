@@ -1,6 +1,6 @@
 // Where the config lives. Kept apart from load.ts (YAML parser, schema) so
 // that `mxcert run`, a long-lived process, can name the file without loading
-// what validates it (issue 6: the daemon's idle RSS).
+// what validates it (docs/architecture.md, "The daemon and its children").
 
 export const DEFAULT_CONFIG_PATH = '/etc/mxcert/config.yaml';
 

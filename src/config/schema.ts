@@ -1,4 +1,4 @@
-// The config file's shape (DESIGN §2). Key names and shapes are the public
+// The config file's shape (docs/architecture.md). Key names and shapes are the public
 // contract: extend them, never rename them. Every object is strict, so a typo
 // in a key is an error that names its YAML path instead of a silent default.
 import { isIP } from 'node:net';
@@ -159,7 +159,7 @@ const verifySchema = z
   })
   .strict();
 
-// --- DANE (DESIGN §6) -------------------------------------------------------
+// --- DANE (docs/architecture.md, "DANE rollover") -------------------------------------------------------
 
 /** TTL of the TLSA records mxcert publishes. One hour is the common choice for
  * TLSA; holds are computed from the TTL actually served, so a shorter one
@@ -352,6 +352,23 @@ export const configSchema = z
             message: 'must be an https:// URL: ACME runs over HTTPS only (RFC 8555 §6.1)',
           }),
         email: z.string().email().optional(),
+        /**
+         * A staging CA's directory (https). `renew --dry-run` places a full
+         * order there, with its own account, and deploys nothing.
+         */
+        staging: z
+          .string()
+          .url()
+          .refine((u) => [undefined, NOT_A_URL].includes(urlProblem(u, { loopbackHttp: false })), {
+            message: 'must be an https:// URL: ACME runs over HTTPS only (RFC 8555 §6.1)',
+          })
+          .optional(),
+        /**
+         * Issuer CN to prefer among the chains the CA offers (RFC 8555
+         * §7.4.2 Link rel="alternate"): matched against the issuer of the
+         * topmost certificate of each chain; the default chain when none matches.
+         */
+        preferredChain: z.string().min(1).optional(),
         profile: z.string().optional(),
         caBundle: absPath.optional(),
         /**

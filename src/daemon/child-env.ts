@@ -17,6 +17,7 @@ const FOR_CHILDREN: readonly string[] = [
   'NO_COLOR',
   'FORCE_COLOR',
   'MXCERT_LOG_LEVEL',
+  'MXCERT_LOG_FORMAT',
 ];
 
 /** `env` cut down to what a child may see, without any name in `secrets`. */

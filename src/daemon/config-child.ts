@@ -1,5 +1,5 @@
 // Loads and validates the daemon's config in a short-lived child process
-// (issue 6: idle RSS). The YAML parser, the zod schema and what validating
+// (idle memory: docs/architecture.md, "The daemon and its children"). The YAML parser, the zod schema and what validating
 // allocates stay out of the long-lived daemon, which keeps only the result:
 // the validated config as plain data, the cron expression in effect and its
 // next tick (node-cron stays out of the daemon too, see cron-tick.ts).

@@ -1,4 +1,4 @@
-// One daemon pass in a child process (issue 6: idle RSS ≤ 60 MiB). The
+// One daemon pass in a child process (idle memory: docs/architecture.md, "The daemon and its children"). The
 // daemon between passes holds only its schedule, config and timers; the ACME
 // client, X.509 parsing and a pass's garbage live here and are returned to
 // the system when this process exits.
@@ -33,7 +33,9 @@ import { buildRenewDeps } from '../renew/deps.js';
 import { warnAboutAgingCertificates } from '../notify/expiry-warning.js';
 import { StateStore } from '../store/state-store.js';
 import { nextTick, scheduleOf } from '../schedule/cron-tick.js';
-import { nextWakeAt } from './wake.js';
+import { nextWake as nextDue } from './wake.js';
+import { announceWait } from '../util/announce-wait.js';
+import { lockHolder } from '../store/lock-holder.js';
 
 export interface PassRequest {
   type: 'pass';
@@ -58,6 +60,8 @@ export interface FailureReply {
 export interface NextWake {
   /** Earliest instant a renewal, ARI poll or DANE step is due; null if nothing ever is. */
   wakeAt?: number | null;
+  /** What is due at wakeAt, for the daemon's log (`mx1 (ecdsa-p256): renewal (ari-window)`). */
+  wakeWhy?: string;
   /** The next tick of the config's cron schedule. */
   nextTickAt?: number;
 }
@@ -80,7 +84,9 @@ async function nextWake(config: Config, log: Logger): Promise<NextWake> {
   const next: NextWake = {};
   try {
     next.nextTickAt = nextTick(scheduleOf(config)).getTime();
-    next.wakeAt = (await nextWakeAt(config, new StateStore(config.stateDir), systemClock.now())) ?? null;
+    const due = await nextDue(config, new StateStore(config.stateDir), systemClock.now());
+    next.wakeAt = due?.at ?? null;
+    if (due) next.wakeWhy = due.why;
   } catch (err) {
     // The daemon falls back to its backoff timer; the next pass tries again.
     log.error({ err: describeError(err) }, 'cannot work out the next wake-up');
@@ -92,7 +98,8 @@ async function pass(req: PassRequest, log: Logger): Promise<PassReply> {
   const { config } = req;
   let lock;
   try {
-    lock = await acquireLock(config.stateDir, { command: 'run', waitMs: req.lockWaitMs });
+    const stopAnnouncing = announceWait(log, () => `the state lock (${lockHolder(config.stateDir)})`, Date.now() + req.lockWaitMs);
+    lock = await acquireLock(config.stateDir, { command: 'run', waitMs: req.lockWaitMs }).finally(stopAnnouncing);
     const { deps, close } = await buildRenewDeps(config, log, systemClock);
     let outcomes: UnitOutcome[];
     try {

@@ -1,4 +1,4 @@
-// `mxcert run` (DESIGN §1, issue 3): a long-running agent.
+// `mxcert run` (docs/architecture.md): a long-running agent.
 // - a cron schedule (node-cron syntax; default hourly at a minute derived
 //   from the host name, so a fleet does not hit the CA in the same second),
 //   plus a precise timer for the next due instant when it falls between ticks;
@@ -10,8 +10,8 @@
 //   the old one keeps running); SIGTERM/SIGINT finish the current step,
 //   release the locks and exit 0.
 //
-// The daemon itself stays small while idle (issue 6: ≤ 60 MiB RSS with 100
-// certificates): what loads or allocates much runs in short-lived children.
+// The daemon itself stays small while idle (docs/architecture.md, "The
+// daemon and its children"): what loads or allocates much runs in short-lived children.
 // config-child.ts validates the config (YAML, zod) at start and on SIGHUP;
 // pass-child.ts runs each pass (lock, ACME, deploy, expiry warning, failure
 // hooks) and then works out when the daemon must wake next (the earliest due
@@ -32,6 +32,7 @@ import { childEnv, secretValues } from './child-env.js';
 import { secretEnvNames } from '../hooks/environment.js';
 import type { ConfigReply, ConfigRequest } from './config-child.js';
 import type { MetricsEndpoint } from '../metrics/server.js';
+import { displayTime } from '../util/display-time.js';
 
 /** setTimeout cannot wait longer than 2^31-1 ms (~24.8 days). */
 const MAX_TIMER_MS = 2 ** 31 - 1;
@@ -53,6 +54,22 @@ type LoadedConfig = Extract<ConfigReply, { type: 'config' }>;
 export function dueDelay(wakeAt: number | null | undefined, now: number, backoffMs: number): number | undefined {
   if (wakeAt === null) return undefined;
   return Math.min(Math.max((wakeAt ?? now) - now, backoffMs), MAX_TIMER_MS);
+}
+
+/**
+ * When the daemon wakes next and why, for its log: the due timer (a
+ * certificate's renewal, ARI check or DANE step, or a retry after failed
+ * passes) or the next cron tick, whichever comes first.
+ */
+export function nextWakeUp(next: NextWake, now: number, dueDelayMs: number | undefined, schedule: string, failedPasses: number): { at: number; why: string } | undefined {
+  let due: { at: number; why: string } | undefined;
+  if (dueDelayMs !== undefined) {
+    const at = now + dueDelayMs;
+    const retry = failedPasses > 0 && (next.wakeAt == null || next.wakeAt < at);
+    due = { at, why: retry ? `retry after ${failedPasses} failed pass${failedPasses === 1 ? '' : 'es'}` : (next.wakeWhy ?? 'look again') };
+  }
+  const tick = next.nextTickAt !== undefined ? { at: next.nextTickAt, why: `scheduled check (${schedule})` } : undefined;
+  return due && tick ? (due.at <= tick.at ? due : tick) : (due ?? tick);
 }
 
 /** How long the tick timer waits before it fires or looks at the wall clock again. */
@@ -262,13 +279,13 @@ export class Daemon {
     if (this.stopping) return;
     // A pass process that died without a reply leaves the tick timer as it was.
     if (next.nextTickAt !== undefined) this.armTick(next.nextTickAt);
-    this.armDue(next.wakeAt);
+    this.armDue(next);
   }
 
   /**
    * Runs the pass in a child process (src/daemon/pass-child.ts), so what a
    * pass loads and allocates is given back when it ends: the idle daemon
-   * stays small (issue 6). SIGTERM to the daemon is passed on as 'abort'.
+   * stays small. SIGTERM to the daemon is passed on as 'abort'.
    */
   private passInChild(): Promise<PassReply> {
     const config = this.config;
@@ -314,13 +331,13 @@ export class Daemon {
    * renewals need not wait for the next cron tick. Without one (the child
    * could not say) the pass is retried after the backoff.
    */
-  private armDue(wakeAt: number | null | undefined): void {
+  private armDue(next: NextWake): void {
     clearTimeout(this.dueTimer);
     const now = this.clock.now().getTime();
-    const delay = dueDelay(wakeAt, now, this.passBackoffMs());
-    if (delay === undefined) return;
-    this.dueTimer = setTimeout(() => this.trigger('due'), delay);
-    this.log.debug({ nextAt: new Date(now + delay).toISOString() }, 'next wake-up');
+    const delay = dueDelay(next.wakeAt, now, this.passBackoffMs());
+    if (delay !== undefined) this.dueTimer = setTimeout(() => this.trigger('due'), delay);
+    const wake = nextWakeUp(next, now, delay, this.schedule, this.passErrors);
+    if (wake) this.log.info({ nextAt: new Date(wake.at).toISOString(), why: wake.why }, `next wake-up at ${displayTime(wake.at)}: ${wake.why}`);
   }
 
   /** SIGHUP: validate the new config fully (in a child) before swapping it in. */

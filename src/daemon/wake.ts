@@ -5,8 +5,10 @@
 import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import type { CertificateConfig, Config } from '../config/schema.js';
-import type { DaneJournal } from '../dane/rollover.js';
+import type { DaneJournal } from '../dane/journal.js';
+import { isRetirePhase, phaseName } from '../dane/phases.js';
 import { planFromState } from '../schedule/plan.js';
+import { configFingerprint } from '../schedule/config-fingerprint.js';
 import type { StateStore } from '../store/state-store.js';
 
 /** A DANE machine waiting on something without a deadline (visibility, a backoff) is looked at again after this. */
@@ -15,33 +17,40 @@ const DANE_RETRY_MS = 10_000;
 const DANE_MARGIN_MS = 20;
 
 /**
- * When a certificate's DANE rollover can next move on its own (DESIGN §6):
- * the end of the hold once a rotation is due, RETIRE's one TTL after the
- * swap, the key's rotation time. Without this the daemon would only notice
- * on the next cron tick, stretching a 2 × TTL hold to up to an hour.
+ * When a certificate's DANE state can next move on its own
+ * (docs/architecture.md, "DANE rollover"): the end of the hold once a
+ * rotation is due, RETIRE_OLD's wait after the swap, the key's rotation time,
+ * the end of a retirement's wait for caches. Without this the daemon would
+ * only notice on the next cron tick, stretching a 2 × TTL hold to up to an hour.
  */
 export async function daneWakeAt(store: StateStore, cert: CertificateConfig, keyType: string, now: Date): Promise<number | undefined> {
-  if (!cert.dane?.enabled) return undefined;
   // Read directly: a cheap look at the journal, without the rollover machinery.
   const j = await readFile(path.join(store.certDir(cert.name, keyType), 'dane', 'journal.json'), 'utf8')
     .then((t) => JSON.parse(t) as DaneJournal)
     .catch(() => undefined);
-  if (!j) return undefined;
+  const phase = j && phaseName(j.phase);
+  if (!j || !phase) return undefined;
+  // With DANE off only a retirement moves on its own; the key is kept by renewals, which the plan times.
+  const retiring = isRetirePhase(phase);
+  if (!cert.dane?.enabled && !retiring) return undefined;
   const t = now.getTime();
   const hold = j.holdUntil ? new Date(j.holdUntil).getTime() : undefined;
   let at: number;
-  switch (j.phase) {
-    case 'RETIRE':
-      at = new Date(j.swappedAt ?? now).getTime() + (cert.dane.publisher?.ttl ?? 3600) * 1000;
+  switch (phase) {
+    case 'RETIRE_OLD':
+      at = j.retireAfter ? new Date(j.retireAfter).getTime() : new Date(j.swappedAt ?? now).getTime() + (cert.dane?.publisher?.ttl ?? 3600) * 1000;
       break;
     case 'STEADY': {
-      const rotateAt = j.rollover ? t : new Date(j.current.createdAt).getTime() + cert.dane.keyLifetime;
+      const rotateAt = j.rollover ? t : new Date(j.current.createdAt).getTime() + (cert.dane?.keyLifetime ?? 0);
       at = Math.max(rotateAt, hold ?? rotateAt);
       break;
     }
+    case 'RELEASE':
+      at = j.retire?.releaseAt ? new Date(j.retire.releaseAt).getTime() : t;
+      break;
     default:
-      // Waiting for visibility (each pass polls a while itself), or resuming an interrupted swap.
-      at = hold ?? t;
+      // Waiting for DNS (each pass polls a while itself), or resuming an interrupted swap.
+      at = retiring ? t : (hold ?? t);
   }
   // Due already, yet the last pass left it: something without a deadline holds it back.
   return at <= t ? t + DANE_RETRY_MS : at + DANE_MARGIN_MS;
@@ -49,18 +58,27 @@ export async function daneWakeAt(store: StateStore, cert: CertificateConfig, key
 
 /** The earliest instant (ms) at which a renewal, an ARI poll or a DANE step is due; undefined if none ever is. */
 export async function nextWakeAt(config: Config, store: StateStore, now: Date): Promise<number | undefined> {
-  let earliest = Infinity;
+  return (await nextWake(config, store, now))?.at;
+}
+
+/** nextWakeAt, with what is due then (`mx1 (ecdsa-p256): renewal (ari-window)`), for the daemon's log. */
+export async function nextWake(config: Config, store: StateStore, now: Date): Promise<{ at: number; why: string } | undefined> {
+  let earliest: { at: number; why: string } | undefined;
+  const consider = (at: number, why: () => string) => {
+    if (!earliest || at < earliest.at) earliest = { at, why: why() };
+  };
   for (const cert of config.certificates) {
     for (const keyType of cert.keys) {
+      const unit = `${cert.name} (${keyType})`;
       const state = await store.readState(cert.name, keyType);
       // Metadata only: the plan needs no key or certificate.
       const meta = state.current ? await store.loadMeta(cert.name, keyType, state.current) : undefined;
-      const plan = planFromState(cert, keyType, state, meta && { meta }, false, now);
-      earliest = Math.min(earliest, plan.at.getTime());
-      if (state.ari) earliest = Math.min(earliest, new Date(state.ari.nextCheck).getTime());
+      const plan = planFromState(cert, keyType, state, meta && { meta }, false, now, configFingerprint(config.acme, cert, keyType));
+      consider(plan.at.getTime(), () => `${unit}: renewal (${plan.reason})`);
+      if (state.ari) consider(new Date(state.ari.nextCheck).getTime(), () => `${unit}: ARI check`);
       const dane = await daneWakeAt(store, cert, keyType, now);
-      if (dane !== undefined) earliest = Math.min(earliest, dane);
+      if (dane !== undefined) consider(dane, () => `${unit}: DANE rollover step`);
     }
   }
-  return Number.isFinite(earliest) ? earliest : undefined;
+  return earliest;
 }

@@ -1,7 +1,7 @@
 // TLSA publishing through an operator's script, for DNS setups mxcert does
 // not speak natively (a provider's API, a zone file in git, a hidden primary
 // behind a bastion). The hook gets the records in its environment
-// (DESIGN §4):
+// (docs/architecture.md, "The pipeline"):
 //
 //   MXCERT_EVENT        tlsa-publish (records to add) or tlsa-retire (records to remove)
 //   MXCERT_TLSA         those records as zone-file lines, one per line
@@ -24,7 +24,7 @@ import type { DnsServer } from '../dns/types.js';
 import { DnsError } from '../errors.js';
 import { runHook } from '../hooks/run-hook.js';
 import { silentLogger, type Logger } from '../log.js';
-import { checkChange, type PublisherDeps, type TlsaChange, type TlsaPublisher } from './publisher.js';
+import { checkChange, type PublisherDeps, type TlsaChange, type TlsaPublisher } from './publish-common.js';
 import { applyTlsaChange, formatTlsa, fromDnsPacket, hasTlsa, sameTlsaSet, shortTlsa, uniqueTlsa, zoneLine, type TlsaRecord } from './tlsa.js';
 import { serialOnceServed } from './visibility.js';
 

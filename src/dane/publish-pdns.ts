@@ -33,7 +33,7 @@ import { DnsError } from '../errors.js';
 import { bodyCapMessage, deadlineMessage, declaredLength, formatBytes } from '../util/http-limits.js';
 import { urlProblem } from '../util/url-policy.js';
 import { silentLogger, type Logger } from '../log.js';
-import { checkChange, retryDelayMs, type PublisherDeps, type TlsaChange, type TlsaPublisher } from './publisher.js';
+import { checkChange, retryDelayMs, type PublisherDeps, type TlsaChange, type TlsaPublisher } from './publish-common.js';
 import { applyTlsaChange, formatTlsa, hasTlsa, parseTlsa, sameTlsaSet, shortTlsa, type TlsaRecord } from './tlsa.js';
 
 export interface PdnsPublisherOptions {

@@ -20,7 +20,7 @@ import { DnsUpdateError, Rfc2136Updater, type Prerequisite, type TsigKey } from 
 import type { DnsServer } from '../dns/types.js';
 import { DnsError } from '../errors.js';
 import { silentLogger, type Logger } from '../log.js';
-import { checkChange, retryDelayMs, type PublisherDeps, type TlsaChange, type TlsaPublisher } from './publisher.js';
+import { checkChange, retryDelayMs, type PublisherDeps, type TlsaChange, type TlsaPublisher } from './publish-common.js';
 import { applyTlsaChange, formatTlsa, fromDnsPacket, hasTlsa, sameTlsaSet, shortTlsa, type TlsaRecord } from './tlsa.js';
 import { serialOnceServed } from './visibility.js';
 

@@ -1,50 +1,18 @@
 // One interface for the three ways mxcert can get TLSA records into DNS
-// (DESIGN §6): RFC 2136 UPDATE with TSIG, the PowerDNS HTTP API, or a hook
-// script. The rollover machine only ever asks "what is there", "change it
-// like this", and "whom do I ask whether it is visible".
-import type { Clock } from '../clock.js';
+// (docs/architecture.md, "DANE rollover"): RFC 2136 UPDATE with TSIG, the
+// PowerDNS HTTP API, or a hook script. The rollover machine only ever asks
+// "what is there", "change it like this", and "whom do I ask whether it is
+// visible".
 import type { DanePublisherConfig } from '../config/schema.js';
 import { DnsError } from '../errors.js';
-import type { Logger } from '../log.js';
-import type { DnsServer } from '../dns/types.js';
-import { formatTlsa, parseTlsa, sameTlsa, type TlsaRecord } from './tlsa.js';
+import type { PublisherDeps, TlsaPublisher } from './publish-common.js';
 
-export interface TlsaChange {
-  add: TlsaRecord[];
-  remove: TlsaRecord[];
-}
-
-export interface TlsaPublisher {
-  readonly name: string;
-  /** Authoritative servers to check visibility on (every address of every nameserver). */
-  servers(): Promise<DnsServer[]>;
-  /** Current RRset at owner as the primary/API sees it. */
-  read(owner: string): Promise<TlsaRecord[]>;
-  /**
-   * Atomically: remove exactly `remove`, add `add`, leave every other record
-   * (foreign records survive). Retries safely under concurrency. A change
-   * that would not alter the RRset sends nothing. Returns the zone serial
-   * after the change if known: a serial at which the primary serves it, so
-   * "serial ≥ this" on a secondary means it has the change too.
-   */
-  change(owner: string, change: TlsaChange, ttl: number): Promise<{ serial?: number }>;
-}
-
-export interface PublisherDeps {
-  logger: Logger;
-  clock?: Clock;
-  /** Where secretEnv/apiKeyEnv are looked up. Default: readSecret's (process.env, or what the daemon's pass child was given). */
-  env?: NodeJS.ProcessEnv;
-  /** Extra variables for the hook publisher (e.g. MXCERT_CERT_NAME, MXCERT_KEY_TYPE). */
-  hookEnv?: Record<string, string>;
-  /** Resolver for nameserver host names. Default: the system resolver. */
-  resolver?: (name: string) => Promise<string[]>;
-}
+export { checkChange, retryDelayMs, type PublisherDeps, type TlsaChange, type TlsaPublisher } from './publish-common.js';
 
 /** Build the publisher `cfg` names. Secrets are read (and checked) here, once. */
 export async function createPublisher(cfg: DanePublisherConfig | undefined, deps: PublisherDeps): Promise<TlsaPublisher> {
   if (!cfg) throw new DnsError('dane.publisher is not configured: say how TLSA records are published (rfc2136, pdns or hook)');
-  // Imported lazily: the providers import helpers from this module.
+  // Imported lazily: only the configured provider is loaded.
   switch (cfg.provider) {
     case 'rfc2136': {
       const { createRfc2136Publisher } = await import('./publish-rfc2136.js');
@@ -60,33 +28,5 @@ export async function createPublisher(cfg: DanePublisherConfig | undefined, deps
     }
     default:
       throw new DnsError(`unknown TLSA publisher ${JSON.stringify((cfg as { provider?: unknown }).provider)}`);
-  }
-}
-
-/**
- * Pause before retry `attempt` (1-based) after losing a race: exponential
- * with full jitter, so two agents that collided do not collide again in
- * lock step (the classic fix for contending writers).
- */
-export function retryDelayMs(attempt: number, random: () => number = Math.random, baseMs = 50, capMs = 2000): number {
-  const ceiling = Math.min(capMs, baseMs * 2 ** Math.max(0, attempt - 1));
-  return Math.round(ceiling / 2 + random() * (ceiling / 2));
-}
-
-/**
- * Check a change before any of it reaches an UPDATE script, an HTTP body or
- * a hook's environment: a TTL within RFC 2181 §8 (unsigned 31 bits), and
- * records that parse back to themselves (octet fields, even-length hex).
- */
-export function checkChange(change: TlsaChange, ttl: number): void {
-  if (!Number.isInteger(ttl) || ttl < 0 || ttl > 0x7fffffff) throw new DnsError(`invalid TTL ${ttl}`);
-  for (const r of [...change.add, ...change.remove]) {
-    let back: TlsaRecord | undefined;
-    try {
-      back = parseTlsa(formatTlsa(r));
-    } catch {
-      // reported below
-    }
-    if (!back || !sameTlsa(back, r)) throw new DnsError(`invalid TLSA record ${JSON.stringify(r)}`);
   }
 }

@@ -3,7 +3,7 @@
 // (zone files, hook variables, the PowerDNS API, dns-packet's wire decoding).
 // Everything here is pure, so the rollover logic can compare RRsets without
 // touching DNS.
-import { createHash } from 'node:crypto';
+import { createHash, X509Certificate } from 'node:crypto';
 import { DnsError } from '../errors.js';
 
 export interface TlsaRecord {
@@ -20,7 +20,7 @@ export interface TlsaRecord {
 /**
  * `3 1 1 SHA-256(SubjectPublicKeyInfo)`: the record RFC 7671 §5.1 recommends
  * for SMTP servers. It pins the key, not the certificate, so renewals that
- * keep the key (DESIGN §6) leave the record valid, and no CA is involved in
+ * keep the key (docs/architecture.md, "DANE rollover") leave the record valid, and no CA is involved in
  * the match (DANE-EE ignores names and expiry, RFC 7672 §3.1.1).
  */
 export function tlsa311(spkiDer: Buffer): TlsaRecord {
@@ -156,4 +156,29 @@ export function fromDnsPacket(data: unknown): TlsaRecord {
 /** Short form for logs: `3 1 1 9f86d081…`. */
 export function shortTlsa(rec: TlsaRecord): string {
   return `${rec.usage} ${rec.selector} ${rec.matchingType} ${rec.data.slice(0, 12)}…`;
+}
+
+/**
+ * Whether an SMTP client that does DANE can use the record (RFC 7672 §3.1.3,
+ * RFC 7671 §4, §5): DANE-TA(2) or DANE-EE(3), a known selector and matching
+ * type. PKIX-TA/EE (0, 1) and unknown parameters are unusable; an RRset of
+ * only unusable records asks for TLS without authentication.
+ */
+export function usableForSmtp(rec: TlsaRecord): boolean {
+  return (rec.usage === 2 || rec.usage === 3) && (rec.selector === 0 || rec.selector === 1) && [0, 1, 2].includes(rec.matchingType);
+}
+
+/**
+ * Whether `rec` authenticates a server presenting `chainDer` (leaf first,
+ * then the issuers it sends): DANE-EE against the leaf, DANE-TA against any
+ * issuer in the chain (RFC 7671 §5.2 asks servers to send the TA).
+ */
+export function tlsaMatchesChain(rec: TlsaRecord, chainDer: readonly Buffer[]): boolean {
+  if (!usableForSmtp(rec)) return false;
+  const candidates = rec.usage === 3 ? chainDer.slice(0, 1) : chainDer.slice(1);
+  return candidates.some((der) => {
+    const selected = rec.selector === 0 ? der : (new X509Certificate(der).publicKey.export({ type: 'spki', format: 'der' }) as Buffer);
+    const data = rec.matchingType === 0 ? selected : createHash(rec.matchingType === 1 ? 'sha256' : 'sha512').update(selected).digest();
+    return data.toString('hex') === rec.data.toLowerCase();
+  });
 }

@@ -1,4 +1,4 @@
-// The visibility gate's eyes (DESIGN §6 step 3): what each authoritative
+// The visibility gate's eyes (docs/architecture.md, "DANE rollover" step 3): what each authoritative
 // server serves at a TLSA owner name right now, and a pure verdict on whether
 // all of them serve what we need. A sending MTA's resolver may ask any of the
 // zone's servers, so "the primary has it" proves nothing (internet.nl's DANE
@@ -153,13 +153,13 @@ export interface VisibilityVerdict {
   allAgree: boolean;
   /** One human-readable reason per shortcoming, prefixed with the server. */
   lagging: string[];
-  /** Largest TLSA TTL seen: what hold times are computed from (DESIGN §6, RFC 7671 §8.1). */
+  /** Largest TLSA TTL seen: what hold times are computed from (docs/architecture.md, "DANE rollover", RFC 7671 §8.1). */
   maxTtl?: number;
   /** Latest RRSIG expiration over the TLSA RRset seen on any server. */
   maxRrsigExpiration?: Date;
 }
 
-/** Pure verdict over one round of observations (DESIGN §6 step 3). */
+/** Pure verdict over one round of observations (docs/architecture.md, "DANE rollover" step 3). */
 export function assessVisibility(obs: Observation[], want: VisibilityWant): VisibilityVerdict {
   const lagging: string[] = [];
   let maxTtl: number | undefined;

@@ -1,4 +1,4 @@
-// Crash-safe file replacement (DESIGN §3). A reader of the target at any
+// Crash-safe file replacement (docs/architecture.md, "Files on disk"). A reader of the target at any
 // instant sees the whole old file or the whole new one: the data goes to a
 // temporary file in the same directory (same filesystem, so rename(2) is
 // atomic), is fsynced, renamed over the target, and the directory is fsynced
@@ -10,6 +10,7 @@ import { randomBytes } from 'node:crypto';
 import path from 'node:path';
 import { spawnSync } from 'node:child_process';
 import { DeployError } from '../errors.js';
+import { hookProcessEnv } from '../hooks/environment.js';
 import { checkTrustedPath, readRegularNoFollow } from '../security/trusted-path.js';
 
 export interface WriteOptions {
@@ -28,7 +29,7 @@ function errCode(err: unknown): string | undefined {
 }
 
 /**
- * Refuse targets another local user could redirect or swap (DESIGN §3,
+ * Refuse targets another local user could redirect or swap (docs/architecture.md, "Files on disk",
  * docs/architecture.md "Security model"): a directory that is not, with
  * every directory above it, owned by root and writable by no one else (they
  * could rename our file away or plant their own between check and use), a
@@ -99,7 +100,7 @@ function pidAlive(pid: number): boolean {
 /**
  * A writer killed between create and rename (kill -9, power cut) leaves
  * `.NAME.PID.RAND.tmp` behind, 0600 and possibly holding a private key
- * (fault suite, issue 6). Before writing NAME again, remove the temporaries
+ * (the fault suite). Before writing NAME again, remove the temporaries
  * of NAME whose writer is gone. A live pid (ours, a concurrent writer, or a
  * reused pid) keeps its file: a missed sweep is harmless, a wrong one would
  * break another writer's rename. Only regular files are touched.
@@ -209,7 +210,9 @@ function resolveId(db: 'passwd' | 'group', name: string | number): number {
 
 function getentLine(db: 'passwd' | 'group', name: string): string | undefined {
   // node:child_process, not execa: importing execa costs every command ~70 ms at start-up.
-  const r = spawnSync('getent', [db, name], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
+  // A hook's clean environment: mxcert's own may hold the secrets that
+  // `*Env` settings name (docs/architecture.md, "Security model").
+  const r = spawnSync('getent', [db, name], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'], env: hookProcessEnv({}) });
   if (r.status === 0) return r.stdout.split('\n')[0];
   if (r.status === 2) return undefined; // getent(1): key not found
   // getent missing or unusable here: read the local databases directly.

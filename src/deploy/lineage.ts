@@ -1,4 +1,4 @@
-// A certbot-style lineage directory (DESIGN §4 RENEWED_LINEAGE), so certbot
+// A certbot-style lineage directory (docs/architecture.md, "The pipeline" RENEWED_LINEAGE), so certbot
 // deploy hooks that read $RENEWED_LINEAGE/privkey.pem etc. work unchanged.
 import { chmod, lstat, mkdir } from 'node:fs/promises';
 import path from 'node:path';

@@ -1,6 +1,6 @@
-// Writes a certificate's output files (DESIGN §2 `output`, §3) and keeps what
+// Writes a certificate's output files (docs/architecture.md `output`, §3) and keeps what
 // was there before, so a failed deploy hook or live verification can put the
-// previous files back (DESIGN §4, §6 step 6).
+// previous files back (docs/architecture.md, "The pipeline", §6 step 6).
 import { DeployError, describeError } from '../errors.js';
 import { readRegularNoFollow } from '../security/trusted-path.js';
 import { assertSafeTarget, removeFile, writeFileAtomic } from './atomic-write.js';

@@ -1,4 +1,4 @@
-// The environment every hook receives (DESIGN §4). The RENEWED_* names are
+// The environment every hook receives (docs/architecture.md, "The pipeline"). The RENEWED_* names are
 // certbot's, so existing certbot deploy hooks run unchanged.
 //
 // A hook gets a clean environment, never mxcert's own (docs/architecture.md,

@@ -1,4 +1,4 @@
-// Runs one hook (DESIGN §4): an executable with an argv, never a shell, so a
+// Runs one hook (docs/architecture.md, "The pipeline"): an executable with an argv, never a shell, so a
 // path or argument with spaces or `;` reaches the hook literally.
 //
 // The hook's fate is decided by its exit, not by the end of its output: a

@@ -3,7 +3,7 @@
 // over node's WebCrypto. The library is imported here, on the issuing path
 // only (util/cert-fields.ts: loadX509).
 import { createPrivateKey, createPublicKey, webcrypto, type KeyObject } from 'node:crypto';
-import { MxcertError } from '../errors.js';
+import { CsrError } from '../errors.js';
 import { keyTypeOf } from './keygen.js';
 import { loadX509 } from '../util/cert-fields.js';
 
@@ -44,10 +44,10 @@ function signingAlgFor(key: KeyObject, keyPem: string): SigningAlg {
     case undefined: {
       const d = key.asymmetricKeyDetails ?? {};
       const what = [key.asymmetricKeyType, d.namedCurve, d.modulusLength && `${d.modulusLength} bits`].filter(Boolean).join(' ');
-      throw new MxcertError('csr', `cannot make a CSR with a ${what} key: mxcert signs with ECDSA P-256/P-384 or RSA 2048/3072/4096 keys`);
+      throw new CsrError(`cannot make a CSR with a ${what} key: mxcert signs with ECDSA P-256/P-384 or RSA 2048/3072/4096 keys`);
     }
     default:
-      throw new MxcertError('csr', `unsupported key type ${String(type satisfies never)}`);
+      throw new CsrError(`unsupported key type ${String(type satisfies never)}`);
   }
 }
 
@@ -74,19 +74,19 @@ async function cryptoKeys(key: KeyObject, alg: SigningAlg): Promise<CryptoKeyPai
  *   every domain as a dNSName, in the order given: what ACME CAs read.
  */
 export async function createCsr(domains: string[], keyPem: string): Promise<string> {
-  if (domains.length === 0) throw new MxcertError('csr', 'a CSR needs at least one domain name');
+  if (domains.length === 0) throw new CsrError('a CSR needs at least one domain name');
   let key: KeyObject;
   try {
     key = createPrivateKey(keyPem);
   } catch (err) {
-    throw new MxcertError('csr', `the CSR key is not a readable private key: ${err instanceof Error ? err.message : String(err)}`, { cause: err });
+    throw new CsrError(`the CSR key is not a readable private key: ${err instanceof Error ? err.message : String(err)}`, { cause: err });
   }
   const alg = signingAlgFor(key, keyPem);
 
   const nonAscii = domains.filter((d) => !/^[\x21-\x7e]+$/.test(d));
   if (nonAscii.length > 0) {
     // dNSName is an IA5String of the A-label form (RFC 5280 §4.2.1.6, §7.2).
-    throw new MxcertError('csr', `domain names must be printable ASCII (A-labels for IDNs): ${nonAscii.map((d) => JSON.stringify(d)).join(', ')}`);
+    throw new CsrError(`domain names must be printable ASCII (A-labels for IDNs): ${nonAscii.map((d) => JSON.stringify(d)).join(', ')}`);
   }
   const cn = domains[0]!;
   const withCn = cn.length <= CN_MAX;

@@ -1,4 +1,4 @@
-// Private keys for certificates (DESIGN §2 `keys`, §6 next-key generation).
+// Private keys for certificates (docs/architecture.md `keys`, §6 next-key generation).
 // Keys are PKCS#8 PEM so one format covers EC and RSA, and Postfix, Exim and
 // Dovecot (OpenSSL) all read it.
 import { createPrivateKey, createPublicKey, generateKeyPair, X509Certificate, type KeyObject } from 'node:crypto';

@@ -1,4 +1,4 @@
-// Prometheus metrics of the daemon (issue 5). Two sources, kept apart:
+// Prometheus metrics of the daemon. Two sources, kept apart:
 // - gauges are a snapshot of stateDir (the current version's validity, the
 //   plan, the DANE journal, the last result), rebuilt after every pass, so they
 //   also reflect work done by `mxcert renew` between passes;
@@ -11,10 +11,12 @@ import { collectDefaultMetrics, Counter, Gauge, Registry } from 'prom-client';
 import type { CertificateConfig, Config } from '../config/schema.js';
 import type { UnitOutcome } from '../renew/orchestrator.js';
 import { planFromState } from '../schedule/plan.js';
+import { configFingerprint } from '../schedule/config-fingerprint.js';
 import { StateStore, type CertState } from '../store/state-store.js';
+import { PHASES, phaseName } from '../dane/phases.js';
 
-/** Every phase of the rollover machine (src/dane/rollover.ts), for the enum-style gauge. */
-export const DANE_PHASES = ['STEADY', 'PUBLISH_NEXT', 'AWAIT_VISIBLE', 'ISSUE', 'SWAP', 'VERIFY_LIVE', 'RETIRE'] as const;
+/** Every phase of the DANE machine, for the enum-style gauge. */
+export const DANE_PHASES = PHASES;
 
 /** The orchestrator's named steps; failure series start at 0 for each, so rate() works from the first failure. */
 export const FAILURE_STEPS = ['obtain', 'validate', 'deploy', 'hooks', 'verify'] as const;
@@ -111,7 +113,7 @@ export class MxcertMetrics {
     const store = new StateStore(config.stateDir);
     const snapshots: UnitSnapshot[] = [];
     for (const cert of config.certificates) {
-      for (const keyType of cert.keys) snapshots.push(await this.snapshot(store, cert, keyType, now));
+      for (const keyType of cert.keys) snapshots.push(await this.snapshot(store, cert, keyType, now, configFingerprint(config.acme, cert, keyType)));
     }
     // Everything is read first and swapped in without an await in between,
     // so a scrape never sees a half-rebuilt set (or a certificate removed from
@@ -131,10 +133,10 @@ export class MxcertMetrics {
     }
   }
 
-  private async snapshot(store: StateStore, cert: CertificateConfig, keyType: CertificateConfig['keys'][number], now: Date): Promise<UnitSnapshot> {
+  private async snapshot(store: StateStore, cert: CertificateConfig, keyType: CertificateConfig['keys'][number], now: Date, fingerprint: string): Promise<UnitSnapshot> {
     const state = await store.readState(cert.name, keyType);
     const current = state.current ? await store.loadVersion(cert.name, keyType, state.current) : undefined;
-    const plan = planFromState(cert, keyType, state, current, false, now);
+    const plan = planFromState(cert, keyType, state, current, false, now, fingerprint);
     return {
       cert: cert.name,
       keyType,
@@ -174,7 +176,7 @@ export class MxcertMetrics {
 async function readDanePhase(store: StateStore, name: string, keyType: string): Promise<string | undefined> {
   try {
     const j = JSON.parse(await readFile(path.join(store.certDir(name, keyType), 'dane', 'journal.json'), 'utf8')) as { phase?: unknown };
-    return typeof j.phase === 'string' ? j.phase : undefined;
+    return phaseName(j.phase);
   } catch {
     return undefined;
   }

@@ -5,7 +5,7 @@
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { Config } from '../config/schema.js';
-import { MxcertError, describeError } from '../errors.js';
+import { MetricsError, describeError } from '../errors.js';
 import type { Logger } from '../log.js';
 import type { UnitOutcome } from '../renew/orchestrator.js';
 import { parseListen } from '../util/host-port.js';
@@ -23,10 +23,10 @@ export interface MetricsEndpoint {
 
 export async function startMetricsServer(config: Config, logger: Logger, now: Date = new Date()): Promise<MetricsEndpoint> {
   const m = config.metrics;
-  if (!m) throw new MxcertError('metrics', 'metrics.listen is not configured');
+  if (!m) throw new MetricsError('metrics.listen is not configured');
   const { host, port } = parseListen(m.listen);
   if (!m.allowNonLoopback && !isLoopbackHost(host)) {
-    throw new MxcertError('metrics', `metrics.listen: ${host} is not a loopback address; set metrics.allowNonLoopback: true to serve metrics beyond this host`);
+    throw new MetricsError(`metrics.listen: ${host} is not a loopback address; set metrics.allowNonLoopback: true to serve metrics beyond this host`);
   }
   const log = logger.child({ component: 'metrics' });
   const metrics = new MxcertMetrics();
@@ -60,7 +60,7 @@ export async function startMetricsServer(config: Config, logger: Logger, now: Da
 
   await new Promise<void>((resolve, reject) => {
     const onError = (err: NodeJS.ErrnoException) =>
-      reject(new MxcertError('metrics', `metrics.listen: cannot listen on ${m.listen}: ${err.code === 'EADDRINUSE' ? 'address already in use' : err.code === 'EADDRNOTAVAIL' ? 'address not available on this host' : err.message}`, { cause: err }));
+      reject(new MetricsError(`metrics.listen: cannot listen on ${m.listen}: ${err.code === 'EADDRINUSE' ? 'address already in use' : err.code === 'EADDRNOTAVAIL' ? 'address not available on this host' : err.message}`, { cause: err }));
     server.once('error', onError);
     server.listen({ host, port }, () => {
       server.off('error', onError);

@@ -1,4 +1,4 @@
-// The "nobody renewed this" warning (issue 5 item 3): Let's Encrypt no longer
+// The "nobody renewed this" warning: Let's Encrypt no longer
 // mails expiry notices, so mxcert does. Renewal normally happens with a third
 // (or half) of the lifetime left; a certificate still current in its last
 // fifth means every attempt since has failed (each of which already ran the
@@ -15,6 +15,7 @@ import { runHook } from '../hooks/run-hook.js';
 import type { Logger } from '../log.js';
 import { outputPaths } from '../renew/orchestrator.js';
 import type { StateStore } from '../store/state-store.js';
+import { displayTime } from '../util/display-time.js';
 
 /** The warning fires once this fraction of the lifetime is left. */
 export const WARN_REMAINING_FRACTION = 1 / 5;
@@ -63,7 +64,7 @@ async function checkUnit(cert: CertificateConfig, keyType: string, store: StateS
   if (marker?.version === state.current) return;
 
   const left = notAfter.getTime() - now.getTime();
-  const expiry = left > 0 ? `expires at ${notAfter.toISOString()} (in ${humanDuration(left)})` : `expired at ${notAfter.toISOString()}`;
+  const expiry = left > 0 ? `expires at ${displayTime(notAfter)} (in ${humanDuration(left)})` : `expired at ${displayTime(notAfter)}`;
   const lastError = state.last?.result === 'failure' ? state.last.error : undefined;
   const message =
     `certificate ${cert.name} (${keyType}, serial ${current.meta.serial}) ${expiry} and has not been renewed: ` +

@@ -8,10 +8,10 @@ import type { Rfc2136Config } from '../config/schema.js';
 import { ChallengeError } from '../errors.js';
 import type { Logger } from '../log.js';
 import { findAuthoritativeServers, parseHostPort, resolveServer, systemResolve, waitUntilServedEverywhere } from '../dns/authoritative.js';
-import { formatServer, stripDot, txtValues } from '../dns/query.js';
+import { formatServer, queryDns, stripDot, txtValues } from '../dns/query.js';
 import { Rfc2136Updater } from '../dns/rfc2136.js';
 import type { DnsServer } from '../dns/types.js';
-import type { ChallengeInput, ChallengeSolver } from './solver.js';
+import type { ChallengeInput, ChallengeSolver, CleanupJournal } from './solver.js';
 
 export interface Dns01Deps {
   /** Base64 TSIG secret, already read from secretFile/secretEnv by the config loader. */
@@ -20,7 +20,12 @@ export interface Dns01Deps {
   clock?: Clock;
   /** Host name → addresses; default the system resolver. For tests. */
   resolver?: (name: string) => Promise<string[]>;
+  /** Told of each TXT record the server accepted and of each one removed (pending cleanups). */
+  journal?: CleanupJournal;
 }
+
+/** One query per server during a cleanup: an absent record is confirmed or not, no waiting. */
+const ABSENCE_QUERY_TIMEOUT_MS = 3000;
 
 export function createDns01Solver(cfg: Rfc2136Config, deps: Dns01Deps): ChallengeSolver {
   const clock = deps.clock ?? systemClock;
@@ -61,6 +66,20 @@ export function createDns01Solver(cfg: Rfc2136Config, deps: Dns01Deps): Challeng
     return `${owner}.`;
   };
 
+  /** Every authoritative server answers, authoritatively, without the value. */
+  const confirmedAbsent = async (owner: string, value: string): Promise<boolean> => {
+    try {
+      const { servers } = await getSetup();
+      if (servers.length === 0) return false;
+      const answers = await Promise.all(
+        servers.map((s) => queryDns(s, owner, 'TXT', { tcp: true, recursion: false, timeoutMs: ABSENCE_QUERY_TIMEOUT_MS })),
+      );
+      return answers.every((r) => r.authoritative && (r.rcode === 'NOERROR' || r.rcode === 'NXDOMAIN') && !txtValues(r, owner).includes(value));
+    } catch {
+      return false;
+    }
+  };
+
   return {
     type: 'dns-01',
 
@@ -71,6 +90,9 @@ export function createDns01Solver(cfg: Rfc2136Config, deps: Dns01Deps): Challeng
       // may have its own value at the same owner. Adding a duplicate RR is a
       // no-op (RFC 2136 §3.4.2.2), so a retried present() is harmless.
       await updater.update({ adds: [{ name: owner, type: 'TXT', ttl: cfg.ttl, data: ch.value }] });
+      // Recorded as soon as the server accepted it, before the wait: a run
+      // that fails or dies from here on leaves a record to remove later.
+      await deps.journal?.added(ch, owner);
       log.info({ owner, nameservers: servers.length }, 'dns-01 TXT added; waiting until every authoritative server serves it');
       await waitUntilServedEverywhere(servers, owner, 'TXT', (resp) => txtValues(resp, owner).includes(ch.value), {
         timeoutMs: cfg.propagationTimeout,
@@ -81,12 +103,26 @@ export function createDns01Solver(cfg: Rfc2136Config, deps: Dns01Deps): Challeng
     },
 
     async cleanup(ch) {
-      const owner = ownerOf(ch);
-      const { updater } = await getSetup();
-      // Deleting an RR that is not there is a successful no-op (RFC 2136 §3.4.2.4),
-      // which makes cleanup idempotent and safe after a failed present().
-      await updater.update({ deletes: [{ name: owner, type: 'TXT', data: ch.value }] });
-      log.debug({ owner }, 'dns-01 TXT removed');
+      let owner: string;
+      try {
+        owner = ownerOf(ch);
+      } catch {
+        // present() refuses such a name before any update: nothing was added.
+        await deps.journal?.removed(ch);
+        return;
+      }
+      try {
+        const { updater } = await getSetup();
+        // Deleting an RR that is not there is a successful no-op (RFC 2136 §3.4.2.4),
+        // which makes cleanup idempotent and safe after a failed present().
+        await updater.update({ deletes: [{ name: owner, type: 'TXT', data: ch.value }] });
+        log.debug({ owner }, 'dns-01 TXT removed');
+      } catch (err) {
+        // Gone all the same (removed by hand, or never added): nothing is left to do.
+        if (!(await confirmedAbsent(owner, ch.value))) throw err;
+        log.info({ owner, err: (err as Error).message }, 'dns-01 TXT could not be deleted, but no authoritative server serves it');
+      }
+      await deps.journal?.removed(ch);
     },
 
     async close() {

@@ -26,3 +26,13 @@ export interface ChallengeSolver {
   /** Release listeners etc. Called once per run. */
   close(): Promise<void>;
 }
+
+/**
+ * Where a solver reports a response it really put out (the server accepted
+ * it) and one it really removed, so one left behind by a failed or killed
+ * run is removed on a later pass (src/store/cleanup-ledger.ts).
+ */
+export interface CleanupJournal {
+  added(ch: ChallengeInput, owner: string): Promise<void>;
+  removed(ch: ChallengeInput): Promise<void>;
+}

@@ -3,10 +3,10 @@
 // logging each step. Decisions (plan, validation, bundle layout) are pure
 // functions; this file only sequences effects and owns the rollback rule:
 // if anything after deploy fails, the previous files go back and the deploy
-// hooks run again, so the MTA keeps serving the old certificate (DESIGN §3, §4).
+// hooks run again, so the MTA keeps serving the old certificate (docs/architecture.md, "Files on disk", §4).
 import { X509Certificate } from 'node:crypto';
 import type { Config, CertificateConfig, KeyType } from '../config/schema.js';
-import { expandOutputPath } from '../config/load.js';
+import { expandOutputPath } from '../deploy/output-paths.js';
 import type { Logger } from '../log.js';
 import type { Clock } from '../clock.js';
 import { describeError, MxcertError, ValidationError } from '../errors.js';
@@ -24,13 +24,21 @@ import { writeLineage } from '../deploy/lineage.js';
 import { hookEnvironment } from '../hooks/environment.js';
 import { runHook } from '../hooks/run-hook.js';
 import { verifyServed } from '../verify/starttls.js';
-import { chooseAriInstant, retryAfterInstant } from '../schedule/renewal-time.js';
-import { planFromState, type Plan } from '../schedule/plan.js';
+import { chooseAriInstant, jitterFor, retryAfterInstant } from '../schedule/renewal-time.js';
+import { nextFailureCount, planFromState, type Plan } from '../schedule/plan.js';
+import { configFingerprint } from '../schedule/config-fingerprint.js';
+import { stagedVerdict } from '../schedule/staged.js';
 import { ariCertId, nextAriCheck, type RenewalInfo } from '../acme/ari.js';
 import { AcmeProblemError } from '../errors.js';
-import { ADOPTION_WAIT, advanceDane, keyTlsa311, readJournal } from '../dane/rollover.js';
+import { access } from 'node:fs/promises';
+import path from 'node:path';
+import { ADOPTION_WAIT, advanceDane, retireDane } from '../dane/rollover.js';
+import { daneDir, keyTlsa311, readDaneKey, readJournal } from '../dane/journal.js';
+import { VISIBILITY_POLL_MS } from '../dane/execute.js';
+import { keptKey, keptKeyNotice, type RetireOutcome } from '../dane/retire.js';
 import { parseListen } from '../util/host-port.js';
 import { publicKeySpkiDer } from '../keys/keygen.js';
+import { displayTime } from '../util/display-time.js';
 import type { CertState, StateStore, StoredVersion } from '../store/state-store.js';
 
 export type OutputKind = 'combined' | 'key' | 'cert' | 'chain' | 'fullchain';
@@ -71,24 +79,32 @@ export interface RenewOptions {
   signal?: AbortSignal;
 }
 
-/** What the DANE rollover machine did in this pass (issue 4). */
+/** What the DANE machine did in this pass (docs/architecture.md, "DANE rollover"). */
 export interface DaneReport {
   phase: string;
   acted: string[];
   waiting?: string;
+  /** Something the operator must know: the key is kept because mxcert's records may still be published. */
+  notice?: string;
 }
 
 export type UnitOutcome = (
   | { cert: string; keyType: KeyType; status: 'not-due'; plan: Plan }
+  /** DANE: no certificate deployed, but the rollover moved (records published, a key retired, a phase changed). */
+  | { cert: string; keyType: KeyType; status: 'dane-progress'; plan: Plan }
   | { cert: string; keyType: KeyType; status: 'planned'; plan: Plan }
   | { cert: string; keyType: KeyType; status: 'renewed'; plan: Plan; serial: string; notAfter: string }
   | { cert: string; keyType: KeyType; status: 'failed'; plan: Plan; step: string; error: string; code: string }
 ) & { dane?: DaneReport };
 
-/** A failure at a named step; `rolledBack` says whether the old files were put back. */
+/**
+ * A failure at a named step; `rolledBack` says whether the old files were put
+ * back. The message does not name the step: what reports it does, once
+ * (recordFailure's `step: message`, the CLI's `FAILED at step: message`).
+ */
 class StepError extends MxcertError {
   constructor(readonly step: string, readonly inner: unknown, readonly rolledBack = false) {
-    super(inner instanceof MxcertError ? inner.code : 'error', `${step}: ${describeError(inner)}${rolledBack ? ' (previous files restored)' : ''}`, { cause: inner });
+    super(inner instanceof MxcertError ? inner.code : 'error', `${describeError(inner)}${rolledBack ? ' (previous files restored)' : ''}`, { cause: inner });
   }
 }
 
@@ -104,11 +120,13 @@ export function outputPaths(cert: CertificateConfig, keyType: string): Partial<R
 export async function renewAll(deps: RenewDeps, opts: RenewOptions): Promise<UnitOutcome[]> {
   // A unit of work is one (certificate, key type); a DANE certificate's key
   // types form one unit run in order, because adoption is certificate-level
-  // (every key type deployed before the first record is published; issue 4).
+  // (every key type deployed before the first record is published).
   const units: Array<() => Promise<UnitOutcome[]>> = [];
   for (const cert of deps.config.certificates) {
     if (opts.only?.length && !opts.only.includes(cert.name)) continue;
-    if (cert.dane?.enabled && !opts.dryRun) units.push(() => renewDaneCertificate(deps, cert, opts));
+    // DANE state outlives `dane.enabled`: while mxcert's records may be
+    // published, the certificate stays on the DANE path (it keeps its key).
+    if (!opts.dryRun && (cert.dane?.enabled || (await hasDaneState(deps.store, cert)))) units.push(() => renewDaneCertificate(deps, cert, opts));
     else for (const keyType of cert.keys) units.push(async () => [await renewUnit(deps, cert, keyType, opts)]);
   }
   const results: UnitOutcome[][] = new Array(units.length);
@@ -124,12 +142,73 @@ export async function renewAll(deps: RenewDeps, opts: RenewOptions): Promise<Uni
   return results.filter(Boolean).flat();
 }
 
+async function hasDaneState(store: StateStore, cert: CertificateConfig): Promise<boolean> {
+  const found = await Promise.all(cert.keys.map((k) => access(path.join(daneDir(store, cert.name, k), 'journal.json')).then(() => true, () => false)));
+  return found.includes(true);
+}
+
+/**
+ * A certificate with DANE on, or with DANE state left: a retirement under
+ * way moves first; while any journal remains and DANE is off (or still
+ * retiring), renewals keep the key mxcert's records name.
+ */
+async function renewDaneCertificate(deps: RenewDeps, cert: CertificateConfig, opts: RenewOptions): Promise<UnitOutcome[]> {
+  let retire: RetireOutcome | undefined;
+  let retireError: string | undefined;
+  try {
+    retire = await retireDane({ store: deps.store, name: cert.name, keyTypes: cert.keys, cert, logger: deps.logger.child({ cert: cert.name }), clock: deps.clock, budgetMs: VISIBILITY_POLL_MS, start: false });
+  } catch (err) {
+    // Renewals must go on (keeping the key): the error is reported, and
+    // `mxcert dane retire` says the same with exit 1.
+    retireError = `the retirement of mxcert's TLSA records failed: ${describeError(err)}`;
+    deps.logger.error({ cert: cert.name, err: retireError }, 'DANE: retirement failed');
+  }
+  const retiring = retireError !== undefined || (retire !== undefined && retire.phase !== 'DONE');
+  if (!cert.dane?.enabled || retiring) {
+    const out: UnitOutcome[] = [];
+    for (const keyType of cert.keys) {
+      if (opts.signal?.aborted) break;
+      out.push(await keepDaneKey(deps, cert, keyType, opts, retire, retireError));
+    }
+    return out;
+  }
+  return renewDaneKeyTypes(deps, cert, opts);
+}
+
+/**
+ * One key type while mxcert's records may still be published (DANE off in
+ * the config, or retiring): renew when due like any certificate, but with
+ * the key those records name, never a fresh one.
+ */
+async function keepDaneKey(deps: RenewDeps, cert: CertificateConfig, keyType: KeyType, opts: RenewOptions, retire: RetireOutcome | undefined, retireError?: string): Promise<UnitOutcome> {
+  const log = deps.logger.child({ cert: cert.name, keyType });
+  let keep: KeptKey;
+  try {
+    const j = await readJournal(deps.store, cert.name, keyType);
+    if (!j) return renewUnit(deps, cert, keyType, opts);
+    const deployed = await deployedKeyPem(deps, cert, keyType, log);
+    const key = keptKey(j, deployed ? keyTlsa311(deployed) : undefined);
+    const notice = keptKeyNotice(cert.name, j, Boolean(cert.dane?.enabled));
+    log.warn({ phase: j.phase }, `DANE: ${notice}`);
+    const waiting = retireError ?? retire?.waiting;
+    const report: DaneReport = { phase: j.phase, acted: retire?.acted ?? [], notice, ...(waiting ? { waiting } : {}) };
+    keep = { keyPem: await readDaneKey(deps.store, cert.name, keyType, key.id), report, changed: Boolean(retire?.changed) };
+  } catch (err) {
+    // An unreadable journal or key: no renewal with a key the records may lack; report it.
+    const state = await deps.store.readState(cert.name, keyType);
+    const current = state.current ? await deps.store.loadVersion(cert.name, keyType, state.current) : undefined;
+    const f = await recordFailure(deps, cert, keyType, { state, current, log }, err);
+    return { cert: cert.name, keyType, status: 'failed', plan: planFromState(cert, keyType, state, current, opts.force, deps.clock.now()), ...f };
+  }
+  return renewUnit(deps, cert, keyType, opts, keep);
+}
+
 /**
  * The key types of one DANE certificate, one after the other. A key type
  * that waited for its siblings during adoption runs once more at the end,
  * so a fresh dual-key certificate is published in the same pass.
  */
-async function renewDaneCertificate(deps: RenewDeps, cert: CertificateConfig, opts: RenewOptions): Promise<UnitOutcome[]> {
+async function renewDaneKeyTypes(deps: RenewDeps, cert: CertificateConfig, opts: RenewOptions): Promise<UnitOutcome[]> {
   const out: UnitOutcome[] = [];
   for (const keyType of cert.keys) {
     if (opts.signal?.aborted) break;
@@ -139,38 +218,51 @@ async function renewDaneCertificate(deps: RenewDeps, cert: CertificateConfig, op
     const o = out[i]!;
     if (o.dane?.waiting?.startsWith(ADOPTION_WAIT) && !opts.signal?.aborted) {
       const again = await renewUnit(deps, cert, o.keyType, opts);
-      // Keep the first run's "renewed": the certificate it deployed is still the one served.
-      out[i] = o.status === 'renewed' && again.status === 'not-due' ? { ...o, dane: again.dane } : again;
+      // Keep the first run's "renewed" (the certificate it deployed is still
+      // the one served) or its progress, unless the second run did more.
+      const keepFirst = (o.status === 'renewed' || o.status === 'dane-progress') && (again.status === 'not-due' || (again.status === 'dane-progress' && o.status === 'renewed'));
+      out[i] = keepFirst ? { ...o, dane: again.dane } : again;
     }
   }
   return out;
 }
 
-export async function renewUnit(deps: RenewDeps, cert: CertificateConfig, keyType: KeyType, opts: RenewOptions): Promise<UnitOutcome> {
+/** A renewal that must use a given key (DANE records may still name it), with what to report about it. */
+export interface KeptKey {
+  keyPem: string;
+  report: DaneReport;
+  /** The DANE state moved in this pass (a retirement step). */
+  changed: boolean;
+}
+
+export async function renewUnit(deps: RenewDeps, cert: CertificateConfig, keyType: KeyType, opts: RenewOptions, keep?: KeptKey): Promise<UnitOutcome> {
   const log = deps.logger.child({ cert: cert.name, keyType });
   const now = deps.clock.now();
   let state = await deps.store.readState(cert.name, keyType);
+  const ariBefore = state.ari;
   const current = state.current ? await deps.store.loadVersion(cert.name, keyType, state.current) : undefined;
   if (deps.config.acme.ari && current && deps.acme.renewalInfo && !opts.force) {
     const updated = await refreshAri(deps, state, current, now, log);
     if (updated !== state && !opts.dryRun) await deps.store.writeState(cert.name, keyType, updated);
     state = updated;
   }
-  const plan = planFromState(cert, keyType, state, current, opts.force, now);
-  if (cert.dane?.enabled && !opts.dryRun) return daneUnit(deps, cert, keyType, plan, log);
+  const plan = planFromState(cert, keyType, state, current, opts.force, now, fingerprintOf(deps, cert, keyType));
+  if (ariBefore !== state.ari && state.ari && state.ari.chosen !== ariBefore?.chosen) logAriWindow(state.ari, plan, log);
+  if (cert.dane?.enabled && !opts.dryRun && !keep) return daneUnit(deps, cert, keyType, plan, log);
+  const dane = keep ? { dane: keep.report } : {};
   if (!plan.due) {
     log.info({ renewAt: plan.at.toISOString(), reason: plan.reason }, 'not due');
-    return { cert: cert.name, keyType, status: 'not-due', plan };
+    return { cert: cert.name, keyType, status: keep?.changed ? 'dane-progress' : 'not-due', plan, ...dane };
   }
   log.info({ reason: plan.reason }, opts.dryRun ? 'would renew (dry run)' : 'renewing');
   if (opts.dryRun) return { cert: cert.name, keyType, status: 'planned', plan };
 
   try {
-    const checked = await issueAndDeploy(deps, cert, keyType, { state, current, log }, {});
-    return { cert: cert.name, keyType, status: 'renewed', plan, serial: checked.chain.serial, notAfter: checked.chain.notAfter.toISOString() };
+    const checked = await issueAndDeploy(deps, cert, keyType, { state, current, log }, keep ? { keyPem: keep.keyPem } : {});
+    return { cert: cert.name, keyType, status: 'renewed', plan, serial: checked.chain.serial, notAfter: checked.chain.notAfter.toISOString(), ...dane };
   } catch (err) {
     const f = await recordFailure(deps, cert, keyType, { state, current, log }, err);
-    return { cert: cert.name, keyType, status: 'failed', plan, ...f };
+    return { cert: cert.name, keyType, status: 'failed', plan, ...f, ...dane };
   }
 }
 
@@ -226,11 +318,17 @@ async function daneUnit(deps: RenewDeps, cert: CertificateConfig, keyType: KeyTy
     if (renewed) {
       return { cert: cert.name, keyType, status: 'renewed', plan, serial: renewed.chain.serial, notAfter: renewed.chain.notAfter.toISOString(), dane: report };
     }
-    return { cert: cert.name, keyType, status: 'not-due', plan, dane: report };
+    // A pass that published or moved the journal did something: not "not due".
+    return { cert: cert.name, keyType, status: out.changed ? 'dane-progress' : 'not-due', plan, dane: report };
   } catch (err) {
     const f = await recordFailure(deps, cert, keyType, await fresh(), err);
     return { cert: cert.name, keyType, status: 'failed', plan, ...f };
   }
+}
+
+/** The fingerprint of the effective config a failure is recorded under (src/schedule/config-fingerprint.ts). */
+function fingerprintOf(deps: RenewDeps, cert: CertificateConfig, keyType: KeyType): string {
+  return configFingerprint(deps.config.acme, cert, keyType);
 }
 
 export interface UnitContext {
@@ -244,6 +342,10 @@ export interface UnitContext {
  * (certificate, key type). `keyPem` forces the key (DANE: the published
  * one); `extraVerify` adds live checks after the MTA reload (DANE endpoints)
  * whose failure rolls back like any other. Throws StepError.
+ *
+ * A certificate staged by an earlier attempt whose deploy failed is
+ * deployed instead of ordering again, while it is fresh (src/schedule/
+ * staged.ts); it stays staged until a deploy succeeds.
  */
 export async function issueAndDeploy(
   deps: RenewDeps,
@@ -254,8 +356,14 @@ export async function issueAndDeploy(
 ): Promise<Obtained> {
   const { state, current, log } = ctx;
   const replaces = deps.config.acme.ari && current ? await safeCertId(current.leafPem) : undefined;
-  const checked = await obtainAndValidate(deps, cert, keyType, current, replaces, log, opts.keyPem);
+  // A key revoked for keyCompromise is not used again, whatever reuseKey says
+  // (DANE passes its own key and rolls over instead: mxcert revoke asks for that).
+  const compromised = state.revoked?.version === state.current && state.revoked?.reason === 'keyCompromise';
+  const checked =
+    (await stagedToDeploy(deps, cert, keyType, current, log, { forcedKeyPem: opts.keyPem, compromisedKeyPem: compromised ? current?.keyPem : undefined })) ??
+    (await obtainAndValidate(deps, cert, keyType, compromised ? undefined : current, replaces, log, opts.keyPem));
   await deployAndVerify(deps, cert, keyType, checked, current, log, opts.extraVerify);
+  await deps.store.promoteStaged(cert.name, keyType, checked.versionId);
   // A new certificate has a new CertID: the old ARI state no longer applies.
   await deps.store.writeState(cert.name, keyType, {
     current: checked.versionId,
@@ -280,20 +388,23 @@ export async function recordFailure(
 ): Promise<{ step: string; error: string; code: string }> {
   const { state, current, log } = ctx;
   const step = err instanceof StepError ? err.step : 'renew';
-  const message = describeError(err);
+  const detail = describeError(err);
+  // Stored and handed to hooks prefixed with the step (status.schema.json: lastError).
+  const message = err instanceof StepError ? `${step}: ${detail}` : detail;
   const code = err instanceof MxcertError ? err.code : 'error';
   const inner = err instanceof StepError ? err.inner : err;
   const retryAfter = inner instanceof AcmeProblemError ? inner.retryAfter : undefined;
   const failedAt = deps.clock.now();
+  const fingerprint = fingerprintOf(deps, cert, keyType);
   const next: CertState = {
     ...state,
-    consecutiveFailures: state.consecutiveFailures + 1,
+    consecutiveFailures: nextFailureCount(state, fingerprint),
     retryAfterUntil: retryAfter !== undefined ? retryAfterInstant(failedAt, retryAfter).toISOString() : undefined,
-    last: { at: failedAt.toISOString(), result: 'failure', error: message, code, step },
+    last: { at: failedAt.toISOString(), result: 'failure', error: message, code, step, configFingerprint: fingerprint },
   };
   await deps.store.writeState(cert.name, keyType, next);
-  const again = planFromState(cert, keyType, next, current, false, failedAt);
-  log.error({ step, err: message, retryAt: again.at.toISOString(), retryReason: again.reason }, 'renewal failed');
+  const again = planFromState(cert, keyType, next, current, false, failedAt, fingerprint);
+  log.error({ step, err: detail, retryAt: again.at.toISOString(), retryReason: again.reason }, 'renewal failed');
   await runFailureHooks(cert, keyType, message, log);
   return { step, error: message, code };
 }
@@ -310,6 +421,73 @@ async function safeCertId(leafPem: string): Promise<string | undefined> {
   } catch {
     return undefined;
   }
+}
+
+/** Whether two private keys are the same key; an unreadable one is no match. */
+function sameKey(a: string, b: string): boolean {
+  try {
+    return publicKeySpkiDer(a).equals(publicKeySpkiDer(b));
+  } catch {
+    return false;
+  }
+}
+
+/**
+ * The staged certificate, re-validated, if it may be deployed instead of a
+ * new order; otherwise it is dropped (and the caller orders anew).
+ */
+async function stagedToDeploy(
+  deps: RenewDeps,
+  cert: CertificateConfig,
+  keyType: KeyType,
+  current: StoredVersion | undefined,
+  log: Logger,
+  /** DANE's key for this attempt; a key revoked for keyCompromise (never deployed again). */
+  keys: { forcedKeyPem?: string; compromisedKeyPem?: string },
+): Promise<Obtained | undefined> {
+  const { forcedKeyPem, compromisedKeyPem } = keys;
+  const staged = await deps.store.loadStaged(cert.name, keyType).catch((err: unknown) => {
+    log.warn({ err: describeError(err) }, 'cannot read the staged certificate; ordering a new one');
+    return undefined;
+  });
+  if (!staged) return undefined;
+  const now = deps.clock.now();
+  const validity = (m: { notBefore: string; notAfter: string }) => ({ notBefore: new Date(m.notBefore), notAfter: new Date(m.notAfter) });
+  const verdict = stagedVerdict({
+    staged: { ...validity(staged.meta), names: staged.meta.names },
+    current: current && validity(current.meta),
+    wantedNames: cert.domains,
+    keyMatches: (!forcedKeyPem || sameKey(forcedKeyPem, staged.keyPem)) && !(compromisedKeyPem && sameKey(compromisedKeyPem, staged.keyPem)),
+    jitter: jitterFor(`${cert.name}/${keyType}`),
+    now,
+  });
+  let why = verdict.use ? undefined : verdict.why;
+  if (verdict.use) {
+    try {
+      // Validation is never skipped: the trust anchors may have changed since.
+      const chain = await checkChain({ keyPem: staged.keyPem, chainPem: staged.leafPem + staged.intermediatesPem.join(''), domains: cert.domains, now, trustedRootsPem: deps.trustedRootsPem });
+      log.info({ serial: chain.serial, notAfter: chain.notAfter.toISOString() }, 'deploying the certificate staged by an earlier attempt; no new order');
+      return { keyPem: staged.keyPem, chain, versionId: staged.meta.id };
+    } catch (err) {
+      why = `it fails the chain check: ${describeError(err)}`;
+    }
+  }
+  log.info({ serial: staged.meta.serial, why }, 'dropping the staged certificate; ordering a new one');
+  await deps.store.dropStaged(cert.name, keyType);
+  return undefined;
+}
+
+/**
+ * A new ARI window (or a new pick in it): the window with both ends, the
+ * instant picked in it, and when the renewal will actually happen, which is
+ * what `mxcert status` shows (the pick clamped into the certificate's
+ * validity, or a backoff; see schedule/renewal-time.ts).
+ */
+function logAriWindow(ari: NonNullable<CertState['ari']>, plan: Plan, log: Logger): void {
+  log.info(
+    { windowStart: ari.windowStart, windowEnd: ari.windowEnd, chosen: ari.chosen, renewAt: plan.at.toISOString(), reason: plan.reason, explanationURL: ari.explanationURL },
+    `ARI window ${displayTime(ari.windowStart)} .. ${displayTime(ari.windowEnd)}; renews at ${displayTime(plan.at)} (${plan.reason})`,
+  );
 }
 
 /**
@@ -330,9 +508,6 @@ async function refreshAri(deps: RenewDeps, state: CertState, current: StoredVers
       prev && { window: { start: new Date(prev.windowStart), end: new Date(prev.windowEnd) }, at: new Date(prev.chosen) },
       deps.random ?? Math.random,
     );
-    if (!prev || prev.chosen !== choice.at.toISOString()) {
-      log.info({ windowStart: info.window.start.toISOString(), windowEnd: info.window.end.toISOString(), renewAt: choice.at.toISOString(), explanationURL: info.explanationURL }, 'ARI window');
-    }
     return {
       ...state,
       ari: {
@@ -395,7 +570,9 @@ async function obtainAndValidate(
   }
   warnOnMissingUsage(cert, chain.leafPem, log);
 
-  const versionId = await deps.store.saveVersion(cert.name, keyType, {
+  // Staged first: if the deploy fails, the next attempt deploys this one
+  // instead of ordering again; a successful deploy makes it a version.
+  const versionId = await deps.store.saveStaged(cert.name, keyType, {
     keyPem,
     leafPem: chain.leafPem,
     intermediatesPem: chain.intermediatesPem,
@@ -456,7 +633,8 @@ async function deployAndVerify(
   });
 
   const rollback = async (step: string, err: unknown): Promise<never> => {
-    log.warn({ step, err: describeError(err) }, 'rolling back to the previous files');
+    // The error itself is reported once, by recordFailure ('renewal failed').
+    log.warn({ step }, `${step} failed; rolling back to the previous files`);
     try {
       await deployed.restore();
       if (current) {
@@ -464,7 +642,8 @@ async function deployAndVerify(
         await writeLineage(lineage, old);
       }
       // The MTA may already have loaded the new files: reload it onto the old ones.
-      await runDeployHooks(deps, cert, env, log).catch((e: unknown) => log.error({ err: describeError(e) }, 'deploy hook failed again after rollback'));
+      // Its own message only: the full error of the first run is reported by recordFailure.
+      await runDeployHooks(deps, cert, env, log).catch((e: unknown) => log.error({ err: e instanceof Error ? e.message : String(e) }, 'deploy hook failed again after rollback'));
     } catch (restoreErr) {
       log.error({ err: describeError(restoreErr) }, 'rollback failed: check the output files by hand');
       throw new StepError(step, err, false);
@@ -514,7 +693,7 @@ async function runDeployHooks(deps: RenewDeps, cert: CertificateConfig, env: Rec
 /**
  * The key the MTA is given: what the output files hold, not only what the
  * store recorded. After a crash between writing the files and recording the
- * version they differ (DESIGN §6: reconcile against the files on disk before
+ * version they differ (docs/architecture.md, "DANE rollover": reconcile against the files on disk before
  * acting). Before mxcert's first deployment the files hold someone else's
  * placeholder, which adoption must not take for the current key.
  */
@@ -559,7 +738,7 @@ export async function readDeployedKeyPem(cert: CertificateConfig, keyType: KeyTy
  * A pass that failed as a whole (the CA bundle unreadable, the ACME
  * directory unreachable, the agent lock held too long) failed every
  * certificate's attempt: each certificate's failure hooks hear about it
- * (issue 5: "hooks.failure runs on every failed attempt"), once per key type.
+ * ("hooks.failure runs on every failed attempt"), once per key type.
  */
 export async function runPassFailureHooks(config: Config, err: unknown, log: Logger, only?: string[]): Promise<void> {
   const error = `renewal pass failed: ${describeError(err)}`;

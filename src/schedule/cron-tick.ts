@@ -1,10 +1,10 @@
-// The daemon's check cadence (DESIGN §1: `schedule`, node-cron syntax).
+// The daemon's check cadence (docs/architecture.md: `schedule`, node-cron syntax).
 //
 // node-cron reads the local time through Intl.DateTimeFormat, and the first
 // Intl formatter maps ICU's time-zone data: ~8 MiB resident for the life of
 // the process. So this module is loaded only by the daemon's short-lived
 // children (config-child, pass-child); they hand the daemon the next tick as
-// a timestamp, and the daemon sleeps on a plain timer (issue 6: idle RSS).
+// a timestamp, and the daemon sleeps on a plain timer (idle memory: docs/architecture.md, "The daemon and its children").
 import os from 'node:os';
 import cron from 'node-cron';
 

@@ -5,13 +5,20 @@
 //
 // Precedence, and why:
 //   forced    `renew --force` skips timing (never validation).
-//   missing   nothing issued yet, or the configured names changed.
 //   backoff   after a failure, wait (1 min, 10 min, 100 min, then daily),
 //             capped so several attempts still fit before expiry, and never
 //             sooner than the CA's Retry-After — which is itself capped (a
 //             day at most, less for short-lived certificates), bounded by
 //             the emergency rule below, and never pushes the next attempt
-//             past notAfter minus a margin.
+//             past notAfter minus a margin. It comes before `missing`
+//             so a broken config does not hammer the CA, but a config
+//             that changed since the failure lifts it (only a CA's
+//             Retry-After still holds): the operator fixed something.
+//   missing   nothing issued yet.
+//   revoked   the current certificate was revoked (mxcert revoke).
+//   names-changed  the certificate's names differ from the config, either
+//             way: a name added, or a name removed (a certificate must
+//             not keep vouching for a name taken out of service).
 //   emergency in the last 1/20 of the lifetime renew now, whatever ARI says;
 //             after a failure in that window, retry within a short interval
 //             scaled to the lifetime, whatever the CA's Retry-After says.
@@ -20,7 +27,7 @@
 //   lifetime-fraction  no ARI: renew with 1/3 of the lifetime left (1/2 for
 //             certificates of 10 days or less), plus a small jitter.
 
-export const RENEWAL_REASONS = ['forced', 'missing', 'names-changed', 'backoff', 'emergency', 'ari-window', 'lifetime-fraction'] as const;
+export const RENEWAL_REASONS = ['forced', 'missing', 'revoked', 'names-changed', 'backoff', 'emergency', 'ari-window', 'lifetime-fraction'] as const;
 export type RenewalReason = (typeof RENEWAL_REASONS)[number];
 
 export interface Validity {
@@ -45,6 +52,8 @@ export interface FailureHistory {
   lastAt: Date;
   /** The CA's Retry-After (or rate-limit reset), if it sent one. */
   retryAfterUntil?: Date;
+  /** Fingerprint of the effective config the last attempt failed with (src/schedule/config-fingerprint.ts). */
+  configFingerprint?: string;
 }
 
 export interface RenewalDecision {
@@ -132,9 +141,14 @@ export function chooseAriInstant(window: AriWindow, previous: AriChoice | undefi
  * Attempts are never closer than a minute.
  */
 export function backoffUntil(failures: FailureHistory, validity?: Validity): Date {
-  const last = failures.lastAt.getTime();
   const n = Math.max(1, failures.count);
-  let delay: number = BACKOFF_STEPS_MS[Math.min(n, BACKOFF_STEPS_MS.length) - 1]!;
+  return waitAfterFailure(failures, validity, BACKOFF_STEPS_MS[Math.min(n, BACKOFF_STEPS_MS.length) - 1]!);
+}
+
+/** backoffUntil with our own step given (0: only the CA's Retry-After and the bounds apply). */
+function waitAfterFailure(failures: FailureHistory, validity: Validity | undefined, step: number): Date {
+  const last = failures.lastAt.getTime();
+  let delay = step;
   let retryAfterCap = RETRY_AFTER_MAX_MS;
   if (validity) {
     const cap = Math.max(MINUTE, (validity.notAfter.getTime() - last) / 4);
@@ -158,11 +172,46 @@ export interface RenewalInput {
   current?: Validity & { names: string[] };
   wantedNames: string[];
   force?: boolean;
+  /** The current certificate was revoked: replace it now (after any failure backoff). */
+  revoked?: boolean;
   ari?: AriChoice;
   failures?: FailureHistory;
   /** Per-certificate jitter in [0, 1) for the fallback point (stable per certificate). */
   jitter?: number;
+  /** Fingerprint of the effective config now; a failure recorded under another one is no reason to wait. */
+  configFingerprint?: string;
   now: Date;
+}
+
+/** Compare DNS names as the CA does: case-insensitively (RFC 4343), ignoring a final dot. */
+function nameKey(n: string): string {
+  return n.toLowerCase().replace(/\.$/, '');
+}
+
+/** True when the two name sets differ in either direction. */
+export function namesDiffer(have: readonly string[], wanted: readonly string[]): boolean {
+  const a = new Set(have.map(nameKey));
+  const b = new Set(wanted.map(nameKey));
+  return a.size !== b.size || [...a].some((n) => !b.has(n));
+}
+
+/**
+ * Whether the config changed since the failures: only when both
+ * fingerprints are known, so a history from before fingerprints were
+ * recorded keeps its backoff (the safe side).
+ */
+export function configChangedSince(failures: FailureHistory, fingerprint: string | undefined): boolean {
+  return failures.configFingerprint !== undefined && fingerprint !== undefined && failures.configFingerprint !== fingerprint;
+}
+
+/**
+ * The wait after failures under a config that has changed since: none of
+ * our own, but a CA's Retry-After still holds (capped as in backoffUntil),
+ * since it is about the account or the client, not this config.
+ */
+function retryAfterOnly(failures: FailureHistory, validity?: Validity): Date | undefined {
+  if (!Number.isFinite(failures.retryAfterUntil?.getTime())) return undefined;
+  return waitAfterFailure(failures, validity, 0);
 }
 
 /** The instant to renew at and why. Due when `at <= now`. */
@@ -171,12 +220,12 @@ export function renewalTime(input: RenewalInput): RenewalDecision {
   if (input.force) return { at: now, reason: 'forced' };
   const failed = input.failures && input.failures.count > 0 ? input.failures : undefined;
   if (failed) {
-    const until = backoffUntil(failed, current);
-    if (until.getTime() > now.getTime()) return { at: until, reason: 'backoff' };
+    const until = configChangedSince(failed, input.configFingerprint) ? retryAfterOnly(failed, current) : backoffUntil(failed, current);
+    if (until && until.getTime() > now.getTime()) return { at: until, reason: 'backoff' };
   }
   if (!current) return { at: now, reason: 'missing' };
-  const have = new Set(current.names.map((n) => n.toLowerCase()));
-  if (input.wantedNames.some((n) => !have.has(n.toLowerCase()))) return { at: now, reason: 'names-changed' };
+  if (input.revoked) return { at: now, reason: 'revoked' };
+  if (namesDiffer(current.names, input.wantedNames)) return { at: now, reason: 'names-changed' };
 
   const emergency = emergencyPoint(current);
   if (now.getTime() >= emergency.getTime()) return { at: now, reason: 'emergency' };

@@ -15,6 +15,7 @@ import { lstat, open, readlink } from 'node:fs/promises';
 import { spawnSync } from 'node:child_process';
 import path from 'node:path';
 import { MxcertError } from '../errors.js';
+import { permissionDenied } from '../util/errno.js';
 
 export type EntryType = 'dir' | 'file' | 'symlink' | 'other';
 
@@ -192,6 +193,7 @@ async function entryAt(p: string): Promise<PathEntry> {
     const code = (err as NodeJS.ErrnoException).code;
     if (code === 'ENOENT') throw new WalkError(`${p} does not exist`, true, { cause: err });
     if (code === 'ENOTDIR') throw new WalkError(`a parent of ${p} is not a directory`, false, { cause: err });
+    if (code === 'EACCES' || code === 'EPERM') throw new WalkError(permissionDenied('inspecting', p), false, { cause: err });
     throw new WalkError(`cannot inspect ${p}: ${code ?? String(err)}`, false, { cause: err });
   }
   const e: PathEntry = { path: p, type: entryType(st), uid: st.uid, mode: st.mode & 0o7777, role: 'ancestor' };

@@ -1,4 +1,4 @@
-// The file contents deployed for one issued certificate (DESIGN §2 `output`).
+// The file contents deployed for one issued certificate (docs/architecture.md `output`).
 // Pure: the deployer decides which of them are written where.
 
 export interface Bundle {
@@ -14,7 +14,7 @@ export interface Bundle {
    * Key, leaf, issuers in one file: the order Postfix's smtpd_tls_chain_files
    * requires (postconf(5): "the private key first, followed by the
    * corresponding certificate chain starting with the leaf"), so key and
-   * certificate change together in a single atomic rename (DESIGN §3).
+   * certificate change together in a single atomic rename (docs/architecture.md, "Files on disk").
    */
   combined: string;
 }

@@ -1,4 +1,4 @@
-// stateDir layout (DESIGN §3). Contract, in the spirit of certmagic's Storage:
+// stateDir layout (docs/architecture.md, "Files on disk"). Contract, in the spirit of certmagic's Storage:
 // - every write is atomic (temp + fsync + rename + dir fsync); a reader sees a
 //   whole old file or a whole new one;
 // - files holding private keys are 0600 from their first byte;
@@ -9,17 +9,22 @@
 //   stateDir/                       0700
 //     lock                          agent lock (see lock.ts)
 //     accounts/H/key.pem, account.json  ACME account per directory URL (H = its hash)
+//     accounts/H/key-rollover.pem   a key rollover's new key, until the CA's answer is settled
 //     certs/NAME/KEYTYPE/
 //       state.json                  current/previous version ids, last result
 //       versions/ID/                key.pem (0600), cert.pem, chain.pem, meta.json
+//       staged/ID/                  an issued, validated certificate whose deploy failed:
+//                                   all 0600, deployed from here on a later attempt
+//                                   instead of ordering again, then moved to versions/
 //       failed/ID/                  chains that failed validation, kept for inspection
 //       lineage/                    certbot-style lineage for RENEWED_LINEAGE hooks
-import { mkdir, readdir, readFile, rm } from 'node:fs/promises';
+import { constants } from 'node:fs';
+import { mkdir, open, readdir, readFile, rename, rm } from 'node:fs/promises';
 import path from 'node:path';
 import { createHash } from 'node:crypto';
 import { writeFileAtomic } from '../deploy/atomic-write.js';
 import type { AccountStore, StoredAccount } from '../acme/client.js';
-import { MxcertError } from '../errors.js';
+import { StateError } from '../errors.js';
 import { ensureStateDir } from './state-dir.js';
 
 export interface VersionMeta {
@@ -51,6 +56,8 @@ export interface LastResult {
   code?: string;
   /** Which step failed: obtain, validate, deploy, hooks, verify. */
   step?: string;
+  /** With a failure: configFingerprint() of the config it failed under (no secret in it). */
+  configFingerprint?: string;
 }
 
 /** ARI state (RFC 9773), persisted so the chosen instant survives restarts. */
@@ -75,9 +82,21 @@ export interface CertState {
   /** The CA's Retry-After after a failure (or a rate limit), as an instant. */
   retryAfterUntil?: string;
   ari?: AriState;
+  /** Set by `mxcert revoke`: that version is revoked and the next pass replaces it. */
+  revoked?: RevokedMark;
+}
+
+export interface RevokedMark {
+  /** The version id that was revoked (state.current at the time). */
+  version: string;
+  serial: string;
+  /** RFC 5280 reason name, e.g. keyCompromise. */
+  reason: string;
+  at: string;
 }
 
 const KEY_MODE = 0o600;
+const PENDING_ACCOUNT_KEY = 'key-rollover.pem';
 const PUBLIC_MODE = 0o644;
 
 export class StateStore {
@@ -118,6 +137,19 @@ export class StateStore {
         await writeFileAtomic(path.join(d, 'key.pem'), acct.keyPem, { mode: KEY_MODE });
         await writeFileAtomic(path.join(d, 'account.json'), JSON.stringify({ directory: directoryUrl, url: acct.url }, null, 2) + '\n', { mode: KEY_MODE });
       },
+      // A key rollover's new key until the CA's answer is settled (src/acme/account.ts).
+      loadPendingKey: async (): Promise<string | undefined> =>
+        readFile(path.join(this.stateDir, 'accounts', sub, PENDING_ACCOUNT_KEY), 'utf8').catch((err: NodeJS.ErrnoException) => {
+          if (err.code === 'ENOENT') return undefined;
+          throw new StateError(`cannot read the pending account key: ${err.message}`, { cause: err });
+        }),
+      savePendingKey: async (keyPem: string): Promise<void> => {
+        const d = await this.dir('accounts', sub);
+        await writeFileAtomic(path.join(d, PENDING_ACCOUNT_KEY), keyPem, { mode: KEY_MODE });
+      },
+      clearPendingKey: async (): Promise<void> => {
+        await rm(path.join(this.stateDir, 'accounts', sub, PENDING_ACCOUNT_KEY), { force: true });
+      },
     };
   }
 
@@ -132,18 +164,71 @@ export class StateStore {
   }
 
   /** Write an issued version once; returns its id. */
-  async saveVersion(name: string, keyType: string, v: Omit<StoredVersion, 'meta'> & { meta: Omit<VersionMeta, 'id'> }): Promise<string> {
-    const id = `${v.meta.issuedAt.replace(/[:.]/g, '')}-${v.meta.serial.slice(0, 16)}`;
+  async saveVersion(name: string, keyType: string, v: NewVersion): Promise<string> {
+    const id = versionId(v);
     const d = await this.dir('certs', name, keyType, 'versions', id);
-    await writeFileAtomic(path.join(d, 'key.pem'), v.keyPem, { mode: KEY_MODE });
-    await writeFileAtomic(path.join(d, 'cert.pem'), v.leafPem, { mode: PUBLIC_MODE });
-    await writeFileAtomic(path.join(d, 'chain.pem'), v.intermediatesPem.join(''), { mode: PUBLIC_MODE });
-    await writeFileAtomic(path.join(d, 'meta.json'), JSON.stringify({ ...v.meta, id }, null, 2) + '\n', { mode: PUBLIC_MODE });
+    await writeVersionFiles(d, id, v, PUBLIC_MODE);
     return id;
   }
 
+  /**
+   * Keep an issued, validated certificate that could not be deployed, so
+   * the next attempt deploys it instead of ordering again (a CA limits
+   * duplicate certificates: Let's Encrypt allows 5 a week). One per unit:
+   * an older staged certificate is removed. Every file is 0600, and the
+   * directory appears whole: written under a temporary name, then renamed.
+   */
+  async saveStaged(name: string, keyType: string, v: NewVersion): Promise<string> {
+    const id = versionId(v);
+    const sdir = await this.dir('certs', name, keyType, 'staged');
+    const tmp = path.join(sdir, `.${id}.${process.pid}.tmp`);
+    await rm(tmp, { recursive: true, force: true });
+    await mkdir(tmp, { mode: 0o700 });
+    await writeVersionFiles(tmp, id, v, KEY_MODE);
+    await this.dropStaged(name, keyType, path.basename(tmp));
+    await rename(tmp, path.join(sdir, id));
+    await syncDir(sdir);
+    return id;
+  }
+
+  /** The staged certificate, if one is waiting to be deployed. */
+  async loadStaged(name: string, keyType: string): Promise<StoredVersion | undefined> {
+    const id = await this.stagedId(name, keyType);
+    return id ? this.loadFrom(path.join(this.certDir(name, keyType), 'staged', id)) : undefined;
+  }
+
+  /** The staged certificate's metadata alone (for status). */
+  async loadStagedMeta(name: string, keyType: string): Promise<VersionMeta | undefined> {
+    const id = await this.stagedId(name, keyType);
+    return id ? readJson<VersionMeta>(path.join(this.certDir(name, keyType), 'staged', id, 'meta.json')) : undefined;
+  }
+
+  private async stagedId(name: string, keyType: string): Promise<string | undefined> {
+    const ids = await readdir(path.join(this.certDir(name, keyType), 'staged')).catch(() => [] as string[]);
+    // Ids start with the issue time, so the last is the newest; dot-names are unfinished writes.
+    return ids.filter((i) => !i.startsWith('.')).sort().at(-1);
+  }
+
+  /** The staged certificate was deployed: it becomes a version (one rename; a version is never rewritten). */
+  async promoteStaged(name: string, keyType: string, id: string): Promise<void> {
+    const vdir = await this.dir('certs', name, keyType, 'versions');
+    await rename(path.join(this.certDir(name, keyType), 'staged', id), path.join(vdir, id));
+    await syncDir(vdir);
+    await syncDir(path.join(this.certDir(name, keyType), 'staged'));
+  }
+
+  /** Forget any staged certificate (too old, other names, or replaced), and unfinished writes; `keep` is one being written. */
+  async dropStaged(name: string, keyType: string, keep?: string): Promise<void> {
+    const sdir = path.join(this.certDir(name, keyType), 'staged');
+    const ids = await readdir(sdir).catch(() => [] as string[]);
+    await Promise.all(ids.filter((i) => i !== keep).map((i) => rm(path.join(sdir, i), { recursive: true, force: true })));
+  }
+
   async loadVersion(name: string, keyType: string, id: string): Promise<StoredVersion | undefined> {
-    const d = path.join(this.certDir(name, keyType), 'versions', id);
+    return this.loadFrom(path.join(this.certDir(name, keyType), 'versions', id));
+  }
+
+  private async loadFrom(d: string): Promise<StoredVersion | undefined> {
     const meta = await readJson<VersionMeta>(path.join(d, 'meta.json'));
     if (!meta) return undefined;
     const [keyPem, leafPem, chain] = await Promise.all(
@@ -194,6 +279,33 @@ export class StateStore {
   }
 }
 
+type NewVersion = Omit<StoredVersion, 'meta'> & { meta: Omit<VersionMeta, 'id'> };
+
+function versionId(v: NewVersion): string {
+  return `${v.meta.issuedAt.replace(/[:.]/g, '')}-${v.meta.serial.slice(0, 16)}`;
+}
+
+/** key.pem always 0600; meta.json last, so a directory with meta.json is complete. */
+async function writeVersionFiles(d: string, id: string, v: NewVersion, publicMode: number): Promise<void> {
+  await writeFileAtomic(path.join(d, 'key.pem'), v.keyPem, { mode: KEY_MODE });
+  await writeFileAtomic(path.join(d, 'cert.pem'), v.leafPem, { mode: publicMode });
+  await writeFileAtomic(path.join(d, 'chain.pem'), v.intermediatesPem.join(''), { mode: publicMode });
+  await writeFileAtomic(path.join(d, 'meta.json'), JSON.stringify({ ...v.meta, id }, null, 2) + '\n', { mode: publicMode });
+}
+
+/** Make a rename in `dir` durable. Some filesystems cannot fsync a directory; the rename is atomic there anyway. */
+async function syncDir(dir: string): Promise<void> {
+  const fh = await open(dir, constants.O_RDONLY | constants.O_DIRECTORY);
+  try {
+    await fh.sync();
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    if (code !== 'EINVAL' && code !== 'ENOTSUP' && code !== 'EOPNOTSUPP') throw err;
+  } finally {
+    await fh.close();
+  }
+}
+
 function splitCerts(pem: string): string[] {
   return pem.match(/-----BEGIN CERTIFICATE-----[\s\S]+?-----END CERTIFICATE-----\n?/g)?.map((c) => (c.endsWith('\n') ? c : c + '\n')) ?? [];
 }
@@ -203,6 +315,6 @@ async function readJson<T>(file: string): Promise<T | undefined> {
     return JSON.parse(await readFile(file, 'utf8')) as T;
   } catch (err) {
     if ((err as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
-    throw new MxcertError('state', `cannot read ${file}: ${(err as Error).message}`, { cause: err });
+    throw new StateError(`cannot read ${file}: ${(err as Error).message}`, { cause: err });
   }
 }

@@ -1,4 +1,4 @@
-// The pre-deploy chain check of DESIGN §3: a chain that fails any of these is
+// The pre-deploy chain check of docs/architecture.md, "Files on disk": a chain that fails any of these is
 // kept for inspection and never deployed. Pure: no I/O, `now` is injected.
 //
 // Node's OpenSSL-backed X509Certificate parses each certificate first and does
@@ -196,7 +196,7 @@ function verifiedBy(child: Parsed, issuer: Parsed): boolean {
 }
 
 /**
- * Check an issued chain against its key and the configured names (DESIGN §3).
+ * Check an issued chain against its key and the configured names (docs/architecture.md, "Files on disk").
  * Throws ValidationError whose `check` names the first check that failed:
  * parse, key-match, names, chain-order, signature, issuer, validity (in that order).
  */

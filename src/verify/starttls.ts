@@ -8,6 +8,7 @@ import { VerifyError } from '../errors.js';
 import { pollUntil, systemClock, type Clock } from '../clock.js';
 import { parseListen } from '../util/host-port.js';
 import type { Logger } from '../log.js';
+import { announceWait } from '../util/announce-wait.js';
 
 export interface ServedChain {
   /** DER of each certificate the server sent, leaf first. */
@@ -21,7 +22,7 @@ function readReply(sock: net.Socket, timeoutMs: number): Promise<{ code: number;
   return new Promise((resolve, reject) => {
     let buf = '';
     const lines: string[] = [];
-    const timer = setTimeout(() => finish(new Error(`no SMTP reply within ${timeoutMs} ms`)), timeoutMs);
+    const timer = setTimeout(() => finish(new VerifyError(`no SMTP reply within ${timeoutMs} ms`)), timeoutMs);
     const onData = (chunk: Buffer) => {
       buf += chunk.toString('latin1');
       let i: number;
@@ -36,7 +37,7 @@ function readReply(sock: net.Socket, timeoutMs: number): Promise<{ code: number;
       }
     };
     const onErr = (err: Error) => finish(err);
-    const onClose = () => finish(new Error('connection closed before a complete SMTP reply'));
+    const onClose = () => finish(new VerifyError('connection closed before a complete SMTP reply'));
     function finish(err?: Error, val?: { code: number; lines: string[] }) {
       clearTimeout(timer);
       sock.off('data', onData);
@@ -85,7 +86,7 @@ export async function probeEndpoint(
   const timeoutMs = opts.timeoutMs ?? 5000;
   const servername = opts.serverName && net.isIP(opts.serverName) === 0 ? opts.serverName : undefined;
   const raw = net.connect({ host, port });
-  raw.setTimeout(timeoutMs, () => raw.destroy(new Error(`timeout talking to ${endpoint}`)));
+  raw.setTimeout(timeoutMs, () => raw.destroy(new VerifyError(`timeout talking to ${endpoint}`)));
   try {
     let socket: tls.TLSSocket;
     if (port === 465) {
@@ -96,14 +97,14 @@ export async function probeEndpoint(
       socket = tls.connect({ socket: raw, ...tlsOptions(servername, opts.keyType) });
     } else {
       const banner = await readReply(raw, timeoutMs);
-      if (banner.code !== 220) throw new Error(`unexpected greeting: ${banner.lines.join(' | ')}`);
+      if (banner.code !== 220) throw new VerifyError(`unexpected greeting: ${banner.lines.join(' | ')}`);
       raw.write('EHLO mxcert.invalid\r\n');
       const ehlo = await readReply(raw, timeoutMs);
-      if (ehlo.code !== 250) throw new Error(`EHLO refused: ${ehlo.lines.join(' | ')}`);
-      if (!ehlo.lines.some((l) => /^250[- ]STARTTLS\b/i.test(l))) throw new Error('server does not offer STARTTLS');
+      if (ehlo.code !== 250) throw new VerifyError(`EHLO refused: ${ehlo.lines.join(' | ')}`);
+      if (!ehlo.lines.some((l) => /^250[- ]STARTTLS\b/i.test(l))) throw new VerifyError('server does not offer STARTTLS');
       raw.write('STARTTLS\r\n');
       const go = await readReply(raw, timeoutMs);
-      if (go.code !== 220) throw new Error(`STARTTLS refused: ${go.lines.join(' | ')}`);
+      if (go.code !== 220) throw new VerifyError(`STARTTLS refused: ${go.lines.join(' | ')}`);
       socket = tls.connect({ socket: raw, ...tlsOptions(servername, opts.keyType) });
     }
     await new Promise<void>((resolve, reject) => {
@@ -111,7 +112,7 @@ export async function probeEndpoint(
       socket.once('error', reject);
     });
     const chainDer = collectChain(socket);
-    if (chainDer.length === 0) throw new Error('server presented no certificate');
+    if (chainDer.length === 0) throw new VerifyError('server presented no certificate');
     const leaf = new X509Certificate(chainDer[0]!);
     const result = { chainDer, leafSerial: leaf.serialNumber.toLowerCase(), protocol: socket.getProtocol() };
     if (port !== 465) socket.write('QUIT\r\n');
@@ -137,6 +138,10 @@ export async function verifyServed(
   await Promise.all(
     endpoints.map(async (ep) => {
       let last = 'nothing yet';
+      // An MTA that is down (or slow to reload) would otherwise mean silence until the deadline.
+      const stopAnnouncing = opts.logger
+        ? announceWait(opts.logger, () => `${ep} to serve the new certificate (last try: ${last})`, clock.now().getTime() + opts.timeoutMs, { fields: { endpoint: ep } })
+        : () => undefined;
       try {
         await pollUntil(
           async () => {
@@ -154,6 +159,8 @@ export async function verifyServed(
         opts.logger?.info({ endpoint: ep }, 'endpoint serves the new certificate');
       } catch {
         failures.push(`${ep}: ${last}`);
+      } finally {
+        stopAnnouncing();
       }
     }),
   );

@@ -28,6 +28,18 @@ export interface PebbleOptions {
   authzReuse?: number;
   /** Require External Account Binding; a kid and HMAC key are generated. */
   eab?: boolean;
+  /** Extra roots, each with its own chain, offered as alternates (Link rel="alternate", PEBBLE_ALTERNATE_ROOTS). */
+  alternateRoots?: number;
+}
+
+/** Pebble's management view of one certificate (GET /cert-status-by-serial/SERIAL). */
+export interface PebbleCertStatus {
+  Status: 'Valid' | 'Revoked';
+  Serial: string;
+  Certificate: string;
+  /** RFC 5280 CRLReason code, when one was given. */
+  Reason?: number;
+  RevokedAt?: string;
 }
 
 export interface PebbleEnv {
@@ -38,6 +50,11 @@ export interface PebbleEnv {
   /** Issuing root, new on every Pebble start (GET /roots/0 on the management API). */
   issuerRootPem(): Promise<string>;
   issuerIntermediatePem(): Promise<string>;
+  /** Root / intermediate number `i` (0 is the default chain's; 1.. the alternates'). */
+  rootPem(i: number): Promise<string>;
+  intermediatePem(i: number): Promise<string>;
+  /** The certificate's status by serial (hex, as openssl prints it); undefined when Pebble does not know it (404). */
+  certStatus(serialHex: string): Promise<PebbleCertStatus | undefined>;
   eabKid?: string;
   /** base64url, as ACME clients expect it. */
   eabHmacKey?: string;
@@ -99,6 +116,8 @@ export async function startPebble(opts: PebbleOptions = {}): Promise<PebbleEnv> 
   };
   if (opts.authzReuse !== undefined) env.PEBBLE_AUTHZREUSE = String(opts.authzReuse);
   else delete env.PEBBLE_AUTHZREUSE;
+  if (opts.alternateRoots !== undefined) env.PEBBLE_ALTERNATE_ROOTS = String(opts.alternateRoots);
+  else delete env.PEBBLE_ALTERNATE_ROOTS;
 
   const args = ['-config', configPath];
   if (opts.dnsServer) args.push('-dnsserver', `${opts.dnsServer.host}:${opts.dnsServer.port}`);
@@ -137,6 +156,15 @@ export async function startPebble(opts: PebbleOptions = {}): Promise<PebbleEnv> 
     managementUrl,
     issuerRootPem: () => getPem('/roots/0'),
     issuerIntermediatePem: () => getPem('/intermediates/0'),
+    rootPem: (i) => getPem(`/roots/${i}`),
+    intermediatePem: (i) => getPem(`/intermediates/${i}`),
+    async certStatus(serialHex) {
+      // Pebble parses the serial as a big integer: leading zeros are harmless, case is not an issue.
+      const res = await httpsGet(`${managementUrl}/cert-status-by-serial/${serialHex.toLowerCase()}`, ca);
+      if (res.status === 404) return undefined;
+      if (res.status !== 200) throw new Error(`pebble management cert-status-by-serial: HTTP ${res.status}`);
+      return JSON.parse(res.body) as PebbleCertStatus;
+    },
     eabKid,
     eabHmacKey,
     dir,

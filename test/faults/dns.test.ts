@@ -120,6 +120,16 @@ describe('faults: DNS', { timeout: 600_000 }, () => {
     const stale = (await dig(sb.bind.primary, ['+short', 'TXT', CHALLENGE])).trim();
     assert.notEqual(stale, '', 'BIND kept the TXT in its journal across the restart (else this test proves nothing)');
 
+    // The TXT the server accepted is in the cleanup ledger, once, and status shows it.
+    const ledger = path.join(c.stateDir, 'pending-cleanups.json');
+    const entries = (JSON.parse(await readFile(ledger, 'utf8')) as { entries: Array<{ owner: string; challenge: { value: string }; attempts: number }> }).entries;
+    assert.deepEqual(entries.map((e) => [e.owner, e.attempts]), [[`${CHALLENGE}.`, 0]], 'one entry, for the record added');
+    assert.equal(`"${entries[0]!.challenge.value}"`, stale, 'for the value BIND still serves');
+    const st = JSON.parse((await log.cli(['status', '--json', '--config', cfg])).stdout) as { pendingCleanups: Array<{ owner: string }>; certificates: Array<{ pendingCleanups: Array<{ owner: string }> }> };
+    assert.deepEqual(st.pendingCleanups.map((e) => e.owner), [`${CHALLENGE}.`]);
+    assert.deepEqual(st.certificates[0]!.pendingCleanups.map((e) => e.owner), [`${CHALLENGE}.`]);
+    assert.match((await log.cli(['status', '--config', cfg])).stdout, new RegExp(`pending challenge cleanups \\(${ledger.replace(/[.]/g, '\\.')}\\): ${CHALLENGE.replace(/[.]/g, '\\.')}\\.`));
+
     // The next pass: same stateDir, BIND answering again (the gate, which
     // would forward now, left out to keep the pass plain).
     c.certificates[0].challenge.dns.nameservers = [`${sb.bind.primary.host}:${sb.bind.primary.port}`];
@@ -128,6 +138,7 @@ describe('faults: DNS', { timeout: 600_000 }, () => {
     assert.equal(again.code, 0, again.stdout + again.stderr);
     const left = (await dig(sb.bind.primary, ['+short', 'TXT', CHALLENGE])).trim();
     assert.equal(left, '', `no _acme-challenge TXT may remain after BIND is back and a pass ran; left: ${left}`);
+    await assert.rejects(readFile(ledger), { code: 'ENOENT' }, 'the ledger entry left with the record');
   });
 
   it('a wrong TSIG secret: exit 1, the error names the TSIG problem, no secret printed', async () => {

@@ -1,5 +1,5 @@
 // Issue 6 §2, hook and file faults, on real Pebble + BIND + Postfix:
-// - a deploy hook that hangs (sleep 3600) with hooks.timeout 2s: killed with
+// - a deploy hook that hangs (sleep 3600) with hooks.timeout 8s: killed with
 //   its whole process group at the timeout, the previous files restored,
 //   exit 1, Postfix serving the old certificate (exit 1 → rollback is in
 //   test/integration/renew.test.ts);
@@ -17,7 +17,7 @@ import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { X509Certificate } from 'node:crypto';
 import { readdirSync, statSync } from 'node:fs';
-import { readdir, readFile, stat, writeFile } from 'node:fs/promises';
+import { readdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { servedLeafPem, startSandbox, POSTFIX_RELOAD_HOOK, type Sandbox } from '../support/sandbox.js';
 import { pidAlive, pollUntil } from '../env/proc.js';
@@ -89,7 +89,9 @@ describe('faults: hooks and files', { timeout: 900_000 }, () => {
     );
     const c = sb.baseConfig({ challenge: 'dns-01' });
     c.certificates[0].hooks.deploy = [[POSTFIX_RELOAD_HOOK, sb.postfix.configDir], hook];
-    c.certificates[0].hooks.timeout = '2s';
+    // Long enough for postfix-reload (before the hanging hook) on a loaded
+    // 2-core machine (seen at 2.5–3 s), which shares the per-hook timeout.
+    c.certificates[0].hooks.timeout = '8s';
     const hangCfg = await sb.writeConfig(c, path.join(sb.dir, 'hang.yaml'));
     let started: number[] = [];
     try {
@@ -100,13 +102,13 @@ describe('faults: hooks and files', { timeout: 900_000 }, () => {
       assert.equal(r.code, 1, r.stdout + r.stderr);
       const res = lastResult(r.stdout);
       assert.equal(res.step, 'hooks');
-      assert.match(res.error!, new RegExp(`hook ${esc(hook)} timed out after 2000 ms`));
+      assert.match(res.error!, new RegExp(`hook ${esc(hook)} timed out after 8000 ms`));
       assert.match(res.error!, /\(previous files restored\)/);
       // Once on deploy, once more after the rollback (the hooks re-run so the
       // MTA reloads the old files): two timeouts, no 3600 s wait, no 5 s
       // SIGKILL grace needed for a shell that dies on SIGTERM.
       assert.equal(started.length, 4, `two hook runs, shell + sleep each: ${started.join(' ')}`);
-      assert.ok(took >= 4000 && took < 20_000, `took ${took} ms`);
+      assert.ok(took >= 16_000 && took < 120_000, `took ${took} ms (two 8 s timeouts, not the hook's 3600 s)`);
       for (const pid of started) {
         await pollUntil(() => (pidAlive(pid) ? undefined : true), { deadlineMs: 10_000, what: `hook process ${pid} to be gone` });
       }
@@ -193,8 +195,16 @@ describe('faults: hooks and files', { timeout: 900_000 }, () => {
       const full = Date.now() - t0;
       t.diagnostic(`a whole run under the watcher: ${full} ms`);
 
+      const staged = path.join(sb.stateDir, 'certs', 'mx1', 'ecdsa-p256', 'staged');
       for (; counts.attempts < ATTEMPTS && Date.now() - started < BUDGET_MS; counts.attempts++) {
         const strategy = counts.attempts % 3;
+        // A run killed after issuance leaves its certificate staged, and the
+        // next run deploys that one again instead of ordering (by design:
+        // test/integration/renew-decisions.test.ts). A torn file only shows
+        // as a key that does not match its leaf when versions differ, so
+        // most attempts start without one; every fourth keeps it, so a
+        // staged certificate left by a kill is deployed under the watcher too.
+        if (counts.attempts % 4 !== 3) await rm(staged, { recursive: true, force: true });
         const oldTemps = new Set(temps());
         const oldIno = inode();
         const run = log.spawn(['renew', '--force', '--config', kcfg]);

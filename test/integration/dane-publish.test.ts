@@ -599,9 +599,39 @@ describe('TLSA publishing through the PowerDNS 4.7 HTTP API', { timeout: 120_000
     await waitVisible(servers, owner, { present: [foreign, x, y], absent: [] });
   });
 
-  it('retries a PATCH that PowerDNS fails with 500 (gsqlite3 "database is locked" under concurrent writers)', async (t) => {
-    const linesBefore = logLines.length;
+  it('retries a PATCH that PowerDNS fails with 500 (gsqlite3 "database is locked": another writer holds the database)', async () => {
     const owner = tlsaOwner(`mx1.${pdns.zone}`, 2525);
+    const ours = randomRecord();
+    // Another writer holds the database's write lock (BEGIN IMMEDIATE):
+    // PowerDNS reads still work, its PATCH transaction fails with HTTP 500.
+    const holder = spawn('sqlite3', [path.join(pdns.dir, 'pdns.sqlite3')], { stdio: ['pipe', 'pipe', 'inherit'] });
+    const holderExited = new Promise((r) => holder.once('exit', r));
+    let locked = '';
+    holder.stdout.on('data', (d: Buffer) => (locked += d.toString()));
+    holder.stdin.write("BEGIN IMMEDIATE;\nUPDATE records SET ttl = ttl WHERE 0;\nSELECT 'locked';\n");
+    await pollUntil(async () => (locked.includes('locked') ? true : undefined), { deadlineMs: 10_000, what: 'sqlite3 to hold the write lock' });
+    const linesBefore = logLines.length;
+    const failures = () => logLines.slice(linesBefore).filter((l) => l.includes('failed the PATCH'));
+    try {
+      const publisher = new PdnsTlsaPublisher({ url: pdns.apiUrl, apiKey: pdns.apiKey, zone: pdns.zone, dnsServer: pdns.dns, logger, verifyDelayMs: 100 });
+      const change = publisher.change(owner, { add: [ours], remove: [] }, TTL);
+      // The first PATCH has failed and the publisher is about to retry: let the other writer finish.
+      await pollUntil(async () => (failures().length > 0 ? true : undefined), { deadlineMs: 20_000, intervalMs: 5, what: 'a PATCH to fail with 500' });
+      holder.stdin.end('COMMIT;\n');
+      await holderExited;
+      await change;
+    } finally {
+      if (holder.exitCode === null) holder.kill();
+    }
+    const first = JSON.parse(failures()[0]!) as { status: number; attempt: number };
+    assert.equal(first.status, 500, 'PowerDNS answered 500');
+    assert.equal(first.attempt, 1);
+    await waitVisible(servers, owner, { present: [ours], absent: [] });
+  });
+
+  it('three agents adding at once all end up present', async (t) => {
+    const linesBefore = logLines.length;
+    const owner = tlsaOwner(`mx1.${pdns.zone}`, 2526);
     const agents = [0, 1, 2].map(
       () => new PdnsTlsaPublisher({ url: pdns.apiUrl, apiKey: pdns.apiKey, zone: pdns.zone, dnsServer: pdns.dns, logger, verifyDelayMs: 100 }),
     );

@@ -10,12 +10,11 @@ import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { readFileSync } from 'node:fs';
-import { readdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { access, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { CLI, servedLeafPem, startSandbox, type Sandbox, type SandboxConfig } from '../support/sandbox.js';
-import { dig } from '../env/bind.js';
-import { DaneWatcher, parseDigTlsa, servedHash, spkiHash } from '../support/dane-watcher.js';
+import { assertWatched, DaneWatcher, servedHash, spkiHash, tlsaAt } from '../support/dane-watcher.js';
 import { writeSelfSignedCombined } from '../env/pki.js';
 import { assertStatusSchema } from '../support/status-schema.js';
 import { pollUntil, run } from '../env/proc.js';
@@ -53,11 +52,9 @@ describe('DANE rollover on real BIND (primary + secondary), Postfix and Pebble',
   let cfgObj: SandboxConfig;
   const journalPath = () => path.join(sb.stateDir, 'certs', 'mx1', 'ecdsa-p256', 'dane', 'journal.json');
   const journal = async (): Promise<Journal> => JSON.parse(await readFile(journalPath(), 'utf8')) as Journal;
-  const published = async () => {
-    const res = await Promise.all([sb.bind.primary, sb.bind.secondary!].map((s) => dig(s, ['+short', 'TLSA', owner])));
-    // Sorted: an RRset is a set, and servers rotate its order.
-    return res.map((out) => parseDigTlsa(out).sort());
-  };
+  // Sorted: an RRset is a set, and servers rotate its order. A server that
+  // does not answer usably fails the test instead of reading as empty.
+  const published = () => Promise.all([sb.bind.primary, sb.bind.secondary!].map((s) => tlsaAt(s, owner)));
   const renew = async () => {
     const r = await sb.cli(['renew', '--config', cfg]);
     assert.notEqual(r.code, 1, r.stdout + r.stderr);
@@ -180,24 +177,50 @@ describe('DANE rollover on real BIND (primary + secondary), Postfix and Pebble',
     } finally {
       await watcher.stop();
     }
+    assertWatched(watcher, TTL);
     assert.deepEqual(watcher.violations(), []);
     assert.ok(watcher.servedKeys().length >= 2, 'the watcher saw both keys served');
   });
 
-  it('kill -9 at random instants during a rollover: it resumes and the invariant holds', async () => {
+  it('kill -9 at random instants inside passes during a rollover: it resumes and the invariant holds', async (t) => {
     const j0 = await journal();
     const watcher = new DaneWatcher({ servers: [sb.bind.primary, sb.bind.secondary!], owner, smtpPort: sb.postfix.port, ttl: TTL });
     watcher.start();
+    const lockFile = path.join(sb.stateDir, 'lock');
+    const phasesAtKill: string[] = [];
     try {
-      assert.equal((await sb.cli(['rollover', '--cert', 'mx1', '--config', cfg])).code === 1, false);
-      for (let i = 0; i < 8; i++) {
+      const req = await sb.cli(['rollover', '--cert', 'mx1', '--config', cfg]);
+      assert.equal(req.code, 0, req.stdout + req.stderr);
+      // Passes inside the hold only wait; kill the ones that do the work
+      // (the journal is read only to know when that starts).
+      const hold = Date.parse((await journal()).holdUntil ?? '');
+      await pollUntil(async () => (!(Date.now() <= hold) ? true : undefined), { deadlineMs: 60_000, what: 'the hold to end' });
+      // Each kill must land inside a pass: after the pass took the agent lock
+      // (so it had started its work), while it still held it (not finished).
+      let landed = 0;
+      // Kill at a random instant within a pass's length, learnt from passes that finished first.
+      let span = 1500;
+      for (let attempt = 0; landed < 8; attempt++) {
+        assert.ok(attempt < 40, `only ${landed} of ${attempt} kills landed inside a pass`);
         const p = spawn(process.execPath, [CLI, 'renew', '--config', cfg], { stdio: 'ignore' });
         // Listen from the start: a pass with nothing to do can finish before the kill.
-        const exited = new Promise((r) => p.once('exit', r));
-        await new Promise((r) => setTimeout(r, 50 + Math.floor(Math.random() * 400)));
+        const exited = new Promise<NodeJS.Signals | null>((r) => p.once('exit', (_code, signal) => r(signal)));
+        let done = false;
+        void exited.then(() => (done = true));
+        const started = await pollUntil(async () => (done ? false : (await access(lockFile).then(() => true, () => undefined))), { deadlineMs: 30_000, intervalMs: 5, what: 'the pass to take the lock' });
+        if (!started) continue;
+        const lockedAt = Date.now();
+        await new Promise((r) => setTimeout(r, Math.floor(Math.random() * span)));
         p.kill('SIGKILL');
-        await exited;
+        const signal = await exited;
+        const held = await access(lockFile).then(() => true, () => false);
+        if (signal === 'SIGKILL' && held) {
+          landed++;
+          phasesAtKill.push((await journal()).phase);
+        } else span = Math.max(20, 0.8 * (Date.now() - lockedAt));
       }
+      t.diagnostic(`journal phase after each kill: ${phasesAtKill.join(', ')}`);
+      assert.ok(phasesAtKill.some((p) => p !== 'STEADY'), `some kill landed mid-rollover: ${phasesAtKill.join(', ')}`);
       await pollUntil(
         async () => {
           await renew();
@@ -211,7 +234,9 @@ describe('DANE rollover on real BIND (primary + secondary), Postfix and Pebble',
     } finally {
       await watcher.stop();
     }
+    assertWatched(watcher, TTL);
     assert.deepEqual(watcher.violations(), []);
+    assert.ok(watcher.servedKeys().includes(j0.next.tlsa), 'the watcher saw the next key served');
   });
 
   it('mxcert check reports a mismatch when the served key is not in the RRset', async () => {

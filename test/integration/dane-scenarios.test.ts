@@ -1,336 +1,22 @@
-// DANE rollover scenarios on real servers (issue 4 "Tests", DESIGN §6):
+// DANE rollover scenarios on real servers (docs/architecture.md, "DANE rollover"):
 // a lagging secondary, kill -9 at phase boundaries and inside the swap, a
 // failing live verification, the PowerDNS and hook publishers, and dual key
 // types. Rollovers are started with `mxcert rollover --cert mx1` and driven
 // by repeated `mxcert renew`, as a timer would. The invariant is checked by
-// an independent watcher (openssl against Postfix, dig against every
+// an independent watcher (STARTTLS to Postfix, DNS over TCP to every
 // authoritative server); mxcert's journal is read only to know when to stop
 // waiting or where to kill, never to decide whether the invariant held.
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
-import { access, chmod, readFile, writeFile } from 'node:fs/promises';
-import { Worker } from 'node:worker_threads';
-import net from 'node:net';
+import { chmod, readFile, writeFile } from 'node:fs/promises';
 import path from 'node:path';
-import { CLI, POSTFIX_RELOAD_HOOK, REPO, startSandbox, type Sandbox, type SandboxConfig } from '../support/sandbox.js';
-import { DaneWatcher, findViolations, servedHash, spkiHash, tlsaAt, type KeyFamily, type WatchSample } from '../support/dane-watcher.js';
-import { dig, type DnsServerAddr } from '../env/bind.js';
+import { CLI, POSTFIX_RELOAD_HOOK, startSandbox } from '../support/sandbox.js';
+import { assertWatched, findViolations, spkiHash, tlsaAt, type KeyFamily } from '../support/dane-watcher.js';
+import { dig } from '../env/bind.js';
 import { startPdns, type PdnsEnv } from '../env/pdns.js';
 import { startUnbound, type UnboundEnv } from '../env/unbound.js';
 import { logTail, pollUntil, run, startDaemon, stopPid, type Daemon } from '../env/proc.js';
-
-const TTL = 2;
-const WINDOW_MS = 2 * TTL * 1000;
-const NSUPDATE_TLSA_HOOK = path.join(REPO, 'hooks', 'nsupdate-tlsa');
-const FOREIGN = 'ab'.repeat(32);
-
-interface KeyRef {
-  id: string;
-  tlsa: string;
-}
-interface Journal {
-  phase: string;
-  current: KeyRef;
-  next: KeyRef;
-  old?: KeyRef;
-  rollover?: unknown;
-  updatedAt: string;
-}
-
-const pause = (ms: number) => new Promise((r) => setTimeout(r, ms));
-
-/** Everything one describe needs around its sandbox. */
-class Rig {
-  cfg = '';
-  cfgObj: SandboxConfig = {};
-  owner = '';
-  /** Servers the DANE publisher's records are served from (what the watcher asks). */
-  servers: DnsServerAddr[] = [];
-  log: string[] = [];
-  /** Certificates mxcert reported issued, over every run through cli(). */
-  issued = 0;
-
-  constructor(readonly sb: Sandbox) {
-    this.owner = `_${sb.postfix.port}._tcp.mx1.example.test`;
-  }
-
-  journalPath(keyType = 'ecdsa-p256'): string {
-    return path.join(this.sb.stateDir, 'certs', 'mx1', keyType, 'dane', 'journal.json');
-  }
-
-  async journal(keyType = 'ecdsa-p256'): Promise<Journal | undefined> {
-    try {
-      return JSON.parse(await readFile(this.journalPath(keyType), 'utf8')) as Journal;
-    } catch (err) {
-      if ((err as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
-      throw err;
-    }
-  }
-
-  /** The RRset each server serves, sorted. */
-  published(servers = this.servers): Promise<string[][]> {
-    return Promise.all(servers.map((s) => tlsaAt(s, this.owner)));
-  }
-
-  served(family?: KeyFamily): Promise<string> {
-    return servedHash(this.sb.postfix.port, family);
-  }
-
-  /** The last few CLI outputs, for failure messages. */
-  tail(n = 4): string {
-    return this.log.slice(-n).join('\n----\n');
-  }
-
-  async cli(args: string[], cfg = this.cfg): Promise<{ code: number; stdout: string; stderr: string }> {
-    const r = await this.sb.cli([...args, '--config', cfg], { env: { MXCERT_LOG_LEVEL: 'info' } });
-    this.issued += (r.stderr.match(/"msg":"certificate issued"/g) ?? []).length;
-    this.log.push(`$ mxcert ${args.join(' ')} → ${r.code}\n${r.stdout}${r.stderr.split('\n').slice(-30).join('\n')}`);
-    return r;
-  }
-
-  /** One timer-like pass that must not fail. */
-  async pass(cfg = this.cfg): Promise<{ code: number; stdout: string; stderr: string }> {
-    const r = await this.cli(['renew'], cfg);
-    assert.notEqual(r.code, 1, `a pass failed:\n${this.tail(1)}`);
-    return r;
-  }
-
-  /**
-   * Runs passes (with a short pause between them, like a timer) until
-   * `until` returns a value. A failing pass fails the test at once.
-   */
-  async drive<T>(until: () => Promise<T | undefined>, what: string, opts: { deadlineMs?: number; cfg?: string } = {}): Promise<T> {
-    const deadline = Date.now() + (opts.deadlineMs ?? 90_000);
-    for (;;) {
-      const v = await until();
-      if (v !== undefined) return v;
-      if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}\n${await this.diag()}\n${this.tail()}`);
-      await this.pass(opts.cfg);
-      await pause(200);
-    }
-  }
-
-  /** Adoption until every key type's journal is STEADY: one certificate per key type, not more. */
-  async adopt(keyTypes = ['ecdsa-p256']): Promise<void> {
-    const before = this.issued;
-    await this.drive(
-      async () => ((await Promise.all(keyTypes.map((k) => this.journal(k)))).every((j) => j?.phase === 'STEADY') ? true : undefined),
-      'adoption to reach STEADY',
-    );
-    assert.equal(this.issued - before, keyTypes.length, `certificates issued during adoption\n${this.tail()}`);
-  }
-
-  /** Whether each server still answers, for timeout messages. */
-  async diag(): Promise<string> {
-    const lines = await Promise.all(
-      this.servers.map(async (s) => `${s.host}:${s.port} SOA: ${(await dig(s, ['+short', this.owner.replace(/^.*?\.mx1\./, ''), 'SOA'])).trim() || 'no answer'}`),
-    );
-    const served = await this.served().catch((err: Error) => `error: ${err.message.split('\n')[0]}`);
-    return [...lines, `Postfix serves: ${served}`].join('\n');
-  }
-
-  /** Rollover requested and driven until it has swapped and retired (journal used only to know when to stop). */
-  async completeRollover(before: Record<string, Journal>, cfg = this.cfg): Promise<void> {
-    await this.drive(
-      async () => {
-        for (const [k, j0] of Object.entries(before)) {
-          const j = await this.journal(k);
-          if (!(j && j.phase === 'STEADY' && !j.old && j.current.tlsa === j0.next.tlsa)) return undefined;
-        }
-        return true;
-      },
-      'the rollover to swap and retire',
-      { cfg },
-    );
-  }
-
-  /**
-   * `mxcert rollover --cert mx1`, then `mxcert renew` passes, until `stop`
-   * says the last run is the one we wanted; every other run must exit 0.
-   * `beforeEach` runs before each of them.
-   */
-  async runUntil(
-    cfg: string,
-    stop: (r: { code: number; stdout: string }) => Promise<boolean>,
-    what: string,
-    beforeEach?: () => Promise<void>,
-  ): Promise<{ code: number; stdout: string; stderr: string }> {
-    const deadline = Date.now() + 60_000;
-    for (let first = true; ; first = false) {
-      assert.ok(Date.now() < deadline, `timed out waiting for ${what}\n${this.tail()}`);
-      await beforeEach?.();
-      const r = await this.cli(first ? ['rollover', '--cert', 'mx1'] : ['renew'], cfg);
-      if (await stop(r)) return r;
-      assert.equal(r.code, 0, this.tail(1));
-      await pause(200);
-    }
-  }
-
-  watcher(families?: KeyFamily[]): DaneWatcher {
-    return new DaneWatcher({ servers: this.servers, owner: this.owner, smtpPort: this.sb.postfix.port, ttl: TTL, ...(families ? { families } : {}) });
-  }
-
-  /**
-   * Runs `mxcert ARGS` in the background and SIGKILLs it as soon as its
-   * journal is rewritten with phase `phase`. The journal is polled every
-   * millisecond from a worker thread, so the watcher's own work on the main
-   * event loop cannot delay the kill. Resolves when the process is gone.
-   */
-  async killAtPhase(args: string[], phase: string, keyType = 'ecdsa-p256'): Promise<{ killed: boolean; code: number | null; out: string }> {
-    const file = this.journalPath(keyType);
-    const initial = await readFile(file, 'utf8');
-    const child = spawn(process.execPath, [CLI, ...args, '--config', this.cfg], {
-      stdio: ['ignore', 'pipe', 'pipe'],
-      env: { ...process.env, MXCERT_LOG_LEVEL: 'info' },
-    });
-    let out = '';
-    child.stdout.on('data', (d: Buffer) => (out += d.toString()));
-    child.stderr.on('data', (d: Buffer) => (out += d.toString()));
-    const stop = new Int32Array(new SharedArrayBuffer(4));
-    const killer = new Worker(KILL_AT_PHASE_WORKER, { eval: true, workerData: { file, initial, phase, pid: child.pid, stop } });
-    const killerDone = new Promise<void>((resolve) => killer.once('exit', () => resolve()));
-    const r = await new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) =>
-      child.once('exit', (code, signal) => resolve({ code, signal })),
-    );
-    Atomics.store(stop, 0, 1);
-    await killerDone;
-    this.log.push(`$ mxcert ${args.join(' ')} (kill at ${phase}) → ${r.signal ?? r.code}\n${out.split('\n').slice(-30).join('\n')}`);
-    return { killed: r.signal === 'SIGKILL', code: r.code, out };
-  }
-
-  /**
-   * Repeats killAtPhase with `mxcert renew` until one run is killed at
-   * `phase`, while the journal stays in one of `before` (e.g. RETIRE waiting
-   * for its TTL); a run that went past `phase` unkilled fails the test.
-   */
-  async killRenewAt(phase: string, before: string[], keyType = 'ecdsa-p256'): Promise<number> {
-    const deadline = Date.now() + 60_000;
-    for (let runs = 1; ; runs++) {
-      const r = await this.killAtPhase(['renew'], phase, keyType);
-      if (r.killed) return runs;
-      assert.notEqual(r.code, 1, `a pass failed:\n${this.tail(1)}`);
-      const j = await this.journal(keyType);
-      if (!before.includes(j!.phase) || Date.now() > deadline) {
-        throw new Error(`never caught phase ${phase} (journal now ${j?.phase})\n${await this.diag()}\n${this.tail()}`);
-      }
-      await pause(200);
-    }
-  }
-}
-
-/** Worker body for killAtPhase (CommonJS, eval'd). */
-const KILL_AT_PHASE_WORKER = `
-const { workerData } = require('node:worker_threads');
-const { readFileSync } = require('node:fs');
-const { file, initial, phase, pid, stop } = workerData;
-const nap = new Int32Array(new SharedArrayBuffer(4));
-while (Atomics.load(stop, 0) === 0) {
-  let raw;
-  try { raw = readFileSync(file, 'utf8'); } catch { raw = initial; }
-  if (raw !== initial) {
-    let p;
-    try { p = JSON.parse(raw).phase; } catch {}
-    if (p === phase) {
-      try { process.kill(pid, 'SIGKILL'); } catch {}
-      break;
-    }
-  }
-  Atomics.wait(nap, 0, 0, 1);
-}
-`;
-
-function daneBlock(rig: Rig, publisher: object, extra: object = {}): object {
-  return {
-    enabled: true,
-    endpoints: [{ host: 'mx1.example.test', port: rig.sb.postfix.port }],
-    publisher,
-    keyLifetime: '90d',
-    minHold: '0s',
-    ...extra,
-  };
-}
-
-function rfc2136Publisher(rig: Rig): object {
-  const dns = rig.cfgObj.certificates[0].challenge.dns;
-  return { provider: 'rfc2136', server: dns.server, port: dns.port, zone: dns.zone, tsig: dns.tsig, ttl: TTL, nameservers: dns.nameservers };
-}
-
-async function bindRig(opts: { keys?: string[] } = {}): Promise<Rig> {
-  const sb = await startSandbox({ secondary: true, pebble: { validitySeconds: 3600 } });
-  const rig = new Rig(sb);
-  rig.servers = [sb.bind.primary, sb.bind.secondary!];
-  rig.cfgObj = sb.baseConfig({ challenge: 'dns-01', ...(opts.keys ? { keys: opts.keys } : {}) });
-  rig.cfgObj.certificates[0].dane = daneBlock(rig, rfc2136Publisher(rig));
-  rig.cfg = await sb.writeConfig(rig.cfgObj);
-  return rig;
-}
-
-/** Adds a record at the owner behind mxcert's back (an operator's, another host's). */
-async function foreignAdd(sb: Sandbox, owner: string, hex: string): Promise<void> {
-  await run('nsupdate', ['-k', sb.bind.tsig.keyFile], {
-    input: `server 127.0.0.1 ${sb.bind.primary.port}\nzone example.test\nupdate add ${owner} ${TTL} TLSA 3 1 1 ${hex}\nsend\n`,
-  });
-}
-
-/**
- * Makes Postfix start `n` smtpd processes now (n concurrent sessions), which
- * then stay idle for reuse. Without a reload, connections in the next
- * seconds are served by these processes, which read the certificate files
- * at start: so "the reload hook does not run" really means the old files
- * keep being served, instead of a fresh smtpd picking up the new files
- * whenever two probes overlap.
- */
-async function preforkSmtpd(port: number, n: number): Promise<void> {
-  const socks = await Promise.all(
-    Array.from(
-      { length: n },
-      () =>
-        new Promise<net.Socket>((resolve, reject) => {
-          const s = net.connect({ host: '127.0.0.1', port });
-          s.setTimeout(10_000, () => s.destroy(new Error('no banner')));
-          s.on('error', reject); // no-op once resolved
-          s.once('data', () => resolve(s));
-        }),
-    ),
-  );
-  await Promise.all(
-    socks.map(
-      (s) =>
-        new Promise<void>((resolve) => {
-          s.once('close', () => resolve());
-          s.end('QUIT\r\n');
-        }),
-    ),
-  );
-}
-
-async function exists(p: string): Promise<boolean> {
-  return access(p).then(
-    () => true,
-    () => false,
-  );
-}
-
-function sameSet(a: string[], b: string[]): boolean {
-  return a.length === b.length && [...a].sort().every((x, i) => x === [...b].sort()[i]);
-}
-
-// ---------------------------------------------------------------------------
-
-describe('the watcher itself', () => {
-  it('flags a served key missing from an RRset seen within 2 × TTL, and only then', () => {
-    const t0 = 1_000_000;
-    const dns = (t: number, ...h: string[]): WatchSample => ({ t, kind: 'dns', server: 'ns', hashes: h });
-    const served = (t: number, h: string): WatchSample => ({ t, kind: 'served', family: 'any', hashes: [h] });
-    // b served 1 s after an RRset without it was seen: violation.
-    assert.equal(findViolations([dns(t0, 'a'), dns(t0 + 500, 'a', 'b'), served(t0 + 1000, 'b')], TTL).length, 1);
-    // ... but not once 2 × TTL have passed since the last RRset without it.
-    assert.deepEqual(findViolations([dns(t0, 'a'), dns(t0 + 500, 'a', 'b'), served(t0 + WINDOW_MS + 1, 'b')], TTL), []);
-    // An empty answer (no DANE there) constrains nothing.
-    assert.deepEqual(findViolations([dns(t0), served(t0 + 1, 'b')], TTL), []);
-  });
-});
+import { bindRig, daneBlock, exists, FOREIGN, foreignAdd, NSUPDATE_TLSA_HOOK, pause, preforkSmtpd, Rig, sameSet, TTL, WINDOW_MS, type Journal } from '../support/dane-rig.js';
 
 describe('lagging secondary: no swap until every server has the next record', { timeout: 300_000 }, () => {
   let rig: Rig;
@@ -353,12 +39,13 @@ describe('lagging secondary: no swap until every server has the next record', { 
 
       // Rollover 1 (normal) up to the swap: Postfix now serves n0.
       assert.equal((await rig.cli(['rollover', '--cert', 'mx1'])).code, 0, rig.tail(1));
-      await rig.drive(async () => ((await rig.journal())?.phase === 'RETIRE' ? true : undefined), 'the first swap');
+      await rig.drive(async () => ((await rig.journal())?.phase === 'RETIRE_OLD' ? true : undefined), 'the first swap');
       assert.equal(await rig.served(), n0, 'swapped to the former next key');
       const oldKeyFile = path.join(path.dirname(rig.journalPath()), 'keys', `${(await rig.journal())!.old!.id}.pem`);
 
       // The secondary goes away before the retire update: from now on the new
       // next key exists on the primary only.
+      watcher.expectDown(sb.bind.secondary!);
       await sb.bind.stopSecondary!();
       const lagFrom = Date.now();
       await rig.drive(
@@ -395,6 +82,7 @@ describe('lagging secondary: no swap until every server has the next record', { 
 
       const restartAt = Date.now();
       await sb.bind.startSecondary!();
+      watcher.expectUp(sb.bind.secondary!);
       await rig.drive(
         async () => {
           const sets = await rig.published();
@@ -412,6 +100,7 @@ describe('lagging secondary: no swap until every server has the next record', { 
     } finally {
       await watcher.stop();
     }
+    assertWatched(watcher, TTL);
     assert.deepEqual(watcher.violations(), []);
     const counts = watcher.counts();
     assert.ok((counts['served:any'] ?? 0) > 20 && (counts[`dns:127.0.0.1:${sb.bind.secondary!.port}`] ?? 0) > 10, JSON.stringify(counts));
@@ -442,7 +131,7 @@ describe('kill -9 at phase boundaries and inside the swap', { timeout: 300_000 }
     }
   }
 
-  it('SIGKILL when the journal turns SWAP, RETIRE, AWAIT_VISIBLE: each restart resumes, the rollover completes', async (t) => {
+  it('SIGKILL when the journal turns SWAP, RETIRE_OLD, AWAIT_VISIBLE: each restart resumes, the rollover completes', async (t) => {
     await rig.adopt();
     const watcher = rig.watcher().start();
     try {
@@ -455,15 +144,17 @@ describe('kill -9 at phase boundaries and inside the swap', { timeout: 300_000 }
         assert.equal(r.code, 0, rig.tail(1)); // waited for the hold
         swapRuns += await rig.killRenewAt('SWAP', ['STEADY']);
       }
-      // RETIRE: killed right after the swap was verified and recorded.
-      const retireRuns = await rig.killRenewAt('RETIRE', ['SWAP']);
+      // RETIRE_OLD: killed right after the swap was verified and recorded.
+      const retireRuns = await rig.killRenewAt('RETIRE_OLD', ['SWAP']);
       // AWAIT_VISIBLE: killed after the retire update, before every server
       // confirmed it. The secondary is held back for this pass: with it up,
       // AWAIT_VISIBLE lasts only the few ms a NOTIFY + IXFR take.
+      watcher.expectDown(rig.sb.bind.secondary!);
       await rig.sb.bind.stopSecondary!();
-      const awaitRuns = await rig.killRenewAt('AWAIT_VISIBLE', ['RETIRE']);
+      const awaitRuns = await rig.killRenewAt('AWAIT_VISIBLE', ['RETIRE_OLD']);
       await rig.sb.bind.startSecondary!();
-      t.diagnostic(`runs until killed: SWAP ${swapRuns}, RETIRE ${retireRuns}, AWAIT_VISIBLE ${awaitRuns}`);
+      watcher.expectUp(rig.sb.bind.secondary!);
+      t.diagnostic(`runs until killed: SWAP ${swapRuns}, RETIRE_OLD ${retireRuns}, AWAIT_VISIBLE ${awaitRuns}`);
       const j = (await rig.journal())!;
       assert.equal(j.current.tlsa, j0.next.tlsa, 'journal sanity');
       await rig.completeRollover({ 'ecdsa-p256': j0 });
@@ -473,6 +164,7 @@ describe('kill -9 at phase boundaries and inside the swap', { timeout: 300_000 }
     } finally {
       await watcher.stop();
     }
+    assertWatched(watcher, TTL);
     assert.deepEqual(watcher.violations(), []);
     assert.ok(watcher.servedKeys().length >= 2, 'the watcher saw both keys served');
   });
@@ -503,6 +195,7 @@ describe('kill -9 at phase boundaries and inside the swap', { timeout: 300_000 }
     } finally {
       await watcher.stop();
     }
+    assertWatched(watcher, TTL);
     assert.deepEqual(watcher.violations(), []);
   });
 
@@ -532,6 +225,7 @@ describe('kill -9 at phase boundaries and inside the swap', { timeout: 300_000 }
     } finally {
       await watcher.stop();
     }
+    assertWatched(watcher, TTL);
     assert.deepEqual(watcher.violations(), []);
   });
 });
@@ -570,24 +264,28 @@ describe('failing live verification during a rollover', { timeout: 300_000 }, ()
       }
       const combined = /-----BEGIN CERTIFICATE-----[\s\S]+?-----END CERTIFICATE-----/.exec(await readFile(sb.combinedPath(), 'utf8'))![0];
       assert.equal(spkiHash(combined), c, 'the deployed file is the old one again');
-      // A failed swap honours the failure backoff: the next timer pass does
-      // not order again (a broken reload hook must not burn the CA's limits).
+      // A failed swap honours the failure backoff while the config is
+      // unchanged: the next timer pass does not order again (a broken reload
+      // hook must not burn the CA's limits).
       const issuedBefore = rig.issued;
-      const waiting = await rig.cli(['renew']);
+      const waiting = await rig.cli(['renew'], noReloadCfg);
       assert.equal(waiting.code, 0, rig.tail(1));
       assert.match(waiting.stdout, /backing off after a failure/, rig.tail(1));
       assert.equal(rig.issued, issuedBefore, 'no certificate ordered during the backoff');
       assert.equal(await rig.served(), c);
-      // The hook is back; the operator retries now (--force skips timing and
-      // backoff, never the hold or the checks), and the rollover completes.
-      const retried = await rig.cli(['renew', '--force']);
+      // The hook is back: the config changed, so the backoff no longer holds,
+      // and the certificate already issued for the next key (kept staged) is
+      // deployed without a new order; the rollover completes.
+      const retried = await rig.cli(['renew']);
       assert.equal(retried.code, 0, rig.tail(1));
+      assert.equal(rig.issued, issuedBefore, 'the staged certificate is deployed, no new order');
       await rig.completeRollover({ 'ecdsa-p256': j0 });
       assert.equal(await rig.served(), n);
       for (const s of await rig.published()) assert.ok(s.includes(n) && !s.includes(c) && s.length === 2, `retired: ${s}`);
     } finally {
       await watcher.stop();
     }
+    assertWatched(watcher, TTL);
     assert.deepEqual(watcher.violations(), []);
   });
 });
@@ -654,6 +352,7 @@ describe('the same rollover through the PowerDNS publisher', { timeout: 300_000 
     } finally {
       await watcher.stop();
     }
+    assertWatched(watcher, TTL);
     const mine = watcher.samples.filter((s) => !(s.kind === 'served' && s.hashes[0] === placeholder));
     assert.deepEqual(findViolations(mine, TTL), []);
     assert.ok(watcher.servedKeys().length >= 3, 'placeholder, adopted key and rolled key all seen');
@@ -665,6 +364,8 @@ describe('the same rollover through the hook publisher (hooks/nsupdate-tlsa)', {
   before(async () => {
     const sb = await startSandbox({ secondary: true, pebble: { validitySeconds: 3600 } });
     rig = new Rig(sb);
+    // The hook's own output, which shows it published, is logged at debug level.
+    rig.logLevel = 'debug';
     rig.servers = [sb.bind.primary, sb.bind.secondary!];
     rig.cfgObj = sb.baseConfig({ challenge: 'dns-01' });
     rig.cfgObj.certificates[0].dane = daneBlock(rig, {
@@ -688,7 +389,7 @@ describe('the same rollover through the hook publisher (hooks/nsupdate-tlsa)', {
 
   it('adoption → rollover → retire on both BIND servers; foreign record survives', async () => {
     await rig.adopt();
-    assert.match(rig.log.join('\n'), /nsupdate-tlsa: tlsa-publish at /, 'the hook published');
+    assert.match(rig.stderr.join('\n'), /nsupdate-tlsa: tlsa-publish at /, 'the hook published');
     const watcher = rig.watcher().start();
     try {
       await foreignAdd(rig.sb, rig.owner, FOREIGN);
@@ -712,6 +413,7 @@ describe('the same rollover through the hook publisher (hooks/nsupdate-tlsa)', {
     } finally {
       await watcher.stop();
     }
+    assertWatched(watcher, TTL);
     assert.deepEqual(watcher.violations(), []);
     assert.ok(watcher.servedKeys().length >= 2);
   });
@@ -755,6 +457,7 @@ describe('dual key types (ECDSA + RSA chains in Postfix)', { timeout: 300_000 },
     } finally {
       await watcher.stop();
     }
+    assertWatched(watcher, TTL);
     assert.deepEqual(watcher.violations(), []);
     for (const k of KEYS) {
       // The placeholder Postfix served before adoption (no DANE then), then old, then new.
@@ -820,6 +523,7 @@ describe('emergency rollover (mxcert rollover --emergency)', { timeout: 300_000 
     } finally {
       await watcher.stop();
     }
+    assertWatched(watcher, TTL);
     assert.deepEqual(watcher.violations(), []);
   });
 });
@@ -885,6 +589,7 @@ describe('validating resolver: a swap waits for AD (dane.validatingResolver, rea
     } finally {
       await watcher.stop();
     }
+    assertWatched(watcher, TTL);
     assert.deepEqual(watcher.violations(), []);
   });
 });
@@ -938,6 +643,7 @@ describe('mxcert rollover while the daemon runs: the daemon is nudged and swaps 
     } finally {
       await watcher.stop();
     }
+    assertWatched(watcher, TTL);
     assert.deepEqual(watcher.violations(), []);
   });
 });

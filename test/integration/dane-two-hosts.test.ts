@@ -10,7 +10,7 @@ import assert from 'node:assert/strict';
 import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { POSTFIX_RELOAD_HOOK, startSandbox, type Sandbox, type SandboxConfig } from '../support/sandbox.js';
-import { DaneWatcher, servedHash, tlsaAt } from '../support/dane-watcher.js';
+import { assertWatched, DaneWatcher, servedHash, tlsaAt } from '../support/dane-watcher.js';
 import { dig, type DnsServerAddr } from '../env/bind.js';
 import { startPostfix, type PostfixEnv } from '../env/postfix.js';
 import { run } from '../env/proc.js';
@@ -131,6 +131,7 @@ describe('two MX hosts, two agents, one zone', { timeout: 600_000 }, () => {
     );
     const j1 = await Promise.all(hosts.map((h) => journal(h)));
     for (const h of hosts) await h.watcher.stop();
+    for (const h of hosts) assertWatched(h.watcher, TTL);
 
     for (const [i, h] of hosts.entries()) {
       const want = sorted([j1[i]!.current.tlsa, j1[i]!.next.tlsa, ...(i === 0 ? [FOREIGN] : [])]);

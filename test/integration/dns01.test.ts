@@ -15,6 +15,7 @@ import type { Rfc2136Config } from '../../src/config/schema.js';
 import type { ChallengeInput } from '../../src/obtain/solver.js';
 import type { DnsServer } from '../../src/dns/types.js';
 import { DnsError } from '../../src/errors.js';
+import { freePort } from '../env/proc.js';
 
 let env: BindEnv;
 let primary: DnsServer;
@@ -223,6 +224,41 @@ describe('dns-01 over RFC 2136 against BIND 9', { timeout: 120_000 }, () => {
       // secondary reloads its stale on-disk copy and only refreshes on its SOA
       // refresh timer (60 s), so startSecondary() would wait out its deadline.
     }
+  });
+
+  it('cleanup journal: an entry only for a TXT the server accepted; it leaves on delete, or when every server confirms it absent', async () => {
+    // The secondary is down from here on: check the primary only.
+    const only = { nameservers: [`127.0.0.1:${primary.port}`] };
+    const events: string[] = [];
+    const journal = {
+      added: async (c: ChallengeInput, owner: string) => void events.push(`added ${owner} ${c.value}`),
+      removed: async (c: ChallengeInput) => void events.push(`removed ${c.value}`),
+    };
+    const solver = createDns01Solver(config(only), { tsigSecret: env.tsig.secret, logger, journal });
+    // A name outside the zone: refused before any update, so nothing to record.
+    const outside = challenge('mx3.elsewhere.test');
+    await assert.rejects(solver.present(outside), /is not in the configured zone/);
+    assert.deepEqual(events, []);
+    await solver.cleanup(outside);
+    assert.deepEqual(events, [`removed ${outside.value}`], 'its cleanup succeeds: there is nothing to remove');
+
+    events.length = 0;
+    const ch = challenge(`mx1.${env.zone}`);
+    await solver.present(ch);
+    assert.deepEqual(events, [`added ${ownerOf(ch.identifier)} ${ch.value}`]);
+
+    // The delete cannot reach the server, and the record is still served: the entry stays.
+    const deadServer = createDns01Solver(config({ ...only, port: await freePort() }), { tsigSecret: env.tsig.secret, logger, journal });
+    await assert.rejects(deadServer.cleanup(ch), /cannot reach/);
+    assert.equal(events.length, 1, 'not removed');
+    await solver.cleanup(ch);
+    assert.deepEqual(events.slice(1), [`removed ${ch.value}`]);
+    assert.equal(txtValues(await txtAt(primary, ownerOf(ch.identifier)), ownerOf(ch.identifier)).includes(ch.value), false);
+
+    // The delete cannot reach the server, but no server serves the record (it was removed by hand): the entry leaves.
+    events.length = 0;
+    await deadServer.cleanup(ch);
+    assert.deepEqual(events, [`removed ${ch.value}`]);
   });
 
   it('never logs the TSIG secret (nor puts it into an error)', () => {

@@ -44,6 +44,15 @@ export interface RenewalWindow {
   explanationURL?: string;
 }
 
+/** A POST with a payload to an authorization URL (RFC 8555 §7.5.2 deactivation) and Pebble's answer. */
+export interface RecordedAuthzUpdate {
+  url: string;
+  payload: unknown;
+  /** Pebble's HTTP status and the authorization object it returned. */
+  status: number;
+  response: { status?: string; identifier?: { value: string } } | undefined;
+}
+
 /** The decoded payload of a newOrder request (RFC 8555 §7.4, RFC 9773 §5, draft-ietf-acme-profiles). */
 export interface RecordedOrder {
   identifiers: Array<{ type: string; value: string }>;
@@ -70,6 +79,14 @@ export interface AcmeFront {
   readonly orders: RecordedOrder[];
   /** Certificate downloads (POST-as-GET to Pebble's certificate URLs), tampered or not. */
   readonly certDownloads: number;
+  /** Updates (non-empty payloads) POSTed to authorization URLs, with Pebble's answers, in order. */
+  readonly authzUpdates: RecordedAuthzUpdate[];
+  /**
+   * A CA that requires a contact address (Pebble accepts accounts without
+   * one): answers every newAccount whose payload has no `contact` (and is
+   * not onlyReturnExisting) with `problem`; undefined stops it.
+   */
+  requireContact(problem: ProblemDoc | undefined): void;
   /**
    * ARI (RFC 9773) — Pebble 2.4 has none. Sets the suggested window for one
    * CertID (see `ariCertId`) or for every certificate (`'*'`, used when no
@@ -115,6 +132,8 @@ export interface AcmeFront {
  * e.g. https://HOST/certZ/5f3b...). Alternate chains are /certZ/SERIAL/N.
  */
 const PEBBLE_CERT_PATH = '/certZ/';
+/** Pebble 2.4's authorization URLs (wfe.go `authzPath`). */
+const PEBBLE_AUTHZ_PATH = '/authZ/';
 const ARI_PATH = '/renewal-info';
 const ACME_ERROR = 'urn:ietf:params:acme:error:';
 
@@ -159,6 +178,17 @@ function readBody(stream: IncomingMessage): Promise<Buffer> {
     stream.on('end', () => resolve(Buffer.concat(chunks)));
     stream.on('error', reject);
   });
+}
+
+/** The payload of a flattened JWS (RFC 7515 §7.2.2); undefined for POST-as-GET or anything unreadable. */
+function decodePayload(body: Buffer): unknown {
+  try {
+    const jws = JSON.parse(body.toString('utf8')) as { payload?: unknown };
+    if (typeof jws.payload !== 'string' || jws.payload === '') return undefined;
+    return JSON.parse(Buffer.from(jws.payload, 'base64url').toString('utf8')) as unknown;
+  } catch {
+    return undefined;
+  }
 }
 
 /** A newOrder payload from a flattened JWS (RFC 7515 §7.2.2); the signature is Pebble's business. */
@@ -372,11 +402,14 @@ export async function startAcmeFront(opts: AcmeFrontOptions): Promise<AcmeFront>
   const ariRequests: string[] = [];
   const orders: RecordedOrder[] = [];
   let certDownloads = 0;
+  const authzUpdates: RecordedAuthzUpdate[] = [];
+  let contactProblem: ProblemDoc | undefined;
 
   // Filled in once listening: the front's origin and Pebble's endpoint paths.
   let origin = '';
   let newOrderPath = '';
   let newNoncePath = '';
+  let newAccountPath = '';
   const dirPath = upstream.pathname;
 
   /**
@@ -519,6 +552,41 @@ export async function startAcmeFront(opts: AcmeFrontOptions): Promise<AcmeFront>
     res.end(body);
   }
 
+  /** newAccount: refused without a contact while `requireContact` is set; otherwise Pebble's. */
+  async function handleNewAccount(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    const body = await readBody(req);
+    const payload = decodePayload(body) as { contact?: unknown; onlyReturnExisting?: unknown } | undefined;
+    if (contactProblem && payload && payload.contact === undefined && payload.onlyReturnExisting !== true) {
+      sendProblem(res, contactProblem, { 'replay-nonce': await freshNonce(req.headers.host ?? upstream.host) });
+      return;
+    }
+    const upRes = await toPebble('POST', req.url ?? newAccountPath, forwardableHeaders(req.rawHeaders), body);
+    res.writeHead(upRes.statusCode ?? 502, forwardableHeaders(upRes.rawHeaders));
+    upRes.pipe(res);
+  }
+
+  /** Authorization URLs: updates (deactivation, RFC 8555 §7.5.2) are recorded with Pebble's answer. */
+  async function handleAuthz(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    const body = await readBody(req);
+    const payload = decodePayload(body);
+    const upRes = await toPebble('POST', req.url ?? '/', forwardableHeaders(req.rawHeaders), body);
+    if (payload === undefined) {
+      res.writeHead(upRes.statusCode ?? 502, forwardableHeaders(upRes.rawHeaders));
+      upRes.pipe(res);
+      return;
+    }
+    const answer = await readBody(upRes);
+    let response: RecordedAuthzUpdate['response'];
+    try {
+      response = JSON.parse(answer.toString('utf8')) as RecordedAuthzUpdate['response'];
+    } catch {
+      response = undefined;
+    }
+    authzUpdates.push({ url: `${origin}${req.url ?? ''}`, payload, status: upRes.statusCode ?? 0, response });
+    res.writeHead(upRes.statusCode ?? 502, [...forwardableHeaders(upRes.rawHeaders, ['content-length']), 'content-length', String(answer.length)]);
+    res.end(answer);
+  }
+
   /** Anything else: a plain streaming proxy. */
   async function passThrough(req: IncomingMessage, res: ServerResponse): Promise<void> {
     const upRes = await toPebble(req.method ?? 'GET', req.url ?? '/', forwardableHeaders(req.rawHeaders), req);
@@ -531,6 +599,8 @@ export async function startAcmeFront(opts: AcmeFrontOptions): Promise<AcmeFront>
     if (p === dirPath && (req.method === 'GET' || req.method === 'HEAD')) return handleDirectory(req, res);
     if (ariOn && (p === ARI_PATH || p.startsWith(`${ARI_PATH}/`))) return handleAri(req, res);
     if (p === newOrderPath && req.method === 'POST') return handleNewOrder(req, res);
+    if (p === newAccountPath && req.method === 'POST') return handleNewAccount(req, res);
+    if (p.startsWith(PEBBLE_AUTHZ_PATH) && req.method === 'POST') return handleAuthz(req, res);
     if (p.startsWith(PEBBLE_CERT_PATH) && req.method === 'POST') return handleCertDownload(req, res);
     return passThrough(req, res);
   }
@@ -562,8 +632,8 @@ export async function startAcmeFront(opts: AcmeFrontOptions): Promise<AcmeFront>
     // Learn Pebble's endpoint paths from its own directory (asked with the
     // front's Host, as every forwarded request is).
     const r = await toPebble('GET', dirPath, ['Host', `127.0.0.1:${port}`]);
-    const d = JSON.parse((await readBody(r)).toString('utf8')) as { newOrder?: string; newNonce?: string };
-    if (!d.newOrder || !d.newNonce) throw new Error(`Pebble's directory lacks newOrder/newNonce: ${JSON.stringify(d)}`);
+    const d = JSON.parse((await readBody(r)).toString('utf8')) as { newOrder?: string; newNonce?: string; newAccount?: string };
+    if (!d.newOrder || !d.newNonce || !d.newAccount) throw new Error(`Pebble's directory lacks newOrder/newNonce/newAccount: ${JSON.stringify(d)}`);
     const no = new URL(d.newOrder);
     if (no.origin !== origin) {
       // Would mean Pebble ignores Host; then URLs in bodies and headers would need rewriting.
@@ -571,6 +641,7 @@ export async function startAcmeFront(opts: AcmeFrontOptions): Promise<AcmeFront>
     }
     newOrderPath = no.pathname;
     newNoncePath = new URL(d.newNonce).pathname;
+    newAccountPath = new URL(d.newAccount).pathname;
   } catch (err) {
     await stopServer();
     throw err;
@@ -584,6 +655,10 @@ export async function startAcmeFront(opts: AcmeFrontOptions): Promise<AcmeFront>
     orders,
     get certDownloads() {
       return certDownloads;
+    },
+    authzUpdates,
+    requireContact(problem) {
+      contactProblem = problem;
     },
     setRenewalWindow(certId, win, retryAfterSeconds = 3600) {
       windows.set(certId, { win, retryAfter: retryAfterSeconds });

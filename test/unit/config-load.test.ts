@@ -5,7 +5,8 @@ import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { stringify } from 'yaml';
 import { checkConfig } from '../../src/config/check.js';
-import { expandOutputPath, loadConfig, readSecret, resolveConfigPath } from '../../src/config/load.js';
+import { loadConfig, readSecret, resolveConfigPath } from '../../src/config/load.js';
+import { expandOutputPath } from '../../src/deploy/output-paths.js';
 import { ConfigError, type ConfigProblem } from '../../src/errors.js';
 
 // Distinctive so a leak into any message is unmistakable.

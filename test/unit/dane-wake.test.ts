@@ -9,6 +9,7 @@ import path from 'node:path';
 import { daneWakeAt, nextWakeAt } from '../../src/daemon/wake.js';
 import { fallbackRenewalTime, jitterFor } from '../../src/schedule/renewal-time.js';
 import { StateStore } from '../../src/store/state-store.js';
+import { configFingerprint } from '../../src/schedule/config-fingerprint.js';
 import type { CertificateConfig, Config } from '../../src/config/schema.js';
 
 const NOW = new Date('2026-11-23T00:00:00Z');
@@ -48,10 +49,27 @@ describe('daneWakeAt', () => {
     assert.ok(hold >= NOW.getTime() + 30_000 && hold < NOW.getTime() + 31_000, `hold wake ${new Date(hold).toISOString()}`);
   });
 
-  it('RETIRE: one TTL after the swap', async () => {
+  it('RETIRE (a journal of an earlier version): one TTL after the swap', async () => {
     await journal({ phase: 'RETIRE', swappedAt: at(-10_000) });
     const w = (await daneWakeAt(store, cert, 'ecdsa-p256', NOW))!;
     assert.ok(w >= NOW.getTime() + 50_000 && w < NOW.getTime() + 51_000, new Date(w).toISOString());
+  });
+
+  it('RETIRE_OLD: at retireAfter (the larger TTL after the swap)', async () => {
+    await journal({ phase: 'RETIRE_OLD', swappedAt: at(-10_000), retireAfter: at(70_000) });
+    const w = (await daneWakeAt(store, cert, 'ecdsa-p256', NOW))!;
+    assert.ok(w >= NOW.getTime() + 70_000 && w < NOW.getTime() + 71_000, new Date(w).toISOString());
+  });
+
+  it('DANE off in the config: nothing moves on its own, except a retirement, which wakes when the keys may be freed', async () => {
+    const off = { ...cert, dane: undefined } as CertificateConfig;
+    await journal({ phase: 'STEADY' });
+    assert.equal(await daneWakeAt(store, off, 'ecdsa-p256', NOW), undefined);
+    await journal({ phase: 'RELEASE', retire: { startedAt: at(-5000), owners: [], records: [], releaseAt: at(40_000) } });
+    const w = (await daneWakeAt(store, off, 'ecdsa-p256', NOW))!;
+    assert.ok(w >= NOW.getTime() + 40_000 && w < NOW.getTime() + 41_000, new Date(w).toISOString());
+    await journal({ phase: 'AWAIT_GONE', retire: { startedAt: at(-5000), owners: [], records: [] } });
+    assert.ok((await daneWakeAt(store, off, 'ecdsa-p256', NOW))! > NOW.getTime(), 'looks again later, never a busy loop');
   });
 
   it('a deadline already passed (something without a deadline holds it back): later, not now', async () => {
@@ -86,8 +104,8 @@ describe('daneWakeAt', () => {
 describe('nextWakeAt: the earliest renewal, ARI check or DANE step over every certificate and key type', () => {
   let dir: string;
   let store: StateStore;
-  const plain = (name: string, keys: string[]) => ({ name, domains: [`${name}.example.test`], keys }) as unknown as CertificateConfig;
-  const config = (...certificates: CertificateConfig[]) => ({ certificates }) as unknown as Config;
+  const plain = (name: string, keys: string[]) => ({ name, domains: [`${name}.example.test`], keys, hooks: {} }) as unknown as CertificateConfig;
+  const config = (...certificates: CertificateConfig[]) => ({ acme: { directory: 'https://ca.example.test/dir' }, certificates }) as unknown as Config;
   const issue = async (name: string, keyType: string, notBefore: number, lifeMs: number) => {
     const id = await store.saveVersion(name, keyType, {
       keyPem: 'k',
@@ -131,5 +149,16 @@ describe('nextWakeAt: the earliest renewal, ARI check or DANE step over every ce
     await mkdir(d, { recursive: true });
     await writeFile(path.join(d, 'journal.json'), JSON.stringify({ version: 1, phase: 'RETIRE', swappedAt: at(0), current: { id: 'c', tlsa: 'aa', createdAt: at(-DAY) }, next: { id: 'n', tlsa: 'bb', createdAt: at(-DAY) }, updatedAt: at(0) }));
     assert.equal(await nextWakeAt(config(plain('a', ['ecdsa-p256']), daneCert), store, NOW), NOW.getTime() + 60_020);
+  });
+
+  it('a backoff under the config it failed with; none once the config has changed since', async () => {
+    const cfg = config(plain('c', ['ecdsa-p256']));
+    const cert = cfg.certificates[0]!;
+    const last = { at: at(-1000), result: 'failure' as const, error: 'x' };
+    // One failure: the first backoff step (one minute) from the last attempt.
+    await store.writeState('c', 'ecdsa-p256', { consecutiveFailures: 1, last: { ...last, configFingerprint: configFingerprint(cfg.acme, cert, 'ecdsa-p256') } });
+    assert.equal(await nextWakeAt(cfg, store, NOW), NOW.getTime() - 1000 + 60_000);
+    await store.writeState('c', 'ecdsa-p256', { consecutiveFailures: 1, last: { ...last, configFingerprint: 'another config' } });
+    assert.equal(await nextWakeAt(cfg, store, NOW), NOW.getTime(), 'nothing issued and the config changed since the failure: now');
   });
 });

@@ -24,6 +24,16 @@ describe('deb: what the bundle may import', () => {
     ];
     assert.deepEqual(unresolvedImports(src, ['pino', 'pino-pretty']), ['@scope/pkg/sub', 'left-pad', 'other']);
   });
+
+  it('import-like text inside strings is not an import (seen in @peculiar/x509 and tsyringe)', () => {
+    const src = [
+      `throw new Error("Cannot get 'saltLength' from 'alg' argument");`,
+      'throw new Error(`tsyringe requires a reflect polyfill. Please add \'import "reflect-metadata"\' to the top`);',
+      'const s = "require(\\"nope\\")";',
+      'import {\n  a,\n  b\n} from "multi-line";',
+    ];
+    assert.deepEqual(unresolvedImports(src, []), ['multi-line']);
+  });
 });
 
 describe('deb: Debian version of the npm version', () => {

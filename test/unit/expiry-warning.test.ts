@@ -79,7 +79,7 @@ describe('expiry warning', () => {
     await warnAboutAgingCertificates(cfg, store, new Date('2030-03-14T00:00:00Z'), log);
     const [first, ...rest] = await calls();
     assert.equal(rest.length, 0);
-    assert.match(first!, /^warning\|mx1\|ecdsa-p256\|certificate mx1 \(ecdsa-p256, serial 01\) expires at 2030-04-01T00:00:00\.000Z \(in 18 days\)/);
+    assert.match(first!, /^warning\|mx1\|ecdsa-p256\|certificate mx1 \(ecdsa-p256, serial 01\) expires at 2030-04-01 00:00:00Z \(in 18 days\)/);
     assert.match(first!, /4 failed attempts since the last success; last error: obtain: connect ECONNREFUSED 192\.0\.2\.1:443$/);
 
     await warnAboutAgingCertificates(cfg, store, new Date('2030-03-20T00:00:00Z'), log);
@@ -93,6 +93,6 @@ describe('expiry warning', () => {
     await warnAboutAgingCertificates(cfg, store, new Date('2030-06-24T00:00:00Z'), log);
     const all = await calls();
     assert.equal(all.length, 2);
-    assert.match(all[1]!, /^warning\|mx1\|ecdsa-p256\|certificate mx1 \(ecdsa-p256, serial 02\) expired at 2030-06-23T00:00:00\.000Z and has not been renewed: it is in the last fifth of its lifetime$/);
+    assert.match(all[1]!, /^warning\|mx1\|ecdsa-p256\|certificate mx1 \(ecdsa-p256, serial 02\) expired at 2030-06-23 00:00:00Z and has not been renewed: it is in the last fifth of its lifetime$/);
   });
 });

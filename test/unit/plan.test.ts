@@ -51,7 +51,10 @@ describe('planFromState', () => {
   it('the stored names are compared with the configured ones', () => {
     const p = planFromState({ ...cert, domains: ['mx1.example.test', 'mx2.example.test'] }, 'ecdsa-p256', fresh, meta(), false, d(DAY));
     assert.equal(p.reason, 'names-changed');
-    assert.equal(planFromState(cert, 'ecdsa-p256', fresh, meta({ names: ['MX1.example.test', 'other.test'] }), false, d(DAY)).reason, 'lifetime-fraction');
+    // Compared as the CA does (case-insensitively, without a final dot), and either way:
+    // a stored name no longer configured is a change too.
+    assert.equal(planFromState(cert, 'ecdsa-p256', fresh, meta({ names: ['MX1.example.test.'] }), false, d(DAY)).reason, 'lifetime-fraction');
+    assert.equal(planFromState(cert, 'ecdsa-p256', fresh, meta({ names: ['MX1.example.test', 'other.test'] }), false, d(DAY)).reason, 'names-changed');
   });
 
   it('ARI state applies to the certificate it was fetched for only', () => {
@@ -64,7 +67,7 @@ describe('planFromState', () => {
 
   it('failures back off from the last attempt, honouring the stored Retry-After', () => {
     const failed: CertState = { consecutiveFailures: 1, last: { at: d(DAY).toISOString(), result: 'failure', error: 'x' } };
-    assert.deepEqual(planFromState(cert, 'ecdsa-p256', failed, meta(), false, d(DAY)), { due: false, reason: 'backoff', at: new Date(t0 + DAY + 60_000) });
+    assert.deepEqual(planFromState(cert, 'ecdsa-p256', failed, meta(), false, d(DAY)), { due: false, reason: 'backoff', at: new Date(t0 + DAY + 60_000), failures: 1 });
     const retry = { ...failed, retryAfterUntil: d(DAY + 3_600_000).toISOString() };
     assert.deepEqual(planFromState(cert, 'ecdsa-p256', retry, meta(), false, d(DAY)).at, d(DAY + 3_600_000));
     // A count without a last attempt, or a last attempt without a count, is no failure history.

@@ -4,10 +4,12 @@ import fc from 'fast-check';
 import {
   backoffUntil,
   chooseAriInstant,
+  configChangedSince,
   emergencyPoint,
   emergencyRetryMs,
   fallbackRenewalTime,
   jitterFor,
+  namesDiffer,
   renewalTime,
   retryAfterInstant,
   RETRY_AFTER_MAX_MS,
@@ -55,6 +57,15 @@ describe('renewalTime decisions', () => {
   it('changed names: now', () => {
     assert.equal(renewalTime(base({ wantedNames: ['mx1.example.test', 'mx2.example.test'] })).reason, 'names-changed');
   });
+  it('a name removed from the config: now (names-changed), not kept until the next renewal', () => {
+    const two = cert(90 * DAY, ['mx1.example.test', 'mx2.example.test']);
+    assert.deepEqual(renewalTime(base({ current: two, wantedNames: ['mx1.example.test'] })), { at: d(DAY), reason: 'names-changed' });
+    assert.equal(renewalTime(base({ current: two, wantedNames: ['MX2.example.test', 'mx1.example.test.'] })).reason, 'lifetime-fraction', 'same set: case and a final dot do not count');
+    assert.equal(namesDiffer(['a.test', 'b.test'], ['b.test', 'a.test']), false);
+    assert.equal(namesDiffer(['a.test', 'b.test'], ['a.test']), true);
+    assert.equal(namesDiffer(['a.test'], ['a.test', 'b.test']), true);
+    assert.equal(namesDiffer(['*.a.test'], ['a.test']), true, 'a wildcard is not its base name');
+  });
   it('not due before the fallback point', () => {
     const r = renewalTime(base({ now: d(59 * DAY) }));
     assert.equal(r.reason, 'lifetime-fraction');
@@ -89,6 +100,27 @@ describe('renewalTime decisions', () => {
     const lastAt = d(61 * DAY);
     const until = backoffUntil({ count: 1, lastAt, retryAfterUntil: d(61 * DAY + 3 * H) }, cert(90 * DAY));
     assert.equal(until.getTime(), t0 + 61 * DAY + 3 * H);
+  });
+  it('a config changed since the failures lifts the backoff (the operator fixed something)', () => {
+    const lastAt = d(DAY);
+    const failures = { count: 3, lastAt, configFingerprint: 'A' };
+    const now = d(DAY + 5 * M); // 100 min of backoff left under the old config
+    assert.equal(renewalTime(base({ current: undefined, now, failures, configFingerprint: 'A' })).reason, 'backoff', 'same config: still waiting');
+    assert.deepEqual(renewalTime(base({ current: undefined, now, failures, configFingerprint: 'B' })), { at: now, reason: 'missing' });
+    assert.equal(configChangedSince(failures, 'B'), true);
+    assert.equal(configChangedSince(failures, 'A'), false);
+  });
+  it('an unknown fingerprint on either side keeps the backoff (history from before fingerprints)', () => {
+    const now = d(DAY + 5 * M);
+    const r1 = renewalTime(base({ current: undefined, now, failures: { count: 3, lastAt: d(DAY) }, configFingerprint: 'B' }));
+    const r2 = renewalTime(base({ current: undefined, now, failures: { count: 3, lastAt: d(DAY), configFingerprint: 'A' } }));
+    assert.deepEqual([r1.reason, r2.reason], ['backoff', 'backoff']);
+  });
+  it('a changed config does not lift the CA\'s Retry-After (it is about the account, not the config)', () => {
+    const lastAt = d(DAY);
+    const failures = { count: 1, lastAt, retryAfterUntil: d(DAY + 2 * H), configFingerprint: 'A' };
+    assert.deepEqual(renewalTime(base({ current: undefined, now: d(DAY + H), failures, configFingerprint: 'B' })), { at: d(DAY + 2 * H), reason: 'backoff' });
+    assert.equal(renewalTime(base({ current: undefined, now: d(DAY + 2 * H), failures, configFingerprint: 'B' })).reason, 'missing');
   });
   it('once the backoff has passed, the normal decision applies', () => {
     const lastAt = d(61 * DAY);

@@ -3,7 +3,8 @@
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import fc from 'fast-check';
-import { holdUntil, maySwap, rotationDue, type DaneJournal } from '../../src/dane/rollover.js';
+import { holdUntil, maySwap, rotationDue } from '../../src/dane/decide.js';
+import type { DaneJournal } from '../../src/dane/journal.js';
 
 const T0 = Date.parse('2026-11-01T00:00:00Z');
 const at = (ms: number) => new Date(T0 + ms);
@@ -11,7 +12,7 @@ const DAY = 86_400_000;
 
 function journal(over: Partial<DaneJournal> = {}): DaneJournal {
   return {
-    version: 1,
+    version: 2,
     phase: 'STEADY',
     current: { id: 'c', tlsa: 'aa'.repeat(32), createdAt: at(0).toISOString() },
     next: { id: 'n', tlsa: 'bb'.repeat(32), createdAt: at(0).toISOString() },

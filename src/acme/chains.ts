@@ -1,0 +1,41 @@
+// Alternate certificate chains (RFC 8555 §7.4.2): a CA may offer the same
+// certificate under other issuers, linked from the download with
+// `Link: <url>;rel="alternate"`. Pure functions; order.ts fetches.
+import { X509Certificate } from 'node:crypto';
+
+/** The targets of `rel="alternate"` links in one or more Link header values (RFC 8288 §3). */
+export function alternateLinks(header: string | string[] | undefined): string[] {
+  if (header === undefined) return [];
+  const text = Array.isArray(header) ? header.join(', ') : header;
+  const out: string[] = [];
+  // <target> followed by parameters up to the next link; a rel may list several types.
+  for (const m of text.matchAll(/<([^>]*)>((?:\s*;\s*[^;,]+(?:=(?:"[^"]*"|[^;,]*))?)*)/g)) {
+    const rel = /;\s*rel\s*=\s*(?:"([^"]*)"|([^;,\s]*))/i.exec(m[2] ?? '');
+    const types = (rel?.[1] ?? rel?.[2] ?? '').toLowerCase().split(/\s+/);
+    if (types.includes('alternate') && m[1]) out.push(m[1]);
+  }
+  return out;
+}
+
+/** The CN of the issuer of the topmost certificate of a PEM chain (what certbot's --preferred-chain matches). */
+export function topIssuerCn(chainPem: string): string | undefined {
+  const blocks = chainPem.match(/-----BEGIN CERTIFICATE-----[\s\S]+?-----END CERTIFICATE-----/g);
+  const top = blocks?.at(-1);
+  if (!top) return undefined;
+  try {
+    // Node renders the DN one attribute per line: "C=US\nO=...\nCN=...".
+    const cn = new X509Certificate(top).issuer.split('\n').find((l) => l.startsWith('CN='));
+    return cn?.slice(3);
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * The index of the first chain whose topmost certificate's issuer CN is
+ * `preferred` (exact match, as certbot and lego do), or undefined.
+ */
+export function pickChain(chainsPem: string[], preferred: string): number | undefined {
+  const i = chainsPem.findIndex((c) => topIssuerCn(c) === preferred);
+  return i < 0 ? undefined : i;
+}
