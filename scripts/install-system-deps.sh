@@ -44,6 +44,8 @@ PACKAGES=(
   # 3-member cluster on loopback (test/env/etcd.ts). The packaged service
   # must neither run nor start at boot: see disable_etcd_service.
   etcd-server etcd-client
+  # strace watches the atomic writer's fsync calls in test/unit/atomic-write.test.ts.
+  strace
 )
 
 # Packages whose services may have been started by a postinst; stopped below.

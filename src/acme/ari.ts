@@ -1,20 +1,20 @@
 // ACME Renewal Information (RFC 9773).
 import { X509Certificate } from 'node:crypto';
 import { MxcertError } from '../errors.js';
-import { authorityKeyId, readCertFields } from '../util/cert-fields.js';
+import { readCertFields } from '../util/cert-fields.js';
 
 /**
  * CertID (RFC 9773 §4.1): base64url(AuthorityKeyIdentifier.keyIdentifier) "."
  * base64url(the serial number's DER INTEGER contents octets, exactly as the
  * certificate encodes them, so including the leading 0x00 that DER adds when
- * the high bit is set).
+ * the high bit is set). Loads @peculiar/x509 (util/cert-fields.ts).
  */
-export function ariCertId(leafPem: string): string {
+export async function ariCertId(leafPem: string): Promise<string> {
   let aki: Buffer | undefined;
   let serial: Buffer;
   try {
-    const fields = readCertFields(new X509Certificate(leafPem).raw);
-    aki = authorityKeyId(fields);
+    const fields = await readCertFields(new X509Certificate(leafPem));
+    aki = fields.authorityKeyId;
     serial = fields.serialDer;
   } catch (err) {
     const why = err instanceof Error ? err.message : String(err);

@@ -13,7 +13,7 @@ import { importCertbot, zoneCandidates, type CertbotCertFacts, type CertbotLinea
 import { parseCertbotCredentials } from '../config/certbot-credentials.js';
 import { parseConfigObj, single } from '../config/configobj.js';
 import { queryDns, sameName } from '../dns/query.js';
-import { readCertFields, sanDnsNames } from '../util/cert-fields.js';
+import { readCertFields } from '../util/cert-fields.js';
 
 export interface ImportCertbotOptions {
   configDir: string;
@@ -114,7 +114,7 @@ async function readLineage(configDir: string, confPath: string, dns: boolean, id
 async function readCert(file: string): Promise<CertbotCertFacts | { error: string }> {
   try {
     const x = new X509Certificate(await readFile(file));
-    return { names: sanDnsNames(readCertFields(x.raw)), key: keyName(x) };
+    return { names: (await readCertFields(x)).dnsNames, key: keyName(x) };
   } catch (e) {
     return { error: `${file}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}` };
   }

@@ -45,7 +45,8 @@ const LEGACY: Record<string, Phase> = {
 export function phaseName(raw: unknown): Phase | undefined {
   if (typeof raw !== 'string') return undefined;
   if ((PHASES as readonly string[]).includes(raw)) return raw as Phase;
-  return LEGACY[raw];
+  // Own keys only: `constructor` or `__proto__` in a journal is no phase.
+  return Object.hasOwn(LEGACY, raw) ? LEGACY[raw] : undefined;
 }
 
 export function isRetirePhase(p: Phase): boolean {

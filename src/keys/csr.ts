@@ -1,31 +1,28 @@
 // PKCS#10 certificate signing requests (RFC 2986) for ACME finalize (RFC 8555
-// §7.4), written with der.ts and signed with node:crypto: no ASN.1 library to
-// load at start-up.
-import { createPrivateKey, createPublicKey, sign, type KeyObject } from 'node:crypto';
+// §7.4), built and signed by @peculiar/x509's Pkcs10CertificateRequestGenerator
+// over node's WebCrypto. The library is imported here, on the issuing path
+// only (util/cert-fields.ts: loadX509).
+import { createPrivateKey, createPublicKey, webcrypto, type KeyObject } from 'node:crypto';
 import { CsrError } from '../errors.js';
 import { keyTypeOf } from './keygen.js';
-import * as der from '../util/der.js';
-
-const OID_CN = '2.5.4.3';
-const OID_EXTENSION_REQUEST = '1.2.840.113549.1.9.14'; // PKCS #9 (RFC 2985 §5.4.2)
-const OID_SUBJECT_ALT_NAME = '2.5.29.17';
+import { loadX509 } from '../util/cert-fields.js';
 
 /** RFC 5280 Appendix A: ub-common-name INTEGER ::= 64. */
 const CN_MAX = 64;
 
 interface SigningAlg {
-  /** node:crypto digest name. */
-  hash: 'sha256' | 'sha384';
-  /** AlgorithmIdentifier DER for signatureAlgorithm. */
-  algorithmId: Buffer;
+  /** WebCrypto import parameters of the private and public key. */
+  key: RsaHashedImportParams | EcKeyImportParams;
+  /** WebCrypto signing parameters; the library writes the matching AlgorithmIdentifier. */
+  sign: Algorithm | EcdsaParams;
 }
 
-// ECDSA: RFC 5758 §3.2 — the parameters field MUST be absent.
-// RSA PKCS#1 v1.5: RFC 4055 §5 / RFC 8017 Appendix A.2.4 — parameters NULL.
+// ECDSA: ecdsa-with-SHA256/384, parameters absent (RFC 5758 §3.2).
+// RSA PKCS#1 v1.5: sha256WithRSAEncryption, parameters NULL (RFC 4055 §5, RFC 8017 Appendix A.2.4).
 const ALGS = {
-  'ecdsa-with-SHA256': { hash: 'sha256', algorithmId: der.sequence(der.oid('1.2.840.10045.4.3.2')) },
-  'ecdsa-with-SHA384': { hash: 'sha384', algorithmId: der.sequence(der.oid('1.2.840.10045.4.3.3')) },
-  sha256WithRSAEncryption: { hash: 'sha256', algorithmId: der.sequence(der.oid('1.2.840.113549.1.1.11'), der.nullValue()) },
+  'ecdsa-with-SHA256': { key: { name: 'ECDSA', namedCurve: 'P-256' }, sign: { name: 'ECDSA', hash: 'SHA-256' } },
+  'ecdsa-with-SHA384': { key: { name: 'ECDSA', namedCurve: 'P-384' }, sign: { name: 'ECDSA', hash: 'SHA-384' } },
+  sha256WithRSAEncryption: { key: { name: 'RSASSA-PKCS1-v1_5', hash: 'SHA-256' }, sign: { name: 'RSASSA-PKCS1-v1_5' } },
 } as const satisfies Record<string, SigningAlg>;
 
 /**
@@ -54,10 +51,15 @@ function signingAlgFor(key: KeyObject, keyPem: string): SigningAlg {
   }
 }
 
-function signAsync(hash: string, data: Buffer, key: KeyObject): Promise<Buffer> {
-  // The callback form runs in libuv's thread pool: an RSA-4096 signature does not stall the daemon.
-  // ECDSA signatures come out DER-encoded (Ecdsa-Sig-Value, RFC 3279 §2.2.3), node's default and what X.509 wants.
-  return new Promise((resolve, reject) => sign(hash, data, key, (err, sig) => (err ? reject(err) : resolve(sig))));
+/** The node key pair as WebCrypto keys: what the generator signs with (node runs the signature in its thread pool). */
+async function cryptoKeys(key: KeyObject, alg: SigningAlg): Promise<CryptoKeyPair> {
+  const pkcs8 = key.export({ type: 'pkcs8', format: 'der' });
+  const spki = createPublicKey(key).export({ type: 'spki', format: 'der' });
+  const [privateKey, publicKey] = await Promise.all([
+    webcrypto.subtle.importKey('pkcs8', pkcs8, alg.key, false, ['sign']),
+    webcrypto.subtle.importKey('spki', spki, alg.key, true, ['verify']),
+  ]);
+  return { privateKey, publicKey };
 }
 
 /**
@@ -88,19 +90,18 @@ export async function createCsr(domains: string[], keyPem: string): Promise<stri
   }
   const cn = domains[0]!;
   const withCn = cn.length <= CN_MAX;
-  const subject = withCn ? der.sequence(der.setOf(der.sequence(der.oid(OID_CN), der.utf8String(cn)))) : der.sequence();
-
-  // GeneralNames ::= SEQUENCE OF GeneralName; dNSName [2] IMPLICIT IA5String.
-  const sanValue = der.sequence(...domains.map((d) => der.implicit(2, der.ia5String(d))));
-  // Extension ::= SEQUENCE { extnID, critical BOOLEAN DEFAULT FALSE, extnValue }: DER omits a FALSE default (X.690 §11.5).
-  const san = der.sequence(der.oid(OID_SUBJECT_ALT_NAME), ...(withCn ? [] : [der.boolean(true)]), der.octetString(sanValue));
-  // Attribute ::= SEQUENCE { type, values SET OF }; the value is Extensions ::= SEQUENCE OF Extension.
-  const extensionRequest = der.sequence(der.oid(OID_EXTENSION_REQUEST), der.setOf(der.sequence(san)));
-
-  const spki = createPublicKey(key).export({ type: 'spki', format: 'der' });
-  // CertificationRequestInfo ::= SEQUENCE { version INTEGER v1(0), subject, subjectPKInfo, attributes [0] IMPLICIT SET OF Attribute }
-  const info = der.sequence(der.integer(0), subject, spki, der.implicit(0, der.setOf(extensionRequest)));
-  const signature = await signAsync(alg.hash, info, key);
-  // CertificationRequest ::= SEQUENCE { certificationRequestInfo, signatureAlgorithm, signature BIT STRING }
-  return der.toPem(der.sequence(info, alg.algorithmId, der.bitString(signature)), 'CERTIFICATE REQUEST');
+  const x509 = await loadX509();
+  const csr = await x509.Pkcs10CertificateRequestGenerator.create(
+    {
+      // A Name from JSON, not from text: a domain is never read as DN syntax.
+      name: new x509.Name(withCn ? [{ CN: [{ utf8String: cn }] }] : []),
+      // GeneralNames of dNSName entries, in the order given; critical with an empty subject.
+      extensions: [new x509.SubjectAlternativeNameExtension(domains.map((d) => ({ type: 'dns' as const, value: d })), !withCn)],
+      signingAlgorithm: alg.sign,
+      keys: await cryptoKeys(key, alg),
+    },
+    webcrypto as unknown as Crypto,
+  );
+  const pem = csr.toString('pem');
+  return pem.endsWith('\n') ? pem : `${pem}\n`;
 }

@@ -392,7 +392,7 @@ export async function issueAndDeploy(
  */
 export async function obtainChecked(deps: RenewDeps, cert: CertificateConfig, keyType: KeyType, ctx: UnitContext, opts: { keyPem?: string }): Promise<Obtained> {
   const { state, current, log } = ctx;
-  const replaces = deps.config.acme.ari && current ? safeCertId(current.leafPem) : undefined;
+  const replaces = deps.config.acme.ari && current ? await safeCertId(current.leafPem) : undefined;
   // A key revoked for keyCompromise is not used again, whatever reuseKey says
   // (DANE passes its own key and rolls over instead: mxcert revoke asks for that).
   const compromised = state.revoked?.version === state.current && state.revoked?.reason === 'keyCompromise';
@@ -464,9 +464,9 @@ export interface Obtained {
   versionId: string;
 }
 
-function safeCertId(leafPem: string): string | undefined {
+async function safeCertId(leafPem: string): Promise<string | undefined> {
   try {
-    return ariCertId(leafPem);
+    return await ariCertId(leafPem);
   } catch {
     return undefined;
   }
@@ -545,7 +545,7 @@ function logAriWindow(ari: NonNullable<CertState['ari']>, plan: Plan, log: Logge
  * renewal: it is logged and the fallback timing applies.
  */
 async function refreshAri(deps: RenewDeps, state: CertState, current: StoredVersion, now: Date, log: Logger): Promise<CertState> {
-  const certId = current.meta.certId ?? safeCertId(current.leafPem);
+  const certId = current.meta.certId ?? (await safeCertId(current.leafPem));
   if (!certId) return state;
   const prev = state.ari?.certId === certId ? state.ari : undefined;
   if (prev && now.getTime() < new Date(prev.nextCheck).getTime()) return state;
@@ -637,7 +637,7 @@ export async function stageChecked(deps: RenewDeps, cert: CertificateConfig, key
       names: chain.names,
       issuer: chain.issuer,
       spkiSha256: chain.spkiSha256,
-      certId: safeCertId(chain.leafPem),
+      certId: await safeCertId(chain.leafPem),
       keyType,
       issuedAt: deps.clock.now().toISOString(),
       ...(orderUrl ? { orderUrl } : {}),

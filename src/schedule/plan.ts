@@ -48,8 +48,10 @@ export function planFromState(
   };
 }
 
+// Whenever there is a last attempt: a count of 0 (it succeeded) is no failure
+// history to renewalTime, and nextFailureCount then counts on from 0 to 1.
 function failureHistory(state: CertState) {
-  if (!(state.consecutiveFailures > 0 && state.last)) return undefined;
+  if (!state.last) return undefined;
   return {
     count: state.consecutiveFailures,
     lastAt: new Date(state.last.at),

@@ -1,174 +1,177 @@
-// The few fields of an X.509 certificate (RFC 5280 §4.1) that node's
-// X509Certificate does not expose in a usable form, read straight from the DER
-// with der.ts: the exact issuer/subject Name encodings (chaining compares
-// bytes), validity as Dates, the serial number's contents octets, and the
-// extensions (SAN dNSNames, Authority Key Identifier). Signature maths and the
-// public key stay with node:crypto.
-import { children, decodeOid, decodeString, decodeTime, DerError, expectTag, readDer, TAG, type Tlv } from './der.js';
+// The fields of an X.509 certificate (RFC 5280 §4.1) that node's
+// X509Certificate does not expose in a usable form — the exact issuer/subject
+// Names (DER for chaining, text for people), validity as Dates, the serial
+// number's contents octets, the SAN dNSNames and the Authority Key Identifier —
+// read with @peculiar/x509. Signature maths, the public key and the first
+// parse of every certificate stay with node:crypto (OpenSSL).
+//
+// @peculiar/x509 (with asn1js, its schemas, reflect-metadata and tsyringe) is
+// loaded on first use only: the daemon parent and `mxcert status` never
+// reach it (docs/architecture.md, "Security model"; bench/README.md).
+//
+// Callers hand in a certificate OpenSSL has already parsed, so the ASN.1 that
+// asn1js sees is well-formed DER within OpenSSL's own limits (nesting depth,
+// minimal INTEGERs), and the size caps of validate/chain-check.ts applied
+// before either parser. Where asn1js is lenient, OpenSSL's reading of the same
+// bytes is the cross-check (validity times, duplicate or look-alike extensions).
+import type { X509Certificate as NodeX509 } from 'node:crypto';
+import { MxcertError } from '../errors.js';
+
+export type X509Lib = typeof import('@peculiar/x509');
+export type X509Cert = InstanceType<X509Lib['X509Certificate']>;
+
+let loading: Promise<X509Lib> | undefined;
+
+/** @peculiar/x509, imported on the first call (one import per process). */
+export function loadX509(): Promise<X509Lib> {
+  loading ??= import('@peculiar/x509');
+  return loading;
+}
+
+/** A certificate whose fields cannot be read, or that two readers see differently. */
+export class CertFieldsError extends MxcertError {
+  constructor(message: string, options?: { cause?: unknown }) {
+    super('cert-fields', message, options);
+  }
+}
 
 export const OID_SUBJECT_ALT_NAME = '2.5.29.17';
 export const OID_AUTHORITY_KEY_ID = '2.5.29.35';
 
-export interface CertExtension {
-  oid: string;
-  critical: boolean;
-  /** extnValue's contents: the DER of the extension's own value. */
-  value: Buffer;
-}
-
 export interface CertFields {
+  /** The parsed certificate, for further extensions (basicConstraints, keyUsage). */
+  cert: X509Cert;
   /** The serial number INTEGER's contents octets exactly as encoded (sign octet included): what ARI's CertID uses (RFC 9773 §4.1). */
   serialDer: Buffer;
-  /** The whole issuer and subject Name TLVs (RFC 5280 §4.1.2.4, §4.1.2.6). */
+  /** Lower-case hex without the sign octet, e.g. "87654321": node's X509Certificate.serialNumber in lower case. */
+  serialHex: string;
+  /** The issuer and subject Name encodings (RFC 5280 §4.1.2.4, §4.1.2.6). */
   issuerDer: Buffer;
   subjectDer: Buffer;
+  /** As text for people, e.g. "C=DE, O=Example\, Inc., CN=mx1": RDNs in certificate order, for display only. */
+  issuer: string;
+  subject: string;
   notBefore: Date;
   notAfter: Date;
-  /** In certificate order; empty for a v1/v2 certificate. */
-  extensions: CertExtension[];
+  /** dNSName entries of the subjectAltName extension (RFC 5280 §4.2.1.6), in order; [] without one. */
+  dnsNames: string[];
+  /** keyIdentifier of the authorityKeyIdentifier extension (RFC 5280 §4.2.1.1), if present and non-empty. */
+  authorityKeyId?: Buffer;
 }
 
-/**
- * Read the fields above from a certificate's DER. Throws DerError on
- * anything that is not a Certificate as RFC 5280 §4.1 lays it out.
- */
-export function readCertFields(certDer: Uint8Array): CertFields {
-  // Certificate ::= SEQUENCE { tbsCertificate, signatureAlgorithm, signatureValue }
-  const cert = expectTag(readDer(certDer), TAG.SEQUENCE, 'Certificate');
-  const tbs = expectTag(children(cert)[0], TAG.SEQUENCE, 'tbsCertificate');
-  const f = children(tbs);
-  // TBSCertificate ::= SEQUENCE { version [0] EXPLICIT DEFAULT v1, serialNumber, signature,
-  //   issuer, validity, subject, subjectPublicKeyInfo, issuerUniqueID [1], subjectUniqueID [2], extensions [3] EXPLICIT }
-  let i = f[0]?.tag === 0xa0 ? 1 : 0;
-  const serial = expectTag(f[i++], TAG.INTEGER, 'serialNumber');
-  expectTag(f[i++], TAG.SEQUENCE, 'signature');
-  const issuer = expectTag(f[i++], TAG.SEQUENCE, 'issuer');
-  const validity = children(expectTag(f[i++], TAG.SEQUENCE, 'validity'));
-  const subject = expectTag(f[i++], TAG.SEQUENCE, 'subject');
-  expectTag(f[i++], TAG.SEQUENCE, 'subjectPublicKeyInfo');
-  if (validity.length !== 2) throw new DerError('validity: expected notBefore and notAfter');
-  const extensions: CertExtension[] = [];
-  const extsWrapper = f.slice(i).find((t) => t.tag === 0xa3);
-  if (extsWrapper) {
-    const [exts] = children(extsWrapper);
-    for (const ext of children(expectTag(exts, TAG.SEQUENCE, 'extensions'))) {
-      // Extension ::= SEQUENCE { extnID OID, critical BOOLEAN DEFAULT FALSE, extnValue OCTET STRING }
-      const parts = children(expectTag(ext, TAG.SEQUENCE, 'extension'));
-      if (parts.length !== 2 && parts.length !== 3) throw new DerError(`extension: expected 2 or 3 elements, found ${parts.length}`);
-      const critical = parts.length === 3 && expectTag(parts[1], TAG.BOOLEAN, 'extension critical').value[0] !== 0;
-      const value = expectTag(parts[parts.length - 1], TAG.OCTET_STRING, 'extnValue').value;
-      extensions.push({ oid: decodeOid(expectTag(parts[0], TAG.OID, 'extnID')), critical, value });
-    }
+/** Read the fields of a certificate node has parsed, loading @peculiar/x509 if need be. */
+export async function readCertFields(native: NodeX509): Promise<CertFields> {
+  return certFields(await loadX509(), native);
+}
+
+/** The same, with the library at hand. Throws CertFieldsError. */
+export function certFields(x509: X509Lib, native: NodeX509): CertFields {
+  let cert: X509Cert;
+  try {
+    cert = new x509.X509Certificate(new Uint8Array(native.raw));
+  } catch (err) {
+    throw new CertFieldsError(`not a certificate as RFC 5280 §4.1 lays it out: ${errMsg(err)}`, { cause: err });
   }
-  return {
-    serialDer: serial.value,
-    issuerDer: issuer.der,
-    subjectDer: subject.der,
-    notBefore: decodeTime(validity[0]!),
-    notAfter: decodeTime(validity[1]!),
-    extensions,
+  const serial = serialOf(cert, native);
+  const names = {
+    issuerDer: Buffer.from(cert.issuerName.toArrayBuffer()),
+    subjectDer: Buffer.from(cert.subjectName.toArrayBuffer()),
+    issuer: cert.issuer,
+    subject: cert.subject,
   };
-}
-
-/** The first extension with `oid`, as the previous library's getExtension did. */
-export function findExtension(fields: CertFields, oid: string): CertExtension | undefined {
-  return fields.extensions.find((e) => e.oid === oid);
-}
-
-/**
- * Serial number as lower-case hex of its contents octets without the sign
- * octet DER adds when the high bit is set (X.690 §8.3.2), e.g. "0087654321" →
- * "87654321"; the same text as node's X509Certificate.serialNumber in lower case.
- */
-export function serialHex(serialDer: Buffer): string {
-  const s = serialDer.length > 1 && serialDer[0] === 0 && (serialDer[1]! & 0x80) !== 0 ? serialDer.subarray(1) : serialDer;
-  return s.toString('hex');
-}
-
-/** dNSName entries (GeneralName [2] IA5String, RFC 5280 §4.2.1.6) of the subjectAltName extension, in order; [] without one. */
-export function sanDnsNames(fields: CertFields): string[] {
-  const ext = findExtension(fields, OID_SUBJECT_ALT_NAME);
-  if (!ext) return [];
-  // SubjectAltName ::= GeneralNames ::= SEQUENCE OF GeneralName; dNSName [2] IMPLICIT IA5String → tag 0x82.
-  const names = children(expectTag(readDer(ext.value), TAG.SEQUENCE, 'subjectAltName'));
-  return names.filter((n) => n.tag === 0x82).map((n) => n.value.toString('latin1'));
-}
-
-/** keyIdentifier ([0] IMPLICIT OCTET STRING) of the authorityKeyIdentifier extension (RFC 5280 §4.2.1.1), if present and non-empty. */
-export function authorityKeyId(fields: CertFields): Buffer | undefined {
-  const ext = findExtension(fields, OID_AUTHORITY_KEY_ID);
-  if (!ext) return undefined;
-  const parts = children(expectTag(readDer(ext.value), TAG.SEQUENCE, 'authorityKeyIdentifier'));
-  const kid = parts.find((p) => p.tag === 0x80)?.value;
-  return kid && kid.length > 0 ? kid : undefined;
-}
-
-// Short names for attribute types, the same table the previous library used
-// (RFC 4514 §3 plus E, G, I, SN, T), so log lines, status output and
-// ValidationError messages read as before.
-const ATTR_NAMES: Record<string, string> = {
-  '2.5.4.3': 'CN',
-  '2.5.4.7': 'L',
-  '2.5.4.8': 'ST',
-  '2.5.4.10': 'O',
-  '2.5.4.11': 'OU',
-  '2.5.4.6': 'C',
-  '0.9.2342.19200300.100.1.25': 'DC',
-  '1.2.840.113549.1.9.1': 'E',
-  '2.5.4.42': 'G',
-  '2.5.4.43': 'I',
-  '2.5.4.4': 'SN',
-  '2.5.4.12': 'T',
-};
-
-// The DirectoryString choices (RFC 5280 §4.1.2.4) plus IA5String: shown as
-// text. Any other value is shown as "#" and the hex of its encoding (RFC 4514 §2.4).
-const TEXT_TAGS: ReadonlySet<number> = new Set([
-  TAG.T61_STRING,
-  TAG.PRINTABLE_STRING,
-  TAG.UNIVERSAL_STRING,
-  TAG.UTF8_STRING,
-  TAG.BMP_STRING,
-  TAG.IA5_STRING,
-]);
-
-/**
- * RFC 4514 §2.4 escaping, exactly as the previous library did it (including
- * its quirk of hex-escaping only the first CR/LF/TAB), so messages do not change.
- */
-function escapeValue(s: string): string {
-  return s
-    .replace(/([,+"\\<>;])/g, '\\$1')
-    .replace(/^([ #])/, '\\$1')
-    .replace(/([ ]$)/, '\\$1')
-    .replace(/([\r\n\t])/, (c) => `\\${Buffer.from(c, 'utf8').toString('hex').toUpperCase()}`);
+  const notBefore = validityTime(cert, native, 'notBefore');
+  const notAfter = validityTime(cert, native, 'notAfter');
+  const ext = extensionFields(x509, cert, native);
+  return { cert, ...serial, ...names, notBefore, notAfter, ...ext };
 }
 
 /**
- * A Name (RFC 5280 §4.1.2.4) as text for people: "CN=Pebble Intermediate CA
- * 1b2c3d", or "C=DE, O=Example, CN=mx1" — RDNs in certificate order (not
- * RFC 4514's reversed order) joined by ", ", multi-valued RDNs joined by "+".
- * This is the format mxcert has always shown; it is for display only: chaining
- * compares the DER bytes.
+ * The serial number's contents octets. @peculiar/x509 gives the value as hex
+ * without the 0x00 that DER puts before a high bit (X.690 §8.3.2); OpenSSL
+ * refuses a non-minimal INTEGER, so that octet is the only one to restore —
+ * unless the serial is negative (RFC 5280 §4.1.2.2 forbids it, OpenSSL reads
+ * it): then the hex is already the two's complement as encoded.
  */
-export function nameToString(nameDer: Uint8Array): string {
-  const rdns = children(expectTag(readDer(nameDer), TAG.SEQUENCE, 'Name'));
-  return rdns
-    .map((rdn) =>
-      children(expectTag(rdn, TAG.SET, 'RelativeDistinguishedName'))
-        .map((atv) => {
-          // AttributeTypeAndValue ::= SEQUENCE { type OID, value ANY }
-          const [type, value] = children(expectTag(atv, TAG.SEQUENCE, 'AttributeTypeAndValue'));
-          const oid = decodeOid(expectTag(type, TAG.OID, 'attribute type'));
-          if (!value) throw new DerError(`attribute ${oid} has no value`);
-          return `${ATTR_NAMES[oid] ?? oid}=${attrValueText(value)}`;
-        })
-        .join('+'),
-    )
-    .join(', ');
+function serialOf(cert: X509Cert, native: NodeX509): { serialDer: Buffer; serialHex: string } {
+  const hex = cert.serialNumber.toLowerCase();
+  const value = Buffer.from(hex, 'hex');
+  const negative = native.serialNumber.startsWith('-');
+  const serialDer = !negative && (value[0]! & 0x80) !== 0 ? Buffer.concat([Buffer.from([0]), value]) : value;
+  return { serialDer, serialHex: hex };
 }
 
-function attrValueText(value: Tlv): string {
-  const text = TEXT_TAGS.has(value.tag) ? decodeString(value) : undefined;
-  return text === undefined ? `#${value.der.toString('hex')}` : escapeValue(text);
+const MONTHS = ['Jan', 'Feb', 'Mar', 'Apr', 'May', 'Jun', 'Jul', 'Aug', 'Sep', 'Oct', 'Nov', 'Dec'];
+
+/**
+ * OpenSSL's reading of a validity time as node prints it (ASN1_TIME_print:
+ * "Jan  1 00:00:00 2025 GMT"); undefined for anything else, fractions of a
+ * second and "Bad time value" included.
+ */
+function opensslTime(text: string): number | undefined {
+  const m = /^([A-Z][a-z]{2}) {1,2}(\d{1,2}) (\d\d):(\d\d):(\d\d) (\d{1,4}) GMT$/.exec(text);
+  const month = m ? MONTHS.indexOf(m[1]!) : -1;
+  if (!m || month < 0) return undefined;
+  const d = new Date(Date.UTC(2000, month, Number(m[2]), Number(m[3]), Number(m[4]), Number(m[5])));
+  d.setUTCFullYear(Number(m[6]));
+  return d.getTime();
+}
+
+/**
+ * A validity time (RFC 5280 §4.1.2.5): UTCTime YYMMDDHHMMSSZ or
+ * GeneralizedTime YYYYMMDDHHMMSSZ, UTC, whole seconds. asn1js reads other
+ * forms without complaint (a UTCTime without seconds as 1899, 31 February as
+ * 3 March), so OpenSSL's reading of the same field must agree to the
+ * millisecond; a time either refuses, or they disagree on, is refused.
+ */
+function validityTime(cert: X509Cert, native: NodeX509, which: 'notBefore' | 'notAfter'): Date {
+  let ours: Date | undefined;
+  try {
+    ours = cert[which];
+  } catch {
+    ours = undefined;
+  }
+  const theirs = opensslTime(which === 'notBefore' ? native.validFrom : native.validTo);
+  if (!ours || Number.isNaN(ours.getTime()) || theirs === undefined || ours.getTime() !== theirs) {
+    const shown = which === 'notBefore' ? native.validFrom : native.validTo;
+    throw new CertFieldsError(
+      `validity ${which} (OpenSSL reads "${shown}") is not a UTCTime YYMMDDHHMMSSZ or GeneralizedTime YYYYMMDDHHMMSSZ (RFC 5280 §4.1.2.5)`,
+    );
+  }
+  return ours;
+}
+
+/**
+ * SAN dNSNames and AKI keyIdentifier. RFC 5280 §4.2: an extension appears at
+ * most once. That is enforced here because asn1js cannot hold an OID arc
+ * above 2^56 and @peculiar/x509 then drops it: 2.5.29.17.<huge arc> would be
+ * read as a second subjectAltName. The one that matters is cross-checked
+ * against OpenSSL, which reads OIDs exactly: both must see a subjectAltName,
+ * or neither.
+ */
+function extensionFields(x509: X509Lib, cert: X509Cert, native: NodeX509): Pick<CertFields, 'dnsNames' | 'authorityKeyId'> {
+  let exts: X509Cert['extensions'];
+  try {
+    exts = cert.extensions;
+  } catch (err) {
+    throw new CertFieldsError(`its extensions are not readable: ${errMsg(err)}`, { cause: err });
+  }
+  const seen = new Set<string>();
+  for (const e of exts) {
+    if (seen.has(e.type)) throw new CertFieldsError(`extension ${e.type} appears more than once (RFC 5280 §4.2)`);
+    seen.add(e.type);
+  }
+  const san = exts.find((e) => e.type === OID_SUBJECT_ALT_NAME);
+  if ((san !== undefined) !== (native.subjectAltName !== undefined)) {
+    throw new CertFieldsError(
+      `OpenSSL ${native.subjectAltName === undefined ? 'finds no' : 'finds a'} subjectAltName extension, @peculiar/x509 ${san ? 'does' : 'does not'}`,
+    );
+  }
+  const dnsNames = san instanceof x509.SubjectAlternativeNameExtension ? san.names.items.filter((n) => n.type === 'dns').map((n) => n.value) : [];
+  const aki = exts.find((e): e is InstanceType<X509Lib['AuthorityKeyIdentifierExtension']> => e instanceof x509.AuthorityKeyIdentifierExtension);
+  const kid = aki?.keyId ? Buffer.from(aki.keyId, 'hex') : undefined;
+  return { dnsNames, ...(kid && kid.length > 0 ? { authorityKeyId: kid } : {}) };
+}
+
+function errMsg(err: unknown): string {
+  return err instanceof Error ? err.message : String(err);
 }

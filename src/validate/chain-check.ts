@@ -1,20 +1,20 @@
 // The pre-deploy chain check of docs/architecture.md, "Files on disk": a chain that fails any of these is
 // kept for inspection and never deployed. Pure: no I/O, `now` is injected.
 //
-// Node's OpenSSL-backed X509Certificate parses the certificate and does the
-// signature maths, which covers every algorithm a public CA uses (ECDSA, RSA
-// PKCS#1 v1.5, RSA-PSS); the fields it does not expose usably (exact Name DER,
-// SAN dNSNames, validity as dates) come from our DER reading (cert-fields.ts).
-// basicConstraints and keyUsage of the issuers come from @peculiar/x509,
-// loaded only when a chain is checked (its ASN.1 schemas take tens of ms to
-// load, which the daemon and `status` must not pay).
+// Node's OpenSSL-backed X509Certificate parses each certificate first and does
+// the signature maths, which covers every algorithm a public CA uses (ECDSA,
+// RSA PKCS#1 v1.5, RSA-PSS); the fields it does not expose usably (exact Name
+// DER, SAN dNSNames, validity as dates, basicConstraints and keyUsage) come
+// from @peculiar/x509 (util/cert-fields.ts), loaded only when a chain is
+// checked: its ASN.1 schemas take tens of ms to load, which the daemon and
+// `status` must not pay.
 //
 // Work is bounded before anything parses a certificate: the chain's PEM, the
-// number of certificates and each certificate's DER have caps, and OIDs are
-// capped in der.ts (docs/architecture.md, "Security model").
+// number of certificates and each certificate's DER have caps
+// (docs/architecture.md, "Security model").
 import { createHash, X509Certificate as NodeX509 } from 'node:crypto';
 import { ValidationError } from '../errors.js';
-import { nameToString, readCertFields, sanDnsNames, serialHex, type CertFields } from '../util/cert-fields.js';
+import { certFields, loadX509, type CertFields, type X509Lib } from '../util/cert-fields.js';
 import { publicKeySpkiDer } from '../keys/keygen.js';
 
 export interface CheckedChain {
@@ -79,18 +79,22 @@ export function splitPem(pem: string): string[] {
 interface Parsed {
   pem: string;
   der: Buffer;
-  fields: CertFields;
+  /**
+   * Serial, Names (DER: RFC 5280 §4.1.2.4 has CAs encode the issuer field
+   * exactly as the issuer's subject, so chaining compares bytes; text for
+   * messages), validity, SAN. Read at once for the chain; for a trusted root
+   * only when it is looked at (fieldsOf), since @peculiar/x509 takes
+   * milliseconds per certificate and there are ~140 system roots.
+   */
+  fields?: CertFields;
+  what: string;
   native: NodeX509;
-  /** DER of subject and issuer: RFC 5280 §4.1.2.4 has CAs encode the issuer field exactly as the issuer's subject, so chaining compares bytes. */
-  subjectDer: Buffer;
-  issuerDer: Buffer;
-  /** Subject and issuer as text for messages, e.g. "CN=Pebble Intermediate CA 1b2c3d" (nameToString). */
-  subject: string;
-  issuer: string;
   spki: Buffer;
   /** basicConstraints and keyUsage, read when the certificate is checked as an issuer. */
   ca?: CaFacts;
 }
+
+type Read = Parsed & { fields: CertFields };
 
 /** What RFC 5280 §6.1.4 (k)–(n) look at in an issuer. */
 interface CaFacts {
@@ -108,25 +112,24 @@ function derOf(pem: string): Buffer {
   return Buffer.from(b64, 'base64');
 }
 
+/** OpenSSL's parse, after the size cap; the fields come later (fieldsOf). */
 function parseCert(pem: string, what: string): Parsed {
   try {
     const der = derOf(pem);
     const native = new NodeX509(der);
-    const fields = readCertFields(native.raw);
-    return {
-      pem,
-      der: native.raw,
-      fields,
-      native,
-      subjectDer: fields.subjectDer,
-      issuerDer: fields.issuerDer,
-      subject: nameToString(fields.subjectDer),
-      issuer: nameToString(fields.issuerDer),
-      spki: native.publicKey.export({ type: 'spki', format: 'der' }),
-    };
+    return { pem, der: native.raw, what, native, spki: native.publicKey.export({ type: 'spki', format: 'der' }) };
   } catch (err) {
     throw new ValidationError('parse', `${what} is not a readable X.509 certificate: ${errMsg(err)}`, { cause: err });
   }
+}
+
+function fieldsOf(x509: X509Lib, c: Parsed): Read {
+  try {
+    c.fields ??= certFields(x509, c.native);
+  } catch (err) {
+    throw new ValidationError('parse', `${c.what} is not a readable X.509 certificate: ${errMsg(err)}`, { cause: err });
+  }
+  return c as Read;
 }
 
 // The trusted roots are the same array for every certificate of a pass
@@ -147,20 +150,12 @@ function errMsg(err: unknown): string {
   return err instanceof Error ? err.message : String(err);
 }
 
-function label(c: Parsed, i: number): string {
-  return `certificate ${i + 1} (${c.subject || 'empty subject'})`;
+function label(c: Read, i: number): string {
+  return `certificate ${i + 1} (${c.fields.subject || 'empty subject'})`;
 }
 
 function sha256Hex(data: Buffer): string {
   return createHash('sha256').update(data).digest('hex');
-}
-
-function leafDnsNames(leaf: Parsed): string[] {
-  try {
-    return sanDnsNames(leaf.fields);
-  } catch (err) {
-    throw new ValidationError('parse', `the leaf's subjectAltName extension is not readable: ${errMsg(err)}`, { cause: err });
-  }
 }
 
 function normaliseName(name: string): string {
@@ -183,7 +178,7 @@ export function sanCovers(san: string, domain: string): boolean {
   return firstLabel !== '*' && d.slice(dot + 1) === s.slice(2);
 }
 
-function isWithin(c: Parsed, now: Date): 'ok' | 'expired' | 'not-yet-valid' {
+function isWithin(c: Read, now: Date): 'ok' | 'expired' | 'not-yet-valid' {
   // RFC 5280 §4.1.2.5: the validity period includes both notBefore and notAfter.
   const t = now.getTime();
   if (t < c.fields.notBefore.getTime()) return 'not-yet-valid';
@@ -206,11 +201,12 @@ function verifiedBy(child: Parsed, issuer: Parsed): boolean {
  * parse, key-match, names, chain-order, signature, issuer, validity (in that order).
  */
 export async function checkChain(input: ChainCheckInput): Promise<CheckedChain> {
-  const certs = parseChain(input.chainPem);
+  const x509 = await loadX509();
+  const certs = parseChain(input.chainPem, x509);
   const leaf = checkKeyMatch(certs, input.keyPem);
 
   // names
-  const sans = leafDnsNames(leaf);
+  const sans = leaf.fields.dnsNames;
   const missing = input.domains.filter((d) => !sans.some((s) => sanCovers(s, d)));
   if (missing.length > 0) {
     throw new ValidationError(
@@ -220,24 +216,24 @@ export async function checkChain(input: ChainCheckInput): Promise<CheckedChain> 
   }
 
   checkOrder(certs);
-  const anchor = checkSignatures(certs, input.trustedRootsPem);
-  await checkIssuers(certs, anchor);
+  const anchor = checkSignatures(x509, certs, input.trustedRootsPem);
+  checkIssuers(x509, certs, anchor);
   checkValidity(certs, input.now);
 
   return {
     leafPem: leaf.pem,
     intermediatesPem: certs.slice(1).map((c) => c.pem),
-    serial: serialHex(leaf.fields.serialDer),
+    serial: leaf.fields.serialHex,
     notBefore: leaf.fields.notBefore,
     notAfter: leaf.fields.notAfter,
     names: sans,
     spkiSha256: sha256Hex(leaf.spki),
-    issuer: leaf.issuer,
+    issuer: leaf.fields.issuer,
   };
 }
 
 /** parse — within the size caps first, so no parser ever sees an oversized input. */
-function parseChain(chainPem: string): Parsed[] {
+function parseChain(chainPem: string, x509: X509Lib): Read[] {
   if (chainPem.length > MAX_CHAIN_PEM_CHARS) {
     throw new ValidationError('parse', `the chain is ${chainPem.length} characters of PEM, more than the ${MAX_CHAIN_PEM_CHARS} accepted`);
   }
@@ -246,11 +242,13 @@ function parseChain(chainPem: string): Parsed[] {
   if (blocks.length > MAX_CHAIN_CERTS) {
     throw new ValidationError('parse', `the chain has ${blocks.length} certificates, more than the ${MAX_CHAIN_CERTS} accepted`);
   }
-  return blocks.map((pem, i) => parseCert(pem, `certificate ${i + 1} of the chain`));
+  // OpenSSL reads every certificate before @peculiar/x509 reads any (cert-fields.ts).
+  const parsed = blocks.map((pem, i) => parseCert(pem, `certificate ${i + 1} of the chain`));
+  return parsed.map((c) => fieldsOf(x509, c));
 }
 
 /** key-match — the leaf is the certificate for our key; anywhere but first is an ordering fault. */
-function checkKeyMatch(certs: Parsed[], keyPem: string): Parsed {
+function checkKeyMatch(certs: Read[], keyPem: string): Read {
   let keySpki: Buffer;
   try {
     keySpki = publicKeySpkiDer(keyPem);
@@ -271,7 +269,7 @@ function checkKeyMatch(certs: Parsed[], keyPem: string): Parsed {
 }
 
 /** chain-order — each certificate is issued by the next; anything else is out of order or unrelated. */
-function checkOrder(certs: Parsed[]): void {
+function checkOrder(certs: Read[]): void {
   for (let i = 0; i + 1 < certs.length; i++) {
     const child = certs[i]!;
     const next = certs[i + 1]!;
@@ -279,10 +277,10 @@ function checkOrder(certs: Parsed[]): void {
     if (dup < i + 1) {
       throw new ValidationError('chain-order', `${label(next, i + 1)} repeats certificate ${dup + 1}`);
     }
-    if (!child.issuerDer.equals(next.subjectDer)) {
+    if (!child.fields.issuerDer.equals(next.fields.subjectDer)) {
       throw new ValidationError(
         'chain-order',
-        `${label(child, i)} is issued by "${child.issuer}", but the next one is ${label(next, i + 1)}` +
+        `${label(child, i)} is issued by "${child.fields.issuer}", but the next one is ${label(next, i + 1)}` +
           ' (out of order, or not part of this chain)',
       );
     }
@@ -294,7 +292,7 @@ function checkOrder(certs: Parsed[]): void {
  * trusted roots, the chain ends at one or is signed by one. Returns that
  * root when it is not itself in the chain: the last issuer of the path.
  */
-function checkSignatures(certs: Parsed[], trustedRootsPem: string[] | undefined): Parsed | undefined {
+function checkSignatures(x509: X509Lib, certs: Read[], trustedRootsPem: string[] | undefined): Read | undefined {
   for (let i = 0; i + 1 < certs.length; i++) {
     const child = certs[i]!;
     const next = certs[i + 1]!;
@@ -306,15 +304,19 @@ function checkSignatures(certs: Parsed[], trustedRootsPem: string[] | undefined)
   const roots = parsedRoots(trustedRootsPem);
   const last = certs[certs.length - 1]!;
   if (roots.some((r) => r.der.equals(last.der))) return undefined;
-  const anchor = roots.find((r) => r.subjectDer.equals(last.issuerDer) && verifiedBy(last, r));
+  // OpenSSL's text of two Names is equal when their DER is (the converse
+  // need not hold): a cheap filter before a root's own fields are read.
+  const anchor = roots.find(
+    (r) => r.native.subject === last.native.issuer && fieldsOf(x509, r).fields.subjectDer.equals(last.fields.issuerDer) && verifiedBy(last, r),
+  );
   if (!anchor) {
     throw new ValidationError(
       'signature',
-      `the chain does not lead to a trusted root: ${label(last, certs.length - 1)} is issued by "${last.issuer}", ` +
-        `trusted: ${roots.map((r) => `"${r.subject}"`).join(', ') || 'none'}`,
+      `the chain does not lead to a trusted root: ${label(last, certs.length - 1)} is issued by "${last.fields.issuer}", ` +
+        `trusted: ${roots.map((r) => `"${fieldsOf(x509, r).fields.subject}"`).join(', ') || 'none'}`,
     );
   }
-  return anchor;
+  return fieldsOf(x509, anchor);
 }
 
 /**
@@ -325,15 +327,14 @@ function checkSignatures(certs: Parsed[], trustedRootsPem: string[] | undefined)
  * pathLenConstraint allows. A version 1 root without extensions is not
  * accepted as an issuer; every public root today is a version 3 CA.
  */
-async function checkIssuers(certs: Parsed[], anchor: Parsed | undefined): Promise<void> {
+function checkIssuers(x509: X509Lib, certs: Read[], anchor: Read | undefined): void {
   const path = anchor ? [...certs, anchor] : certs;
   if (path.length < 2) return;
-  const x509 = await import('@peculiar/x509');
   let below = 0; // non-self-issued CA certificates between this issuer and the leaf
   for (let i = 1; i < path.length; i++) {
     const issuer = path[i]!;
-    const who = issuer === anchor ? `the trusted root "${issuer.subject}"` : label(issuer, i);
-    const facts = (issuer.ca ??= caFacts(x509, issuer, who));
+    const who = issuer === anchor ? `the trusted root "${issuer.fields.subject}"` : label(issuer, i);
+    const facts = (issuer.ca ??= caFacts(x509, issuer));
     const bc = facts.basicConstraints;
     const notCa = !bc ? 'it has no basicConstraints extension' : !bc.ca ? 'its basicConstraints say cA FALSE' : undefined;
     if (notCa) {
@@ -348,26 +349,22 @@ async function checkIssuers(certs: Parsed[], anchor: Parsed | undefined): Promis
         `${who} allows ${bc!.pathLength} CA certificate(s) below it (pathLenConstraint), but the path has ${below} (RFC 5280 §6.1.4 (l), (m))`,
       );
     }
-    if (!issuer.subjectDer.equals(issuer.issuerDer)) below++; // RFC 5280 §6.1.4 (l): self-issued certificates do not count
+    if (!issuer.fields.subjectDer.equals(issuer.fields.issuerDer)) below++; // RFC 5280 §6.1.4 (l): self-issued certificates do not count
   }
 }
 
-function caFacts(x509: typeof import('@peculiar/x509'), c: Parsed, who: string): CaFacts {
-  try {
-    const cert = new x509.X509Certificate(new Uint8Array(c.der));
-    const bc = cert.getExtension(x509.BasicConstraintsExtension);
-    const ku = cert.getExtension(x509.KeyUsagesExtension);
-    return {
-      ...(bc ? { basicConstraints: { ca: bc.ca, ...(bc.pathLength !== undefined ? { pathLength: bc.pathLength } : {}) } } : {}),
-      ...(ku ? { keyCertSign: (ku.usages & x509.KeyUsageFlags.keyCertSign) !== 0 } : {}),
-    };
-  } catch (err) {
-    throw new ValidationError('parse', `the extensions of ${who} are not readable: ${errMsg(err)}`, { cause: err });
-  }
+/** Its extensions were all read with the fields (cert-fields.ts), so an unreadable one was refused at parse already. */
+function caFacts(x509: X509Lib, c: Read): CaFacts {
+  const bc = c.fields.cert.getExtension(x509.BasicConstraintsExtension);
+  const ku = c.fields.cert.getExtension(x509.KeyUsagesExtension);
+  return {
+    ...(bc ? { basicConstraints: { ca: bc.ca, ...(bc.pathLength !== undefined ? { pathLength: bc.pathLength } : {}) } } : {}),
+    ...(ku ? { keyCertSign: (ku.usages & x509.KeyUsageFlags.keyCertSign) !== 0 } : {}),
+  };
 }
 
 /** validity — every certificate served, not just the leaf: an expired intermediate breaks clients just the same. */
-function checkValidity(certs: Parsed[], now: Date): void {
+function checkValidity(certs: Read[], now: Date): void {
   for (const [i, c] of certs.entries()) {
     const state = isWithin(c, now);
     if (state === 'ok') continue;

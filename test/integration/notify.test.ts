@@ -13,7 +13,7 @@ import { copyFile, readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { CLI, REPO, startSandbox, type Sandbox } from '../support/sandbox.js';
 import { enableLocalMailbox, type LocalMailbox } from '../support/mailbox.js';
-import { logTail, pollUntil } from '../env/proc.js';
+import { logTail, pollUntil, run } from '../env/proc.js';
 
 const NOTIFY_MAIL = path.join(REPO, 'hooks', 'notify-mail');
 
@@ -75,7 +75,7 @@ describe('failure notification through notify-mail and a real Postfix', { timeou
   });
 });
 
-describe('expiry warning from the daemon (last fifth of the lifetime, no renewal)', { timeout: 180_000 }, () => {
+describe('expiry warning from the daemon (last fifth of the lifetime, no renewal)', { timeout: 300_000 }, () => {
   let sb: Sandbox;
   let mailbox: LocalMailbox;
   let daemon: ChildProcess | undefined;
@@ -133,8 +133,29 @@ describe('expiry warning from the daemon (last fifth of the lifetime, no renewal
     const warnings = ((await mailbox.read()).match(/^Subject: mxcert warning:/gm) ?? []).length;
     assert.equal(warnings, 1, 'one warning per certificate version');
 
+    // The backoff ends a minute after the first failure (schedule/renewal-time.ts:
+    // attempts are never closer than a minute): a second failed attempt.
+    const failedAttempts = async () => ((await logText()).match(/"msg":"renewal failed"/g) ?? []).length;
+    await pollUntil(async () => ((await failedAttempts()) >= 2 ? true : undefined), {
+      deadlineMs: 120_000,
+      what: "the daemon's second attempt at the end of its backoff",
+      detail: () => logTail(log, 20),
+    });
+
     daemon.kill('SIGTERM');
     const code = await new Promise((r) => (daemon!.exitCode !== null ? r(daemon!.exitCode) : daemon!.once('exit', r)));
     assert.equal(code, 0);
+
+    // Every message handed to Postfix is delivered once its queue is empty; then count.
+    await pollUntil(
+      async () => (/Mail queue is empty/.test((await run('postqueue', ['-c', sb.postfix.configDir, '-p'], { allowFailure: true })).stdout) ? true : undefined),
+      { deadlineMs: 30_000, what: 'the sandbox Postfix to deliver everything queued' },
+    );
+    const attempts = await failedAttempts();
+    const all = await mailbox.read();
+    const failures = (all.match(/^Subject: mxcert failure: mx1 \(ecdsa-p256\)/gm) ?? []).length;
+    assert.ok(attempts >= 2, `${attempts} failed attempts`);
+    assert.equal(failures, attempts, `one failure mail per failed attempt (${attempts} attempts in the log, ${failures} mails)`);
+    assert.equal((all.match(/^Subject: mxcert warning:/gm) ?? []).length, 1, 'still one warning for this version');
   });
 });

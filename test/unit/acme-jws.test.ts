@@ -14,6 +14,29 @@ test('RFC 7638 §3.1 example thumbprint', () => {
   assert.equal(jwkThumbprint({ kty: 'RSA', n, e: 'AQAB', alg: 'RS256', kid: '2011-04-29' }), 'NzbLsXh8uDCcd-6MNwXF4W_7noWXFZAfHkxZsRGC9Xs');
 });
 
+// An EC known answer (RFC 7638 has only an RSA example). A throwaway P-256
+// test key; the thumbprint was derived outside mxcert and node:
+//   pub=$(openssl ec -in k.pem -pubout -outform DER | tail -c 65 | xxd -p -c 200)   # 04 || X || Y
+//   X=$(echo ${pub:2:64} | xxd -r -p | basenc --base64url | tr -d =), Y likewise from ${pub:66:64}
+//   printf '{"crv":"P-256","kty":"EC","x":"%s","y":"%s"}' "$X" "$Y" | openssl dgst -sha256 -binary | basenc --base64url | tr -d =
+const EC_TEST_KEY = `-----BEGIN PRIVATE KEY-----
+MIGHAgEAMBMGByqGSM49AgEGCCqGSM49AwEHBG0wawIBAQQgqDAmgxO48GdEobIT
+cY4b6f/bUQ6ZdvirEurZ0xqHZrWhRANCAASGm5CO2KWfaj0ca94+iHfHc/8dHEXP
+GNfQpgH1HIJd6kfjInb3AuvW/YXbSArjH5ZQKK9jscyDWlbF829MDhLP
+-----END PRIVATE KEY-----
+`;
+const EC_X = 'hpuQjtiln2o9HGvePoh3x3P_HRxFzxjX0KYB9RyCXeo';
+const EC_Y = 'R-MidvcC69b9hdtICuMfllAor2OxzINaVsXzb0wOEs8';
+const EC_THUMBPRINT = 'JVsXGjm0euDKSMrSgFlIOxwjh7SiptKN6IN-nIBCWFc';
+
+test('RFC 7638 §3: an EC P-256 thumbprint, members crv, kty, x, y in that order whatever order the JWK has', () => {
+  const acct = accountKeyFromPem(EC_TEST_KEY);
+  assert.deepEqual(acct.jwk, { crv: 'P-256', kty: 'EC', x: EC_X, y: EC_Y });
+  assert.equal(acct.thumbprint, EC_THUMBPRINT);
+  assert.equal(jwkThumbprint({ y: EC_Y, x: EC_X, kty: 'EC', crv: 'P-256', kid: 'ignored', use: 'sig' }), EC_THUMBPRINT);
+  assert.equal(keyAuthorization(acct, 'tok'), `tok.${EC_THUMBPRINT}`);
+});
+
 for (const [label, pem, alg, hash] of [
   ['ECDSA P-256', newAccountKeyPem(), 'ES256', 'sha256'],
   ['ECDSA P-384', generateKeyPairSync('ec', { namedCurve: 'P-384' }).privateKey.export({ type: 'sec1', format: 'pem' }).toString(), 'ES384', 'sha384'],

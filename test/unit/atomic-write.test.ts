@@ -2,6 +2,8 @@ import { describe, it, beforeEach, afterEach } from 'node:test';
 import assert from 'node:assert/strict';
 import { chmod, mkdir, mkdtemp, readdir, readFile, rm, stat, symlink, utimes, writeFile } from 'node:fs/promises';
 import { spawnSync } from 'node:child_process';
+import { readFileSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { readIfExists, removeFile, resolveOwner, sweepStaleTemps, writeFileAtomic } from '../../src/deploy/atomic-write.js';
@@ -218,5 +220,64 @@ describe('resolveOwner', () => {
   it('names an unknown user or group', () => {
     assert.throws(() => resolveOwner('no-such-user-mxcert'), deployError(/unknown user "no-such-user-mxcert"/));
     assert.throws(() => resolveOwner(undefined, 'no-such-group-mxcert'), deployError(/unknown group/));
+  });
+});
+
+// Durability (docs/architecture.md): the new content is fsynced before the
+// rename makes it visible, and the directory after it, so a power cut leaves
+// the old file or the whole new one. A crash cannot be staged in a unit test;
+// the system calls can be watched: strace(1) on a child process that writes.
+describe('writeFileAtomic and removeFile: fsync order, seen by strace', () => {
+  const REPO = fileURLToPath(new URL('../../', import.meta.url));
+  const mod = new URL('../../src/deploy/atomic-write.ts', import.meta.url).href;
+  const re = (s: string) => s.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
+
+  /** The fsync/rename/unlink calls `script` makes, one per line as strace prints them (-y: fds with their paths). */
+  function traced(dir: string, script: string): string[] {
+    const out = path.join(dir, 'strace.out');
+    const r = spawnSync(
+      'strace',
+      ['-f', '--seccomp-bpf', '-y', '-e', 'trace=fsync,fdatasync,rename,renameat,renameat2,unlink,unlinkat', '-o', out,
+        process.execPath, '--import', 'tsx', '--input-type=module', '-e', `import * as aw from ${JSON.stringify(mod)};\n${script}`],
+      { cwd: REPO, encoding: 'utf8' },
+    );
+    assert.equal(r.error, undefined, 'strace runs (scripts/install-system-deps.sh installs it)');
+    assert.equal(r.status, 0, r.stderr);
+    return readFileSync(out, 'utf8').split('\n');
+  }
+
+  it('writeFileAtomic: the temp file is fsynced before the rename, the directory after it', async () => {
+    const dir = await mkdtemp(path.join(tmpdir(), 'mxcert-aw-sync-'));
+    try {
+      const target = path.join(dir, 'combined.pem');
+      const calls = traced(dir, `await aw.writeFileAtomic(${JSON.stringify(target)}, 'key and chain', { mode: 0o600 });`);
+      const tmp = `${re(dir)}/\\.combined\\.pem\\.\\d+\\.[0-9a-f]{12}\\.tmp`;
+      const renamed = calls.findIndex((l) => new RegExp(`rename(at2?)?\\(.*"${tmp}".*"${re(target)}"`).test(l));
+      const fileSync = calls.findIndex((l) => new RegExp(`f(data)?sync\\(\\d+<${tmp}>`).test(l));
+      const dirSync = calls.findIndex((l, i) => i > renamed && new RegExp(`f(data)?sync\\(\\d+<${re(dir)}>`).test(l));
+      const shown = calls.filter((l) => l.includes(dir)).join('\n');
+      assert.ok(renamed >= 0, `the temp file is renamed over the target:\n${shown}`);
+      assert.ok(fileSync >= 0 && fileSync < renamed, `the temp file is fsynced before the rename:\n${shown}`);
+      assert.ok(dirSync > renamed, `the directory is fsynced after the rename:\n${shown}`);
+      assert.equal(await readFile(target, 'utf8'), 'key and chain');
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
+
+  it('removeFile: the directory is fsynced after the unlink', async () => {
+    const dir = await mkdtemp(path.join(tmpdir(), 'mxcert-aw-sync-'));
+    try {
+      const target = path.join(dir, 'old.pem');
+      await writeFile(target, 'old');
+      const calls = traced(dir, `await aw.removeFile(${JSON.stringify(target)});`);
+      const unlinked = calls.findIndex((l) => new RegExp(`unlink(at)?\\(.*"${re(target)}"`).test(l));
+      const dirSync = calls.findIndex((l, i) => i > unlinked && new RegExp(`f(data)?sync\\(\\d+<${re(dir)}>`).test(l));
+      const shown = calls.filter((l) => l.includes(dir)).join('\n');
+      assert.ok(unlinked >= 0, `the file is unlinked:\n${shown}`);
+      assert.ok(dirSync > unlinked, `the directory is fsynced after the unlink:\n${shown}`);
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
   });
 });

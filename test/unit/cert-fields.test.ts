@@ -1,54 +1,54 @@
-// cert-fields.ts (our DER reading of certificates) against @peculiar/x509,
-// which it replaced in src/: the same serial, names (as DER and as text),
-// validity, SAN dNSNames and Authority Key Identifier, on the unit-test PKI,
-// openssl-made certificates (multi-valued RDNs, escapes, a high-bit serial,
-// GeneralizedTime, mixed SAN types, RSA) and hand-built DER with the odd
-// string types and attribute values a CA could put in a Name.
+// cert-fields.ts (certificate fields through @peculiar/x509) against the
+// hand-written DER reading it replaced (legacy-cert-fields.ts, frozen as the
+// reference): the same serial (contents octets and hex), Names (as DER and as
+// text), validity, SAN dNSNames and Authority Key Identifier, on the unit-test
+// PKI, openssl-made certificates (multi-valued RDNs, escapes, a high-bit
+// serial, GeneralizedTime, mixed SAN types, RSA) and hand-built DER with the
+// odd string types, attribute values and serials a CA could put in a
+// certificate. Then what asn1js reads leniently and OpenSSL does not.
 import { describe, it, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
-import { webcrypto, X509Certificate as NodeX509 } from 'node:crypto';
+import { X509Certificate as NodeX509 } from 'node:crypto';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import * as x509 from '@peculiar/x509';
-import * as der from '../../src/util/der.js';
-import { authorityKeyId, nameToString, readCertFields, sanDnsNames, serialHex } from '../../src/util/cert-fields.js';
+import * as der from './der-write.js';
+import * as legacy from './legacy-cert-fields.js';
+import { CertFieldsError, readCertFields } from '../../src/util/cert-fields.js';
 import { makeLeaf, makePki } from './pki-fixtures.js';
-import { atv, buildCert, ext, name, rdn } from './der-cert.js';
+import { atv, buildCert, cn, ext, name, rdn, sanExt } from './der-cert.js';
 
-x509.cryptoProvider.set(webcrypto as unknown as Crypto);
-
-/** What src/ computed with @peculiar/x509 before, field by field. */
-function viaPeculiar(pem: string) {
-  const cert = new x509.X509Certificate(pem);
-  const san = cert.getExtension(x509.SubjectAlternativeNameExtension);
-  const aki = cert.getExtension(x509.AuthorityKeyIdentifierExtension);
+/** What src/ computed before, with its own DER reading. */
+function viaLegacy(pem: string) {
+  const f = legacy.readCertFields(new NodeX509(pem).raw);
   return {
-    serial: cert.serialNumber.toLowerCase(),
-    issuer: cert.issuer,
-    subject: cert.subject,
-    issuerDer: Buffer.from(cert.issuerName.toArrayBuffer()).toString('hex'),
-    subjectDer: Buffer.from(cert.subjectName.toArrayBuffer()).toString('hex'),
-    notBefore: cert.notBefore.toISOString(),
-    notAfter: cert.notAfter.toISOString(),
-    names: san ? san.names.items.filter((n) => n.type === 'dns').map((n) => n.value) : [],
-    aki: aki?.keyId ? aki.keyId.toLowerCase() : undefined,
-  };
-}
-
-function viaDer(pem: string): ReturnType<typeof viaPeculiar> {
-  const f = readCertFields(new NodeX509(pem).raw);
-  return {
-    serial: serialHex(f.serialDer),
-    issuer: nameToString(f.issuerDer),
-    subject: nameToString(f.subjectDer),
+    serial: legacy.serialHex(f.serialDer),
+    serialDer: f.serialDer.toString('hex'),
+    issuer: legacy.nameToString(f.issuerDer),
+    subject: legacy.nameToString(f.subjectDer),
     issuerDer: f.issuerDer.toString('hex'),
     subjectDer: f.subjectDer.toString('hex'),
     notBefore: f.notBefore.toISOString(),
     notAfter: f.notAfter.toISOString(),
-    names: sanDnsNames(f),
-    aki: authorityKeyId(f)?.toString('hex'),
+    names: legacy.sanDnsNames(f),
+    aki: legacy.authorityKeyId(f)?.toString('hex'),
+  };
+}
+
+async function viaNew(pem: string): Promise<ReturnType<typeof viaLegacy>> {
+  const f = await readCertFields(new NodeX509(pem));
+  return {
+    serial: f.serialHex,
+    serialDer: f.serialDer.toString('hex'),
+    issuer: f.issuer,
+    subject: f.subject,
+    issuerDer: f.issuerDer.toString('hex'),
+    subjectDer: f.subjectDer.toString('hex'),
+    notBefore: f.notBefore.toISOString(),
+    notAfter: f.notAfter.toISOString(),
+    names: f.dnsNames,
+    aki: f.authorityKeyId?.toString('hex'),
   };
 }
 
@@ -58,7 +58,7 @@ const plainTimes = {
   notAfter: der.utcTime(new Date('2025-04-01T00:00:00Z')),
 };
 
-describe('certificate fields: parity with @peculiar/x509', () => {
+describe('certificate fields: parity with the DER reading they replaced', () => {
   const certs: Array<[string, string]> = [];
   let dir: string;
 
@@ -104,6 +104,9 @@ describe('certificate fields: parity with @peculiar/x509', () => {
       'hand-built odd names',
       buildCert({ serial: Buffer.from('00', 'hex'), issuer: odd, subject: name(), ...plainTimes }),
     ]);
+    for (const serial of ['80', 'ff01', '7f', '00ff', '0102030405060708090a0b0c0d0e0f1011121314']) {
+      certs.push([`hand-built serial ${serial}`, buildCert({ serial: Buffer.from(serial, 'hex'), issuer: cn('CA'), subject: cn('x'), ...plainTimes })]);
+    }
     certs.push([
       'hand-built 1999 UTCTime, negative-looking serial, critical SAN, AKI with issuer+serial',
       buildCert({
@@ -122,41 +125,68 @@ describe('certificate fields: parity with @peculiar/x509', () => {
 
   after(() => rmSync(dir, { recursive: true, force: true }));
 
-  it('gives the same fields for every certificate', () => {
-    assert.ok(certs.length >= 9);
-    for (const [what, pem] of certs) assert.deepEqual(viaDer(pem), viaPeculiar(pem), what);
+  it('gives the same fields for every certificate', async () => {
+    assert.ok(certs.length >= 14);
+    for (const [what, pem] of certs) assert.deepEqual(await viaNew(pem), viaLegacy(pem), what);
   });
 
-  it('formats names as before (spot checks)', () => {
+  it('formats names as before (spot checks)', async () => {
     const byName = new Map(certs);
-    assert.equal(viaDer(byName.get('fixture leaf')!).issuer, 'CN=mxcert Test Intermediate');
-    assert.equal(viaDer(byName.get('openssl pebble-like.pem')!).subject, 'CN=Pebble Intermediate CA 1b2c3d');
+    assert.equal((await viaNew(byName.get('fixture leaf')!)).issuer, 'CN=mxcert Test Intermediate');
+    assert.equal((await viaNew(byName.get('openssl pebble-like.pem')!)).subject, 'CN=Pebble Intermediate CA 1b2c3d');
     assert.equal(
-      viaDer(byName.get('openssl multi-rdn.pem')!).subject,
+      (await viaNew(byName.get('openssl multi-rdn.pem')!)).subject,
       'C=DE, ST=Berlin, L=Berlin, O=Example\\, Inc., OU=Mail+CN=mx1.example.test, E=hostmaster@example.test, DC=example, ' +
         '2.5.4.5=42, T=Post\\+master, G=Given, SN=Sur, I=I',
     );
-    assert.equal(viaDer(byName.get('openssl multi-rdn.pem')!).serial, '87654321');
-    assert.equal(viaDer(byName.get('openssl pebble-like.pem')!).serial, 'ff00');
+    assert.equal((await viaNew(byName.get('openssl multi-rdn.pem')!)).serial, '87654321');
+    assert.equal((await viaNew(byName.get('openssl pebble-like.pem')!)).serial, 'ff00');
+    assert.equal((await viaNew(byName.get('hand-built serial 80')!)).serialDer, '80', 'a negative serial as encoded, no sign octet added');
+    assert.equal((await viaNew(byName.get('openssl multi-rdn.pem')!)).serialDer, '0087654321');
   });
 
-  it('serial is node’s serialNumber in lower case', () => {
+  it('serial is node’s serialNumber in lower case', async () => {
     for (const [what, pem] of certs) {
-      if (what.startsWith('hand-built')) continue; // serials 0 and 0x0080: node prints "0" / "80"
-      assert.equal(viaDer(pem).serial, new NodeX509(pem).serialNumber.toLowerCase(), what);
+      if (what.startsWith('hand-built')) continue; // serials 0, 0x80, 0x0080: node prints "0", "-80", "80"
+      assert.equal((await viaNew(pem)).serial, new NodeX509(pem).serialNumber.toLowerCase(), what);
     }
   });
 
-  it('refuses a certificate that is not one, with a DER error', () => {
-    assert.throws(() => readCertFields(Buffer.from('3003020101', 'hex')), /tbsCertificate/);
-    assert.throws(() => readCertFields(Buffer.from('30800000', 'hex')), /indefinite/);
-    const bad = buildCert({
-      serial: Buffer.from('01', 'hex'),
-      issuer: name(),
-      subject: name(),
-      notBefore: der.tlv(der.TAG.UTC_TIME, Buffer.from('2501010000Z')),
-      notAfter: plainTimes.notAfter,
-    });
-    assert.throws(() => readCertFields(new NodeX509(bad).raw), /RFC 5280 §4\.1\.2\.5\.1/);
+  it('refuses a validity time RFC 5280 §4.1.2.5 does not allow, as the DER reading did', async () => {
+    const utc = (text: string) => der.tlv(der.TAG.UTC_TIME, Buffer.from(text));
+    const gen = (text: string) => der.tlv(der.TAG.GENERALIZED_TIME, Buffer.from(text));
+    // asn1js reads the first two as 1899, the third as 3 March; OpenSSL refuses or reads them otherwise.
+    for (const bad of [utc('2501010000Z'), utc('250101000000+0100'), utc('250231000000Z'), gen('20250101000000.5Z'), gen('20250101000000')]) {
+      const pem = buildCert({ serial: Buffer.from('01', 'hex'), issuer: name(), subject: name(), notBefore: bad, notAfter: plainTimes.notAfter });
+      assert.throws(() => legacy.readCertFields(new NodeX509(pem).raw), legacy.DerError, bad.subarray(2).toString());
+      await assert.rejects(readCertFields(new NodeX509(pem)), (e: unknown) => e instanceof CertFieldsError && /notBefore .*RFC 5280 §4\.1\.2\.5/.test(e.message), bad.subarray(2).toString());
+    }
+    const late = buildCert({ serial: Buffer.from('01', 'hex'), issuer: name(), subject: name(), notBefore: plainTimes.notBefore, notAfter: gen('99991231235959Z') });
+    assert.equal((await readCertFields(new NodeX509(late))).notAfter.toISOString(), '9999-12-31T23:59:59.000Z');
+  });
+
+  it('an extension twice, or an OID asn1js cannot hold posing as subjectAltName, is refused', async () => {
+    const times = { serial: Buffer.from('01', 'hex'), issuer: cn('CA'), subject: cn('x'), ...plainTimes };
+    // 2.5.29.17.<arc of 10 base-128 octets, > 2^56>: OpenSSL reads it as what it is; asn1js drops the arc.
+    const oid = Buffer.concat([der.oid('2.5.29.17').subarray(2), Buffer.alloc(9, 0x81), Buffer.from([0x01])]);
+    const posing = der.sequence(der.tlv(der.TAG.OID, oid), der.octetString(der.sequence(der.implicit(2, der.ia5String('evil.example.test')))));
+    const alone = buildCert({ ...times, extensions: [posing] });
+    assert.equal(new NodeX509(alone).subjectAltName, undefined, 'OpenSSL sees no subjectAltName');
+    assert.deepEqual(legacy.sanDnsNames(legacy.readCertFields(new NodeX509(alone).raw)), [], 'nor did the DER reading');
+    await assert.rejects(readCertFields(new NodeX509(alone)), /OpenSSL finds no subjectAltName extension, @peculiar\/x509 does/);
+
+    const withReal = buildCert({ ...times, extensions: [sanExt('mx1.example.test'), posing] });
+    await assert.rejects(readCertFields(new NodeX509(withReal)), /extension 2\.5\.29\.17 appears more than once \(RFC 5280 §4\.2\)/);
+    const twice = buildCert({ ...times, extensions: [sanExt('mx1.example.test'), sanExt('evil.example.test')] });
+    await assert.rejects(readCertFields(new NodeX509(twice)), /extension 2\.5\.29\.17 appears more than once/);
+    // The same look-alike OID elsewhere is just an unknown extension.
+    const harmless = Buffer.concat([der.oid('1.2.3').subarray(2), Buffer.alloc(9, 0x81), Buffer.from([0x01])]);
+    const ok = buildCert({ ...times, extensions: [sanExt('mx1.example.test'), der.sequence(der.tlv(der.TAG.OID, harmless), der.octetString(der.nullValue()))] });
+    assert.deepEqual((await readCertFields(new NodeX509(ok))).dnsNames, ['mx1.example.test']);
+  });
+
+  it('refuses an unreadable extension', async () => {
+    const bad = buildCert({ serial: Buffer.from('01', 'hex'), issuer: name(), subject: name(), ...plainTimes, extensions: [ext('2.5.29.17', Buffer.from('3002820568', 'hex'))] });
+    await assert.rejects(readCertFields(new NodeX509(bad)), (e: unknown) => e instanceof CertFieldsError && /extensions are not readable/.test(e.message));
   });
 });

@@ -8,9 +8,10 @@ import path from 'node:path';
 import * as x509 from '@peculiar/x509';
 import { checkChain, MAX_CERT_OCTETS, MAX_CHAIN_CERTS, MAX_CHAIN_PEM_CHARS, sanCovers, splitPem, type ChainCheckInput } from '../../src/validate/chain-check.js';
 import { ValidationError } from '../../src/errors.js';
+import { CertFieldsError } from '../../src/util/cert-fields.js';
 import { DAY, makeIntermediate, makeIssuer, makeLeaf, makePki, makeRoot, newKeys, type Issued, type TestPki } from './pki-fixtures.js';
 import { atv, buildCert, cn, EC_KEY, ext, name, rdn, sanExt } from './der-cert.js';
-import * as der from '../../src/util/der.js';
+import * as der from './der-write.js';
 
 const NOW = new Date('2025-06-01T12:00:00Z');
 
@@ -180,10 +181,10 @@ describe('checkChain', () => {
     const base = { serial: Buffer.from([1]), issuer: cn('x'), subject: cn('x'), ...times };
     // SAN extnValue claims 5 octets inside a 2-octet SEQUENCE.
     const badSan = buildCert({ ...base, extensions: [ext('2.5.29.17', Buffer.from('3002820568', 'hex'))] });
-    await rejectsWith({ keyPem, chainPem: badSan, domains: ['x'], now: NOW }, 'parse', /subjectAltName extension is not readable/);
+    await rejectsWith({ keyPem, chainPem: badSan, domains: ['x'], now: NOW }, 'parse', /certificate 1 of the chain is not a readable X\.509 certificate: its extensions are not readable/);
     // UTCTime without seconds (RFC 5280 §4.1.2.5.1 requires them).
     const badTime = buildCert({ ...base, notBefore: der.tlv(der.TAG.UTC_TIME, Buffer.from('2505311200Z')), extensions: [sanExt('x')] });
-    await rejectsWith({ keyPem, chainPem: badTime, domains: ['x'], now: NOW }, 'parse', /certificate 1 of the chain .*UTCTime/);
+    await rejectsWith({ keyPem, chainPem: badTime, domains: ['x'], now: NOW }, 'parse', /certificate 1 of the chain .*notBefore .*UTCTime YYMMDDHHMMSSZ/);
   });
 
   it('names certificates in messages by their subject, multi-valued and escaped RDNs included', async () => {
@@ -324,9 +325,105 @@ describe('checkChain: issuers must be CAs', () => {
 });
 
 // Bounds before parsing (docs/architecture.md, "Security model"): a
-// certificate is refused on its size before OpenSSL, our DER reader or
-// @peculiar/x509 see it, and an over-long OID is refused by the DER reader
-// before it is decoded (unit-tested in der.test.ts).
+// certificate is refused on its size before OpenSSL or @peculiar/x509 see it,
+// and OpenSSL reads each certificate before @peculiar/x509 does.
+// Exact messages and edges: what the operator reads in the log and in the
+// kept chain's error, and where each check draws its line.
+describe('checkChain: messages, causes and edges', () => {
+  let pki: TestPki;
+  let good: ChainCheckInput;
+  const failure = async (input: ChainCheckInput): Promise<ValidationError> => {
+    const err = await checkChain(input).then(() => undefined, (e: unknown) => e);
+    assert.ok(err instanceof ValidationError, `expected ValidationError, got ${String(err)}`);
+    return err;
+  };
+  before(async () => {
+    pki = await makePki(NOW, ['mx1.example.test', 'mx2.example.test']);
+    good = { keyPem: pki.leaf.keyPem, chainPem: pki.leaf.pem + pki.intermediate.pem, domains: ['mx1.example.test'], now: NOW };
+  });
+
+  it('names: the leaf\'s DNS names listed, or "none"', async () => {
+    assert.equal((await failure({ ...good, domains: ['mx3.example.test'] })).message,
+      'names: the leaf does not cover mx3.example.test (its DNS names: mx1.example.test, mx2.example.test)');
+    const noSan = await makeLeaf(pki.intermediate, NOW, { names: [] });
+    assert.equal((await failure({ ...good, keyPem: noSan.keyPem, chainPem: noSan.pem + pki.intermediate.pem })).message,
+      'names: the leaf does not cover mx1.example.test (its DNS names: none)');
+  });
+
+  it('chain-order and signature messages count certificates from 1', async () => {
+    assert.equal((await failure({ ...good, chainPem: pki.leaf.pem + pki.intermediate.pem + pki.intermediate.pem })).message,
+      'chain-order: certificate 3 (CN=mxcert Test Intermediate) repeats certificate 2');
+    const otherKeys = await newKeys();
+    const forged = await makeLeaf(pki.intermediate, NOW, { signingKeys: otherKeys });
+    assert.equal((await failure({ ...good, keyPem: forged.keyPem, chainPem: forged.pem + pki.intermediate.pem })).message,
+      'signature: certificate 1 (CN=mx1.example.test) is not signed by the key of certificate 2 (CN=mxcert Test Intermediate)');
+  });
+
+  it('trusted roots: a root with the issuer\'s name but another key is no anchor; the message lists the roots', async () => {
+    const impostor = await makeRoot('mxcert Test Root', NOW);
+    const other = await makeRoot('Other Root', NOW);
+    assert.equal((await failure({ ...good, trustedRootsPem: [impostor.pem, other.pem] })).message,
+      'signature: the chain does not lead to a trusted root: certificate 2 (CN=mxcert Test Intermediate) is issued by "CN=mxcert Test Root", ' +
+        'trusted: "CN=mxcert Test Root", "CN=Other Root"');
+    assert.match((await failure({ ...good, trustedRootsPem: [] })).message, /, trusted: none$/);
+    await checkChain({ ...good, trustedRootsPem: [impostor.pem, pki.root.pem] });
+  });
+
+  it('trusted roots: the root\'s key under another name is no anchor either (RFC 5280 §6.1.1: name and key)', async () => {
+    const renamed = await x509.X509CertificateGenerator.createSelfSigned({
+      serialNumber: '7e57',
+      name: 'CN=Renamed Test Root',
+      notBefore: new Date(NOW.getTime() - DAY),
+      notAfter: new Date(NOW.getTime() + 10 * DAY),
+      keys: pki.root.keys,
+      signingAlgorithm: { name: 'ECDSA', hash: 'SHA-256' },
+      extensions: [new x509.BasicConstraintsExtension(true, undefined, true), new x509.KeyUsagesExtension(x509.KeyUsageFlags.keyCertSign, true)],
+    });
+    assert.match((await failure({ ...good, trustedRootsPem: [renamed.toString('pem')] })).message,
+      /^signature: the chain does not lead to a trusted root: .* trusted: "CN=Renamed Test Root"$/);
+  });
+
+  it('an unreadable trusted root is named by its position', async () => {
+    const bad = '-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n';
+    assert.match((await failure({ ...good, trustedRootsPem: [pki.root.pem, bad] })).message, /^parse: trusted root 2 is not a readable X\.509 certificate: /);
+  });
+
+  it('parse errors keep their cause', async () => {
+    const notCert = await failure({ ...good, chainPem: '-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n' });
+    assert.ok(notCert.cause instanceof Error, 'OpenSSL\'s error');
+    const times = { notBefore: der.tlv(der.TAG.UTC_TIME, Buffer.from('2505311200Z')), notAfter: der.utcTime(new Date(NOW.getTime() + DAY)) };
+    const badTime = buildCert({ serial: Buffer.from([1]), issuer: cn('x'), subject: cn('x'), ...times, extensions: [sanExt('x')] });
+    const fields = await failure({ ...good, keyPem: EC_KEY.export({ type: 'pkcs8', format: 'pem' }) as string, chainPem: badTime });
+    assert.ok(fields.cause instanceof CertFieldsError, String(fields.cause));
+    const key = await failure({ ...good, keyPem: 'not a key' });
+    assert.ok(key.cause instanceof Error);
+  });
+
+  it('the caps are inclusive: 16 certificates and 1 MiB of PEM pass them', async () => {
+    const sixteen = pki.leaf.pem + pki.intermediate.pem.repeat(MAX_CHAIN_CERTS - 1);
+    assert.equal((await failure({ ...good, chainPem: sixteen })).check, 'chain-order', 'judged, not refused by the count');
+    const chain = pki.leaf.pem + pki.intermediate.pem;
+    const padded = chain + ' '.repeat(MAX_CHAIN_PEM_CHARS - chain.length);
+    assert.equal(padded.length, MAX_CHAIN_PEM_CHARS);
+    await checkChain({ ...good, chainPem: padded });
+  });
+
+  it('splitPem: a BEGIN without END, an empty block, blocks shorter than the END line', () => {
+    assert.deepEqual(splitPem('-----BEGIN CERTIFICATE-----\nQUJD\n'), []);
+    assert.deepEqual(splitPem('-----BEGIN CERTIFICATE-----\n-----END CERTIFICATE-----'), ['-----BEGIN CERTIFICATE-----\n\n-----END CERTIFICATE-----\n']);
+    assert.deepEqual(splitPem('-----BEGIN CERTIFICATE-----\nQQ==\n-----END CERTIFICATE-----\n-----BEGIN CERTIFICATE-----\nQg==\n-----END CERTIFICATE-----\n'), [
+      '-----BEGIN CERTIFICATE-----\nQQ==\n-----END CERTIFICATE-----\n',
+      '-----BEGIN CERTIFICATE-----\nQg==\n-----END CERTIFICATE-----\n',
+    ]);
+  });
+
+  it('sanCovers: only a "*." prefix is a wildcard', () => {
+    assert.equal(sanCovers('xxexample.test', 'mx.example.test'), false);
+    assert.equal(sanCovers('*xexample.test', 'mx.example.test'), false);
+    assert.equal(sanCovers('*.example.test', 'mx.example.test'), true);
+  });
+});
+
 describe('checkChain: bounded work on hostile input', () => {
   const keyPem = EC_KEY.export({ type: 'pkcs8', format: 'pem' }) as string;
   const times = { notBefore: der.utcTime(new Date(NOW.getTime() - DAY)), notAfter: der.utcTime(new Date(NOW.getTime() + DAY)) };
@@ -355,8 +452,18 @@ describe('checkChain: bounded work on hostile input', () => {
     }
   });
 
-  it('a certificate under the size cap with a 60 KiB OID is refused by the OID cap', async () => {
-    await rejectsWith({ keyPem, chainPem: withLongOid(60 * 1024), domains: ['mx1.example.test'], now: NOW }, 'parse', /certificate 1 of the chain .*OBJECT IDENTIFIER of 61440 octets is longer than the 128 accepted/);
+  it('a certificate under the size cap with a 60 KiB OID in an unknown extension is read, not misread', async () => {
+    // asn1js keeps no arc above 2^56, so the OID reads as "1.2": neither a
+    // known extension nor a duplicate, and the certificate is judged on the rest.
+    const checked = await checkChain({ keyPem, chainPem: withLongOid(60 * 1024), domains: ['mx1.example.test'], now: NOW });
+    assert.deepEqual(checked.names, ['mx1.example.test']);
+  });
+
+  it('an extension whose OID only starts like subjectAltName is not read as one', async () => {
+    const oid = Buffer.concat([der.oid('2.5.29.17').subarray(2), Buffer.alloc(9, 0x81), Buffer.from([0x01])]);
+    const posing = der.sequence(der.tlv(der.TAG.OID, oid), der.octetString(der.sequence(der.implicit(2, der.ia5String('mx1.example.test')))));
+    const leaf = buildCert({ serial: Buffer.from([1]), issuer: cn('x'), subject: cn('x'), ...times, extensions: [posing] });
+    await rejectsWith({ keyPem, chainPem: leaf, domains: ['mx1.example.test'], now: NOW }, 'parse', /certificate 1 of the chain .*OpenSSL finds no subjectAltName/);
   });
 
   it('too many certificates, or too much PEM, are refused before parsing', async () => {

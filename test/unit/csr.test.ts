@@ -12,7 +12,8 @@ import { createCsr } from '../../src/keys/csr.js';
 import { generateKeyPem } from '../../src/keys/keygen.js';
 import { KEY_TYPES, type KeyType } from '../../src/config/schema.js';
 import { MxcertError } from '../../src/errors.js';
-import * as der from '../../src/util/der.js';
+import * as der from './der-write.js';
+import { children, readDer } from './legacy-cert-fields.js';
 
 x509.cryptoProvider.set(webcrypto as unknown as Crypto);
 
@@ -63,6 +64,8 @@ describe('createCsr', () => {
       assert.match(text, /X509v3 Subject Alternative Name: ?\n\s+DNS:mx1\.example\.test, DNS:mx2\.example\.test, DNS:\*\.example\.test, DNS:MX3\.Example\.Test\n/);
       assert.match(text, new RegExp(`Signature Algorithm: ${SIG_ALG[type]}`));
       assert.match(text, /Version: 1 \(0x0\)/);
+      assert.doesNotMatch(text, /Key Usage/, 'no keyUsage or extendedKeyUsage requested: the CA decides');
+      assert.match(openssl(csr, '-subject', '-nameopt', 'multiline,show_type'), /commonName\s+= UTF8STRING:mx1\.example\.test/);
 
       const pub = openssl(csr, '-pubkey');
       assert.equal(pub, createPublicKey(keyPem).export({ type: 'spki', format: 'pem' }));
@@ -88,7 +91,7 @@ describe('createCsr', () => {
   it('RSA signature algorithm has NULL parameters, ECDSA none (RFC 4055 §5, RFC 5758 §3.2)', async () => {
     const algOf = (pem: string): string => {
       const body = Buffer.from(pem.replace(/-----[^-]+-----/g, '').replace(/\s+/g, ''), 'base64');
-      return der.children(der.readDer(body))[1]!.der.toString('hex');
+      return children(readDer(body))[1]!.der.toString('hex');
     };
     assert.equal(algOf(await createCsr(['a.test'], await generateKeyPem('rsa-2048'))), '300d06092a864886f70d01010b0500');
     assert.equal(algOf(await createCsr(['a.test'], await generateKeyPem('ecdsa-p256'))), '300a06082a8648ce3d040302');

@@ -13,12 +13,15 @@ import {
   needsResolver,
   noRecordsAnywhere,
   rememberTtl,
+  servedEverywhere,
+  verdictAt,
   type DaneAction,
   type DaneObservations,
   type DecidePolicy,
   type OwnerObservation,
 } from '../../src/dane/decide.js';
 import { upgradeJournal, type DaneJournal } from '../../src/dane/journal.js';
+import { isRetirePhase, PHASES } from '../../src/dane/phases.js';
 import type { Observation } from '../../src/dane/visibility.js';
 import type { TlsaRecord } from '../../src/dane/tlsa.js';
 
@@ -518,5 +521,202 @@ describe('the hold covers every TTL a cache may hold an RRset without the new re
     const a = kind(decide(journal({ nextVisibleAt: undefined, holdUntil: undefined }), obs(both([C, N], { at: at(100) })), POLICY, at(200)), 'save');
     assert.equal(a.journal.nextVisibleAt, iso(100));
     assert.equal(a.journal.holdUntil, iso(120_100));
+  });
+});
+
+describe('journal phases that are not what they seem', () => {
+  const legacy = (phase: unknown) => ({ version: 1, phase, current: { id: 'c', tlsa: C, createdAt: iso(0) }, next: { id: 'n', tlsa: N, createdAt: iso(0) }, updatedAt: iso(0) });
+
+  it('a phase named like an object property (constructor, __proto__, toString) or not a string is no phase', () => {
+    for (const p of ['constructor', '__proto__', 'toString', 'hasOwnProperty', ['RETIRE'], 7, null]) {
+      assert.throws(() => upgradeJournal(legacy(p), '/state/j.json'), /\/state\/j\.json: not a DANE journal/, JSON.stringify(p));
+    }
+  });
+
+  it('the retirement phases are left to mxcert dane retire; a phase this version does not know waits, never acts', () => {
+    for (const phase of ['WITHDRAW', 'AWAIT_GONE', 'RELEASE'] as const) {
+      assert.equal(isRetirePhase(phase), true, phase);
+      const a = kind(decide(journal({ phase }), obs(both([C, N])), POLICY, at(90 * DAY)), 'wait');
+      assert.equal(a.why, 'mxcert dane retire is removing the records (src/dane/retire.ts moves it)');
+    }
+    for (const phase of PHASES.filter((p) => !['WITHDRAW', 'AWAIT_GONE', 'RELEASE'].includes(p))) assert.equal(isRetirePhase(phase), false, phase);
+    const odd = { ...journal(), phase: 'DANCING' } as unknown as DaneJournal;
+    assert.deepEqual(decide(odd, obs(both([C, N])), POLICY, at(90 * DAY)), { kind: 'wait', why: 'unknown phase DANCING' });
+  });
+});
+
+describe('decide: what each step says (the log and status show it)', () => {
+  it('PUBLISH: the deploy before publishing and the publish', () => {
+    const p = journal({ phase: 'PUBLISH', nextVisibleAt: undefined, holdUntil: undefined });
+    assert.equal(kind(decide(p, obs(both([]), { deployedTlsa: undefined }), POLICY, at(0)), 'deploy').say, 'deployed a certificate for the current key (serial %s) before publishing');
+    assert.equal(kind(decide(p, obs(both([F])), POLICY, at(0)), 'publish').say, 'published 3 1 1 current + next');
+  });
+
+  it('adoption: waits naming every key type not ready yet; no other wait is an adoption wait', () => {
+    const p = journal({ phase: 'PUBLISH', nextVisibleAt: undefined, holdUntil: undefined });
+    const a = kind(decide(p, obs(both([]), { siblings: [{ keyType: 'rsa-2048' }, { keyType: 'ecdsa-p384' }] }), POLICY, at(0)), 'wait');
+    assert.equal(a.why, 'adoption: publishing once rsa-2048, ecdsa-p384 also serves its current key');
+    // The orchestrator retries at once only after an adoption wait.
+    const hold = kind(decide(journal({ phase: 'DEPLOY_CURRENT' }), obs(both([F, C, N]), { deployedTlsa: undefined }), POLICY, at(0)), 'wait');
+    assert.equal(hold.why.startsWith(ADOPTION_WAIT), false, hold.why);
+    const lag = kind(decide(journal({ phase: 'AWAIT_VISIBLE', awaiting: { present: [C, N], absent: [], then: 'STEADY' }, nextVisibleAt: undefined, holdUntil: undefined }), obs([server(P, [C, N]), server(S, [C])]), POLICY, at(0)), 'wait');
+    assert.equal(lag.why.startsWith(ADOPTION_WAIT), false, lag.why);
+  });
+
+  it('AWAIT_VISIBLE: every lagging server listed; the old key deleted, or the records visible', () => {
+    const w = journal({ phase: 'AWAIT_VISIBLE', awaiting: { present: [C, N], absent: [], then: 'STEADY' }, nextVisibleAt: undefined, holdUntil: undefined });
+    const lag = kind(decide(w, obs([server(P, [C]), server(S, [N])]), POLICY, at(0)), 'wait');
+    assert.equal(lag.why, `not yet visible everywhere: ${OWNER} 127.0.0.1:5301: lacks TLSA 3 1 1 dddddddddddd…; ${OWNER} 127.0.0.1:5302: lacks TLSA 3 1 1 cccccccccccc…`);
+    const old = { id: 'o', tlsa: O, createdAt: iso(0) };
+    const gone = kind(decide({ ...w, old, awaiting: { present: [C, N], absent: [O], then: 'STEADY' } }, obs(both([C, N])), POLICY, at(0)), 'delete-key');
+    assert.deepEqual(gone.say, [`old key ${'ee'.repeat(8)}… retired and deleted`, 'visible on every authoritative server']);
+    assert.equal(kind(decide(w, obs(both([C, N])), POLICY, at(0)), 'save').say, 'visible on every authoritative server');
+  });
+
+  it('DEPLOY_CURRENT and STEADY: publishing again, the deploy after the hold, a same-key renewal', () => {
+    const warn = 'our records are not served everywhere; publishing again';
+    const dc = journal({ phase: 'DEPLOY_CURRENT' });
+    assert.equal(kind(decide(dc, obs([server(P, [C, N]), server(S, [C])]), POLICY, at(0)), 'save').warn, warn);
+    assert.equal(kind(decide(dc, obs(both([C, N])), POLICY, at(120_000)), 'deploy').say, 'deployed the current key after the hold (serial %s)');
+    assert.equal(kind(decide(journal(), obs([server(P, [C, N]), server(S, [C])]), POLICY, at(DAY)), 'save').warn, warn);
+    assert.equal(kind(decide(journal(), obs(both([C, N]), { renewalDue: true }), POLICY, at(DAY)), 'deploy').say, 'renewed with the current key (serial %s)');
+  });
+
+  it('SWAP and RETIRE_OLD: the swap, a swap called off, the retirement', () => {
+    const sw = journal({ phase: 'SWAP' });
+    assert.equal(kind(decide(sw, obs(both([C, N])), POLICY, at(DAY)), 'deploy').say, 'swapped to the next key (serial %s); new next key generated');
+    const off = kind(decide({ ...sw, holdUntil: iso(2 * DAY) }, obs(both([C, N])), POLICY, at(DAY)), 'save');
+    assert.equal(off.warn, `not swapping now (holding until ${iso(2 * DAY)}); back to STEADY`);
+    const r = journal({ phase: 'RETIRE_OLD', old: { id: 'o', tlsa: O, createdAt: iso(0) }, swappedAt: iso(0), retireAfter: iso(0) });
+    assert.equal(kind(decide(r, obs(both([O, C])), POLICY, at(0)), 'publish').say, 'retired the old record and published the new next key');
+  });
+});
+
+describe('decide: edges of the rules', () => {
+  it('DEPLOY_CURRENT with no hold started: waits, saying so, with no end time', () => {
+    const a = kind(decide(journal({ phase: 'DEPLOY_CURRENT', holdUntil: undefined }), obs(both([F, C, N]), { deployedTlsa: undefined }), POLICY, at(0)), 'wait');
+    assert.deepEqual(a, { kind: 'wait', why: 'holding until (hold not started) before serving the current key' });
+  });
+
+  it('STEADY, rotation due, t_visible known but no hold recorded: waits without an end time', () => {
+    const a = kind(decide(journal({ holdUntil: undefined }), obs(both([C, N])), POLICY, at(90 * DAY)), 'wait');
+    assert.deepEqual(a, { kind: 'wait', why: 'rotation due, hold not started' });
+  });
+
+  it('a failure backoff ending now, or already over, holds nothing back', () => {
+    assert.equal(kind(decide(journal(), obs(both([C, N]), { backoffUntil: at(90 * DAY) }), POLICY, at(90 * DAY)), 'save').journal.phase, 'SWAP');
+    assert.equal(kind(decide(journal(), obs(both([C, N]), { backoffUntil: at(DAY) }), POLICY, at(90 * DAY)), 'save').journal.phase, 'SWAP');
+    const a = kind(decide(journal(), obs(both([C, N]), { backoffUntil: at(90 * DAY + 1) }), POLICY, at(90 * DAY)), 'wait');
+    assert.deepEqual(a.until, at(90 * DAY + 1));
+    assert.equal(a.why, `rotation due, backing off after a failure until ${iso(90 * DAY + 1)}`);
+  });
+
+  it('a validating resolver configured but not asked: no swap, saying why', () => {
+    const a = kind(decide(journal(), obs(both([C, N])), { ...POLICY, resolver: true }, at(90 * DAY)), 'wait');
+    assert.deepEqual(a, { kind: 'wait', why: 'rotation due, the validating resolver was not asked' });
+  });
+
+  it('PUBLISH: an RRset before it without a TTL leaves no ttlBefore; a remembered unsigned-until is kept', () => {
+    const p = journal({ phase: 'PUBLISH', nextVisibleAt: undefined, holdUntil: undefined });
+    assert.deepEqual(kind(decide(p, obs(both([])), POLICY, at(0)), 'publish').then.awaiting, { present: [C, N], absent: [], then: 'STEADY' });
+    const kept = kind(decide({ ...p, unsignedNextUntil: iso(DAY) }, obs(both([F])), POLICY, at(0)), 'publish');
+    assert.equal(kept.then.unsignedNextUntil, iso(DAY));
+  });
+
+  it('AWAIT_VISIBLE of a journal without `awaiting` (written before it existed): current + next, then STEADY', () => {
+    const j = journal({ phase: 'AWAIT_VISIBLE', nextVisibleAt: undefined, holdUntil: undefined });
+    kind(decide(j, obs([server(P, [C, N]), server(S, [N])]), POLICY, at(0)), 'wait');
+    const a = kind(decide(j, obs(both([C, N])), POLICY, at(0)), 'save');
+    assert.equal(a.journal.phase, 'STEADY');
+    assert.equal(a.journal.holdUntil, iso(120_000));
+  });
+
+  it('records observed without a TTL: the hold falls back to the policy TTL', () => {
+    const j = journal({ phase: 'AWAIT_VISIBLE', awaiting: { present: [C, N], absent: [], then: 'STEADY' }, nextVisibleAt: undefined, holdUntil: undefined });
+    const a = kind(decideRaw(j, obs(both([C, N], { ttl: undefined })), POLICY, at(0)), 'save');
+    assert.equal(a.journal.holdUntil, iso(120_000));
+    assert.equal(a.journal.holdTtl, 60);
+  });
+
+  it('RETIRE_OLD without an old key (deleted before a crash): publishes current + next, removes nothing', () => {
+    const r = journal({ phase: 'RETIRE_OLD', swappedAt: iso(0), retireAfter: iso(0) });
+    const a = kind(decide(r, obs(both([C, N])), POLICY, at(0)), 'publish');
+    assert.deepEqual(a.remove, []);
+    assert.deepEqual(a.add, [rec(C), rec(N)]);
+    assert.equal(a.then.phase, 'AWAIT_VISIBLE');
+    assert.deepEqual(a.then.awaiting, { present: [C, N], absent: [], then: 'STEADY', ttlBefore: 60 });
+  });
+
+  it('RETIRE_OLD with extra records: they go out again with ours', () => {
+    const extra = { usage: 2, selector: 1, matchingType: 1, data: F };
+    const r = journal({ phase: 'RETIRE_OLD', old: { id: 'o', tlsa: O, createdAt: iso(0) }, swappedAt: iso(0), retireAfter: iso(0) });
+    assert.deepEqual(kind(decide(r, obs(both([O, C])), { ...POLICY, extras: [extra] }, at(0)), 'publish').add, [rec(C), rec(N), extra]);
+  });
+
+  it('afterPublish: without a serial, or with nothing awaited, the journal is unchanged', () => {
+    const then = journal({ phase: 'AWAIT_VISIBLE', awaiting: { present: [C, N], absent: [], then: 'STEADY' } });
+    assert.deepStrictEqual(afterPublish(then, undefined), then);
+    const steady = journal();
+    assert.deepStrictEqual(afterPublish(steady, 42), steady);
+    assert.deepEqual(afterPublish(then, 42).awaiting, { present: [C, N], absent: [], then: 'STEADY', minSerial: 42 });
+  });
+
+  it('the publisher settings are remembered, with every owner ever published at', () => {
+    const pw = { kind: 'rfc2136', owners: [OWNER], ttl: 60 } as unknown as NonNullable<DecidePolicy['publishedWith']>;
+    const first = kind(decide(journal(), obs(both([C, N])), { ...POLICY, publishedWith: pw }, at(DAY)), 'save');
+    assert.deepEqual(first.journal.publishedWith, pw);
+    const moved = { ...pw, owners: ['_25._tcp.mx2.example.test.'] };
+    const second = kind(decide(first.journal, obs(both([C, N])), { ...POLICY, publishedWith: moved }, at(DAY)), 'save');
+    assert.deepEqual(second.journal.publishedWith, { ...moved, owners: [OWNER, '_25._tcp.mx2.example.test.'] });
+    kind(decide(second.journal, obs(both([C, N])), { ...POLICY, publishedWith: moved }, at(DAY)), 'idle');
+  });
+});
+
+describe('views over several owner names', () => {
+  const MX2 = '_25._tcp.mx2.example.test.';
+  const two = (a: Observation[], b: Observation[]): OwnerObservation[] => [
+    { owner: OWNER, servers: a },
+    { owner: MX2, servers: b },
+  ];
+
+  it('visible means visible at every owner', () => {
+    const j = journal({ phase: 'AWAIT_VISIBLE', awaiting: { present: [C, N], absent: [], then: 'STEADY' }, nextVisibleAt: undefined, holdUntil: undefined });
+    const a = kind(decide(j, { dns: two(both([C, N]), both([C])), deployedTlsa: C, renewalDue: false }, POLICY, at(0)), 'wait');
+    assert.match(a.why, /_25\._tcp\.mx2\.example\.test\. 127\.0\.0\.1:5301: lacks TLSA/);
+    assert.equal(servedEverywhere(two(both([C, N]), both([C])), [C, N]), false);
+    assert.equal(servedEverywhere(two(both([C, N]), both([C, N])), [C, N]), true);
+  });
+
+  it('the largest TTL and the latest RRSIG expiry over every owner; owners without RRSIGs add none', () => {
+    const v = verdictAt(two(both([F], { ttl: 30, rrsigExpiration: at(DAY) }), both([F], { ttl: 8 })), { present: [], absent: [] });
+    assert.equal(v.maxTtl, 30);
+    assert.deepEqual(v.maxRrsigExpiration, at(DAY));
+    const w = verdictAt(two(both([F], { ttl: 8, rrsigExpiration: at(DAY) }), both([F], { ttl: 30, rrsigExpiration: at(3 * DAY) })), { present: [], absent: [] });
+    assert.equal(w.maxTtl, 30);
+    assert.deepEqual(w.maxRrsigExpiration, at(3 * DAY));
+    assert.equal(verdictAt(two(both([F]), both([F])), { present: [], absent: [] }).maxRrsigExpiration, undefined, 'an unsigned zone');
+  });
+
+  it('strictSignatures over an unsigned zone: nothing to wait for', () => {
+    const p = journal({ phase: 'PUBLISH', nextVisibleAt: undefined, holdUntil: undefined });
+    assert.equal(kind(decide(p, obs(both([F])), { ...POLICY, strictSignatures: true }, at(0)), 'publish').then.unsignedNextUntil, undefined);
+  });
+
+  it('no records anywhere: at every owner, and an owner nobody answered for is no evidence', () => {
+    assert.equal(noRecordsAnywhere(two(both([]), both([F]))), false);
+    assert.equal(noRecordsAnywhere(two(both([]), both([]))), true);
+    assert.equal(noRecordsAnywhere([{ owner: OWNER, servers: [] }]), false);
+  });
+
+  it('the latest answer ignores servers that never answered', () => {
+    const down: Observation = { server: S, ok: false, error: 'timeout', authoritative: false, records: [] };
+    assert.deepEqual(latestAnswer(two([server(P, [C], { at: at(700) }), down], [server(S, [C], { at: at(300) })])), at(700));
+    assert.equal(latestAnswer(dns(down)), undefined);
+  });
+
+  it('rememberTtl: of two remembered TTLs that caches hold equally long, the one already kept stays', () => {
+    // gone: 10 s until T0 (caches done at T0 + 20 s); live 9 s dropped at T0 + 2 s (done at T0 + 20 s too).
+    const kept = { ttl: 10, until: iso(0) };
+    assert.deepEqual(rememberTtl({ live: 9, gone: kept }, dns(server(P, [F], { ttl: 1 })), at(2000)), { live: 1, gone: kept });
   });
 });

@@ -34,6 +34,7 @@ const P = { host: '127.0.0.1', port: 5301 };
 const S = { host: '127.0.0.1', port: 5302 };
 const rec = (h: string): TlsaRecord => ({ usage: 3, selector: 1, matchingType: 1, data: h });
 const POLICY = { ttl: 60, minHoldMs: 0 };
+const DAY = 86_400_000;
 
 function journal(over: Partial<DaneJournal> = {}): DaneJournal {
   return {
@@ -52,6 +53,7 @@ function server(s: typeof P, records: TlsaRecord[], over: Partial<Observation> =
 
 const dns = (...servers: Observation[]): OwnerObservation[] => [{ owner: OWNER, servers }];
 const obs = (servers: Observation[], chains: RetireObservations['chains'] = []): RetireObservations => ({ dns: dns(...servers), chains });
+const both = (records: TlsaRecord[], over: Partial<Observation> = {}) => [server(P, records, over), server(S, records, over)];
 
 /** As the executor sees it: a first answer that only saves the TTL memory is followed by the real one. */
 function decideRetire(v: RetireView, o: RetireObservations, p: typeof POLICY, now: Date): RetireAction {
@@ -244,5 +246,128 @@ describe('retireDane without the publisher settings', () => {
 
   it('nothing to retire without DANE state', async () => {
     assert.equal(await retireDane({ store: new StateStore(dir), name: 'mx2', keyTypes: ['ecdsa-p256'], logger: silentLogger, clock: new FakeClock(at(0)), budgetMs: 0, start: true }), undefined);
+  });
+});
+
+describe('decideRetire: the edges', () => {
+  const MX2 = '_25._tcp.mx2.example.test.';
+  const two = (a: Observation[], b: Observation[]): OwnerObservation[] => [
+    { owner: OWNER, servers: a },
+    { owner: MX2, servers: b },
+  ];
+  const chains = [{ keyType: 'ecdsa-p256', chainDer: [] as Buffer[] }];
+  const down: Observation = { server: S, ok: false, authoritative: false, records: [], error: 'timeout' };
+
+  it('only a journal that is retiring counts: a retirement left in a journal of another phase, or a retire phase without its state, does not', () => {
+    const leftOver = journal({ retire: { startedAt: iso(0), owners: [OWNER], records: [C, N] } });
+    assert.equal(retireView([leftOver]), undefined);
+    assert.equal(retireView([journal({ phase: 'WITHDRAW' })]), undefined);
+  });
+
+  it('the view has the owners and records of every retiring key type, and the leader’s TTL memory', () => {
+    const a = journal({ phase: 'RELEASE', retire: { startedAt: iso(0), owners: [OWNER], records: [C, N] }, ttlSeen: { live: 8 } });
+    const b = journal({ phase: 'AWAIT_GONE', retire: { startedAt: iso(0), owners: [MX2], records: [R1, R2] }, ttlSeen: { live: 30 } });
+    const v = retireView([a, b])!;
+    assert.deepEqual(v.retire.owners, [OWNER, MX2]);
+    assert.deepEqual(v.retire.records, [C, N, R1, R2]);
+    assert.deepEqual(v.ttlSeen, { live: 30 });
+    assert.equal('ttlSeen' in retireView([{ ...b, ttlSeen: undefined }])!, false);
+  });
+
+  it('leftUncovered: only a 3 1 1 record with our data is ours; the same data under other parameters stays, and counts', () => {
+    for (const other of [
+      { usage: 2, selector: 1, matchingType: 1, data: C },
+      { usage: 3, selector: 0, matchingType: 1, data: C },
+      { usage: 3, selector: 1, matchingType: 2, data: C },
+    ]) {
+      assert.deepEqual(
+        leftUncovered(dns(server(P, [rec(C), other])), [C], chains),
+        [`${OWNER}: ${other.usage} ${other.selector} ${other.matchingType} cccccccccccc… would remain, and none matches the certificate served for ecdsa-p256`],
+        JSON.stringify(other),
+      );
+    }
+    assert.deepEqual(leftUncovered(dns(server(P, [rec(C), rec(N)])), [C, N], chains), []);
+  });
+
+  it('leftUncovered: what a server that did not answer holds is no evidence; every left record and key type named; one that matches is enough', async () => {
+    assert.deepEqual(leftUncovered(dns(server(P, [rec(C)]), { ...down, records: [rec(F)] }), [C], chains), []);
+    const two2 = [...chains, { keyType: 'rsa-2048', chainDer: [] as Buffer[] }];
+    assert.deepEqual(leftUncovered(dns(server(P, [rec(F), rec(O)])), [C], two2), [
+      `${OWNER}: 3 1 1 abababababab…, 3 1 1 eeeeeeeeeeee… would remain, and none matches the certificate served for ecdsa-p256, rsa-2048`,
+    ]);
+    assert.deepEqual(leftUncovered(dns(server(P, [rec(F)])), [C], []), [`${OWNER}: 3 1 1 abababababab… would remain, and none matches the certificate served for (no certificate of mxcert’s deployed)`]);
+    const pki = await makePki(new Date());
+    const chain = [pki.leaf.pem, pki.intermediate.pem].map((p) => new X509Certificate(p).raw);
+    const ee = { usage: 3, selector: 1, matchingType: 1, data: createHash('sha256').update(new X509Certificate(pki.leaf.pem).publicKey.export({ type: 'spki', format: 'der' })).digest('hex') };
+    assert.deepEqual(leftUncovered(dns(server(P, [rec(C), rec(F), ee])), [C], [{ keyType: 'ecdsa-p256', chainDer: chain }]), [], 'one usable record matching the served chain keeps delivery working');
+  });
+
+  it('WITHDRAW: says what it withdrew where; a refusal names every owner', () => {
+    const v = { ...view('WITHDRAW'), retire: { startedAt: iso(0), owners: [OWNER, MX2], records: [C, N] } };
+    const a = kind(decideRetire(v, { dns: two(both([rec(C), rec(N)]), both([rec(C), rec(N)])), chains }, POLICY, at(0)), 'publish');
+    assert.equal(a.say, `withdrew mxcert's TLSA records (2) from ${OWNER}, ${MX2}`);
+    assert.deepEqual(a.then.retire, { ...v.retire, ttlBefore: 60 });
+    const r = kind(decideRetire(v, { dns: two(both([rec(C), rec(F)]), both([rec(N), rec(O)])), chains }, POLICY, at(0)), 'refuse');
+    assert.equal(
+      r.why,
+      `removing mxcert's TLSA records would break delivery: ${OWNER}: 3 1 1 abababababab… would remain, and none matches the certificate served for ecdsa-p256; ${MX2}: 3 1 1 eeeeeeeeeeee… would remain, and none matches the certificate served for ecdsa-p256. DANE senders would refuse mail. Remove those records too, or publish one that matches the served certificate, then run this again`,
+    );
+  });
+
+  it('the TTL memory is saved first, and forgotten once caches are done with it', () => {
+    const fresh = { ...view('WITHDRAW'), ttlSeen: undefined };
+    assert.deepEqual(kind(decideRetireRaw(fresh, obs(both([rec(C)])), POLICY, at(0)), 'save').view, { ...fresh, ttlSeen: { live: 60 } });
+    const old = { ...view('RELEASE', { goneAt: iso(0), releaseAt: iso(DAY) }), ttlSeen: { gone: { ttl: 8, until: iso(0) } } };
+    const a = kind(decideRetireRaw(old, obs(both([])), POLICY, at(16_000)), 'save');
+    assert.equal(a.view.ttlSeen, undefined);
+    assert.equal(a.view.phase, 'RELEASE');
+  });
+
+  it('AWAIT_GONE: every lagging server listed, polling; a larger TTL served until a moment ago keeps the keys longer', () => {
+    const v = view('AWAIT_GONE', { minSerial: 11 });
+    assert.deepEqual(decideRetire(v, obs([server(P, [rec(C)], { serial: 11 }), server(S, [rec(N)], { serial: 11 })]), POLICY, at(0)), {
+      kind: 'wait',
+      why: `waiting for every authoritative server to drop mxcert's records: ${OWNER} 127.0.0.1:5301: still serves TLSA 3 1 1 cccccccccccc…; ${OWNER} 127.0.0.1:5302: still serves TLSA 3 1 1 dddddddddddd…`,
+      poll: true,
+    });
+    const remembered = { ...view('AWAIT_GONE'), ttlSeen: { gone: { ttl: 600, until: iso(500) } } };
+    const a = kind(decideRetire(remembered, obs(both([], { at: at(1000) })), POLICY, at(2000)), 'save');
+    assert.equal(a.view.retire.releaseAt, iso(500 + 1_200_000), '2 × 600 s after it was last served, not 2 × 60 s after the last answer');
+    assert.equal(a.say, `no authoritative server serves them any more; the keys are kept until ${iso(1_200_500)} (2 × TTL, for resolvers' caches)`);
+    const shortGone = { ...view('AWAIT_GONE'), ttlSeen: { gone: { ttl: 1, until: iso(0) } } };
+    assert.equal(kind(decideRetire(shortGone, obs(both([], { at: at(1000) })), POLICY, at(1500)), 'save').view.retire.releaseAt, iso(121_000), 'a shorter remembered TTL changes nothing');
+  });
+
+  it('RELEASE: names where a record of ours is back; foreign records, or our data under other parameters, are not ours', () => {
+    const v = { ...view('RELEASE', { goneAt: iso(0), releaseAt: iso(120_000) }), ttlSeen: undefined };
+    const a = kind(decideRetire(v, { dns: two([server(P, [rec(C)])], [server(S, [rec(N)])]), chains }, POLICY, at(200_000)), 'save');
+    assert.equal(a.warn, `mxcert's records are served again (${OWNER} at 127.0.0.1:5301, ${MX2} at 127.0.0.1:5302); removing them again`);
+    for (const other of [rec(F), { usage: 2, selector: 1, matchingType: 1, data: C }, { usage: 3, selector: 0, matchingType: 1, data: C }, { usage: 3, selector: 1, matchingType: 2, data: C }]) {
+      kind(decideRetire(v, obs([server(P, [other])]), POLICY, at(200_000)), 'free');
+    }
+  });
+
+  it('RELEASE: what it says while waiting and when it frees the keys', () => {
+    const v = { ...view('RELEASE', { goneAt: iso(0), releaseAt: iso(120_000) }), ttlSeen: undefined };
+    assert.deepEqual(decideRetire(v, obs([server(P, [])]), POLICY, at(0)), {
+      kind: 'wait',
+      why: `keeping the key until ${iso(120_000)}: resolvers may still hold mxcert's records until then`,
+      until: at(120_000),
+    });
+    assert.deepEqual(decideRetire(v, obs([server(P, [])]), POLICY, at(120_000)), { kind: 'free', say: 'retired: mxcert’s records are gone everywhere and caches have expired; keys freed' });
+  });
+
+  it('keptKeyNotice: every owner named; without any recorded, says so; no release time yet, none shown', () => {
+    const j = journal({ publishedWith: { owners: [OWNER, MX2], ttl: 60, minHoldMs: 0, publisher: { provider: 'hook' } as never } });
+    assert.match(keptKeyNotice('mx1', j, false), new RegExp(`still published at ${OWNER.replace(/\./g, '\\.')}, ${MX2.replace(/\./g, '\\.')};`));
+    assert.equal(
+      keptKeyNotice('mx1', journal(), false),
+      "DANE is off in the config but mxcert's TLSA records for mx1 are still published at its TLSA owner names; keeping the current key until you run `mxcert dane retire --cert mx1`",
+    );
+    const r = journal({ phase: 'AWAIT_GONE', retire: { startedAt: iso(0), owners: [OWNER], records: [C, N] } });
+    assert.equal(
+      keptKeyNotice('mx1', r, false),
+      `mxcert dane retire is removing mxcert's TLSA records for mx1 at ${OWNER} (AWAIT_GONE); keeping the current key until they are gone everywhere and caches have expired`,
+    );
   });
 });

@@ -1,9 +1,9 @@
 // Hand-built certificates for unit tests: TBSCertificate (RFC 5280 §4.1)
-// written with src/util/der.ts and signed with node:crypto, so a test can put
+// written with der-write.ts and signed with node:crypto, so a test can put
 // anything in a Name, a time or an extension (things no generator library will
 // write), while node's X509Certificate (OpenSSL) still parses it.
 import { createPublicKey, generateKeyPairSync, sign, type KeyObject } from 'node:crypto';
-import * as der from '../../src/util/der.js';
+import * as der from './der-write.js';
 
 export const EC_KEY = generateKeyPairSync('ec', { namedCurve: 'P-256' }).privateKey;
 const ECDSA_SHA256 = der.sequence(der.oid('1.2.840.10045.4.3.2'));

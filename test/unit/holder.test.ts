@@ -55,6 +55,11 @@ describe('judgeHolder', () => {
     assert.equal(judgeHolder(legacy, here, proc({ ageMs: lockAge - LEGACY_AGE_MARGIN_MS + 1 }), lockAge), 'live');
     assert.equal(judgeHolder(legacy, here, proc({ ageMs: lockAge - LEGACY_AGE_MARGIN_MS - 1 }), lockAge), 'stale');
     assert.equal(judgeHolder(legacy, here, proc({ ageMs: undefined }), lockAge), 'live');
+    assert.equal(judgeHolder(legacy, here, proc({ ageMs: lockAge - LEGACY_AGE_MARGIN_MS }), lockAge), 'live', 'exactly at the margin: live');
+  });
+  it('without a boot id here (no /proc), a recorded boot id or start time proves nothing: kill(pid, 0) decides', () => {
+    assert.equal(judgeHolder(rec({ bootId: 'boot-b' }), noProc, proc(), 1000), 'live');
+    assert.equal(judgeHolder(rec({ startTime: '999' }), noProc, proc({ startTime: '1000' }), 1000), 'live');
   });
 });
 
@@ -82,6 +87,14 @@ describe('parseStartTime', () => {
     assert.match(parseStartTime(readFileSync('/proc/self/stat', 'utf8')) ?? '', /^\d+$/);
     assert.equal(parseStartTime('garbage'), undefined);
   });
+  it('needs the closing parenthesis of the command name, wherever it is, and a number in field 22', () => {
+    const fields = (n: number, at19 = '22') => Array.from({ length: n }, (_, i) => (i === 19 ? at19 : String(i + 3)));
+    assert.equal(parseStartTime(`1 2 ${fields(30).join(' ')}`), undefined, 'no ")": not a stat line');
+    assert.equal(parseStartTime(`) ${fields(30).join(' ')}`), '22', 'the ")" may be the first character');
+    assert.equal(parseStartTime(`1 (x)  ${fields(30).join('  ')}`), '22', 'runs of blanks between fields');
+    assert.equal(parseStartTime(`1 (x) ${fields(19).join(' ')}`), undefined, 'too few fields');
+    for (const bad of ['x', 'a12', '12a', '-1']) assert.equal(parseStartTime(`1 (x) ${fields(30, bad).join(' ')}`), undefined, bad);
+  });
 });
 
 describe('looksLikeMxcertRun', () => {
@@ -98,6 +111,15 @@ describe('looksLikeMxcertRun', () => {
     assert.ok(!looksLikeMxcertRun(['python3', '/usr/bin/mxcert', 'run']));
     assert.ok(!looksLikeMxcertRun(['node', 'run', '/usr/bin/mxcert']));
     assert.ok(!looksLikeMxcertRun([]));
+    // The interpreter must be node itself (or nodejs, node20, node-20.1), not a name ending or starting in node.
+    assert.ok(looksLikeMxcertRun(['/usr/bin/nodejs', '/usr/bin/mxcert', 'run']));
+    assert.ok(looksLikeMxcertRun(['/opt/node-20.11.1', '/usr/bin/mxcert', 'run']));
+    for (const node of ['/usr/bin/mynode', '/usr/bin/node-gyp', '/usr/bin/nodemon', '/usr/bin/nodex']) {
+      assert.ok(!looksLikeMxcertRun([node, '/usr/bin/mxcert', 'run']), node);
+    }
+    // The mxcert entry comes after the interpreter: argv[0] itself does not count.
+    assert.ok(!looksLikeMxcertRun(['/usr/bin/mxcert', 'node', 'run']));
+    assert.ok(!looksLikeMxcertRun(['node', 'x', 'run']));
   });
 });
 

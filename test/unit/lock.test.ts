@@ -56,16 +56,35 @@ test('an empty lock file (crash of an older version): held while fresh, taken ov
     await l.release();
   }));
 
-test('kill -9 at random instants while taking the lock never leaves a lock that blocks the next taker', { timeout: 120_000 }, () =>
+test('kill -9 at random instants while taking the lock never leaves a lock that blocks the next taker', { timeout: 180_000 }, () =>
   withDir(async (dir) => {
     const mod = new URL('../../src/store/lock.ts', import.meta.url).href;
-    const script = `import { acquireLock } from ${JSON.stringify(mod)}; for (;;) { const l = await acquireLock(${JSON.stringify(dir)}, { command: 'loop', waitMs: 60000 }); await l.release(); }`;
+    // The child says "took" each time it holds the lock, so the kill lands inside a running take/release loop.
+    const script =
+      `import { acquireLock } from ${JSON.stringify(mod)}; ` +
+      `for (;;) { const l = await acquireLock(${JSON.stringify(dir)}, { command: 'loop', waitMs: 60000 }); process.stdout.write('took\\n'); await l.release(); }`;
     for (let i = 0; i < 20; i++) {
-      const p = spawn(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', script], { stdio: 'ignore' });
-      // Let it start (tsx start-up is a few hundred ms), then kill somewhere in the loop.
-      await new Promise((r) => setTimeout(r, 400 + Math.floor(Math.random() * 300)));
-      p.kill('SIGKILL');
-      await new Promise((r) => p.once('exit', r));
+      const p = spawn(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', script], { stdio: ['ignore', 'pipe', 'ignore'] });
+      let took = 0;
+      const firstTake = new Promise<void>((resolve, reject) => {
+        const timer = setTimeout(() => reject(new Error(`child ${i + 1} did not take the lock within 30 s`)), 30_000);
+        readline.createInterface({ input: p.stdout! }).on('line', (line) => {
+          if (line !== 'took') return;
+          took++;
+          clearTimeout(timer);
+          resolve();
+        });
+        p.once('exit', (code, signal) => reject(new Error(`child ${i + 1} exited (${code ?? signal}) before taking the lock`)));
+      });
+      try {
+        await firstTake;
+        // Then kill at a random instant of its loop (a take and release is about a millisecond).
+        await new Promise((r) => setTimeout(r, Math.floor(Math.random() * 20)));
+      } finally {
+        p.kill('SIGKILL');
+      }
+      await new Promise((r) => (p.exitCode !== null || p.signalCode !== null ? r(null) : p.once('exit', r)));
+      assert.ok(took >= 1, `child ${i + 1} held the lock before the kill (${took} times)`);
       const l = await acquireLock(dir, { command: 'check', waitMs: 2000 });
       await l.release();
     }

@@ -66,6 +66,18 @@ describe('config fingerprint', () => {
     assert.equal(fp((c) => (c.acme.eab.hmacKey = 'inline-secret-two')), base, 'an inline secret is left out');
     assert.equal(fp((c) => (c.certificates[0].challenge.dns.propagationTimeout = '120s')), base, 'a default written out is the same config');
   });
+  it('the order keys are written in does not matter (hook environments keep the order of the YAML)', () => {
+    const env = (e: Record<string, string>) => fp((c) => (c.certificates[0].hooks.env = e));
+    assert.equal(env({ POSTFIX_CONFIG_DIR: '/etc/postfix', LANG: 'C' }), env({ LANG: 'C', POSTFIX_CONFIG_DIR: '/etc/postfix' }));
+    assert.notEqual(env({ LANG: 'C' }), base);
+  });
+  it('a secret value is never part of it, under any of the names a secret goes by, at any depth', () => {
+    const { acme, cert } = parse();
+    const withSecret = (name: string, value: string) =>
+      configFingerprint(acme, { ...cert, challenge: { ...cert.challenge, dns: { ...(cert.challenge as { dns: object }).dns, [name]: value } } } as unknown as typeof cert, 'ecdsa-p256');
+    for (const name of ['secret', 'apiKey', 'hmacKey']) assert.equal(withSecret(name, 'one'), withSecret(name, 'two'), name);
+    assert.notEqual(withSecret('secretName', 'one'), withSecret('secretName', 'two'), 'a setting that only looks like one counts');
+  });
 });
 
 describe('the failure count and the not-due text', () => {
@@ -124,5 +136,12 @@ describe('a staged certificate', () => {
     assert.match(why({ keyMatches: false }), /key/);
     assert.match(why({ now: d(-M) }), /not valid now/);
     assert.match(why({ current: { notBefore: d(0), notAfter: d(90 * DAY) } }), /no newer/);
+  });
+  it('valid from its notBefore on, and no longer at its notAfter', () => {
+    assert.equal(why({ now: d(0) }), 'use');
+    assert.equal(why({ now: d(-1) }), 'it is not valid now');
+    const short = { staged: { notBefore: d(0), notAfter: d(H), names }, current: undefined };
+    assert.equal(why({ ...short, now: d(H) }), 'it is not valid now');
+    assert.equal(why({ ...short, now: d(H + 1) }), 'it is not valid now');
   });
 });

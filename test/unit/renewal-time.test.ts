@@ -228,6 +228,39 @@ describe('boundaries pinned (each test fails if that detail changes)', () => {
     assert.equal(moved.at.getTime(), t0 + 12 * DAY);
     assert.equal(moved.window.end.getTime(), t0 + 14 * DAY);
   });
+  it('an ARI window whose start alone changes is re-picked too', () => {
+    const first = chooseAriInstant({ start: d(10 * DAY), end: d(14 * DAY) }, undefined, () => 0.5);
+    const moved = chooseAriInstant({ start: d(11 * DAY), end: d(14 * DAY) }, first, () => 0.5);
+    assert.equal(moved.at.getTime(), t0 + 12.5 * DAY);
+    assert.equal(moved.window.start.getTime(), t0 + 11 * DAY);
+  });
+  it('backoff without a known validity: the step alone, and a Retry-After up to a day', () => {
+    assert.equal(backoffUntil({ count: 2, lastAt: d(0) }).getTime(), t0 + 10 * M);
+    assert.equal(backoffUntil({ count: 1, lastAt: d(0), retryAfterUntil: d(5 * H) }).getTime(), t0 + 5 * H);
+    assert.equal(backoffUntil({ count: 1, lastAt: d(0), retryAfterUntil: d(3 * DAY) }).getTime(), t0 + DAY);
+  });
+  it('a failure within emergencyRetryMs of notAfter is no longer pulled to notAfter minus that margin', () => {
+    // 90 days: the margin is an hour. From notAfter - 1 h on, the step (10 min after a second failure,
+    // at most a quarter of the time left) stands.
+    const v = cert(90 * DAY);
+    for (const [before, step] of [[H, 10 * M], [30 * M, 7.5 * M]] as const) {
+      const lastAt = d(90 * DAY - before);
+      assert.equal(backoffUntil({ count: 2, lastAt }, v).getTime(), lastAt.getTime() + step, `${before / M} min before notAfter`);
+    }
+    // 70 min before notAfter the step (a quarter: 17.5 min) would end past notAfter - 1 h: pulled back to it.
+    assert.equal(backoffUntil({ count: 3, lastAt: d(90 * DAY - 70 * M) }, v).getTime(), t0 + 90 * DAY - H);
+  });
+  it('the backoff ends at its instant: due then for the usual reason, not still "backoff"', () => {
+    const failures = { count: 1, lastAt: d(DAY) };
+    const until = backoffUntil(failures, cert(90 * DAY));
+    assert.deepEqual(renewalTime(base({ failures, now: new Date(until.getTime() - 1) })), { at: until, reason: 'backoff' });
+    assert.equal(renewalTime(base({ failures, now: until, current: undefined })).reason, 'missing');
+  });
+  it('jitterFor is 32-bit FNV-1a over the key, scaled to [0, 1) (values computed independently)', () => {
+    // h = 2166136261; for each octet: h ^= octet; h = h * 16777619 mod 2^32; then h / 2^32 (Python, outside mxcert).
+    assert.equal(jitterFor('mx1/ecdsa-p256'), 478621174 / 2 ** 32);
+    assert.equal(jitterFor('a'), 3826002220 / 2 ** 32);
+  });
   it('an ARI instant past the emergency point is clamped to the emergency point, not to notAfter', () => {
     const r = renewalTime(base({ ari: { window: { start: d(88 * DAY), end: d(100 * DAY) }, at: d(89 * DAY) } }));
     assert.deepEqual(r, { at: emergencyPoint(cert(90 * DAY)), reason: 'ari-window' });

@@ -1,5 +1,6 @@
-// The pure decisions of the DANE rollover (DESIGN §6, issue 4): the hold,
-// when a rotation is due, and when a swap may happen.
+// The pure decisions of the DANE rollover (docs/architecture.md, "DANE
+// rollover"; RFC 7671 §8.1): the hold, when a rotation is due, and when a
+// swap may happen.
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import fc from 'fast-check';
@@ -71,5 +72,13 @@ describe('maySwap', () => {
     assert.equal(maySwap(e, at(1), true).ok, true);
     assert.equal(maySwap({ ...e, holdUntil: undefined }, at(1), true).ok, true);
     assert.equal(maySwap(e, at(1), false).ok, false, 'a record some server lacks is never served, even in an emergency');
+  });
+  it('says why, in words (the wait and the log show it)', () => {
+    const e = { ...held, rollover: { requestedAt: at(0).toISOString(), emergency: true } };
+    assert.deepEqual(maySwap(e, at(1), false), { ok: false, why: 'the next key is not visible on every authoritative server' });
+    assert.deepEqual(maySwap(e, at(1), true), { ok: true, why: 'emergency rollover requested' });
+    assert.deepEqual(maySwap(journal(), at(DAY), true), { ok: false, why: 'hold not started' });
+    assert.deepEqual(maySwap(held, at(9_999), true), { ok: false, why: `holding until ${at(10_000).toISOString()}` });
+    assert.deepEqual(maySwap(held, at(10_000), true), { ok: true, why: 'hold passed' });
   });
 });

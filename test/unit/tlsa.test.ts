@@ -9,11 +9,13 @@ import { join } from 'node:path';
 import { publicKeySpkiDer } from '../../src/keys/keygen.js';
 import {
   applyTlsaChange,
+  hasTlsa,
   formatTlsa,
   fromDnsPacket,
   parseTlsa,
   sameTlsa,
   sameTlsaSet,
+  shortTlsa,
   tlsa311,
   tlsaOwner,
   zoneLine,
@@ -87,6 +89,16 @@ describe('tlsaOwner', () => {
     assert.throws(() => tlsaOwner('a..b', 25), /host name/);
     assert.throws(() => tlsaOwner('mx1.example.test\nupdate delete x', 25), /host name/);
   });
+  it('takes a host name of up to 240 characters: with _65535._tcp. in front it stays within the 253 of a DNS name (RFC 1035 §2.3.4)', () => {
+    const host = (last: number) => ['a'.repeat(63), 'b'.repeat(63), 'c'.repeat(63), 'd'.repeat(last)].join('.');
+    assert.equal(host(48).length, 240);
+    const owner = tlsaOwner(host(48), 65535);
+    assert.equal(owner, `_65535._tcp.${host(48)}.`);
+    assert.ok(owner.length - 1 <= 253, `${owner.length - 1} characters without the root dot`);
+    assert.equal(tlsaOwner(`${host(48)}.`, 25), `_25._tcp.${host(48)}.`, 'a trailing dot does not count');
+    assert.throws(() => tlsaOwner(host(49), 25), /invalid host name/);
+    assert.throws(() => tlsaOwner('x'.repeat(64), 25), /invalid host name/, 'a label longer than 63');
+  });
 });
 
 describe('parseTlsa / formatTlsa', () => {
@@ -122,9 +134,50 @@ describe('parseTlsa / formatTlsa', () => {
   it('compares records case-insensitively and sets ignoring order', () => {
     assert.ok(sameTlsa(rec('a'), { ...rec('a'), data: hex('A') }));
     assert.ok(!sameTlsa(rec('a'), { ...rec('a'), usage: 2 }));
+    // 3 0 1 hashes the whole certificate, 3 1 1 the key: the same digest under another selector is another record.
+    assert.ok(!sameTlsa(rec('a'), { ...rec('a'), selector: 0 }));
+    assert.ok(!sameTlsa(rec('a'), { ...rec('a'), matchingType: 2 }));
+    assert.ok(!hasTlsa([{ ...rec('a'), selector: 0 }], rec('a')));
+    assert.deepEqual(applyTlsaChange([{ ...rec('a'), selector: 0 }], { add: [rec('a')], remove: [] }), [{ ...rec('a'), selector: 0 }, rec('a')]);
     assert.ok(!sameTlsa(rec('a'), rec('b')));
     assert.ok(sameTlsaSet([rec('a'), rec('b')], [rec('b'), rec('a'), rec('a')]));
     assert.ok(!sameTlsaSet([rec('a')], [rec('a'), rec('b')]));
+    assert.ok(!sameTlsaSet([rec('a'), rec('b')], [rec('a'), rec('c')]), 'same size, one record differs');
+  });
+
+  it('edges of names, ports, fields, data and TTLs', () => {
+    // One-character labels, surrounding blanks, the port range's ends.
+    assert.equal(tlsaOwner('a.b', 1), '_1._tcp.a.b.');
+    assert.equal(tlsaOwner('  MX1.example.test.\t', 65535), '_65535._tcp.mx1.example.test.');
+    for (const port of [65536, 1.5]) assert.throws(() => tlsaOwner('a.b', port), /invalid port/);
+    // Field values: 255 (private use) is an octet; digits with anything after them are not.
+    assert.deepEqual(parseTlsa(`255 255 0 ab`), { usage: 255, selector: 255, matchingType: 0, data: 'ab' });
+    assert.deepEqual(parseTlsa(`25 1 1 ${PUB_311}`).usage, 25);
+    assert.throws(() => parseTlsa(`3x 1 1 ${PUB_311}`), /usage must be 0-255, got "3x"/);
+    assert.throws(() => parseTlsa(`3 1 1000 ${PUB_311}`), /matching type must be 0-255/);
+    // Data: hex throughout (not just at the end); the length message counts octets.
+    assert.throws(() => parseTlsa('3 0 0 zz12'), /not hexadecimal/);
+    assert.throws(() => parseTlsa(`3 1 2 ${PUB_311}`), /matching type 2 needs 64 bytes of data, got 32$/);
+    // Parentheses glued to the data, as in a multi-line zone-file record.
+    assert.deepEqual(parseTlsa(`3 1 1(${PUB_311.slice(0, 32)}\n${PUB_311.slice(32)})`), { usage: 3, selector: 1, matchingType: 1, data: PUB_311 });
+    // Long input is quoted cut at 200 characters.
+    const long = `3 1 1 ${'g'.repeat(300)}`;
+    assert.throws(() => parseTlsa(long), (e: Error) => e.message.includes(`"${long.slice(0, 200)}…"`) && !e.message.includes(long.slice(0, 201)));
+    const exactly = `3 1 1 ${'g'.repeat(194)}`;
+    assert.throws(() => parseTlsa(exactly), (e: Error) => e.message.includes(`"${exactly}"`) && !e.message.includes('…'));
+    // TTLs: 0 and 2^31 - 1 are valid (RFC 2181 §8), 2^31 is not; an owner already absolute gets no second dot.
+    assert.equal(zoneLine('_25._tcp.a.b.', 0, rec('a')), `_25._tcp.a.b. 0 IN TLSA 3 1 1 ${hex('a')}`);
+    assert.match(zoneLine('_25._tcp.a.b', 0x7fffffff, rec('a')), /^_25\._tcp\.a\.b\. 2147483647 IN TLSA /);
+    assert.throws(() => zoneLine('_25._tcp.a.b.', 0x80000000, rec('a')), /invalid TTL/);
+    assert.equal(shortTlsa(rec('a')), `3 1 1 ${'a'.repeat(12)}…`);
+  });
+
+  it('fromDnsPacket takes each field as one octet and nothing else', () => {
+    const good = { usage: 3, selector: 1, matchingType: 1, certificate: Buffer.from(PUB_311, 'hex') };
+    assert.deepEqual(fromDnsPacket({ ...good, usage: 0, matchingType: 255 }), { usage: 0, selector: 1, matchingType: 255, data: PUB_311 });
+    for (const bad of [{ usage: 256 }, { usage: -1 }, { selector: 1.5 }, { matchingType: '1' }, { usage: Number.NaN }, { certificate: PUB_311 }]) {
+      assert.throws(() => fromDnsPacket({ ...good, ...bad }), /malformed TLSA RDATA/, JSON.stringify(bad));
+    }
   });
 
   it('zoneLine is master-file syntax', () => {

@@ -3,7 +3,7 @@
 // 1. `fillWithTinyTmpfs(dir)`: mount a small tmpfs over the directory (its
 //    files copied in, same modes), then fill it with a filler file until
 //    write(2) returns ENOSPC. Needs CAP_SYS_ADMIN (root outside a restricted
-//    container); returns undefined when mount(8) is refused.
+//    container); returns { refused } when mount(8) is refused.
 // 2. `fsizeLimitBetween(...)`: RLIMIT_FSIZE on the mxcert process (prlimit,
 //    util-linux), set between the largest file mxcert writes before deploying
 //    and the size of the combined file: the kernel then fails the combined

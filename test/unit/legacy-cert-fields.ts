@@ -1,20 +1,11 @@
-// A minimal DER (ITU-T X.690, Distinguished Encoding Rules) reader and writer:
-// just enough to read the certificate fields mxcert needs (cert-fields.ts) and
-// to write a PKCS#10 request (keys/csr.ts) without an ASN.1 library, whose
-// import cost dominated `mxcert renew` start-up.
-//
-// Scope, on purpose: single-octet identifiers (tag numbers 0–30, X.690
-// §8.1.2.2 — every tag X.509 and PKCS#10 use), definite lengths only. The
-// reader works on views of the input buffer (no copies) and throws DerError on
-// anything malformed instead of guessing.
-import { MxcertError } from '../errors.js';
+// The hand-written DER reading of certificates that src/util/cert-fields.ts
+// replaced with @peculiar/x509, frozen here (test-only) as the reference the
+// parity test in cert-fields.test.ts compares the new code against: Names as
+// DER and as text, serial, validity, SAN dNSNames, AKI must come out the same.
+// X.690 reader (definite lengths, single-octet tags) below, then RFC 5280 fields.
 
 /** Malformed or unsupported DER. */
-export class DerError extends MxcertError {
-  constructor(message: string, options?: { cause?: unknown }) {
-    super('der', message, options);
-  }
-}
+export class DerError extends Error {}
 
 /** Universal tags (X.680 §8.4 table 1) as complete identifier octets; SEQUENCE and SET are constructed (X.690 §8.9, §8.11). */
 export const TAG = {
@@ -272,158 +263,172 @@ export function decodeString(t: Tlv): string | undefined {
   }
 }
 
-// ---------------------------------------------------------------- writing
 
-/** Length octets in the minimal form DER requires (X.690 §10.1, §8.1.3). */
-function lengthOctets(n: number): Buffer {
-  if (n < 0x80) return Buffer.from([n]);
-  const bytes: number[] = [];
-  for (let v = n; v > 0; v = Math.floor(v / 256)) bytes.unshift(v & 0xff);
-  return Buffer.from([0x80 | bytes.length, ...bytes]);
+// ---------------------------------------------------------------- certificate fields
+
+export const OID_SUBJECT_ALT_NAME = '2.5.29.17';
+export const OID_AUTHORITY_KEY_ID = '2.5.29.35';
+
+export interface CertExtension {
+  oid: string;
+  critical: boolean;
+  /** extnValue's contents: the DER of the extension's own value. */
+  value: Buffer;
 }
 
-/** A TLV with identifier octet `tag` and contents `content`. */
-export function tlv(tag: number, content: Uint8Array): Buffer {
-  if ((tag & 0x1f) === 0x1f) throw new DerError('high-tag-number identifiers are not supported');
-  return Buffer.concat([Buffer.from([tag]), lengthOctets(content.length), content]);
-}
-
-/** SEQUENCE / SEQUENCE OF of already-encoded elements, in the given order. */
-export function sequence(...items: Uint8Array[]): Buffer {
-  return tlv(TAG.SEQUENCE, Buffer.concat(items));
-}
-
-/** SET OF already-encoded elements: DER orders them by their encodings (X.690 §11.6). */
-export function setOf(...items: Uint8Array[]): Buffer {
-  return tlv(TAG.SET, Buffer.concat([...items].sort((a, b) => Buffer.compare(a, b))));
+export interface CertFields {
+  /** The serial number INTEGER's contents octets exactly as encoded (sign octet included): what ARI's CertID uses (RFC 9773 §4.1). */
+  serialDer: Buffer;
+  /** The whole issuer and subject Name TLVs (RFC 5280 §4.1.2.4, §4.1.2.6). */
+  issuerDer: Buffer;
+  subjectDer: Buffer;
+  notBefore: Date;
+  notAfter: Date;
+  /** In certificate order; empty for a v1/v2 certificate. */
+  extensions: CertExtension[];
 }
 
 /**
- * INTEGER (X.690 §8.3): two's complement in the fewest octets. A bigint or
- * number is encoded by value (negative allowed); a byte array is taken as an
- * unsigned magnitude (a serial number, an RSA modulus): leading zeros dropped,
- * one 0x00 added when the high bit is set so it stays positive.
+ * Read the fields above from a certificate's DER. Throws DerError on
+ * anything that is not a Certificate as RFC 5280 §4.1 lays it out.
  */
-export function integer(value: bigint | number | Uint8Array): Buffer {
-  let bytes: number[];
-  if (typeof value === 'number' || typeof value === 'bigint') {
-    if (typeof value === 'number' && !Number.isSafeInteger(value)) throw new DerError(`INTEGER ${value} is not a safe integer`);
-    let v = BigInt(value);
-    bytes = [];
-    // Emit low octets until the rest is pure sign extension of the top octet's bit 8.
-    for (;;) {
-      const b = Number(v & 0xffn);
-      bytes.unshift(b);
-      v >>= 8n;
-      if ((v === 0n && (b & 0x80) === 0) || (v === -1n && (b & 0x80) !== 0)) break;
+export function readCertFields(certDer: Uint8Array): CertFields {
+  // Certificate ::= SEQUENCE { tbsCertificate, signatureAlgorithm, signatureValue }
+  const cert = expectTag(readDer(certDer), TAG.SEQUENCE, 'Certificate');
+  const tbs = expectTag(children(cert)[0], TAG.SEQUENCE, 'tbsCertificate');
+  const f = children(tbs);
+  // TBSCertificate ::= SEQUENCE { version [0] EXPLICIT DEFAULT v1, serialNumber, signature,
+  //   issuer, validity, subject, subjectPublicKeyInfo, issuerUniqueID [1], subjectUniqueID [2], extensions [3] EXPLICIT }
+  let i = f[0]?.tag === 0xa0 ? 1 : 0;
+  const serial = expectTag(f[i++], TAG.INTEGER, 'serialNumber');
+  expectTag(f[i++], TAG.SEQUENCE, 'signature');
+  const issuer = expectTag(f[i++], TAG.SEQUENCE, 'issuer');
+  const validity = children(expectTag(f[i++], TAG.SEQUENCE, 'validity'));
+  const subject = expectTag(f[i++], TAG.SEQUENCE, 'subject');
+  expectTag(f[i++], TAG.SEQUENCE, 'subjectPublicKeyInfo');
+  if (validity.length !== 2) throw new DerError('validity: expected notBefore and notAfter');
+  const extensions: CertExtension[] = [];
+  const extsWrapper = f.slice(i).find((t) => t.tag === 0xa3);
+  if (extsWrapper) {
+    const [exts] = children(extsWrapper);
+    for (const ext of children(expectTag(exts, TAG.SEQUENCE, 'extensions'))) {
+      // Extension ::= SEQUENCE { extnID OID, critical BOOLEAN DEFAULT FALSE, extnValue OCTET STRING }
+      const parts = children(expectTag(ext, TAG.SEQUENCE, 'extension'));
+      if (parts.length !== 2 && parts.length !== 3) throw new DerError(`extension: expected 2 or 3 elements, found ${parts.length}`);
+      const critical = parts.length === 3 && expectTag(parts[1], TAG.BOOLEAN, 'extension critical').value[0] !== 0;
+      const value = expectTag(parts[parts.length - 1], TAG.OCTET_STRING, 'extnValue').value;
+      extensions.push({ oid: decodeOid(expectTag(parts[0], TAG.OID, 'extnID')), critical, value });
     }
-  } else {
-    let i = 0;
-    while (i < value.length - 1 && value[i] === 0) i++;
-    bytes = [...value.subarray(i)];
-    if (bytes.length === 0) bytes = [0];
-    if ((bytes[0]! & 0x80) !== 0) bytes.unshift(0);
   }
-  return tlv(TAG.INTEGER, Buffer.from(bytes));
+  return {
+    serialDer: serial.value,
+    issuerDer: issuer.der,
+    subjectDer: subject.der,
+    notBefore: decodeTime(validity[0]!),
+    notAfter: decodeTime(validity[1]!),
+    extensions,
+  };
 }
 
-/** BOOLEAN: DER writes TRUE as 0xff (X.690 §11.1). */
-export function boolean(v: boolean): Buffer {
-  return tlv(TAG.BOOLEAN, Buffer.from([v ? 0xff : 0x00]));
-}
-
-/** NULL (X.690 §8.8), e.g. the parameters of sha256WithRSAEncryption. */
-export function nullValue(): Buffer {
-  return Buffer.from([TAG.NULL, 0x00]);
-}
-
-/** OBJECT IDENTIFIER from dotted form (X.690 §8.19). */
-export function oid(dotted: string): Buffer {
-  if (!/^[0-2]\.(0|[1-9]\d*)(\.(0|[1-9]\d*))*$/.test(dotted)) throw new DerError(`"${dotted}" is not a dotted OID`);
-  const arcs = dotted.split('.').map((a) => BigInt(a));
-  if (arcs[0]! < 2n && arcs[1]! >= 40n) throw new DerError(`OID ${dotted}: second arc must be below 40 under arc ${arcs[0]}`);
-  const subs = [arcs[0]! * 40n + arcs[1]!, ...arcs.slice(2)];
-  const out: number[] = [];
-  for (const s of subs) {
-    const groups: number[] = [Number(s & 0x7fn)];
-    for (let v = s >> 7n; v > 0n; v >>= 7n) groups.unshift(Number(v & 0x7fn) | 0x80);
-    out.push(...groups);
-  }
-  return tlv(TAG.OID, Buffer.from(out));
-}
-
-/** UTF8String: the profile's preferred DirectoryString (RFC 5280 §4.1.2.6). */
-export function utf8String(s: string): Buffer {
-  return tlv(TAG.UTF8_STRING, Buffer.from(s, 'utf8'));
-}
-
-/** PrintableString: A–Z a–z 0–9 space ' ( ) + , - . / : = ? only (X.680 §41.4). */
-export function printableString(s: string): Buffer {
-  if (!/^[A-Za-z0-9 '()+,\-./:=?]*$/.test(s)) throw new DerError(`"${s}" has characters a PrintableString cannot hold`);
-  return tlv(TAG.PRINTABLE_STRING, Buffer.from(s, 'latin1'));
-}
-
-/** IA5String: 7-bit ASCII (X.680 §41.2), e.g. a dNSName. */
-export function ia5String(s: string): Buffer {
-  if (!/^[\x00-\x7f]*$/.test(s)) throw new DerError(`"${s}" is not ASCII, which an IA5String requires`);
-  return tlv(TAG.IA5_STRING, Buffer.from(s, 'latin1'));
-}
-
-export function octetString(bytes: Uint8Array): Buffer {
-  return tlv(TAG.OCTET_STRING, bytes);
-}
-
-/** BIT STRING (X.690 §8.6): an initial octet with the number of unused bits in the last octet, then the bits. */
-export function bitString(bytes: Uint8Array, unusedBits = 0): Buffer {
-  if (!Number.isInteger(unusedBits) || unusedBits < 0 || unusedBits > 7 || (bytes.length === 0 && unusedBits !== 0)) {
-    throw new DerError(`invalid BIT STRING unused-bit count ${unusedBits}`);
-  }
-  return tlv(TAG.BIT_STRING, Buffer.concat([Buffer.from([unusedBits]), bytes]));
-}
-
-/** UTCTime YYMMDDHHMMSSZ, for years 1950–2049 (RFC 5280 §4.1.2.5.1). */
-export function utcTime(d: Date): Buffer {
-  const y = d.getUTCFullYear();
-  if (y < 1950 || y > 2049) throw new DerError(`UTCTime cannot hold year ${y}`);
-  return tlv(TAG.UTC_TIME, Buffer.from(timeDigits(d).slice(2) + 'Z', 'latin1'));
-}
-
-/** GeneralizedTime YYYYMMDDHHMMSSZ (RFC 5280 §4.1.2.5.2). */
-export function generalizedTime(d: Date): Buffer {
-  const y = d.getUTCFullYear();
-  if (y < 0 || y > 9999) throw new DerError(`GeneralizedTime cannot hold year ${y}`);
-  return tlv(TAG.GENERALIZED_TIME, Buffer.from(timeDigits(d) + 'Z', 'latin1'));
-}
-
-/** A validity time as RFC 5280 §4.1.2.5 wants it: UTCTime through 2049, GeneralizedTime from 2050. */
-export function certTime(d: Date): Buffer {
-  return d.getUTCFullYear() < 2050 ? utcTime(d) : generalizedTime(d);
-}
-
-function timeDigits(d: Date): string {
-  const p = (n: number, w = 2): string => String(n).padStart(w, '0');
-  return (
-    p(d.getUTCFullYear(), 4) + p(d.getUTCMonth() + 1) + p(d.getUTCDate()) + p(d.getUTCHours()) + p(d.getUTCMinutes()) + p(d.getUTCSeconds())
-  );
-}
-
-/** [n] EXPLICIT: a constructed context tag around the whole inner encoding (X.690 §8.14.2). */
-export function explicit(n: number, inner: Uint8Array): Buffer {
-  return tlv(contextTag(n, true), inner);
+/** The first extension with `oid`, as @peculiar/x509's getExtension does. */
+export function findExtension(fields: CertFields, oid: string): CertExtension | undefined {
+  return fields.extensions.find((e) => e.oid === oid);
 }
 
 /**
- * [n] IMPLICIT: the inner encoding with its identifier replaced by the
- * context tag, keeping the constructed bit (X.690 §8.14.3); e.g.
- * `implicit(2, ia5String(name))` is a GeneralName dNSName.
+ * Serial number as lower-case hex of its contents octets without the sign
+ * octet DER adds when the high bit is set (X.690 §8.3.2), e.g. "0087654321" →
+ * "87654321"; the same text as node's X509Certificate.serialNumber in lower case.
  */
-export function implicit(n: number, inner: Uint8Array): Buffer {
-  const t = readDer(inner);
-  return Buffer.concat([Buffer.from([contextTag(n, isConstructed(t))]), view(inner).subarray(1)]);
+export function serialHex(serialDer: Buffer): string {
+  const s = serialDer.length > 1 && serialDer[0] === 0 && (serialDer[1]! & 0x80) !== 0 ? serialDer.subarray(1) : serialDer;
+  return s.toString('hex');
 }
 
-/** PEM (RFC 7468 §2): base64 at 64 columns between BEGIN/END lines, ending in a newline. */
-export function toPem(der: Uint8Array, label: string): string {
-  const lines = view(der).toString('base64').match(/.{1,64}/g) ?? [];
-  return `-----BEGIN ${label}-----\n${lines.join('\n')}\n-----END ${label}-----\n`;
+/** dNSName entries (GeneralName [2] IA5String, RFC 5280 §4.2.1.6) of the subjectAltName extension, in order; [] without one. */
+export function sanDnsNames(fields: CertFields): string[] {
+  const ext = findExtension(fields, OID_SUBJECT_ALT_NAME);
+  if (!ext) return [];
+  // SubjectAltName ::= GeneralNames ::= SEQUENCE OF GeneralName; dNSName [2] IMPLICIT IA5String → tag 0x82.
+  const names = children(expectTag(readDer(ext.value), TAG.SEQUENCE, 'subjectAltName'));
+  return names.filter((n) => n.tag === 0x82).map((n) => n.value.toString('latin1'));
+}
+
+/** keyIdentifier ([0] IMPLICIT OCTET STRING) of the authorityKeyIdentifier extension (RFC 5280 §4.2.1.1), if present and non-empty. */
+export function authorityKeyId(fields: CertFields): Buffer | undefined {
+  const ext = findExtension(fields, OID_AUTHORITY_KEY_ID);
+  if (!ext) return undefined;
+  const parts = children(expectTag(readDer(ext.value), TAG.SEQUENCE, 'authorityKeyIdentifier'));
+  const kid = parts.find((p) => p.tag === 0x80)?.value;
+  return kid && kid.length > 0 ? kid : undefined;
+}
+
+// Short names for attribute types, the same table @peculiar/x509 uses
+// (RFC 4514 §3 plus E, G, I, SN, T), so log lines, status output and
+// ValidationError messages read as before.
+const ATTR_NAMES: Record<string, string> = {
+  '2.5.4.3': 'CN',
+  '2.5.4.7': 'L',
+  '2.5.4.8': 'ST',
+  '2.5.4.10': 'O',
+  '2.5.4.11': 'OU',
+  '2.5.4.6': 'C',
+  '0.9.2342.19200300.100.1.25': 'DC',
+  '1.2.840.113549.1.9.1': 'E',
+  '2.5.4.42': 'G',
+  '2.5.4.43': 'I',
+  '2.5.4.4': 'SN',
+  '2.5.4.12': 'T',
+};
+
+// The DirectoryString choices (RFC 5280 §4.1.2.4) plus IA5String: shown as
+// text. Any other value is shown as "#" and the hex of its encoding (RFC 4514 §2.4).
+const TEXT_TAGS: ReadonlySet<number> = new Set([
+  TAG.T61_STRING,
+  TAG.PRINTABLE_STRING,
+  TAG.UNIVERSAL_STRING,
+  TAG.UTF8_STRING,
+  TAG.BMP_STRING,
+  TAG.IA5_STRING,
+]);
+
+/**
+ * RFC 4514 §2.4 escaping, exactly as @peculiar/x509 does it (including
+ * its quirk of hex-escaping only the first CR/LF/TAB), so messages do not change.
+ */
+function escapeValue(s: string): string {
+  return s
+    .replace(/([,+"\\<>;])/g, '\\$1')
+    .replace(/^([ #])/, '\\$1')
+    .replace(/([ ]$)/, '\\$1')
+    .replace(/([\r\n\t])/, (c) => `\\${Buffer.from(c, 'utf8').toString('hex').toUpperCase()}`);
+}
+
+/**
+ * A Name (RFC 5280 §4.1.2.4) as text for people: "CN=Pebble Intermediate CA
+ * 1b2c3d", or "C=DE, O=Example, CN=mx1" — RDNs in certificate order (not
+ * RFC 4514's reversed order) joined by ", ", multi-valued RDNs joined by "+".
+ * This is the format mxcert has always shown; it is for display only: chaining
+ * compares the DER bytes.
+ */
+export function nameToString(nameDer: Uint8Array): string {
+  const rdns = children(expectTag(readDer(nameDer), TAG.SEQUENCE, 'Name'));
+  return rdns
+    .map((rdn) =>
+      children(expectTag(rdn, TAG.SET, 'RelativeDistinguishedName'))
+        .map((atv) => {
+          // AttributeTypeAndValue ::= SEQUENCE { type OID, value ANY }
+          const [type, value] = children(expectTag(atv, TAG.SEQUENCE, 'AttributeTypeAndValue'));
+          const oid = decodeOid(expectTag(type, TAG.OID, 'attribute type'));
+          if (!value) throw new DerError(`attribute ${oid} has no value`);
+          return `${ATTR_NAMES[oid] ?? oid}=${attrValueText(value)}`;
+        })
+        .join('+'),
+    )
+    .join(', ');
+}
+
+function attrValueText(value: Tlv): string {
+  const text = TEXT_TAGS.has(value.tag) ? decodeString(value) : undefined;
+  return text === undefined ? `#${value.der.toString('hex')}` : escapeValue(text);
 }
