@@ -129,6 +129,24 @@ function parseCert(pem: string, what: string): Parsed {
   }
 }
 
+// Issuers repeat: every certificate a CA issues in a pass comes with the same
+// intermediate. What is read from one (its fields and key, its CA facts,
+// which keys verify its signature) depends on its bytes alone, so it is kept
+// for the life of the process, keyed by those bytes, and a pass over a
+// thousand certificates parses the intermediate once instead of a thousand
+// times. Leaves are never kept (each is new).
+const ISSUER_CACHE_MAX = 64;
+const issuerCache = new Map<string, Parsed>();
+
+function parseIssuer(pem: string, what: string): Parsed {
+  const hit = issuerCache.get(pem);
+  if (hit) return hit;
+  const parsed = parseCert(pem, what);
+  if (issuerCache.size >= ISSUER_CACHE_MAX) issuerCache.delete(issuerCache.keys().next().value!);
+  issuerCache.set(pem, parsed);
+  return parsed;
+}
+
 // The trusted roots are the same array for every certificate of a pass
 // (renew/deps.ts), by default Node's ~140 system roots: parse them once per
 // array, not once per certificate checked.
@@ -191,13 +209,23 @@ function isWithin(c: Parsed, now: Date): 'ok' | 'expired' | 'not-yet-valid' {
   return 'ok';
 }
 
+/** Signature verdicts already reached, per (child, issuer) pair: both are fixed bytes, so the answer is too. */
+const verdicts = new WeakMap<Parsed, WeakMap<Parsed, boolean>>();
+
 function verifiedBy(child: Parsed, issuer: Parsed): boolean {
-  try {
-    return child.native.verify(issuer.native.publicKey);
-  } catch {
-    // e.g. a key type that cannot verify this signature algorithm
-    return false;
+  let known = verdicts.get(child);
+  if (!known) verdicts.set(child, (known = new WeakMap()));
+  let ok = known.get(issuer);
+  if (ok === undefined) {
+    try {
+      ok = child.native.verify(issuer.native.publicKey);
+    } catch {
+      // e.g. a key type that cannot verify this signature algorithm
+      ok = false;
+    }
+    known.set(issuer, ok);
   }
+  return ok;
 }
 
 /**
@@ -246,7 +274,7 @@ function parseChain(chainPem: string): Parsed[] {
   if (blocks.length > MAX_CHAIN_CERTS) {
     throw new ValidationError('parse', `the chain has ${blocks.length} certificates, more than the ${MAX_CHAIN_CERTS} accepted`);
   }
-  return blocks.map((pem, i) => parseCert(pem, `certificate ${i + 1} of the chain`));
+  return blocks.map((pem, i) => (i === 0 ? parseCert : parseIssuer)(pem, `certificate ${i + 1} of the chain`));
 }
 
 /** key-match — the leaf is the certificate for our key; anywhere but first is an ordering fault. */
@@ -328,12 +356,13 @@ function checkSignatures(certs: Parsed[], trustedRootsPem: string[] | undefined)
 async function checkIssuers(certs: Parsed[], anchor: Parsed | undefined): Promise<void> {
   const path = anchor ? [...certs, anchor] : certs;
   if (path.length < 2) return;
-  const x509 = await import('@peculiar/x509');
+  // Loaded only when an issuer's CA facts are not known yet (see parseIssuer).
+  const x509 = path.some((c) => !c.ca) ? await import('@peculiar/x509') : undefined;
   let below = 0; // non-self-issued CA certificates between this issuer and the leaf
   for (let i = 1; i < path.length; i++) {
     const issuer = path[i]!;
     const who = issuer === anchor ? `the trusted root "${issuer.subject}"` : label(issuer, i);
-    const facts = (issuer.ca ??= caFacts(x509, issuer, who));
+    const facts = (issuer.ca ??= caFacts(x509!, issuer, who));
     const bc = facts.basicConstraints;
     const notCa = !bc ? 'it has no basicConstraints extension' : !bc.ca ? 'its basicConstraints say cA FALSE' : undefined;
     if (notCa) {

@@ -219,4 +219,28 @@ describe('resolveOwner', () => {
     assert.throws(() => resolveOwner('no-such-user-mxcert'), deployError(/unknown user "no-such-user-mxcert"/));
     assert.throws(() => resolveOwner(undefined, 'no-such-group-mxcert'), deployError(/unknown group/));
   });
+
+  it('asks NSS once per name in a process, however many certificates name it (a pass over a thousand did it two thousand times)', async () => {
+    // A getent first on PATH that answers for two made-up names and logs every call.
+    const bin = await mkdtemp(path.join(tmpdir(), 'mxcert-getent-'));
+    const log = path.join(bin, 'calls');
+    const suffix = Math.random().toString(36).slice(2, 8);
+    const [user, group] = [`mxu${suffix}`, `mxg${suffix}`];
+    await writeFile(
+      path.join(bin, 'getent'),
+      `#!/bin/sh\necho "$1 $2" >> ${log}\ncase "$1 $2" in\n  "passwd ${user}") echo "${user}:x:4321:4321::/:/bin/false" ;;\n  "group ${group}") echo "${group}:x:4322:" ;;\n  *) exit 2 ;;\nesac\n`,
+      { mode: 0o755 },
+    );
+    const savedPath = process.env.PATH;
+    process.env.PATH = `${bin}:${savedPath}`;
+    try {
+      for (let i = 0; i < 50; i++) assert.deepEqual(resolveOwner(user, group), { uid: 4321, gid: 4322 });
+      assert.throws(() => resolveOwner(`nouser${suffix}`), deployError(/unknown user/));
+      assert.throws(() => resolveOwner(`nouser${suffix}`), deployError(/unknown user/), 'an unknown name is asked again, not remembered');
+      assert.deepEqual((await readFile(log, 'utf8')).trim().split('\n'), [`passwd ${user}`, `group ${group}`, `passwd nouser${suffix}`, `passwd nouser${suffix}`]);
+    } finally {
+      process.env.PATH = savedPath;
+      await rm(bin, { recursive: true, force: true });
+    }
+  });
 });
