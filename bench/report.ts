@@ -53,7 +53,7 @@ export interface ScaleRow {
   /** Aliases in the config yaml.stringify wrote (the shared challenge block and key list). */
   aliases: number;
   issuance: Measured & { renewed: number };
-  passes: Array<Measured & { renewed: number }>;
+  passes: Array<Measured & { renewed: number; pebbleCpuS?: number }>;
   status: { runs: Measured[]; nodeFloor: Measured[] };
   idle?: IdleResult;
 }
@@ -243,23 +243,24 @@ export function renderMarkdown(r: Results): string {
 function scaleSection(rows: ScaleRow[]): string[] {
   const out: string[] = ['## One host with many certificates', ''];
   out.push(
-    'Each N on a fresh state dir: one account, N certificates of one name each (dns-01), a config written by `yaml.stringify` (the shared challenge block and key list as one anchor and N − 1 aliases). Renewal pass: `mxcert renew --force`, wall time and CPU (user + system, the process and its children). Status: cold starts, median. Daemon: `mxcert run`, start-up pass (not due) and RSS while idle.',
+    'Each N on a fresh sandbox (BIND, Pebble, Postfix) and state dir: one account, N certificates of one name each (dns-01), a config written by `yaml.stringify` (the shared challenge block and key list as one anchor and N − 1 aliases). Renewal pass: `mxcert renew --force`, wall time and CPU (user + system, the process and its children; in brackets Pebble's CPU during the pass). Status: cold starts, median. Daemon: `mxcert run`, start-up pass (not due) and RSS while idle.',
     '',
   );
   out.push(
-    '| N | config KiB | initial issuance s | renewal pass s (median) | ms per certificate | pass CPU s | pass peak RSS MiB | renewed | status ms (median) | status peak RSS MiB | `node -e 0` ms | daemon start-up pass s | daemon idle RSS MiB (median / max) |',
+    '| N | config KiB | initial issuance s | renewal pass s (median) | ms per certificate | pass CPU s (Pebble) | pass peak RSS MiB | renewed | status ms (median) | status peak RSS MiB | `node -e 0` ms | daemon start-up pass s | daemon idle RSS MiB (median / max) |',
     '|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|',
   );
   for (const r of rows) {
     const pass = wallStats(r.passes);
     const cpu = stats(r.passes.filter((p) => p.ok).map((p) => p.cpuS));
+    const pebble = stats(r.passes.flatMap((p) => (p.pebbleCpuS === undefined ? [] : [p.pebbleCpuS])));
     const rss = rssStats(r.passes);
     const st = wallStats(r.status.runs);
     const stRss = rssStats(r.status.runs);
     const fl = wallStats(r.status.nodeFloor);
     const renewed = r.passes.map((p) => `${p.renewed}`).join(', ');
     out.push(
-      `| ${r.count} | ${(r.configBytes / 1024).toFixed(0)} | ${r.issuance.ok ? s2(r.issuance.wallMs) : 'failed'} (${r.issuance.renewed}) | ${pass ? s2(pass.median) : '–'} | ${pass ? (pass.median / r.count).toFixed(1) : '–'} | ${cpu ? cpu.median.toFixed(1) : '–'} | ${rss ? mib(rss.median) : '–'} | ${renewed || '–'} | ${st ? st.median.toFixed(0) : '–'} | ${stRss ? mib(stRss.median) : '–'} | ${fl ? fl.median.toFixed(0) : '–'} | ${r.idle ? s2(r.idle.startupPassMs) : '–'} | ${r.idle ? `${mib(r.idle.rssMedianKiB)} / ${mib(r.idle.rssMaxKiB)}` : '–'} |`,
+      `| ${r.count} | ${(r.configBytes / 1024).toFixed(0)} | ${r.issuance.ok ? s2(r.issuance.wallMs) : 'failed'} (${r.issuance.renewed}) | ${pass ? s2(pass.median) : '–'} | ${pass ? (pass.median / r.count).toFixed(1) : '–'} | ${cpu ? cpu.median.toFixed(1) : '–'}${pebble ? ` (${pebble.median.toFixed(1)})` : ''} | ${rss ? mib(rss.median) : '–'} | ${renewed || '–'} | ${st ? st.median.toFixed(0) : '–'} | ${stRss ? mib(stRss.median) : '–'} | ${fl ? fl.median.toFixed(0) : '–'} | ${r.idle ? s2(r.idle.startupPassMs) : '–'} | ${r.idle ? `${mib(r.idle.rssMedianKiB)} / ${mib(r.idle.rssMaxKiB)}` : '–'} |`,
     );
   }
   const first = rows[0];
