@@ -4,7 +4,7 @@
 // bundles. Each check returns problems at YAML paths instead of throwing, so
 // all of them are reported at once; only a config file that cannot be read
 // at all ends the load.
-import { constants as fsc } from 'node:fs';
+import { constants as fsc, lstatSync } from 'node:fs';
 import { access, lstat, open, readFile, stat } from 'node:fs/promises';
 import path from 'node:path';
 import { ConfigError, type ConfigProblem } from '../errors.js';
@@ -116,7 +116,8 @@ async function outputFileProblem(file: string, once: Once): Promise<string | und
   if (!trust.ok) return trust.reason === 'missing' && trust.detail === `${dir} does not exist` ? `directory ${dir} does not exist` : trust.message;
   let f;
   try {
-    f = await lstat(file);
+    // Synchronous like the walk above (src/security/trusted-path.ts): one per output file of every certificate.
+    f = lstatSync(file);
   } catch (err) {
     if (isPermissionError(err)) return permissionDenied('inspecting', file);
     // Not there yet is fine: the first deploy creates it.
