@@ -60,6 +60,33 @@ export async function assertSafeTarget(target: string): Promise<void> {
  * replaces a symlink planted after the check instead of following it.
  */
 export async function writeFileAtomic(target: string, data: string | Buffer, opts: WriteOptions): Promise<void> {
+  const tmp = await writeTemporary(target, data, opts);
+  await commitTemporaries([{ tmp, target }], path.dirname(target));
+}
+
+/**
+ * Several files in one directory, each replaced atomically as
+ * writeFileAtomic does it (a reader sees each whole, old or new), with one
+ * fsync of the directory after the last rename instead of one after each:
+ * every rename is durable when this returns. For sets written together
+ * (the certbot-style lineage: four files, three fewer directory fsyncs per
+ * certificate). If one fails, the temporaries not yet renamed are removed.
+ */
+export async function writeFilesAtomic(files: Array<{ target: string; data: string | Buffer; opts: WriteOptions }>): Promise<void> {
+  const dir = path.dirname(files[0]?.target ?? '/');
+  if (files.some((f) => path.dirname(f.target) !== dir)) throw new DeployError(`cannot write ${files.map((f) => f.target).join(', ')}: not all in one directory`);
+  const temps: Array<{ tmp: string; target: string }> = [];
+  try {
+    for (const f of files) temps.push({ tmp: await writeTemporary(f.target, f.data, f.opts), target: f.target });
+  } catch (err) {
+    await Promise.all(temps.map((t) => unlink(t.tmp).catch(() => undefined)));
+    throw err;
+  }
+  await commitTemporaries(temps, dir);
+}
+
+/** The data in a new temporary next to `target`, fsynced and closed; its name. */
+async function writeTemporary(target: string, data: string | Buffer, opts: WriteOptions): Promise<string> {
   await assertSafeTarget(target);
   const dir = path.dirname(target);
   await sweepStaleTemps(dir, path.basename(target), Date.now(), await tempNamesIn(dir));
@@ -75,13 +102,23 @@ export async function writeFileAtomic(target: string, data: string | Buffer, opt
     const closing = fh;
     fh = undefined;
     await closing.close();
-    await rename(tmp, target);
-    tmpExists = false;
-    await syncDir(dir);
+    return tmp;
   } catch (err) {
     await fh?.close().catch(() => undefined);
     if (tmpExists) await unlink(tmp).catch(() => undefined);
     throw new DeployError(`cannot write ${target}: ${errMsg(err)}`, { cause: err });
+  }
+}
+
+/** Rename each temporary over its target, in order, then fsync the directory so the renames survive a power cut. */
+async function commitTemporaries(temps: Array<{ tmp: string; target: string }>, dir: string): Promise<void> {
+  let i = 0;
+  try {
+    for (; i < temps.length; i++) await rename(temps[i]!.tmp, temps[i]!.target);
+    await syncDir(dir);
+  } catch (err) {
+    await Promise.all(temps.slice(i).map((t) => unlink(t.tmp).catch(() => undefined)));
+    throw new DeployError(`cannot write ${temps[Math.min(i, temps.length - 1)]!.target}: ${errMsg(err)}`, { cause: err });
   }
 }
 

@@ -4,7 +4,7 @@ import { chmod, mkdir, mkdtemp, readdir, readFile, rm, stat, symlink, utimes, wr
 import { spawnSync } from 'node:child_process';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { readIfExists, removeFile, resolveOwner, sweepStaleTemps, writeFileAtomic } from '../../src/deploy/atomic-write.js';
+import { readIfExists, removeFile, resolveOwner, sweepStaleTemps, writeFileAtomic, writeFilesAtomic } from '../../src/deploy/atomic-write.js';
 import { DeployError } from '../../src/errors.js';
 
 const isRoot = process.geteuid?.() === 0;
@@ -141,6 +141,39 @@ describe('writeFileAtomic', () => {
     assert.equal(left.has(files.unownedOld), false, 'an old pid-less temporary is removed');
     for (const k of ['liveWriter', 'unownedNew', 'otherTarget', 'notOurPattern'] as const) assert.ok(left.has(files[k]), `${k} kept`);
     assert.equal(await readFile(p, 'utf8'), 'new');
+  });
+
+  it('writeFilesAtomic replaces a set of files in one directory, each with its mode, no temporary left', async () => {
+    await writeFile(path.join(dir, 'privkey.pem'), 'old key', { mode: 0o600 });
+    await writeFilesAtomic([
+      { target: path.join(dir, 'privkey.pem'), data: 'KEY', opts: { mode: 0o600 } },
+      { target: path.join(dir, 'cert.pem'), data: 'CERT', opts: { mode: 0o644 } },
+    ]);
+    assert.deepEqual((await readdir(dir)).sort(), ['cert.pem', 'privkey.pem']);
+    assert.equal(await readFile(path.join(dir, 'privkey.pem'), 'utf8'), 'KEY');
+    assert.equal((await stat(path.join(dir, 'privkey.pem'))).mode & 0o777, 0o600);
+    assert.equal((await stat(path.join(dir, 'cert.pem'))).mode & 0o777, 0o644);
+  });
+
+  it('writeFilesAtomic renames nothing when one of the set cannot be written, and leaves no temporary', async () => {
+    await writeFile(path.join(dir, 'privkey.pem'), 'old key', { mode: 0o600 });
+    await mkdir(path.join(dir, 'chain.pem'));
+    await assert.rejects(
+      writeFilesAtomic([
+        { target: path.join(dir, 'privkey.pem'), data: 'KEY', opts: { mode: 0o600 } },
+        { target: path.join(dir, 'chain.pem'), data: 'CHAIN', opts: { mode: 0o644 } },
+      ]),
+      deployError(/chain\.pem: it is not a regular file/),
+    );
+    assert.equal(await readFile(path.join(dir, 'privkey.pem'), 'utf8'), 'old key', 'the first file is not replaced either');
+    assert.deepEqual((await readdir(dir)).sort(), ['chain.pem', 'privkey.pem']);
+    await assert.rejects(
+      writeFilesAtomic([
+        { target: path.join(dir, 'a'), data: 'A', opts: { mode: 0o600 } },
+        { target: path.join(dir, 'chain.pem', 'b'), data: 'B', opts: { mode: 0o600 } },
+      ]),
+      deployError(/not all in one directory/),
+    );
   });
 
   it('never sweeps through a symlink or a directory named like a temporary', async () => {
