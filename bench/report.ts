@@ -243,7 +243,7 @@ export function renderMarkdown(r: Results): string {
 function scaleSection(rows: ScaleRow[]): string[] {
   const out: string[] = ['## One host with many certificates', ''];
   out.push(
-    'Each N on a fresh sandbox (BIND, Pebble, Postfix) and state dir: one account, N certificates of one name each (dns-01), a config written by `yaml.stringify` (the shared challenge block and key list as one anchor and N − 1 aliases). Renewal pass: `mxcert renew --force`, wall time and CPU (user + system, the process and its children; in brackets Pebble's CPU during the pass). Status: cold starts, median. Daemon: `mxcert run`, start-up pass (not due) and RSS while idle.',
+    'Each N on a fresh sandbox (BIND, Pebble, Postfix) and state dir: one account, N certificates of one name each (dns-01), a config written by `yaml.stringify` (the shared challenge block and key list as one anchor and N − 1 aliases). Renewal pass: `mxcert renew --force`, wall time and CPU (user + system, the process and its children; in brackets the CPU Pebble used during the pass). Status: cold starts, median. Daemon: `mxcert run`, start-up pass (not due) and RSS while idle.',
     '',
   );
   out.push(
