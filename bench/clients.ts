@@ -105,8 +105,17 @@ async function writeMxcertConfig(ctx: Ctx, o: MxcertConfigOptions): Promise<stri
   return file;
 }
 
-export function mxcertStep(args: string[]): Step {
-  return { cmd: process.execPath, args: [CLI, ...args], env: cleanEnv() };
+/** The mxcert launcher measured: this checkout's, or another build's (`--mxcert-cli`, for before/after runs). */
+let mxcertCli = CLI;
+export function useMxcertCli(file: string): void {
+  mxcertCli = file;
+}
+export function mxcertCliPath(): string {
+  return mxcertCli;
+}
+
+export function mxcertStep(args: string[], timeoutMs?: number): Step {
+  return { cmd: process.execPath, args: [mxcertCli, ...args], env: cleanEnv(), ...(timeoutMs ? { timeoutMs } : {}) };
 }
 
 const mxcert: Client = {

@@ -29,6 +29,8 @@ export interface Measured {
   failedSteps: number;
   /** Tail of stdout+stderr of the first failing step. */
   error?: string;
+  /** stdout of the last step, when asked for (`keepStdout`). */
+  stdout?: string;
 }
 
 let tmp: string | undefined;
@@ -41,7 +43,7 @@ export async function cleanupMeasureTmp(): Promise<void> {
 }
 
 /** Run `step` under GNU time; `log` receives its output. */
-async function runOne(step: Step, log?: string): Promise<{ code: number; wallMs: number; rssKiB: number; cpuS: number; out: string }> {
+async function runOne(step: Step, log?: string): Promise<{ code: number; wallMs: number; rssKiB: number; cpuS: number; out: string; stdout: string }> {
   const tfile = path.join(await tmpDir(), `t-${process.pid}-${Math.random().toString(36).slice(2)}`);
   const started = process.hrtime.bigint();
   const child = spawn(GNU_TIME, ['-f', '%M %U %S', '-o', tfile, step.cmd, ...step.args], {
@@ -50,7 +52,11 @@ async function runOne(step: Step, log?: string): Promise<{ code: number; wallMs:
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   const chunks: Buffer[] = [];
-  child.stdout.on('data', (c: Buffer) => chunks.push(c));
+  const stdout: Buffer[] = [];
+  child.stdout.on('data', (c: Buffer) => {
+    chunks.push(c);
+    stdout.push(c);
+  });
   child.stderr.on('data', (c: Buffer) => chunks.push(c));
   const timer = setTimeout(() => child.kill('SIGKILL'), step.timeoutMs ?? 300_000);
   const code = await new Promise<number>((resolve) => child.on('close', (c) => resolve(c ?? 1)));
@@ -70,11 +76,11 @@ async function runOne(step: Step, log?: string): Promise<{ code: number; wallMs:
     /* killed before time wrote it */
   }
   await rm(tfile, { force: true });
-  return { code, wallMs, rssKiB, cpuS, out };
+  return { code, wallMs, rssKiB, cpuS, out, stdout: Buffer.concat(stdout).toString('utf8') };
 }
 
 /** Steps run one after another; the wall times add up, RSS is the max. */
-export async function measure(steps: Step[], log?: string, opts: { continueOnError?: boolean } = {}): Promise<Measured> {
+export async function measure(steps: Step[], log?: string, opts: { continueOnError?: boolean; keepStdout?: boolean } = {}): Promise<Measured> {
   const res: Measured = { ok: true, wallMs: 0, peakRssKiB: 0, cpuS: 0, exitCodes: [], failedSteps: 0 };
   for (const s of steps) {
     const r = await runOne(s, log);
@@ -82,6 +88,7 @@ export async function measure(steps: Step[], log?: string, opts: { continueOnErr
     res.peakRssKiB = Math.max(res.peakRssKiB, r.rssKiB);
     res.cpuS += r.cpuS;
     res.exitCodes.push(r.code);
+    if (opts.keepStdout) res.stdout = r.stdout;
     if (r.code !== 0) {
       res.failedSteps++;
       res.error ??= r.out.split('\n').slice(-15).join('\n');

@@ -40,7 +40,22 @@ export interface Results {
     samples: number;
     daemonPasses: number;
   };
+  /** One host with many certificates (bench/scale.ts). */
+  scale?: { rows: ScaleRow[] };
   targets?: Target[];
+}
+
+type IdleResult = NonNullable<Results['idle']>;
+
+export interface ScaleRow {
+  count: number;
+  configBytes: number;
+  /** Aliases in the config yaml.stringify wrote (the shared challenge block and key list). */
+  aliases: number;
+  issuance: Measured & { renewed: number };
+  passes: Array<Measured & { renewed: number; pebbleCpuS?: number }>;
+  status: { runs: Measured[]; nodeFloor: Measured[] };
+  idle?: IdleResult;
 }
 
 export interface Target {
@@ -93,6 +108,27 @@ export function computeTargets(r: Results): Target[] {
   if (r.status) {
     const s = wallStats(r.status.runs);
     t.push({ what: `mxcert status cold start (median, ${r.status.certificates} certificates)`, target: '≤ 300 ms', value: s ? `${s.median.toFixed(0)} ms` : 'failed', met: s ? s.median <= 300 : false });
+  }
+  const big = r.scale?.rows.at(-1);
+  if (big) {
+    const pass = wallStats(big.passes);
+    const passOk = big.passes.filter((p) => p.ok && p.renewed === big.count);
+    t.push({
+      what: `renewal pass over ${big.count} certificates (median of ${big.passes.length})`,
+      target: '≤ 60 s',
+      value: pass ? `${s2(pass.median)} s, ${passOk.length} of ${big.passes.length} passes renewed all` : 'failed',
+      met: pass && passOk.length === big.passes.length ? pass.median <= 60_000 : false,
+    });
+    const st = wallStats(big.status.runs);
+    t.push({ what: `mxcert status cold start (median, ${big.count} certificates)`, target: '≤ 400 ms', value: st ? `${st.median.toFixed(0)} ms` : 'failed', met: st ? st.median <= 400 : false });
+    if (big.idle) {
+      t.push({
+        what: `daemon idle RSS (${big.count} certificates, ${big.idle.seconds} s)`,
+        target: '≤ 60 MiB',
+        value: `median ${mib(big.idle.rssMedianKiB)} MiB, max ${mib(big.idle.rssMaxKiB)} MiB`,
+        met: big.idle.rssMaxKiB <= 60 * 1024,
+      });
+    }
   }
   if (r.rollover) {
     const v = r.rollover.publishToServedMs;
@@ -183,6 +219,8 @@ export function renderMarkdown(r: Results): string {
     out.push('');
   }
 
+  if (r.scale) out.push(...scaleSection(r.scale.rows));
+
   if (r.rollover) {
     const ro = r.rollover;
     const f = (x: number | null) => (x === null ? '–' : `${s2(x)} s`);
@@ -199,6 +237,43 @@ export function renderMarkdown(r: Results): string {
     out.push('');
   }
   return out.join('\n') + '\n';
+}
+
+/** One host, N certificates: how each figure grows with N (bench/scale.ts). */
+function scaleSection(rows: ScaleRow[]): string[] {
+  const out: string[] = ['## One host with many certificates', ''];
+  out.push(
+    'Each N on a fresh sandbox (BIND, Pebble, Postfix) and state dir: one account, N certificates of one name each (dns-01), a config written by `yaml.stringify` (the shared challenge block and key list as one anchor and N − 1 aliases). Renewal pass: `mxcert renew --force`, wall time and CPU (user + system, the process and its children; in brackets the CPU Pebble used during the pass). Status: cold starts, median. Daemon: `mxcert run`, start-up pass (not due) and RSS while idle.',
+    '',
+  );
+  out.push(
+    '| N | config KiB | initial issuance s | renewal pass s (median) | ms per certificate | pass CPU s (Pebble) | pass peak RSS MiB | renewed | status ms (median) | status peak RSS MiB | `node -e 0` ms | daemon start-up pass s | daemon idle RSS MiB (median / max) |',
+    '|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|',
+  );
+  for (const r of rows) {
+    const pass = wallStats(r.passes);
+    const cpu = stats(r.passes.filter((p) => p.ok).map((p) => p.cpuS));
+    const pebble = stats(r.passes.flatMap((p) => (p.pebbleCpuS === undefined ? [] : [p.pebbleCpuS])));
+    const rss = rssStats(r.passes);
+    const st = wallStats(r.status.runs);
+    const stRss = rssStats(r.status.runs);
+    const fl = wallStats(r.status.nodeFloor);
+    const renewed = r.passes.map((p) => `${p.renewed}`).join(', ');
+    out.push(
+      `| ${r.count} | ${(r.configBytes / 1024).toFixed(0)} | ${r.issuance.ok ? s2(r.issuance.wallMs) : 'failed'} (${r.issuance.renewed}) | ${pass ? s2(pass.median) : '–'} | ${pass ? (pass.median / r.count).toFixed(1) : '–'} | ${cpu ? cpu.median.toFixed(1) : '–'}${pebble ? ` (${pebble.median.toFixed(1)})` : ''} | ${rss ? mib(rss.median) : '–'} | ${renewed || '–'} | ${st ? st.median.toFixed(0) : '–'} | ${stRss ? mib(stRss.median) : '–'} | ${fl ? fl.median.toFixed(0) : '–'} | ${r.idle ? s2(r.idle.startupPassMs) : '–'} | ${r.idle ? `${mib(r.idle.rssMedianKiB)} / ${mib(r.idle.rssMaxKiB)}` : '–'} |`,
+    );
+  }
+  const first = rows[0];
+  const last = rows.at(-1);
+  if (first && last && last !== first) {
+    const ratio = (a: number | undefined, b: number | undefined) => (a && b ? `${(b / a).toFixed(1)} ×` : '–');
+    out.push(
+      '',
+      `Growth from ${first.count} to ${last.count} certificates (${(last.count / first.count).toFixed(0)} × the certificates): renewal pass ${ratio(wallStats(first.passes)?.median, wallStats(last.passes)?.median)}, status ${ratio(wallStats(first.status.runs)?.median, wallStats(last.status.runs)?.median)}, daemon idle RSS ${ratio(first.idle?.rssMedianKiB, last.idle?.rssMedianKiB)}.`,
+    );
+  }
+  out.push('');
+  return out;
 }
 
 // ------------------------------------------------------------------ chart

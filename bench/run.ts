@@ -14,11 +14,13 @@ import { stringify } from 'yaml';
 import { REPO, startSandbox, type Sandbox } from '../test/support/sandbox.js';
 import { pollUntil, stopPid, trackPid, untrackPid } from '../test/env/proc.js';
 import { DaneWatcher } from '../test/support/dane-watcher.js';
-import { CLIENTS, CLIENT_DEFS, HOOK, mxcertConfig, mxcertStep, writeMergedBundle, type Challenge, type ClientName, type Ctx } from './clients.js';
+import { CLIENTS, CLIENT_DEFS, HOOK, mxcertCliPath, mxcertConfig, mxcertStep, useMxcertCli, writeMergedBundle, type Challenge, type ClientName, type Ctx } from './clients.js';
+import { scaleScenario } from './scale.js';
 import { cleanupMeasureTmp, measure, procSample, stats, type Measured } from './measure.js';
 import { renderChart, renderMarkdown, type Results } from './report.js';
+import { idleDaemon } from './idle.js';
 
-const SCENARIOS = ['dns01', 'http01', 'hundred', 'status', 'idle', 'rollover'] as const;
+const SCENARIOS = ['dns01', 'http01', 'hundred', 'status', 'idle', 'scale', 'rollover'] as const;
 type Scenario = (typeof SCENARIOS)[number];
 
 interface Options {
@@ -33,6 +35,11 @@ interface Options {
   statusRuns: number;
   idleSeconds: number;
   ttl: number;
+  /** The scale scenario (bench/scale.ts). */
+  scaleCounts: number[];
+  scalePasses: number;
+  scaleStatusRuns: number;
+  scaleIdleSeconds: number;
   out: string;
 }
 
@@ -48,6 +55,11 @@ function usage(): never {
   --status-runs N        mxcert status cold starts (default 10)
   --idle-seconds S       daemon idle window (default 600)
   --ttl T                TLSA TTL for the rollover, seconds (default 5)
+  --scale-counts LIST    certificates per host in the scale scenario (default 100,300,1000)
+  --scale-passes N       forced renewal passes per count (default 1)
+  --scale-status-runs N  mxcert status cold starts per count (default 5)
+  --scale-idle-seconds S daemon idle window per count, 0 to skip (default 60)
+  --mxcert-cli FILE      the mxcert launcher to measure (default bin/mxcert.js; another build's for before/after)
   --out DIR              results directory (default bench/results)
 `);
   process.exit(2);
@@ -65,6 +77,10 @@ function parseOptions(argv: string[]): Options {
     statusRuns: 10,
     idleSeconds: 600,
     ttl: 5,
+    scaleCounts: [100, 300, 1000],
+    scalePasses: 1,
+    scaleStatusRuns: 5,
+    scaleIdleSeconds: 60,
     out: path.join(REPO, 'bench', 'results'),
   };
   const list = <T extends string>(v: string | undefined, allowed: readonly T[]): T[] => {
@@ -90,6 +106,14 @@ function parseOptions(argv: string[]): Options {
     else if (a === '--status-runs') o.statusRuns = num(v());
     else if (a === '--idle-seconds') o.idleSeconds = num(v());
     else if (a === '--ttl') o.ttl = num(v());
+    else if (a === '--scale-counts') o.scaleCounts = (v() ?? '').split(',').map((x) => num(x));
+    else if (a === '--scale-passes') o.scalePasses = num(v());
+    else if (a === '--scale-status-runs') o.scaleStatusRuns = num(v());
+    else if (a === '--scale-idle-seconds') {
+      const x = v();
+      o.scaleIdleSeconds = x === '0' ? 0 : num(x);
+    }
+    else if (a === '--mxcert-cli') useMxcertCli(path.resolve(v() ?? usage()));
     else if (a === '--out') o.out = path.resolve(v() ?? usage());
     else usage();
   }
@@ -126,7 +150,7 @@ function versions(): Record<string, string> {
   const pkg = JSON.parse(readFileSync(path.join(REPO, 'package.json'), 'utf8')) as { version: string };
   const dpkg = (p: string) => sh('dpkg-query', ['-W', '-f=${Version}', p]) || 'not installed';
   return {
-    mxcert: `${pkg.version} (${sh('git', ['-C', REPO, 'rev-parse', '--short', 'HEAD'])})`,
+    mxcert: `${pkg.version} (${sh('git', ['-C', REPO, 'rev-parse', '--short', 'HEAD'])})${mxcertCliPath() === path.join(REPO, 'bin', 'mxcert.js') ? '' : `, measured: ${mxcertCliPath()}`}`,
     certbot: dpkg('certbot'),
     'python3-certbot-dns-rfc2136': dpkg('python3-certbot-dns-rfc2136'),
     lego: dpkg('lego'),
@@ -222,7 +246,7 @@ async function main(): Promise<number> {
           if (name === 'mxcert' && setup.ok) {
             hundredDir = dir;
             if (o.only.has('status')) results.status = await statusScenario(o, path.join(dir, 'config.yaml'), logFile);
-            if (o.only.has('idle')) idle = idleScenario(o, ctx, dir, names, logFile);
+            if (o.only.has('idle')) idle = idleDaemon({ ctx, dir, names, seconds: o.idleSeconds, logFile });
           }
         }
         if (!o.only.has('hundred')) delete results.hundred;
@@ -235,6 +259,10 @@ async function main(): Promise<number> {
       }
       await sb.stop();
       sb = undefined;
+    }
+
+    if (o.only.has('scale')) {
+      results.scale = await scaleScenario({ counts: o.scaleCounts, passes: o.scalePasses, statusRuns: o.scaleStatusRuns, idleSeconds: o.scaleIdleSeconds }, work, logFile);
     }
 
     if (o.only.has('rollover')) results.rollover = await rolloverScenario(o, work, logFile);
@@ -311,62 +339,6 @@ async function statusScenario(o: Options, cfg: string, logFile: string): Promise
   return { runs: status, nodeFloor, certificates: o.count };
 }
 
-// ------------------------------------------------------------------ idle daemon
-
-async function idleScenario(o: Options, ctx: Ctx, dir: string, names: string[], logFile: string): Promise<Results['idle']> {
-  // The default schedule is hourly; pick a minute outside the window so the
-  // window shows the daemon idle (a not-due pass is measured at start-up).
-  const minute = (new Date().getUTCMinutes() + Math.ceil(o.idleSeconds / 60) + 5) % 60;
-  const cfgObj = mxcertConfig(ctx, { domains: names, challenge: 'dns-01', dir });
-  cfgObj.schedule = `${minute} * * * *`;
-  const cfg = path.join(dir, 'config-daemon.yaml');
-  await writeFile(cfg, stringify(cfgObj), { mode: 0o600 });
-  const log = path.join(dir, 'daemon.log');
-  const fd = openSync(log, 'a');
-  const env: NodeJS.ProcessEnv = { ...process.env };
-  for (const k of Object.keys(env)) if (k.startsWith('MXCERT_')) delete env[k];
-  // TZ=UTC: the cron minute above is computed in UTC.
-  const child = spawn(process.execPath, [path.join(REPO, 'bin', 'mxcert.js'), 'run', '--config', cfg], { env: { ...env, TZ: 'UTC' }, stdio: ['ignore', fd, fd] });
-  closeSync(fd);
-  const pid = child.pid!;
-  trackPid(pid, 'mxcert-daemon');
-  const t0 = Date.now();
-  say(`bench: mxcert run (PID ${pid}) with ${names.length} certificates; idle window ${o.idleSeconds} s after the start-up pass ...`);
-  try {
-    await pollUntil(() => (readFileSync(log, 'utf8').includes('pass finished') ? true : undefined), { deadlineMs: 120_000, intervalMs: 50, what: 'the daemon start-up pass' });
-    const startupMs = Date.now() - t0;
-    const start = procSample(pid)!;
-    const samples: Array<{ t: number; rssKiB: number; cpuS: number }> = [];
-    const tStart = Date.now();
-    while (Date.now() - tStart < o.idleSeconds * 1000) {
-      await new Promise((r) => setTimeout(r, Math.min(5000, o.idleSeconds * 1000 - (Date.now() - tStart)) || 1));
-      const s = procSample(pid);
-      if (!s) throw new Error('the daemon exited during the idle window');
-      samples.push({ t: (Date.now() - tStart) / 1000, ...s });
-    }
-    const end = samples[samples.length - 1] ?? start;
-    const passes = (readFileSync(log, 'utf8').match(/pass finished/g) ?? []).length;
-    const r = {
-      certificates: names.length,
-      seconds: o.idleSeconds,
-      startupPassMs: startupMs,
-      rssAfterStartupKiB: start.rssKiB,
-      rssMedianKiB: stats(samples.map((s) => s.rssKiB))!.median,
-      rssMaxKiB: Math.max(start.rssKiB, ...samples.map((s) => s.rssKiB)),
-      cpuStartupS: start.cpuS,
-      cpuIdleS: end.cpuS - start.cpuS,
-      passesDuringWindow: passes - 1,
-      samples,
-    };
-    say(`  idle: RSS median ${(r.rssMedianKiB / 1024).toFixed(1)} MiB, max ${(r.rssMaxKiB / 1024).toFixed(1)} MiB, CPU ${r.cpuIdleS.toFixed(2)} s over ${o.idleSeconds} s`);
-    return r;
-  } finally {
-    await stopPid(pid, 15_000);
-    untrackPid(pid);
-    await writeFile(logFile, `\n--- daemon log (idle) ---\n${readFileSync(log, 'utf8').split('\n').slice(-20).join('\n')}\n`, { flag: 'a' });
-  }
-}
-
 // ------------------------------------------------------------------ DANE rollover
 
 interface Journal {
@@ -423,7 +395,7 @@ async function rolloverScenario(o: Options, work: string, logFile: string): Prom
     const fd = openSync(dlog, 'a');
     const env: NodeJS.ProcessEnv = { ...process.env, TZ: 'UTC' };
     for (const k of Object.keys(env)) if (k.startsWith('MXCERT_')) delete env[k];
-    const child = spawn(process.execPath, [path.join(REPO, 'bin', 'mxcert.js'), 'run', '--config', cfg], { env, stdio: ['ignore', fd, fd] });
+    const child = spawn(process.execPath, [mxcertCliPath(), 'run', '--config', cfg], { env, stdio: ['ignore', fd, fd] });
     closeSync(fd);
     daemon = child.pid!;
     trackPid(daemon, 'mxcert-daemon');
@@ -468,7 +440,7 @@ async function rolloverScenario(o: Options, work: string, logFile: string): Prom
       publishToDoneMs: ms(tPublished, tDone),
       holdUntil: j.holdUntil ?? null,
       violations: watcher.violations(),
-      probeErrors: watcher.probeErrors,
+      probeErrors: watcher.probeErrors.length,
       samples: samples.length,
       daemonPasses: (dlogText.match(/pass finished/g) ?? []).length,
     };

@@ -3,7 +3,7 @@
 // PEMs, no network) and loads nothing heavy, so it stays fast for a hundred
 // certificates. A config with problems still gets its table, from the parts
 // that parse: expiry matters most exactly when something is wrong.
-import { readFile } from 'node:fs/promises';
+import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { examineConfig, resolveConfigPath, type UsableConfig } from '../config/load.js';
 import { expandOutputPath } from '../deploy/output-paths.js';
@@ -75,9 +75,9 @@ function cleanupsFor(entries: PendingCleanup[], names: string[]): CleanupView[] 
 }
 
 /** The rollover journal, read directly: status must not load the DANE machinery. */
-async function daneJournal(store: StateStore, name: string, keyType: string) {
+function daneJournal(store: StateStore, name: string, keyType: string) {
   try {
-    const j = JSON.parse(await readFile(path.join(store.certDir(name, keyType), 'dane', 'journal.json'), 'utf8')) as {
+    const j = JSON.parse(readFileSync(path.join(store.certDir(name, keyType), 'dane', 'journal.json'), 'utf8')) as {
       phase: string;
       holdUntil?: string;
       current: { tlsa: string };
@@ -100,13 +100,18 @@ function outputsOf(cert: CertificateConfig, keyType: string): StatusRow['outputs
   return out;
 }
 
-async function statusRow(store: StateStore, config: UsableConfig, cert: CertificateConfig, keyType: string, now: Date, cleanups: PendingCleanup[]): Promise<StatusRow> {
-  const state = await store.readState(cert.name, keyType);
-  const meta = state.current ? await store.loadMeta(cert.name, keyType, state.current) : undefined;
+function statusRow(store: StateStore, config: UsableConfig, cert: CertificateConfig, keyType: string, now: Date, cleanups: PendingCleanup[]): StatusRow {
+  const state = store.readStateSync(cert.name, keyType);
+  const meta = state.current ? store.loadMetaSync(cert.name, keyType, state.current) : undefined;
   const cur = meta && { meta };
   const fingerprint = config.acme ? configFingerprint(config.acme, cert, keyType) : undefined;
   const plan = planFromState(cert, keyType, state, cur, false, now, fingerprint);
-  const staged = await store.loadStagedMeta(cert.name, keyType).catch(() => undefined);
+  let staged;
+  try {
+    staged = store.loadStagedMetaSync(cert.name, keyType);
+  } catch {
+    staged = undefined;
+  }
   return {
     cert: cert.name,
     keyType,
@@ -134,7 +139,7 @@ async function statusRow(store: StateStore, config: UsableConfig, cert: Certific
     backoffUntil: plan.reason === 'backoff' ? plan.at.toISOString() : null,
     revoked: state.revoked && state.revoked.version === state.current ? { serial: state.revoked.serial, reason: state.revoked.reason, at: state.revoked.at } : null,
     // Shown whenever DANE state exists: with DANE off, records may still be published.
-    dane: await daneJournal(store, cert.name, keyType),
+    dane: daneJournal(store, cert.name, keyType),
     outputs: outputsOf(cert, keyType),
     certNames: cur?.meta.names ?? null,
     namesDiffer: cur ? namesDiffer(cur.meta.names, cert.domains) : false,
@@ -143,11 +148,10 @@ async function statusRow(store: StateStore, config: UsableConfig, cert: Certific
   };
 }
 
-/** Every unit read at once (a hundred certificates are hundreds of small files), metadata only. */
-async function statusRows(config: UsableConfig, now: Date, cleanups: PendingCleanup[]): Promise<StatusRow[]> {
+/** Metadata only, a few small files per unit, read synchronously (see StateStore.readStateSync). */
+function statusRows(config: UsableConfig, now: Date, cleanups: PendingCleanup[]): StatusRow[] {
   const store = new StateStore(config.stateDir);
-  const units = config.certificates.flatMap((cert) => cert.keys.map((keyType) => ({ cert, keyType })));
-  return Promise.all(units.map(({ cert, keyType }) => statusRow(store, config, cert, keyType, now, cleanups)));
+  return config.certificates.flatMap((cert) => cert.keys.map((keyType) => statusRow(store, config, cert, keyType, now, cleanups)));
 }
 
 export async function statusCommand(ctx: CommandContext, o: { json: boolean; wide?: boolean }): Promise<number> {
@@ -155,7 +159,7 @@ export async function statusCommand(ctx: CommandContext, o: { json: boolean; wid
   const problems = examined.problems;
   const now = systemClock.now();
   const cleanups = examined.usable ? await readPendingCleanups(examined.usable.stateDir) : [];
-  const rows = examined.usable ? await statusRows(examined.usable, now, cleanups) : [];
+  const rows = examined.usable ? statusRows(examined.usable, now, cleanups) : [];
   if (o.json || ctx.format === 'json') {
     // docs/status.schema.json describes this document; schemaVersion changes only on an incompatible change.
     const doc = { schemaVersion: 1, generatedAt: now.toISOString(), certificates: rows, configProblems: problems, pendingCleanups: cleanups.map(cleanupView) };

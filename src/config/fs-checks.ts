@@ -4,7 +4,7 @@
 // bundles. Each check returns problems at YAML paths instead of throwing, so
 // all of them are reported at once; only a config file that cannot be read
 // at all ends the load.
-import { constants as fsc } from 'node:fs';
+import { constants as fsc, lstatSync } from 'node:fs';
 import { access, lstat, open, readFile, stat } from 'node:fs/promises';
 import path from 'node:path';
 import { ConfigError, type ConfigProblem } from '../errors.js';
@@ -14,6 +14,7 @@ import { errnoText, readProblem } from './errno-text.js';
 import { asRootHint, isPermissionError, permissionDenied } from '../util/errno.js';
 import type { CertificateConfig, HookCommand } from './schema.js';
 import { formatPath } from './yaml.js';
+import { onceEach, type Once } from '../util/once.js';
 
 // ---------------------------------------------------------------------------
 // The config file
@@ -88,7 +89,7 @@ export function inlineSecretProblems(raw: unknown, mode: number): ConfigProblem[
  * must not be a symlink (docs/architecture.md, "Security model"):
  * found at config time, not after a certificate has been ordered.
  */
-export async function outputTargetProblems(index: number, cert: CertificateConfig): Promise<ConfigProblem[]> {
+export async function outputTargetProblems(index: number, cert: CertificateConfig, once: Once = onceEach()): Promise<ConfigProblem[]> {
   const out: ConfigProblem[] = [];
   const seen = new Set<string>();
   for (const kind of OUTPUT_KINDS) {
@@ -98,7 +99,7 @@ export async function outputTargetProblems(index: number, cert: CertificateConfi
     for (const keytype of cert.keys) {
       const file = path.normalize(expandOutputPath(template, { keytype, name: cert.name }));
       if (seen.has(at)) break;
-      const problem = await outputFileProblem(file);
+      const problem = await outputFileProblem(file, once);
       if (problem) {
         out.push({ path: at, message: problem });
         seen.add(at);
@@ -108,13 +109,15 @@ export async function outputTargetProblems(index: number, cert: CertificateConfi
   return out;
 }
 
-async function outputFileProblem(file: string): Promise<string | undefined> {
+async function outputFileProblem(file: string, once: Once): Promise<string | undefined> {
   const dir = path.dirname(file);
-  const trust = await checkTrustedPath(dir, { what: 'output directory', kind: 'dir' });
+  // Certificates usually share their output directory: walk it once per load.
+  const trust = await once(`output-dir:${dir}`, () => checkTrustedPath(dir, { what: 'output directory', kind: 'dir' }));
   if (!trust.ok) return trust.reason === 'missing' && trust.detail === `${dir} does not exist` ? `directory ${dir} does not exist` : trust.message;
   let f;
   try {
-    f = await lstat(file);
+    // Synchronous like the walk above (src/security/trusted-path.ts): one per output file of every certificate.
+    f = lstatSync(file);
   } catch (err) {
     if (isPermissionError(err)) return permissionDenied('inspecting', file);
     // Not there yet is fine: the first deploy creates it.
@@ -129,7 +132,7 @@ async function outputFileProblem(file: string): Promise<string | undefined> {
  * directory above them, and writable by no one else: a hook runs as root)
  * before anything is ordered. The DANE hook publisher's command too.
  */
-export async function hookProblems(index: number, cert: CertificateConfig): Promise<ConfigProblem[]> {
+export async function hookProblems(index: number, cert: CertificateConfig, once: Once = onceEach()): Promise<ConfigProblem[]> {
   const hooks: { at: string; h: HookCommand }[] = [];
   for (const which of ['deploy', 'failure'] as const) {
     for (const [i, h] of cert.hooks[which].entries()) hooks.push({ at: `certificates[${index}].hooks.${which}[${i}]`, h });
@@ -144,7 +147,7 @@ export async function hookProblems(index: number, cert: CertificateConfig): Prom
       if (typeof h !== 'string') out.push({ path: at, message: 'the command must be an absolute path' });
       continue;
     }
-    const problem = await hookFileProblem(argv0);
+    const problem = await once(`hook:${argv0}`, () => hookFileProblem(argv0));
     if (problem) out.push({ path: at, message: problem });
   }
   return out;
@@ -168,15 +171,20 @@ async function hookFileProblem(argv0: string): Promise<string | undefined> {
 // ---------------------------------------------------------------------------
 // CA bundles and the webroot
 
-export async function checkCaBundle(file: string, at: string): Promise<ConfigProblem[]> {
+export async function checkCaBundle(file: string, at: string, once: Once = onceEach()): Promise<ConfigProblem[]> {
+  const message = await once(`ca-bundle:${file}`, () => caBundleProblem(file));
+  return message === undefined ? [] : [{ path: at, message }];
+}
+
+async function caBundleProblem(file: string): Promise<string | undefined> {
   try {
     const st = await stat(file);
-    if (!st.isFile()) return [{ path: at, message: 'not a regular file' }];
+    if (!st.isFile()) return 'not a regular file';
     const pem = await readFile(file, 'utf8');
-    if (!pem.includes('-----BEGIN CERTIFICATE-----')) return [{ path: at, message: 'no PEM certificate in file' }];
-    return [];
+    if (!pem.includes('-----BEGIN CERTIFICATE-----')) return 'no PEM certificate in file';
+    return undefined;
   } catch (err) {
-    return [{ path: at, message: readProblem(file, err) }];
+    return readProblem(file, err);
   }
 }
 

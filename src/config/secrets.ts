@@ -12,6 +12,7 @@ import { ConfigError, type ConfigProblem } from '../errors.js';
 import { normalizeTsigAlgorithm, sameKeyName } from './certbot-credentials.js';
 import { readProblem } from './errno-text.js';
 import { secretFromKeyFile, type KeyFileSecret } from './key-files.js';
+import { onceEach, type Once } from '../util/once.js';
 
 type Env = NodeJS.ProcessEnv;
 
@@ -102,8 +103,16 @@ export function checkSecretEnv(name: string, at: string, env: Env): ConfigProble
  * rule and hold a secret. A TSIG secret must be base64, and a key file that
  * names its key must name the configured `keyName` and `algorithm`.
  */
-export async function checkSecretFile(file: string, at: string, tsig: boolean, keyName?: string, algorithm?: string): Promise<ConfigProblem[]> {
-  const r = await openSecretFile(file);
+export async function checkSecretFile(
+  file: string,
+  at: string,
+  tsig: boolean,
+  keyName?: string,
+  algorithm?: string,
+  once: Once = onceEach(),
+): Promise<ConfigProblem[]> {
+  // Certificates usually share one key file: read it once per load.
+  const r = await once(`secret-file:${file}`, () => openSecretFile(file));
   if (!r.ok) return [{ path: at, message: r.message }];
   const secret = secretFromKeyFile(r.content, keyName);
   if (!secret.ok) return [{ path: at, message: secret.message }];
@@ -130,7 +139,7 @@ function keyFileMismatch(secret: KeyFileSecret, file: string, at: string, keyNam
 
 // dane.publisher's shape belongs to the publisher module; whatever secret
 // references it holds still deserve the same checks as the TSIG ones.
-export async function checkPublisherSecrets(publisher: Record<string, unknown>, at: string, env: Env): Promise<ConfigProblem[]> {
+export async function checkPublisherSecrets(publisher: Record<string, unknown>, at: string, env: Env, once: Once = onceEach()): Promise<ConfigProblem[]> {
   const checks: Promise<ConfigProblem[]>[] = [];
   const sync: ConfigProblem[] = [];
   const walk = (node: unknown, p: string) => {
@@ -140,7 +149,7 @@ export async function checkPublisherSecrets(publisher: Record<string, unknown>, 
       const kp = `${p}.${k}`;
       if (/^(secret|apiKey|hmacKey)File$/.test(k) && typeof v === 'string') {
         const str = (x: unknown) => (typeof x === 'string' ? x : undefined);
-        checks.push(checkSecretFile(v, kp, k === 'secretFile', str(obj['name']), str(obj['algorithm'])));
+        checks.push(checkSecretFile(v, kp, k === 'secretFile', str(obj['name']), str(obj['algorithm']), once));
       } else if (/^(secret|apiKey|hmacKey)Env$/.test(k) && typeof v === 'string') {
         sync.push(...checkSecretEnv(v, kp, env));
       } else walk(v, kp);

@@ -16,6 +16,7 @@ export interface FleetFiles {
 }
 import { checkPublisherSecrets, checkSecretEnv, checkSecretFile } from './secrets.js';
 import { sniProblems } from './sni-checks.js';
+import { onceEach } from '../util/once.js';
 
 type Env = NodeJS.ProcessEnv;
 
@@ -64,15 +65,17 @@ function fleetParts(raw: unknown): FleetFiles {
 export async function semanticProblems(parts: Parts, env: Env): Promise<ConfigProblem[]> {
   const checks: Promise<ConfigProblem[]>[] = [];
   const sync: ConfigProblem[] = [];
+  // Each file and directory is checked once per load, however many certificates name it.
+  const once = onceEach();
 
   const acme = parts.acme;
-  if (acme?.caBundle) checks.push(checkCaBundle(acme.caBundle, 'acme.caBundle'));
-  if (acme?.trustAnchors) checks.push(checkCaBundle(acme.trustAnchors, 'acme.trustAnchors'));
+  if (acme?.caBundle) checks.push(checkCaBundle(acme.caBundle, 'acme.caBundle', once));
+  if (acme?.trustAnchors) checks.push(checkCaBundle(acme.trustAnchors, 'acme.trustAnchors', once));
   if (acme?.eab) {
     const given = (['hmacKey', 'hmacKeyFile', 'hmacKeyEnv'] as const).filter((k) => acme.eab![k] !== undefined);
     if (given.length === 0) sync.push({ path: 'acme.eab.hmacKey', message: 'required (or hmacKeyFile, hmacKeyEnv)' });
     if (given.length > 1) sync.push({ path: `acme.eab.${given[1]}`, message: `give only one of ${given.join(', ')}` });
-    if (acme.eab.hmacKeyFile) checks.push(checkSecretFile(acme.eab.hmacKeyFile, 'acme.eab.hmacKeyFile', false));
+    if (acme.eab.hmacKeyFile) checks.push(checkSecretFile(acme.eab.hmacKeyFile, 'acme.eab.hmacKeyFile', false, undefined, undefined, once));
     if (acme.eab.hmacKeyEnv) sync.push(...checkSecretEnv(acme.eab.hmacKeyEnv, 'acme.eab.hmacKeyEnv', env));
   }
 
@@ -82,19 +85,19 @@ export async function semanticProblems(parts: Parts, env: Env): Promise<ConfigPr
       const tsig = cert.challenge.dns.tsig;
       const base = `${at}.challenge.dns.tsig`;
       if (tsig.secretFile && tsig.secretEnv) sync.push({ path: `${base}.secretEnv`, message: 'give only one of secretFile or secretEnv' });
-      if (tsig.secretFile) checks.push(checkSecretFile(tsig.secretFile, `${base}.secretFile`, true, tsig.name, tsig.algorithm));
+      if (tsig.secretFile) checks.push(checkSecretFile(tsig.secretFile, `${base}.secretFile`, true, tsig.name, tsig.algorithm, once));
       if (tsig.secretEnv) sync.push(...checkSecretEnv(tsig.secretEnv, `${base}.secretEnv`, env));
     } else if (cert.challenge.http.webroot) {
       checks.push(checkWebroot(cert.challenge.http.webroot, `${at}.challenge.http.webroot`));
     }
-    if (cert.dane?.publisher) checks.push(checkPublisherSecrets(cert.dane.publisher, `${at}.dane.publisher`, env));
+    if (cert.dane?.publisher) checks.push(checkPublisherSecrets(cert.dane.publisher, `${at}.dane.publisher`, env, once));
     // Read only after a renewal, so a typo here would otherwise surface as a
     // warning days later instead of now.
-    if (cert.mtaSts?.caBundle) checks.push(checkCaBundle(cert.mtaSts.caBundle, `${at}.mtaSts.caBundle`));
+    if (cert.mtaSts?.caBundle) checks.push(checkCaBundle(cert.mtaSts.caBundle, `${at}.mtaSts.caBundle`, once));
   }
 
   for (const { index, cert } of parts.certificates) {
-    checks.push(outputTargetProblems(index, cert), hookProblems(index, cert));
+    checks.push(outputTargetProblems(index, cert, once), hookProblems(index, cert, once));
   }
   if (parts.sni) checks.push(sniProblems(parts.sni, parts.certificates, { partial: parts.partial }));
   const fleetGiven = parts.fleetGiven ?? parts.fleet !== undefined;

@@ -4,7 +4,7 @@ import { chmod, lstat, mkdir } from 'node:fs/promises';
 import path from 'node:path';
 import { DeployError } from '../errors.js';
 import type { Bundle } from '../stage/bundle.js';
-import { writeFileAtomic } from './atomic-write.js';
+import { writeFilesAtomic } from './atomic-write.js';
 
 const DIR_MODE = 0o700;
 const KEY_MODE = 0o600;
@@ -22,8 +22,10 @@ export async function writeLineage(dir: string, bundle: Pick<Bundle, 'key' | 'ce
     throw new DeployError(`cannot create lineage directory ${dir}: ${err instanceof Error ? err.message : String(err)}`, { cause: err });
   }
   // Hooks run only after all four are written, so they never see a mixed set.
-  await writeFileAtomic(path.join(dir, 'privkey.pem'), bundle.key, { mode: KEY_MODE });
-  await writeFileAtomic(path.join(dir, 'cert.pem'), bundle.cert, { mode: PUBLIC_MODE });
-  await writeFileAtomic(path.join(dir, 'chain.pem'), bundle.chain, { mode: PUBLIC_MODE });
-  await writeFileAtomic(path.join(dir, 'fullchain.pem'), bundle.fullchain, { mode: PUBLIC_MODE });
+  await writeFilesAtomic([
+    { target: path.join(dir, 'privkey.pem'), data: bundle.key, opts: { mode: KEY_MODE } },
+    { target: path.join(dir, 'cert.pem'), data: bundle.cert, opts: { mode: PUBLIC_MODE } },
+    { target: path.join(dir, 'chain.pem'), data: bundle.chain, opts: { mode: PUBLIC_MODE } },
+    { target: path.join(dir, 'fullchain.pem'), data: bundle.fullchain, opts: { mode: PUBLIC_MODE } },
+  ]);
 }

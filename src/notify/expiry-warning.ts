@@ -53,8 +53,11 @@ export async function warnAboutAgingCertificates(config: Config, store: StateSto
 async function checkUnit(cert: CertificateConfig, keyType: string, store: StateStore, now: Date, log: Logger): Promise<void> {
   const state = await store.readState(cert.name, keyType);
   if (!state.current) return;
-  const current = await store.loadVersion(cert.name, keyType, state.current);
-  if (!current) return;
+  // The metadata alone: this runs for every unit after every pass, and the
+  // warning needs dates and a serial, not the key and certificate files.
+  const meta = await store.loadMeta(cert.name, keyType, state.current);
+  if (!meta) return;
+  const current = { meta };
   const notBefore = new Date(current.meta.notBefore);
   const notAfter = new Date(current.meta.notAfter);
   if (now.getTime() < warningInstant(notBefore, notAfter).getTime()) return;

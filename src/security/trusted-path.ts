@@ -9,9 +9,12 @@
 // The decision is a pure function of the (path, stat) entries met while
 // resolving a path (`trustProblem`); the walk that collects them lstat()s
 // each component itself, so a symlink is seen as a symlink and never
-// silently followed.
-import { constants, type Stats } from 'node:fs';
-import { lstat, open, readlink } from 'node:fs/promises';
+// silently followed. The walk uses the synchronous calls: every atomic write
+// walks its directory's ten-odd components, and on a pass over a thousand
+// certificates the promise and thread-pool round trip of each lstat(2)
+// (~25 µs of CPU against ~5 µs for the call itself) was a tenth of the CPU.
+import { constants, lstatSync, readlinkSync, type Stats } from 'node:fs';
+import { open } from 'node:fs/promises';
 import { spawnSync } from 'node:child_process';
 import path from 'node:path';
 import { MxcertError } from '../errors.js';
@@ -143,7 +146,7 @@ class WalkError extends Error {
  */
 export async function pathEntries(p: string, opts: { kind: 'file' | 'dir'; allowSymlinks: boolean }): Promise<PathEntry[]> {
   if (!path.isAbsolute(p)) throw new WalkError(`${p} is not an absolute path`, false);
-  const entries: PathEntry[] = [await entryAt('/')];
+  const entries: PathEntry[] = [entryAt('/')];
   let done: string[] = [];
   let todo = p.split('/').filter(Boolean);
   let links = 0;
@@ -154,7 +157,7 @@ export async function pathEntries(p: string, opts: { kind: 'file' | 'dir'; allow
       done.pop();
       continue;
     }
-    const e = await entryAt(`/${[...done, name].join('/')}`);
+    const e = entryAt(`/${[...done, name].join('/')}`);
     entries.push(e);
     if (e.type === 'symlink') {
       e.role = 'link';
@@ -185,10 +188,10 @@ export async function pathEntries(p: string, opts: { kind: 'file' | 'dir'; allow
   return entries;
 }
 
-async function entryAt(p: string): Promise<PathEntry> {
+function entryAt(p: string): PathEntry {
   let st: Stats;
   try {
-    st = await lstat(p);
+    st = lstatSync(p);
   } catch (err) {
     const code = (err as NodeJS.ErrnoException).code;
     if (code === 'ENOENT') throw new WalkError(`${p} does not exist`, true, { cause: err });
@@ -197,7 +200,7 @@ async function entryAt(p: string): Promise<PathEntry> {
     throw new WalkError(`cannot inspect ${p}: ${code ?? String(err)}`, false, { cause: err });
   }
   const e: PathEntry = { path: p, type: entryType(st), uid: st.uid, mode: st.mode & 0o7777, role: 'ancestor' };
-  if (e.type === 'symlink') e.linkTarget = await readlink(p);
+  if (e.type === 'symlink') e.linkTarget = readlinkSync(p);
   return e;
 }
 

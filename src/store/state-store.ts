@@ -18,11 +18,11 @@
 //                                   instead of ordering again, then moved to versions/
 //       failed/ID/                  chains that failed validation, kept for inspection
 //       lineage/                    certbot-style lineage for RENEWED_LINEAGE hooks
-import { constants } from 'node:fs';
+import { constants, readdirSync, readFileSync } from 'node:fs';
 import { mkdir, open, readdir, readFile, rename, rm } from 'node:fs/promises';
 import path from 'node:path';
 import { createHash } from 'node:crypto';
-import { writeFileAtomic } from '../deploy/atomic-write.js';
+import { assertSafeTarget, createFileExclusive, syncDirectory, writeFileAtomic } from '../deploy/atomic-write.js';
 import type { AccountStore, StoredAccount } from '../acme/client.js';
 import { StateError } from '../errors.js';
 import { ensureStateDir } from './state-dir.js';
@@ -184,7 +184,7 @@ export class StateStore {
     const tmp = path.join(sdir, `.${id}.${process.pid}.tmp`);
     await rm(tmp, { recursive: true, force: true });
     await mkdir(tmp, { mode: 0o700 });
-    await writeVersionFiles(tmp, id, v, KEY_MODE);
+    await writeFreshVersionDir(tmp, id, v);
     await this.dropStaged(name, keyType, path.basename(tmp));
     await rename(tmp, path.join(sdir, id));
     await syncDir(sdir);
@@ -204,9 +204,32 @@ export class StateStore {
   }
 
   private async stagedId(name: string, keyType: string): Promise<string | undefined> {
-    const ids = await readdir(path.join(this.certDir(name, keyType), 'staged')).catch(() => [] as string[]);
-    // Ids start with the issue time, so the last is the newest; dot-names are unfinished writes.
-    return ids.filter((i) => !i.startsWith('.')).sort().at(-1);
+    return newestStaged(await readdir(path.join(this.certDir(name, keyType), 'staged')).catch(() => [] as string[]));
+  }
+
+  // Synchronous readers for `mxcert status`, which reads a few small files
+  // per unit and nothing else: for a thousand units the promise and
+  // thread-pool round trip of each asynchronous read cost several times the
+  // reads themselves. Same files, same answers as the methods above.
+
+  readStateSync(name: string, keyType: string): CertState {
+    return readJsonSync<CertState>(path.join(this.certDir(name, keyType), 'state.json')) ?? { consecutiveFailures: 0 };
+  }
+
+  loadMetaSync(name: string, keyType: string, id: string): VersionMeta | undefined {
+    return readJsonSync<VersionMeta>(path.join(this.certDir(name, keyType), 'versions', id, 'meta.json'));
+  }
+
+  loadStagedMetaSync(name: string, keyType: string): VersionMeta | undefined {
+    const dir = path.join(this.certDir(name, keyType), 'staged');
+    let ids: string[];
+    try {
+      ids = readdirSync(dir);
+    } catch {
+      return undefined;
+    }
+    const id = newestStaged(ids);
+    return id ? readJsonSync<VersionMeta>(path.join(dir, id, 'meta.json')) : undefined;
   }
 
   /** The staged certificate was deployed: it becomes a version (one rename; a version is never rewritten). */
@@ -293,6 +316,25 @@ async function writeVersionFiles(d: string, id: string, v: NewVersion, publicMod
   await writeFileAtomic(path.join(d, 'meta.json'), JSON.stringify({ ...v.meta, id }, null, 2) + '\n', { mode: publicMode });
 }
 
+/**
+ * A staged version's files, in `dir`: a directory just created under a
+ * dot-name that nothing reads and that is renamed into place whole. Inside
+ * it a file needs no temporary and rename of its own, nor the directory an
+ * fsync after each file (what writeFileAtomic does for a file others read):
+ * each file is created 0600 with O_EXCL, written and fsynced, and the
+ * directory is fsynced once, before the caller's rename makes it visible.
+ * Same guarantees, four fewer renames and directory fsyncs per certificate.
+ */
+async function writeFreshVersionDir(dir: string, id: string, v: NewVersion): Promise<void> {
+  await assertSafeTarget(path.join(dir, 'meta.json'));
+  await createFileExclusive(path.join(dir, 'key.pem'), v.keyPem, { mode: KEY_MODE });
+  await createFileExclusive(path.join(dir, 'cert.pem'), v.leafPem, { mode: KEY_MODE });
+  await createFileExclusive(path.join(dir, 'chain.pem'), v.intermediatesPem.join(''), { mode: KEY_MODE });
+  // meta.json last: a version directory with meta.json is complete.
+  await createFileExclusive(path.join(dir, 'meta.json'), JSON.stringify({ ...v.meta, id }, null, 2) + '\n', { mode: KEY_MODE });
+  await syncDirectory(dir);
+}
+
 /** Make a rename in `dir` durable. Some filesystems cannot fsync a directory; the rename is atomic there anyway. */
 async function syncDir(dir: string): Promise<void> {
   const fh = await open(dir, constants.O_RDONLY | constants.O_DIRECTORY);
@@ -308,6 +350,20 @@ async function syncDir(dir: string): Promise<void> {
 
 function splitCerts(pem: string): string[] {
   return pem.match(/-----BEGIN CERTIFICATE-----[\s\S]+?-----END CERTIFICATE-----\n?/g)?.map((c) => (c.endsWith('\n') ? c : c + '\n')) ?? [];
+}
+
+/** Ids start with the issue time, so the last is the newest; dot-names are unfinished writes. */
+function newestStaged(ids: string[]): string | undefined {
+  return ids.filter((i) => !i.startsWith('.')).sort().at(-1);
+}
+
+function readJsonSync<T>(file: string): T | undefined {
+  try {
+    return JSON.parse(readFileSync(file, 'utf8')) as T;
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
+    throw new StateError(`cannot read ${file}: ${(err as Error).message}`, { cause: err });
+  }
 }
 
 async function readJson<T>(file: string): Promise<T | undefined> {

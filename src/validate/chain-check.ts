@@ -132,6 +132,24 @@ function fieldsOf(x509: X509Lib, c: Parsed): Read {
   return c as Read;
 }
 
+// Issuers repeat: every certificate a CA issues in a pass comes with the same
+// intermediate. What is read from one (its fields and key, its CA facts,
+// which keys verify its signature) depends on its bytes alone, so it is kept
+// for the life of the process, keyed by those bytes, and a pass over a
+// thousand certificates parses the intermediate once instead of a thousand
+// times. Leaves are never kept (each is new).
+const ISSUER_CACHE_MAX = 64;
+const issuerCache = new Map<string, Parsed>();
+
+function parseIssuer(pem: string, what: string): Parsed {
+  const hit = issuerCache.get(pem);
+  if (hit) return hit;
+  const parsed = parseCert(pem, what);
+  if (issuerCache.size >= ISSUER_CACHE_MAX) issuerCache.delete(issuerCache.keys().next().value!);
+  issuerCache.set(pem, parsed);
+  return parsed;
+}
+
 // The trusted roots are the same array for every certificate of a pass
 // (renew/deps.ts), by default Node's ~140 system roots: parse them once per
 // array, not once per certificate checked.
@@ -186,13 +204,23 @@ function isWithin(c: Read, now: Date): 'ok' | 'expired' | 'not-yet-valid' {
   return 'ok';
 }
 
+/** Signature verdicts already reached, per (child, issuer) pair: both are fixed bytes, so the answer is too. */
+const verdicts = new WeakMap<Parsed, WeakMap<Parsed, boolean>>();
+
 function verifiedBy(child: Parsed, issuer: Parsed): boolean {
-  try {
-    return child.native.verify(issuer.native.publicKey);
-  } catch {
-    // e.g. a key type that cannot verify this signature algorithm
-    return false;
+  let known = verdicts.get(child);
+  if (!known) verdicts.set(child, (known = new WeakMap()));
+  let ok = known.get(issuer);
+  if (ok === undefined) {
+    try {
+      ok = child.native.verify(issuer.native.publicKey);
+    } catch {
+      // e.g. a key type that cannot verify this signature algorithm
+      ok = false;
+    }
+    known.set(issuer, ok);
   }
+  return ok;
 }
 
 /**
@@ -243,7 +271,7 @@ function parseChain(chainPem: string, x509: X509Lib): Read[] {
     throw new ValidationError('parse', `the chain has ${blocks.length} certificates, more than the ${MAX_CHAIN_CERTS} accepted`);
   }
   // OpenSSL reads every certificate before @peculiar/x509 reads any (cert-fields.ts).
-  const parsed = blocks.map((pem, i) => parseCert(pem, `certificate ${i + 1} of the chain`));
+  const parsed = blocks.map((pem, i) => (i === 0 ? parseCert : parseIssuer)(pem, `certificate ${i + 1} of the chain`));
   return parsed.map((c) => fieldsOf(x509, c));
 }
 

@@ -175,7 +175,7 @@ describe('a fleet of three renews with one order and serves one certificate', { 
     const got = await cluster.etcdctl(['get', key, '--print-value-only']);
     const lineage = JSON.parse(got.stdout.trim()) as { units: Record<string, { key: { ct: string } }> };
     const ct = Buffer.from(lineage.units['ecdsa-p256']!.key.ct, 'base64');
-    ct[5] ^= 0x01;
+    ct[5] = ct[5]! ^ 0x01;
     lineage.units['ecdsa-p256']!.key.ct = ct.toString('base64');
     await cluster.etcdctl(['put', key, JSON.stringify(lineage)]);
     const fileBefore = await readFile(b!.combined);

@@ -6,7 +6,7 @@ import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { readIfExists, removeFile, resolveOwner, sweepStaleTemps, writeFileAtomic } from '../../src/deploy/atomic-write.js';
+import { readIfExists, removeFile, resolveOwner, sweepStaleTemps, writeFileAtomic, writeFilesAtomic } from '../../src/deploy/atomic-write.js';
 import { DeployError } from '../../src/errors.js';
 
 const isRoot = process.geteuid?.() === 0;
@@ -145,6 +145,39 @@ describe('writeFileAtomic', () => {
     assert.equal(await readFile(p, 'utf8'), 'new');
   });
 
+  it('writeFilesAtomic replaces a set of files in one directory, each with its mode, no temporary left', async () => {
+    await writeFile(path.join(dir, 'privkey.pem'), 'old key', { mode: 0o600 });
+    await writeFilesAtomic([
+      { target: path.join(dir, 'privkey.pem'), data: 'KEY', opts: { mode: 0o600 } },
+      { target: path.join(dir, 'cert.pem'), data: 'CERT', opts: { mode: 0o644 } },
+    ]);
+    assert.deepEqual((await readdir(dir)).sort(), ['cert.pem', 'privkey.pem']);
+    assert.equal(await readFile(path.join(dir, 'privkey.pem'), 'utf8'), 'KEY');
+    assert.equal((await stat(path.join(dir, 'privkey.pem'))).mode & 0o777, 0o600);
+    assert.equal((await stat(path.join(dir, 'cert.pem'))).mode & 0o777, 0o644);
+  });
+
+  it('writeFilesAtomic renames nothing when one of the set cannot be written, and leaves no temporary', async () => {
+    await writeFile(path.join(dir, 'privkey.pem'), 'old key', { mode: 0o600 });
+    await mkdir(path.join(dir, 'chain.pem'));
+    await assert.rejects(
+      writeFilesAtomic([
+        { target: path.join(dir, 'privkey.pem'), data: 'KEY', opts: { mode: 0o600 } },
+        { target: path.join(dir, 'chain.pem'), data: 'CHAIN', opts: { mode: 0o644 } },
+      ]),
+      deployError(/chain\.pem: it is not a regular file/),
+    );
+    assert.equal(await readFile(path.join(dir, 'privkey.pem'), 'utf8'), 'old key', 'the first file is not replaced either');
+    assert.deepEqual((await readdir(dir)).sort(), ['chain.pem', 'privkey.pem']);
+    await assert.rejects(
+      writeFilesAtomic([
+        { target: path.join(dir, 'a'), data: 'A', opts: { mode: 0o600 } },
+        { target: path.join(dir, 'chain.pem', 'b'), data: 'B', opts: { mode: 0o600 } },
+      ]),
+      deployError(/not all in one directory/),
+    );
+  });
+
   it('never sweeps through a symlink or a directory named like a temporary', async () => {
     const p = path.join(dir, 'combined.pem');
     const outside = path.join(dir, 'outside');
@@ -220,6 +253,30 @@ describe('resolveOwner', () => {
   it('names an unknown user or group', () => {
     assert.throws(() => resolveOwner('no-such-user-mxcert'), deployError(/unknown user "no-such-user-mxcert"/));
     assert.throws(() => resolveOwner(undefined, 'no-such-group-mxcert'), deployError(/unknown group/));
+  });
+
+  it('asks NSS once per name in a process, however many certificates name it (a pass over a thousand did it two thousand times)', async () => {
+    // A getent first on PATH that answers for two made-up names and logs every call.
+    const bin = await mkdtemp(path.join(tmpdir(), 'mxcert-getent-'));
+    const log = path.join(bin, 'calls');
+    const suffix = Math.random().toString(36).slice(2, 8);
+    const [user, group] = [`mxu${suffix}`, `mxg${suffix}`];
+    await writeFile(
+      path.join(bin, 'getent'),
+      `#!/bin/sh\necho "$1 $2" >> ${log}\ncase "$1 $2" in\n  "passwd ${user}") echo "${user}:x:4321:4321::/:/bin/false" ;;\n  "group ${group}") echo "${group}:x:4322:" ;;\n  *) exit 2 ;;\nesac\n`,
+      { mode: 0o755 },
+    );
+    const savedPath = process.env.PATH;
+    process.env.PATH = `${bin}:${savedPath}`;
+    try {
+      for (let i = 0; i < 50; i++) assert.deepEqual(resolveOwner(user, group), { uid: 4321, gid: 4322 });
+      assert.throws(() => resolveOwner(`nouser${suffix}`), deployError(/unknown user/));
+      assert.throws(() => resolveOwner(`nouser${suffix}`), deployError(/unknown user/), 'an unknown name is asked again, not remembered');
+      assert.deepEqual((await readFile(log, 'utf8')).trim().split('\n'), [`passwd ${user}`, `group ${group}`, `passwd nouser${suffix}`, `passwd nouser${suffix}`]);
+    } finally {
+      process.env.PATH = savedPath;
+      await rm(bin, { recursive: true, force: true });
+    }
   });
 });
 

@@ -3,7 +3,7 @@ import { chmod, chown, mkdir, mkdtemp, rm, symlink, writeFile } from 'node:fs/pr
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { stringify } from 'yaml';
+import { parseDocument, stringify } from 'yaml';
 import { checkConfig } from '../../src/config/check.js';
 import { loadConfig, readSecret, resolveConfigPath } from '../../src/config/load.js';
 import { expandOutputPath } from '../../src/deploy/output-paths.js';
@@ -638,6 +638,41 @@ describe('YAML anchors and aliases at hosting scale', () => {
     assert.equal(last.name, 'm299');
     assert.deepEqual(last.domains, ['m299.example.com']);
     assert.equal(last.challenge.type, 'dns-01', 'the challenge block came through the merge key');
+  });
+
+  it('a 1,000-certificate config with `<<: *defaults` merge keys and aliases loads, every certificate complete', async () => {
+    const secretFile = await writeSecret(SECRET);
+    const lines = [
+      'acme: { directory: "https://acme.example.test/directory", email: postmaster@example.com }',
+      'certificates:',
+      '  - &defaults',
+      '    name: m0000',
+      '    domains: [m0000.example.com]',
+      '    keys: &keys [ecdsa-p256, rsa-2048]',
+      '    challenge:',
+      '      type: dns-01',
+      `      dns: { provider: rfc2136, server: 127.0.0.1, zone: example.com, tsig: { name: mxcert, secretFile: ${secretFile} } }`,
+      `    output: { combined: "${OUT}/{name}-{keytype}.pem" }`,
+    ];
+    for (let i = 1; i < 1000; i++) {
+      const n = `m${String(i).padStart(4, '0')}`;
+      lines.push('  - <<: *defaults', `    name: ${n}`, `    domains: [${n}.example.com]`, '    keys: *keys');
+    }
+    const text = lines.join('\n');
+    assert.equal(text.match(/<<: \*defaults$/gm)?.length, 999);
+    assert.equal(text.match(/keys: \*keys$/gm)?.length, 999);
+    // The parser's own limit (100) would refuse it: this config is past it.
+    assert.throws(() => parseDocument(text, { merge: true }).toJS(), /Excessive alias count/);
+
+    const cfg = await loadConfig(await writeConfig(text));
+    assert.equal(cfg.certificates.length, 1000);
+    assert.equal(new Set(cfg.certificates.map((c) => c.name)).size, 1000);
+    const last = cfg.certificates[999]!;
+    assert.equal(last.name, 'm0999');
+    assert.deepEqual(last.domains, ['m0999.example.com'], 'its own names, not the merged ones');
+    assert.deepEqual(last.keys, ['ecdsa-p256', 'rsa-2048'], 'the aliased key list');
+    assert.equal(last.challenge.type, 'dns-01', 'the challenge block came through the merge key');
+    assert.equal(expandOutputPath(last.output.combined!, { keytype: 'rsa-2048', name: last.name }), `${OUT}/m0999-rsa-2048.pem`);
   });
 
   it('an alias bomb is still refused with a YAML error', async () => {

@@ -40,10 +40,10 @@ function journal(over: Partial<DaneJournal> = {}): DaneJournal {
   };
 }
 
-function server(s: typeof P, hashes: string[], over: Partial<Observation> = {}): Observation {
+function server(s: typeof P, hashes: readonly string[], over: Partial<Observation> = {}): Observation {
   return { server: s, ok: true, authoritative: true, serial: 10, records: hashes.map(rec), ...(hashes.length ? { ttl: 60 } : {}), at: at(0), ...over };
 }
-const both = (hashes: string[]) => [server(P, hashes), server(S, hashes)];
+const both = (hashes: readonly string[]) => [server(P, hashes), server(S, hashes)];
 const dns = (...servers: Observation[]): OwnerObservation[] => [{ owner: OWNER, servers }];
 
 function obs(servers: Observation[], members: MemberReport[] | undefined, over: Partial<DaneObservations> = {}): DaneObservations {

@@ -94,5 +94,16 @@ describe('expiry warning', () => {
     const all = await calls();
     assert.equal(all.length, 2);
     assert.match(all[1]!, /^warning\|mx1\|ecdsa-p256\|certificate mx1 \(ecdsa-p256, serial 02\) expired at 2030-06-23 00:00:00Z and has not been renewed: it is in the last fifth of its lifetime$/);
+
+    // The check reads the version's metadata only (it runs for every unit
+    // after every pass): a version whose key and certificate files are gone
+    // is still warned about, from its dates.
+    const v3 = await save('03', '2030-07-01T00:00:00.000Z', '2030-09-29T00:00:00.000Z');
+    await store.writeState('mx1', 'ecdsa-p256', { current: v3, consecutiveFailures: 0, last: { at: '2030-07-01T00:00:00.000Z', result: 'success' } });
+    for (const f of ['key.pem', 'cert.pem', 'chain.pem']) await rm(path.join(store.certDir('mx1', 'ecdsa-p256'), 'versions', v3, f));
+    await warnAboutAgingCertificates(cfg, store, new Date('2030-09-20T00:00:00Z'), log);
+    const third = await calls();
+    assert.equal(third.length, 3);
+    assert.match(third[2]!, /^warning\|mx1\|ecdsa-p256\|certificate mx1 \(ecdsa-p256, serial 03\) expires at 2030-09-29 00:00:00Z/);
   });
 });
