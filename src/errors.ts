@@ -125,6 +125,20 @@ export class MetricsError extends MxcertError {
   }
 }
 
+/** ACME Renewal Information (RFC 9773) cannot be used: no CertID can be formed, or the CA's answer is unusable. */
+export class AriError extends MxcertError {
+  constructor(message: string, options?: { cause?: unknown }) {
+    super('ari', message, options);
+  }
+}
+
+/** A local ACME input is unusable (the account key, a certificate to revoke): not a problem the CA reported. */
+export class AcmeInputError extends MxcertError {
+  constructor(message: string, options?: { cause?: unknown }) {
+    super('acme', message, options);
+  }
+}
+
 /** `mxcert dane retire` will not remove mxcert's TLSA records: what would be left would break delivery. */
 export class DaneRetireRefusedError extends MxcertError {
   constructor(message: string) {

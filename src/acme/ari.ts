@@ -1,6 +1,6 @@
 // ACME Renewal Information (RFC 9773).
 import { X509Certificate } from 'node:crypto';
-import { MxcertError } from '../errors.js';
+import { AriError } from '../errors.js';
 import { readCertFields } from '../util/cert-fields.js';
 
 /**
@@ -18,9 +18,9 @@ export async function ariCertId(leafPem: string): Promise<string> {
     serial = fields.serialDer;
   } catch (err) {
     const why = err instanceof Error ? err.message : String(err);
-    throw new MxcertError('ari', `certificate is not readable; ARI CertID cannot be formed: ${why}`, { cause: err });
+    throw new AriError(`certificate is not readable; ARI CertID cannot be formed: ${why}`, { cause: err });
   }
-  if (!aki) throw new MxcertError('ari', 'certificate has no Authority Key Identifier; ARI CertID cannot be formed');
+  if (!aki) throw new AriError('certificate has no Authority Key Identifier; ARI CertID cannot be formed');
   return `${aki.toString('base64url')}.${serial.toString('base64url')}`;
 }
 
@@ -37,9 +37,9 @@ export function parseRenewalInfo(body: unknown, retryAfter?: number): RenewalInf
   const start = typeof b?.suggestedWindow?.start === 'string' ? new Date(b.suggestedWindow.start) : undefined;
   const end = typeof b?.suggestedWindow?.end === 'string' ? new Date(b.suggestedWindow.end) : undefined;
   if (!start || !end || Number.isNaN(start.getTime()) || Number.isNaN(end.getTime())) {
-    throw new MxcertError('ari', 'renewalInfo response has no valid suggestedWindow');
+    throw new AriError('renewalInfo response has no valid suggestedWindow');
   }
-  if (end.getTime() < start.getTime()) throw new MxcertError('ari', 'renewalInfo suggestedWindow ends before it starts');
+  if (end.getTime() < start.getTime()) throw new AriError('renewalInfo suggestedWindow ends before it starts');
   return {
     window: { start, end },
     explanationURL: typeof b?.explanationURL === 'string' ? b.explanationURL : undefined,

@@ -6,7 +6,7 @@
 // and the RFC 7638 thumbprint. Loading a general library for that cost more
 // start-up time than the whole issuance.
 import { createHash, createHmac, createPrivateKey, createPublicKey, generateKeyPairSync, sign, type KeyObject } from 'node:crypto';
-import { MxcertError } from '../errors.js';
+import { AcmeInputError } from '../errors.js';
 
 /** An account key with what every request needs precomputed. */
 export interface AccountKey {
@@ -40,7 +40,7 @@ export function accountKeyFromPem(pem: string): AccountKey {
   try {
     key = createPrivateKey(pem);
   } catch (err) {
-    throw new MxcertError('acme', `the stored ACME account key is not readable: ${(err as Error).message}`, { cause: err });
+    throw new AcmeInputError(`the stored ACME account key is not readable: ${(err as Error).message}`, { cause: err });
   }
   const pub = createPublicKey(key).export({ format: 'jwk' }) as Record<string, string>;
   let jwk: Record<string, string>;
@@ -53,7 +53,7 @@ export function accountKeyFromPem(pem: string): AccountKey {
     jwk = { e: pub.e!, kty: 'RSA', n: pub.n! };
     alg = 'RS256';
   } else {
-    throw new MxcertError('acme', `unsupported ACME account key type (${pub.kty}${pub.crv ? ` ${pub.crv}` : ''}); use ECDSA P-256/P-384 or RSA`);
+    throw new AcmeInputError(`unsupported ACME account key type (${pub.kty}${pub.crv ? ` ${pub.crv}` : ''}); use ECDSA P-256/P-384 or RSA`);
   }
   return { key, jwk, alg, thumbprint: jwkThumbprint(jwk) };
 }
@@ -64,7 +64,7 @@ export function accountKeyFromPem(pem: string): AccountKey {
  */
 export function jwkThumbprint(jwk: Record<string, string>): string {
   const required = jwk.kty === 'EC' ? ['crv', 'kty', 'x', 'y'] : jwk.kty === 'RSA' ? ['e', 'kty', 'n'] : undefined;
-  if (!required) throw new MxcertError('acme', `no thumbprint for JWK key type ${jwk.kty}`);
+  if (!required) throw new AcmeInputError(`no thumbprint for JWK key type ${jwk.kty}`);
   const canonical = `{${required.map((k) => `${JSON.stringify(k)}:${JSON.stringify(jwk[k])}`).join(',')}}`;
   return b64u(createHash('sha256').update(canonical).digest());
 }

@@ -1,6 +1,6 @@
 // Certificate revocation (RFC 8555 §7.6).
 import { X509Certificate } from 'node:crypto';
-import { MxcertError } from '../errors.js';
+import { AcmeInputError } from '../errors.js';
 import { accountKeyFromPem } from './jws.js';
 import { PROBLEM, isProblem, problemError } from './problems.js';
 import type { AcmeSession, Signer } from './session.js';
@@ -33,7 +33,7 @@ export function revocationPayload(certPem: string, reason: RevocationReason): { 
   try {
     der = new X509Certificate(certPem).raw;
   } catch (err) {
-    throw new MxcertError('acme', `the certificate to revoke is not readable: ${(err as Error).message}`, { cause: err });
+    throw new AcmeInputError(`the certificate to revoke is not readable: ${(err as Error).message}`, { cause: err });
   }
   const code = REVOCATION_REASONS[reason];
   return code === 0 ? { certificate: der.toString('base64url') } : { certificate: der.toString('base64url'), reason: code };
