@@ -369,5 +369,6 @@ describe('decideRetire: the edges', () => {
       keptKeyNotice('mx1', r, false),
       `mxcert dane retire is removing mxcert's TLSA records for mx1 at ${OWNER} (AWAIT_GONE); keeping the current key until they are gone everywhere and caches have expired`,
     );
+    assert.match(keptKeyNotice('mx1', journal({ phase: 'RELEASE' }), false), /^mxcert dane retire is removing mxcert's TLSA records for mx1 at its TLSA owner names \(RELEASE\)/, 'a retire phase without its state');
   });
 });

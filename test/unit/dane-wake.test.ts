@@ -6,7 +6,7 @@ import assert from 'node:assert/strict';
 import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
-import { daneWakeAt, nextWakeAt } from '../../src/daemon/wake.js';
+import { daneWakeAt, nextWake, nextWakeAt } from '../../src/daemon/wake.js';
 import { fallbackRenewalTime, jitterFor } from '../../src/schedule/renewal-time.js';
 import { StateStore } from '../../src/store/state-store.js';
 import { configFingerprint } from '../../src/schedule/config-fingerprint.js';
@@ -94,6 +94,13 @@ describe('daneWakeAt', () => {
     assert.equal(await daneWakeAt(store, cert, 'ecdsa-p256', NOW), NOW.getTime() + 21);
   });
 
+  it('a journal with a phase this version does not know: no wake; a RELEASE without its retirement state: looked at again in 10 s', async () => {
+    await journal({ phase: 'DANCING', holdUntil: at(30_000) });
+    assert.equal(await daneWakeAt(store, cert, 'ecdsa-p256', NOW), undefined);
+    await journal({ phase: 'RELEASE' });
+    assert.equal(await daneWakeAt(store, cert, 'ecdsa-p256', NOW), NOW.getTime() + 10_000);
+  });
+
   it('DANE switched off: no wake, even with a journal left from before', async () => {
     await journal({ phase: 'RETIRE', swappedAt: at(-10_000) });
     const off = { ...cert, dane: { ...cert.dane!, enabled: false } } as unknown as CertificateConfig;
@@ -149,6 +156,20 @@ describe('nextWakeAt: the earliest renewal, ARI check or DANE step over every ce
     await mkdir(d, { recursive: true });
     await writeFile(path.join(d, 'journal.json'), JSON.stringify({ version: 1, phase: 'RETIRE', swappedAt: at(0), current: { id: 'c', tlsa: 'aa', createdAt: at(-DAY) }, next: { id: 'n', tlsa: 'bb', createdAt: at(-DAY) }, updatedAt: at(0) }));
     assert.equal(await nextWakeAt(config(plain('a', ['ecdsa-p256']), daneCert), store, NOW), NOW.getTime() + 60_020);
+  });
+
+  it('says what is due then, for the daemon’s log; of two at the same instant, the first in the config', async () => {
+    const a = await issue('w1', 'ecdsa-p256', -DAY, 90 * DAY);
+    assert.deepEqual(await nextWake(config(plain('w1', ['ecdsa-p256'])), store, NOW), { at: a, why: 'w1 (ecdsa-p256): renewal (lifetime-fraction)' });
+    assert.deepEqual(await nextWake(config(plain('w2', ['rsa-2048']), plain('w3', ['ecdsa-p256'])), store, NOW), { at: NOW.getTime(), why: 'w2 (rsa-2048): renewal (missing)' });
+    const state = await store.readState('w1', 'ecdsa-p256');
+    await store.writeState('w1', 'ecdsa-p256', { ...state, ari: { certId: 'x', windowStart: at(50 * DAY), windowEnd: at(51 * DAY), chosen: at(50 * DAY), fetchedAt: at(0), nextCheck: at(3_600_000) } });
+    assert.deepEqual(await nextWake(config(plain('w1', ['ecdsa-p256'])), store, NOW), { at: NOW.getTime() + 3_600_000, why: 'w1 (ecdsa-p256): ARI check' });
+    const daneCert = { ...plain('w1', ['ecdsa-p256']), dane: { enabled: true, keyLifetime: 90 * DAY, minHold: 0, publisher: { ttl: 60 } } } as unknown as CertificateConfig;
+    const d = path.join(store.certDir('w1', 'ecdsa-p256'), 'dane');
+    await mkdir(d, { recursive: true });
+    await writeFile(path.join(d, 'journal.json'), JSON.stringify({ version: 1, phase: 'RETIRE_OLD', swappedAt: at(0), current: { id: 'c', tlsa: 'aa', createdAt: at(-DAY) }, next: { id: 'n', tlsa: 'bb', createdAt: at(-DAY) }, updatedAt: at(0) }));
+    assert.deepEqual(await nextWake(config(daneCert), store, NOW), { at: NOW.getTime() + 60_020, why: 'w1 (ecdsa-p256): DANE rollover step' });
   });
 
   it('a backoff under the config it failed with; none once the config has changed since', async () => {

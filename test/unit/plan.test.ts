@@ -2,7 +2,7 @@
 // state alone — which state feeds renewalTime, and when the plan is due.
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { planFromState } from '../../src/schedule/plan.js';
+import { notDueText, planFromState } from '../../src/schedule/plan.js';
 import { fallbackRenewalTime, jitterFor } from '../../src/schedule/renewal-time.js';
 import type { CertificateConfig } from '../../src/config/schema.js';
 import type { CertState, VersionMeta } from '../../src/store/state-store.js';
@@ -57,6 +57,12 @@ describe('planFromState', () => {
     assert.equal(planFromState(cert, 'ecdsa-p256', fresh, meta({ names: ['MX1.example.test', 'other.test'] }), false, d(DAY)).reason, 'names-changed');
   });
 
+  it('a revocation applies to the version it was recorded for, not to its replacement', () => {
+    const revoked = (version: string): CertState => ({ ...fresh, current: 'v2', revoked: { version, serial: '02', reason: 'keyCompromise', at: d(0).toISOString() } });
+    assert.deepEqual(planFromState(cert, 'ecdsa-p256', revoked('v2'), meta(), false, d(DAY)), { due: true, reason: 'revoked', at: d(DAY) });
+    assert.equal(planFromState(cert, 'ecdsa-p256', revoked('v1'), meta(), false, d(DAY)).reason, 'lifetime-fraction');
+  });
+
   it('ARI state applies to the certificate it was fetched for only', () => {
     const ari = { certId: 'aki.serial', fetchedAt: d(DAY).toISOString(), windowStart: d(50 * DAY).toISOString(), windowEnd: d(52 * DAY).toISOString(), chosen: d(51 * DAY).toISOString(), nextCheck: d(2 * DAY).toISOString() };
     const withAri: CertState = { ...fresh, ari };
@@ -73,5 +79,12 @@ describe('planFromState', () => {
     // A count without a last attempt, or a last attempt without a count, is no failure history.
     assert.equal(planFromState(cert, 'ecdsa-p256', { consecutiveFailures: 1 }, meta(), false, d(DAY)).reason, 'lifetime-fraction');
     assert.equal(planFromState(cert, 'ecdsa-p256', { ...failed, consecutiveFailures: 0 }, meta(), false, d(DAY)).reason, 'lifetime-fraction');
+  });
+
+  it('a backoff without a failure count says no count', () => {
+    const at = new Date('2026-12-07T14:00:00.000Z');
+    assert.equal(notDueText({ due: false, reason: 'backoff', at }), 'not due: backing off until 2026-12-07 14:00:00Z (renew --force retries now)');
+    assert.equal(notDueText({ due: false, reason: 'backoff', at, failures: 0 }), 'not due: backing off until 2026-12-07 14:00:00Z (renew --force retries now)');
+    assert.equal(notDueText({ due: false, reason: 'backoff', at, failures: 2 }), 'not due: backing off after 2 failures until 2026-12-07 14:00:00Z (renew --force retries now)');
   });
 });
