@@ -207,6 +207,19 @@ describe('Retry-After is capped and never beats the emergency rule', () => {
 
 describe('boundaries pinned (each test fails if that detail changes)', () => {
   const base = (over: Partial<RenewalInput>): RenewalInput => ({ current: cert(90 * DAY), wantedNames: ['mx1.example.test'], now: d(DAY), ...over });
+  it('the emergency starts at its point exactly, not a millisecond later', () => {
+    const at = emergencyPoint(cert(90 * DAY));
+    assert.deepEqual(renewalTime(base({ now: at })), { at, reason: 'emergency' });
+    assert.equal(renewalTime(base({ now: new Date(at.getTime() - 1) })).reason, 'lifetime-fraction');
+  });
+  it('a revoked certificate is due now, whatever its age', () => {
+    assert.deepEqual(renewalTime(base({ revoked: true })), { at: d(DAY), reason: 'revoked' });
+    assert.equal(renewalTime(base({ revoked: false })).reason, 'lifetime-fraction');
+  });
+  it('names differ when as many are wanted but one is another', () => {
+    assert.equal(namesDiffer(['mx1.example.test', 'mx2.example.test'], ['mx1.example.test', 'mx3.example.test']), true);
+    assert.equal(renewalTime(base({ current: cert(90 * DAY, ['mx1.example.test', 'mx2.example.test']), wantedNames: ['MX2.example.test.', 'mx1.example.test'] })).reason, 'lifetime-fraction');
+  });
   it('the emergency window is the last 1/20 of the lifetime, not more', () => {
     assert.equal(emergencyPoint(cert(100 * DAY)).getTime(), t0 + 95 * DAY);
     // 6 days left of 90 (inside 1/10, outside 1/20): ARI still decides.
