@@ -140,6 +140,17 @@ describe('faults: a corpus of broken configs', { timeout: 600_000 }, () => {
     { what: 'acme.ari a string', mutate: (c) => void (c.acme.ari = 'yes'), path: 'acme.ari', message: /expected boolean/ },
     { what: 'acme.termsOfServiceAgreed a string', mutate: (c) => void (c.acme.termsOfServiceAgreed = 'yes'), path: 'acme.termsOfServiceAgreed', message: /expected boolean/ },
     { what: 'acme.profile a number', mutate: (c) => void (c.acme.profile = 7), path: 'acme.profile', message: /expected string/ },
+    { what: 'acme.staging over plain http', mutate: (c) => void (c.acme.staging = 'http://127.0.0.1:9/dir'), path: 'acme.staging', message: /must be an https:\/\/ URL/ },
+    { what: 'acme.preferredChain empty', mutate: (c) => void (c.acme.preferredChain = ''), path: 'acme.preferredChain' },
+    { what: 'a certificate’s fleet flag a string', mutate: (c) => void (cert(c).fleet = 'yes'), path: 'certificates[0].fleet', message: /expected boolean/ },
+    {
+      what: 'fleet.member not among fleet.members',
+      mutate: async (c) =>
+        void (c.fleet = { member: 'mx1', members: ['mx2', 'mx3'], etcd: { endpoints: ['http://127.0.0.1:9'], prefix: '/mxcert/example.test/' }, keyEncryption: { keyFile: await secretFile('fleet.key', `${randomBytes(32).toString('hex')}\n`, 0o600) } }),
+      path: 'fleet.member',
+      message: /"mx1" is not in fleet\.members \(mx2, mx3\)/,
+    },
+    { what: 'sni without postfix or dovecot', mutate: (c) => void (c.sni = {}), path: 'sni', message: /give postfix, dovecot or both/ },
     { what: 'usage names something a certificate is not for', mutate: (c) => void (cert(c).usage = ['smtp']), path: 'certificates[0].usage[0]', message: /server.*client/ },
     { what: 'reuseKey a string', mutate: (c) => void (cert(c).reuseKey = 'true'), path: 'certificates[0].reuseKey', message: /expected boolean/ },
     { what: 'certificate name with a space', mutate: (c) => void (cert(c).name = 'mx 1'), path: 'certificates[0].name' },
