@@ -1,7 +1,7 @@
 // Bundle the compiled CLI (dist/src, type-checked by tsc) into dist/bundle,
 // the code bin/mxcert.js runs. Why: Node 20 has no compile cache, and
 // resolving, reading and evaluating ~150 separate module files cost
-// `mxcert renew` and `mxcert status` 40–60 ms of every start (issue 6).
+// `mxcert renew` and `mxcert status` 40–60 ms of every start.
 // Code splitting keeps each command's heavy parts in chunks loaded on demand,
 // as the dynamic imports in src/cli/main.ts intend.
 //

@@ -1,4 +1,4 @@
-// Issue 6 §2, ACME faults, on real Pebble + BIND + Postfix:
+// ACME faults, on real Pebble + BIND + Postfix:
 // - Pebble rejecting 50% (with EAB required) and 30% of good nonces with
 //   badNonce: ≥ 9/10 and 10/10 separate `mxcert renew --force` runs succeed
 //   (renew.test.ts already does 3 runs at 30%; this is the statistics).

@@ -1,4 +1,4 @@
-// Issue 6 §2, broken configs: a corpus of broken config files (types, unknown
+// Broken configs: a corpus of broken config files (types, unknown
 // keys, bad durations, unreachable paths, loose secret modes, duplicate
 // names, conflicting outputs, bad cron, bad key types, missing publisher
 // secret files, …). For each, both `mxcert config check` and `mxcert renew

@@ -1,4 +1,4 @@
-// Issue 6 §2, DNS faults, on real BIND 9 + Pebble + Postfix:
+// DNS faults, on real BIND 9 + Pebble + Postfix:
 // - The BIND primary stopped mid-challenge: mxcert has added the
 //   _acme-challenge TXT and waits until every authoritative server serves it
 //   (one of them is a DNS gate the test holds, so the instant is certain);

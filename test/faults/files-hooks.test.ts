@@ -1,4 +1,4 @@
-// Issue 6 §2, hook and file faults, on real Pebble + BIND + Postfix:
+// Hook and file faults, on real Pebble + BIND + Postfix:
 // - a deploy hook that hangs (sleep 3600) with hooks.timeout 8s: killed with
 //   its whole process group at the timeout, the previous files restored,
 //   exit 1, Postfix serving the old certificate (exit 1 → rollback is in

@@ -1,4 +1,4 @@
-// TLSA publishing (DESIGN §6) against real servers: a DNSSEC inline-signing
+// TLSA publishing (docs/architecture.md, "DANE") against real servers: a DNSSEC inline-signing
 // BIND primary with a secondary fed by zone transfer, and PowerDNS 4.7 with
 // its HTTP API. Visibility is always judged the way the rollover will judge
 // it: every server asked directly (observeTlsa) and the pure verdict

@@ -1,4 +1,4 @@
-// DANE rollover on real servers (issue 4, DESIGN §6): BIND primary + a
+// DANE rollover on real servers (docs/architecture.md, "DANE"): BIND primary + a
 // secondary fed by zone transfer (inline-signed, TSIG updates), Postfix, Pebble.
 // A watcher in this test observes, independently of mxcert (openssl for
 // what Postfix serves, dig against each authoritative server for the TLSA

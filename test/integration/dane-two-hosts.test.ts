@@ -1,10 +1,10 @@
-// Several MX hosts in one zone (issue 4, Deliver 8): each host runs its own
+// Several MX hosts in one zone: each host runs its own
 // mxcert with its own state, keys and Postfix, and edits only its own TLSA
 // owner name. Both agents adopt and then roll over at the same time against
 // the same real BIND primary (+ secondary fed by zone transfer); their
 // UPDATEs race for the zone. Independent watchers (openssl against each
-// Postfix, dig against every authoritative server) check the DESIGN §6
-// invariant for each host; journals are read only to know when to stop.
+// Postfix, dig against every authoritative server) check the rollover
+// invariant (docs/architecture.md, "DANE") for each host; journals are read only to know when to stop.
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFile } from 'node:fs/promises';

@@ -1,4 +1,4 @@
-// The daemon's Prometheus endpoint on real servers (issue 5): scrape the real
+// The daemon's Prometheus endpoint on real servers: scrape the real
 // /metrics of a running `mxcert run` after a renewal and after a failure, and
 // compare with the certificate deployed on disk. Time is compressed through
 // Pebble's certificate lifetime: the daemon's own timer makes the second

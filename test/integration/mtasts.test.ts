@@ -1,4 +1,4 @@
-// Issue 5, items 4 and 5, end to end on real servers: `mxcert renew --force`
+// MTA-STS and MX checks end to end on real servers: `mxcert renew --force`
 // against real Pebble, BIND 9 and Postfix, with
 // - an MTA-STS policy served over HTTPS on loopback by a node https server
 //   whose certificate comes from a local CA (makeLoopbackPki; 127.0.0.1 in

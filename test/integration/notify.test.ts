@@ -1,4 +1,4 @@
-// Failure notification end to end (issue 5): a renewal that fails because the
+// Failure notification end to end: a renewal that fails because the
 // CA is down runs `hooks.failure`, and the shipped hooks/notify-mail hands the
 // message to the sandbox's real Postfix (sendmail -C DIR), which delivers it
 // into a local mailbox. And the daemon's warning: a certificate that reaches

@@ -1,5 +1,5 @@
 // `npm pack` produces a package that `npm install -g` turns into a working
-// `mxcert` command with hooks/, config/, systemd/ and docs/ included (issue 5).
+// `mxcert` command with hooks/, config/, systemd/ and docs/ included.
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { access, mkdtemp, readFile } from 'node:fs/promises';

@@ -1,4 +1,4 @@
-// More of issue 2 on real servers: External Account Binding (Pebble with
+// More renewal options on real servers: External Account Binding (Pebble with
 // EAB required), http-01 through a webroot served by a real web server
 // (python3 -m http.server), a live check that fails (Postfix not reloaded)
 // and rolls back, reuseKey, and the account being reused across runs.

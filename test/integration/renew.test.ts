@@ -1,4 +1,4 @@
-// End to end on real servers (issue 2): `mxcert renew --force` against real
+// End to end on real servers: `mxcert renew --force` against real
 // Pebble, real BIND 9 (inline-signed, TSIG updates, a secondary fed by zone
 // transfer) and a real Postfix serving STARTTLS from the combined file. What
 // Postfix serves is read back with openssl, not with mxcert's own probe.
@@ -21,7 +21,7 @@ function spki(pemOrKey: string): Buffer {
   return createPublicKey(pemOrKey).export({ type: 'spki', format: 'der' });
 }
 
-/** Asserts the DESIGN §3 shape of a combined file and returns its parts. */
+/** Asserts the documented shape (README, "Files on disk") of a combined file and returns its parts. */
 async function checkCombined(file: string, issuerRootPem: string) {
   const st = await stat(file);
   assert.equal(st.mode & 0o777, 0o600, `${file} must be 0600`);

@@ -1,4 +1,4 @@
-// DESIGN §3: "A chain that fails is kept for inspection and never deployed."
+// A chain that fails its checks is kept for inspection and never deployed.
 // Real Pebble issues, the ACME front (test/support/acme-front.ts) rewrites the
 // certificate download one way per case, and the real mxcert CLI must refuse
 // it naming the check that caught it, leave the deployed files and what

@@ -1,4 +1,4 @@
-// Renewal timing on real servers (issue 3): ARI, profiles, rate limits and
+// Renewal timing on real servers: ARI, profiles, rate limits and
 // persisted backoff. The Debian Pebble has no ARI, no profiles and never
 // rate-limits, so these run through the ACME front (test/support/acme-front.ts),
 // a small proxy in front of the real Pebble that adds exactly those.

@@ -222,8 +222,8 @@ export function ariCertId(leafPem: string): string {
 }
 
 // ---------------------------------------------------------------------------
-// Tampered chains. Each mode breaks exactly one property of DESIGN §3's
-// pre-deploy check and keeps the others intact where that is possible, so a
+// Tampered chains. Each mode breaks exactly one property of the
+// pre-deploy chain check (src/validate/chain-check.ts) and keeps the others intact where that is possible, so a
 // test can tell which check caught it.
 
 const SIGN_ALG = { name: 'ECDSA', namedCurve: 'P-256', hash: 'SHA-256' } as const;

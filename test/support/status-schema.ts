@@ -1,5 +1,5 @@
 // Validates `mxcert status --json` output against docs/status.schema.json,
-// the documented contract (issue 5: "a stable, documented schema").
+// the documented contract (a stable, documented schema).
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { Ajv } from 'ajv';

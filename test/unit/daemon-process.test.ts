@@ -1,5 +1,5 @@
-// The long-lived `mxcert run` process (issue 6: idle RSS ≤ 60 MiB with 100
-// certificates): how it is started without commander, the timers it keeps
+// The long-lived `mxcert run` process (idle RSS at most 60 MiB with 100
+// certificates, bench/README.md): how it is started without commander, the timers it keeps
 // instead of node-cron, and what it must not load (that work belongs to the
 // short-lived config and pass children).
 import { describe, it } from 'node:test';

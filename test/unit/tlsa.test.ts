@@ -1,4 +1,4 @@
-// TLSA computation and the pure visibility verdict (DESIGN §6).
+// TLSA computation and the pure visibility verdict (RFC 7671, docs/architecture.md, "DANE").
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';

@@ -1,7 +1,7 @@
 // Every mxcert run of a fault test file goes through here: at debug log level,
 // with stdout and stderr kept, so the file can end by checking that no line
-// any run printed contains a secret (issue 6: "the TSIG and EAB secrets
-// appear in no log line").
+// any run printed contains a secret (the TSIG and EAB secrets must
+// appear in no log line; docs/architecture.md, "Security model").
 import { spawn, type ChildProcess } from 'node:child_process';
 import assert from 'node:assert/strict';
 import { CLI } from '../../support/sandbox.js';
