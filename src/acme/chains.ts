@@ -2,6 +2,7 @@
 // certificate under other issuers, linked from the download with
 // `Link: <url>;rel="alternate"`. Pure functions; order.ts fetches.
 import { X509Certificate } from 'node:crypto';
+import { loadX509 } from '../util/cert-fields.js';
 
 /** The targets of `rel="alternate"` links in one or more Link header values (RFC 8288 §3). */
 export function alternateLinks(header: string | string[] | undefined): string[] {
@@ -17,15 +18,21 @@ export function alternateLinks(header: string | string[] | undefined): string[] 
   return out;
 }
 
-/** The CN of the issuer of the topmost certificate of a PEM chain (what certbot's --preferred-chain matches). */
-export function topIssuerCn(chainPem: string): string | undefined {
+/**
+ * The CN of the issuer of the topmost certificate of a PEM chain (what
+ * certbot's --preferred-chain matches), read from the Name's DER with
+ * @peculiar/x509: node's text rendering reorders a multi-valued RDN
+ * ("CN=Root+O=X" prints as "O=X + CN=Root") and escapes what it prints. A
+ * Name with no CN, or with several, has none to match (undefined).
+ */
+export async function topIssuerCn(chainPem: string): Promise<string | undefined> {
   const blocks = chainPem.match(/-----BEGIN CERTIFICATE-----[\s\S]+?-----END CERTIFICATE-----/g);
   const top = blocks?.at(-1);
   if (!top) return undefined;
   try {
-    // Node renders the DN one attribute per line: "C=US\nO=...\nCN=...".
-    const cn = new X509Certificate(top).issuer.split('\n').find((l) => l.startsWith('CN='));
-    return cn?.slice(3);
+    const x509 = await loadX509();
+    const cns = new x509.X509Certificate(new X509Certificate(top).raw).issuerName.getField('CN');
+    return cns.length === 1 ? cns[0] : undefined;
   } catch {
     return undefined;
   }
@@ -35,7 +42,7 @@ export function topIssuerCn(chainPem: string): string | undefined {
  * The index of the first chain whose topmost certificate's issuer CN is
  * `preferred` (exact match, as certbot and lego do), or undefined.
  */
-export function pickChain(chainsPem: string[], preferred: string): number | undefined {
-  const i = chainsPem.findIndex((c) => topIssuerCn(c) === preferred);
-  return i < 0 ? undefined : i;
+export async function pickChain(chainsPem: string[], preferred: string): Promise<number | undefined> {
+  for (const [i, c] of chainsPem.entries()) if ((await topIssuerCn(c)) === preferred) return i;
+  return undefined;
 }

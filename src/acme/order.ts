@@ -272,15 +272,15 @@ export class OrderFlow {
    * the issuer CN of each chain's topmost certificate). No match: the default.
    */
   private async preferredChain(first: AcmeResponse, preferred: string, download: (url: string, from: string) => Promise<AcmeResponse>, log: Logger): Promise<string> {
-    if (pickChain([first.text], preferred) === 0) return first.text;
-    const seen: string[] = [topIssuerCn(first.text) ?? '?'];
+    if ((await pickChain([first.text], preferred)) === 0) return first.text;
+    const seen: string[] = [(await topIssuerCn(first.text)) ?? '?'];
     for (const link of alternateLinks(first.headers.link)) {
       const alt = await download(new URL(link, first.url).toString(), "the certificate's alternate link");
-      if (pickChain([alt.text], preferred) === 0) {
+      if ((await pickChain([alt.text], preferred)) === 0) {
         log.info({ preferredChain: preferred, url: alt.url }, 'using the alternate chain of the preferred issuer');
         return alt.text;
       }
-      seen.push(topIssuerCn(alt.text) ?? '?');
+      seen.push((await topIssuerCn(alt.text)) ?? '?');
     }
     log.info({ preferredChain: preferred, offered: seen }, 'no chain of the preferred issuer is offered; using the default chain');
     return first.text;

@@ -37,13 +37,27 @@ describe('alternate chains', () => {
     const leaf = await makeLeaf(intA, now);
     const chainA = leaf.pem + intA.pem;
     const chainB = leaf.pem + intB.pem;
-    assert.equal(topIssuerCn(chainA), 'Root A');
-    assert.equal(pickChain([chainA, chainB], 'Root B'), 1);
-    assert.equal(pickChain([chainA, chainB], 'Root A'), 0);
+    assert.equal(await topIssuerCn(chainA), 'Root A');
+    assert.equal(await pickChain([chainA, chainB], 'Root B'), 1);
+    assert.equal(await pickChain([chainA, chainB], 'Root A'), 0);
     // The leaf's own issuer is not what is matched: the topmost certificate's is.
-    assert.equal(pickChain([chainA, chainB], 'Intermediate A'), undefined);
-    assert.equal(pickChain([chainA], 'root a'), undefined, 'exact match, as certbot');
-    assert.equal(topIssuerCn('not a chain'), undefined);
+    assert.equal(await pickChain([chainA, chainB], 'Intermediate A'), undefined);
+    assert.equal(await pickChain([chainA], 'root a'), undefined, 'exact match, as certbot');
+    assert.equal(await topIssuerCn('not a chain'), undefined);
+  });
+
+  it('reads the issuer CN from the Name itself: a multi-valued RDN, and no match when a Name has two CNs', async () => {
+    const now = new Date();
+    // Node prints "CN=Root C+O=Example" as "O=Example + CN=Root C".
+    const multi = await makeRoot('Root C+O=Example', now);
+    const intC = await makeIntermediate('Intermediate C', multi, now);
+    const chainC = (await makeLeaf(intC, now)).pem + intC.pem;
+    assert.equal(await topIssuerCn(chainC), 'Root C');
+    assert.equal(await pickChain([chainC], 'Root C'), 0);
+    const twoCns = await makeRoot('Root D, CN=Root E', now);
+    const chainD = (await makeIntermediate('Intermediate D', twoCns, now)).pem;
+    assert.equal(await topIssuerCn(chainD), undefined, 'ambiguous: two CNs');
+    assert.equal(await pickChain([chainD], 'Root E'), undefined);
   });
 });
 
