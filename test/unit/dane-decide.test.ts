@@ -23,39 +23,12 @@ import {
 import { upgradeJournal, type DaneJournal } from '../../src/dane/journal.js';
 import { isRetirePhase, PHASES } from '../../src/dane/phases.js';
 import type { Observation } from '../../src/dane/visibility.js';
-import type { TlsaRecord } from '../../src/dane/tlsa.js';
+import { at, both, C, DAY, F, iso, N, O, P, POLICY, rec, S, server, settledDecide as decide, steadyJournal } from './dane-fixtures.js';
 
-const T0 = Date.parse('2026-11-01T00:00:00Z');
-const at = (ms: number) => new Date(T0 + ms);
-const iso = (ms: number) => at(ms).toISOString();
-const DAY = 86_400_000;
-const C = 'cc'.repeat(32);
-const N = 'dd'.repeat(32);
-const O = 'ee'.repeat(32);
-const F = 'ab'.repeat(32);
-const rec = (h: string): TlsaRecord => ({ usage: 3, selector: 1, matchingType: 1, data: h });
 const OWNER = '_25._tcp.mx1.example.test.';
-const P = { host: '127.0.0.1', port: 5301 };
-const S = { host: '127.0.0.1', port: 5302 };
-
-const POLICY: DecidePolicy = { keyLifetimeMs: 90 * DAY, minHoldMs: 0, strictSignatures: false, ttl: 60, resolver: false, extras: [] };
 
 function journal(over: Partial<DaneJournal> = {}): DaneJournal {
-  return {
-    version: 2,
-    phase: 'STEADY',
-    current: { id: 'c', tlsa: C, createdAt: iso(0) },
-    next: { id: 'n', tlsa: N, createdAt: iso(0) },
-    nextVisibleAt: iso(0),
-    holdUntil: iso(120_000),
-    updatedAt: iso(0),
-    ...over,
-  };
-}
-
-/** What one server answered; authoritative, current, at T0 unless told otherwise. */
-function server(s: typeof P, hashes: string[], over: Partial<Observation> = {}): Observation {
-  return { server: s, ok: true, authoritative: true, serial: 10, records: hashes.map(rec), ...(hashes.length ? { ttl: 60 } : {}), at: at(0), ...over };
+  return steadyJournal({ nextVisibleAt: iso(0), holdUntil: iso(120_000), ...over });
 }
 
 function dns(...servers: Observation[]): OwnerObservation[] {
@@ -64,18 +37,6 @@ function dns(...servers: Observation[]): OwnerObservation[] {
 
 function obs(servers: Observation[], over: Partial<DaneObservations> = {}): DaneObservations {
   return { dns: dns(...servers), deployedTlsa: C, renewalDue: false, ...over };
-}
-
-const both = (hashes: string[], over: Partial<Observation> = {}) => [server(P, hashes, over), server(S, hashes, over)];
-
-/**
- * decide, as the executor sees it: when the first answer is only to save
- * the TTL memory, the next one (same observations) is the phase's decision.
- */
-function decide(j: DaneJournal | undefined, o: DaneObservations, p: DecidePolicy, now: Date): DaneAction {
-  const a = decideRaw(j, o, p, now);
-  if (j && a.kind === 'save' && JSON.stringify({ ...a.journal, ttlSeen: undefined }) === JSON.stringify({ ...j, ttlSeen: undefined })) return decideRaw(a.journal, o, p, now);
-  return a;
 }
 
 function kind<K extends DaneAction['kind']>(a: DaneAction, k: K): Extract<DaneAction, { kind: K }> {

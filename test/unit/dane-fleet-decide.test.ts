@@ -8,42 +8,16 @@ import { afterSwap, decide as decideRaw, type DaneAction, type DaneObservations,
 import { describeMember, FLEET_WAIT, fleetWhy, membersNotServing, strayMembers, type MemberReport } from '../../src/dane/fleet.js';
 import type { DaneJournal } from '../../src/dane/journal.js';
 import type { Observation } from '../../src/dane/visibility.js';
-import type { TlsaRecord } from '../../src/dane/tlsa.js';
 import { memberDeployVerdict, type MemberDeployInput, type MemberVerdict } from '../../src/fleet/member-decide.js';
+import { at, both, C, DAY, F, iso, N, O, P, POLICY, rec, S, server, settledDecide as decide, steadyJournal } from './dane-fixtures.js';
 
-const T0 = Date.parse('2026-11-01T00:00:00Z');
-const at = (ms: number) => new Date(T0 + ms);
-const iso = (ms: number) => at(ms).toISOString();
-const DAY = 86_400_000;
-const C = 'cc'.repeat(32);
-const N = 'dd'.repeat(32);
-const O = 'ee'.repeat(32);
-const F = 'ab'.repeat(32);
 const X = '12'.repeat(32);
-const rec = (h: string): TlsaRecord => ({ usage: 3, selector: 1, matchingType: 1, data: h });
 const OWNER = '_25._tcp.mx.example.test.';
-const P = { host: '127.0.0.1', port: 5301 };
-const S = { host: '127.0.0.1', port: 5302 };
-const POLICY: DecidePolicy = { keyLifetimeMs: 90 * DAY, minHoldMs: 0, strictSignatures: false, ttl: 60, resolver: false, extras: [] };
 
 function journal(over: Partial<DaneJournal> = {}): DaneJournal {
-  return {
-    version: 2,
-    phase: 'STEADY',
-    current: { id: 'c', tlsa: C, createdAt: iso(0) },
-    next: { id: 'n', tlsa: N, createdAt: iso(0) },
-    publishedAt: iso(0),
-    nextVisibleAt: iso(0),
-    holdUntil: iso(120_000),
-    updatedAt: iso(0),
-    ...over,
-  };
+  return steadyJournal({ publishedAt: iso(0), nextVisibleAt: iso(0), holdUntil: iso(120_000), ...over });
 }
 
-function server(s: typeof P, hashes: readonly string[], over: Partial<Observation> = {}): Observation {
-  return { server: s, ok: true, authoritative: true, serial: 10, records: hashes.map(rec), ...(hashes.length ? { ttl: 60 } : {}), at: at(0), ...over };
-}
-const both = (hashes: readonly string[]) => [server(P, hashes), server(S, hashes)];
 const dns = (...servers: Observation[]): OwnerObservation[] => [{ owner: OWNER, servers }];
 
 function obs(servers: Observation[], members: MemberReport[] | undefined, over: Partial<DaneObservations> = {}): DaneObservations {
@@ -51,13 +25,6 @@ function obs(servers: Observation[], members: MemberReport[] | undefined, over: 
 }
 
 const serving = (member: string, tlsa: string, verifiedMs = 0): MemberReport => ({ member, servedTlsa: tlsa, serial: '01', verifiedAt: iso(verifiedMs), reportedAt: iso(verifiedMs) });
-
-/** decide as the executor sees it: a first answer that only saves the TTL memory is followed by the phase's decision. */
-function decide(j: DaneJournal, o: DaneObservations, p: DecidePolicy, now: Date): DaneAction {
-  const a = decideRaw(j, o, p, now);
-  if (a.kind === 'save' && JSON.stringify({ ...a.journal, ttlSeen: undefined }) === JSON.stringify({ ...j, ttlSeen: undefined })) return decideRaw(a.journal, o, p, now);
-  return a;
-}
 
 /** The executor's view: saves are carried out and decide asked again, on the same observations, until another action. */
 function settle(j: DaneJournal, o: DaneObservations, p: DecidePolicy, now: Date): DaneAction {

@@ -7,36 +7,9 @@
 /** Malformed or unsupported DER. */
 export class DerError extends Error {}
 
-/** Universal tags (X.680 §8.4 table 1) as complete identifier octets; SEQUENCE and SET are constructed (X.690 §8.9, §8.11). */
-export const TAG = {
-  BOOLEAN: 0x01,
-  INTEGER: 0x02,
-  BIT_STRING: 0x03,
-  OCTET_STRING: 0x04,
-  NULL: 0x05,
-  OID: 0x06,
-  UTF8_STRING: 0x0c,
-  NUMERIC_STRING: 0x12,
-  PRINTABLE_STRING: 0x13,
-  T61_STRING: 0x14,
-  IA5_STRING: 0x16,
-  UTC_TIME: 0x17,
-  GENERALIZED_TIME: 0x18,
-  VISIBLE_STRING: 0x1a,
-  UNIVERSAL_STRING: 0x1c,
-  BMP_STRING: 0x1e,
-  SEQUENCE: 0x30,
-  SET: 0x31,
-} as const;
-
-const CONSTRUCTED = 0x20;
-const CONTEXT = 0x80;
-
-/** Identifier octet of context-specific tag [n] (X.690 §8.1.2: class bits 10, then the constructed bit). */
-export function contextTag(n: number, constructed: boolean): number {
-  if (!Number.isInteger(n) || n < 0 || n > 30) throw new DerError(`context tag [${n}] needs the high-tag-number form, which is not supported`);
-  return CONTEXT | (constructed ? CONSTRUCTED : 0) | n;
-}
+// The tags and context-tag rule are the test DER writer's (one table for both).
+export { TAG, contextTag } from './der-write.js';
+import { TAG } from './der-write.js';
 
 // ---------------------------------------------------------------- reading
 
@@ -114,7 +87,7 @@ export function readDer(input: Uint8Array): Tlv {
 
 /** Whether `t` is constructed (X.690 §8.1.2.5), i.e. its contents are further TLVs. */
 export function isConstructed(t: Tlv): boolean {
-  return (t.tag & CONSTRUCTED) !== 0;
+  return (t.tag & 0x20) !== 0; // the constructed bit, X.690 §8.1.2.5
 }
 
 /**
