@@ -9,21 +9,11 @@
 //
 // Uses the TypeScript compiler's own import scanner (ts.preProcessFile), so
 // comments and strings that merely look like imports are not counted.
-import { readdirSync, readFileSync, statSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import ts from 'typescript';
-
-/** Every .ts file under `dir`, as absolute paths. */
-function sourceFiles(dir) {
-  const out = [];
-  for (const entry of readdirSync(dir)) {
-    const p = path.join(dir, entry);
-    if (statSync(p).isDirectory()) out.push(...sourceFiles(p));
-    else if (p.endsWith('.ts') && !p.endsWith('.d.ts')) out.push(p);
-  }
-  return out.sort();
-}
+import { sourceFiles } from './source-files.mjs';
 
 /** file → the files under the same tree that it imports (relative specifiers only). */
 export function importGraph(root) {

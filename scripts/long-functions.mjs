@@ -8,20 +8,11 @@
 // every function-like node (declarations, methods, constructors, accessors,
 // arrow functions and function expressions, nested ones on their own), from
 // its first line to its last, comments inside included.
-import { readdirSync, readFileSync, statSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import ts from 'typescript';
-
-function sourceFiles(dir) {
-  const out = [];
-  for (const entry of readdirSync(dir)) {
-    const p = path.join(dir, entry);
-    if (statSync(p).isDirectory()) out.push(...sourceFiles(p));
-    else if (p.endsWith('.ts') && !p.endsWith('.d.ts')) out.push(p);
-  }
-  return out.sort();
-}
+import { sourceFiles } from './source-files.mjs';
 
 function nameOf(node, sf) {
   if (node.name) return node.name.getText(sf);
