@@ -82,14 +82,22 @@ async function lead(etcd: FleetEtcd, store: FleetStore, fleet: FleetConfig, log:
  */
 async function unavailableUnits(deps: RenewDeps, cert: CertificateConfig, error: string): Promise<UnitOutcome[]> {
   const out: UnitOutcome[] = [];
-  for (const keyType of cert.keys) {
-    const log = deps.logger.child({ cert: cert.name, keyType });
-    const state = await deps.store.readState(cert.name, keyType);
-    const current = state.current ? await deps.store.loadVersion(cert.name, keyType, state.current) : undefined;
-    if (current && inLastThird(current, deps.clock.now())) await runFailureHooks(cert, keyType, error, log);
-    out.push({ cert: cert.name, keyType, status: 'failed', plan: await localPlan(deps, cert, keyType), step: 'fleet', error, code: 'etcd-unavailable' });
-  }
+  for (const keyType of cert.keys) out.push(await etcdDownUnit(deps, cert, keyType, error));
   return out;
+}
+
+/**
+ * One key type that could not go on because etcd went away, at the start of
+ * the pass or in the middle of it: the same outcome and the same failure-hook
+ * rule either way. What this host serves stays; no failure is counted
+ * against the renewal backoff (the CA was not the problem).
+ */
+async function etcdDownUnit(deps: RenewDeps, cert: CertificateConfig, keyType: KeyType, error: string): Promise<UnitOutcome> {
+  const log = deps.logger.child({ cert: cert.name, keyType });
+  const state = await deps.store.readState(cert.name, keyType);
+  const current = state.current ? await deps.store.loadVersion(cert.name, keyType, state.current) : undefined;
+  if (current && inLastThird(current, deps.clock.now())) await runFailureHooks(cert, keyType, error, log);
+  return { cert: cert.name, keyType, status: 'failed', plan: await localPlan(deps, cert, keyType), step: 'fleet', error, code: 'etcd-unavailable' };
 }
 
 function inLastThird(v: StoredVersion, now: Date): boolean {
@@ -113,10 +121,14 @@ async function fleetCertificate(c: Connected, deps: RenewDeps, cert: Certificate
       const member = await memberUnit(c, deps, cert, keyType, log);
       out.push(led?.status === 'failed' ? led : member);
     } catch (err) {
-      const unavailable = err instanceof EtcdUnavailableError;
-      const error = unavailable ? `${ETCD_DOWN} (${describeError(err)})` : describeError(err);
-      log.error({ err: describeError(err) }, unavailable ? ETCD_DOWN : 'fleet unit failed');
-      out.push({ cert: cert.name, keyType, status: 'failed', plan: await localPlan(deps, cert, keyType), step: 'fleet', error, code: err instanceof MxcertError ? err.code : 'error' });
+      // etcd lost in the middle of the pass (after openFleetPass): the same as at its start.
+      if (err instanceof EtcdUnavailableError) {
+        log.error({ err: describeError(err) }, ETCD_DOWN);
+        out.push(await etcdDownUnit(deps, cert, keyType, `${ETCD_DOWN} (${describeError(err)})`));
+        continue;
+      }
+      log.error({ err: describeError(err) }, 'fleet unit failed');
+      out.push({ cert: cert.name, keyType, status: 'failed', plan: await localPlan(deps, cert, keyType), step: 'fleet', error: describeError(err), code: err instanceof MxcertError ? err.code : 'error' });
     }
   }
   return out;
@@ -151,6 +163,8 @@ async function leadUnit(c: Connected, deps: RenewDeps, cert: CertificateConfig, 
     log.info({ serial: chain.serial, generation: next.generation }, 'fleet leader: lineage published');
     return undefined;
   } catch (err) {
+    // etcd went away (the lineage write): not a renewal failure; the caller applies the etcd rule.
+    if (err instanceof EtcdUnavailableError) throw err;
     const f = await recordFailure(deps, cert, keyType, { state, current: undefined, log }, err);
     return { cert: cert.name, keyType, status: 'failed', plan, ...f };
   }
