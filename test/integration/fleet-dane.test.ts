@@ -165,6 +165,8 @@ describe('DANE rollover across a fleet of three', { timeout: 900_000 }, () => {
     assert.equal(jw.old?.tlsa, j0.current.tlsa, 'the old key is still published');
     assert.match(waited.at(-1)!.stdout + waited.at(-2)!.stdout, /retire waits for members mx-c/, 'the pass names the member it waits for');
     assert.equal(await servedHash(c.port), j0.current.tlsa, 'mx-c still serves the old key, which is still published');
+    const st = await cli(a, ['status']);
+    assert.match(st.stdout, /  mx \(ecdsa-p256\): DANE RETIRE_OLD since the swap at .*: retire of the old key waits for: mx-c \(serves 3 1 1 [0-9a-f]{12}… \(the old key\), verified /, 'status names the member the retire waits for and when it last verified');
     const fs = JSON.parse((await cli(a, ['fleet', 'status'])).stdout) as { members: Array<{ name: string; reports: Array<{ units: Record<string, { spkiSha256: string }> }> }> };
     assert.equal(fs.members.find((m) => m.name === 'mx-c')?.reports[0]?.units['ecdsa-p256']?.spkiSha256, j0.current.tlsa, 'fleet status shows mx-c on the old key');
 
