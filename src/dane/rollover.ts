@@ -185,7 +185,10 @@ export async function retireWith(
   if (!retireView(journals)) {
     const retire = retireStart(journals, settings.owners, a.clock.now());
     // A retirement that would be refused changes nothing on disk.
-    const first = decideRetire({ phase: 'WITHDRAW', retire }, await world.observe(retire.owners), policy, a.clock.now());
+    const obs = await world.observe(retire.owners);
+    let first = decideRetire({ phase: 'WITHDRAW', retire }, obs, policy, a.clock.now());
+    // The first answer may only remember the TTLs seen; the safety check comes right after it.
+    if (first.kind === 'save' && first.view.phase === 'WITHDRAW') first = decideRetire(first.view, obs, policy, a.clock.now());
     if (first.kind === 'refuse') throw new DaneRetireRefusedError(first.why);
     for (const s of storages) {
       const j = await s.readJournal();
