@@ -21,6 +21,7 @@ import { connectFleetEtcd } from '../fleet/etcd-client.js';
 import { campaign } from '../fleet/leader.js';
 import { loadFleetKey } from '../fleet/secret-files.js';
 import { FleetStore, type LineageUnit, type MemberReport } from '../fleet/store.js';
+import { SealError } from '../fleet/errors.js';
 import type { DaneReport } from './orchestrator.js';
 import type { Connected } from './fleet-member.js';
 import { etcdDaneStorage } from './fleet-dane.js';
@@ -90,10 +91,15 @@ export function fleetRetire(c: Connected, cert: CertificateConfig, logger: Logge
  * journal exists (mxcert's records may still be published), with what to
  * report; undefined when there is no journal (any key may be used).
  */
-export async function keptFleetKey(c: Connected, cert: CertificateConfig, keyType: KeyType, lineageKeyPem: string | undefined): Promise<{ keyPem: string; report: DaneReport } | undefined> {
+export async function keptFleetKey(c: Connected, cert: CertificateConfig, keyType: KeyType, lineageKey: () => Promise<string | undefined>): Promise<{ keyPem: string; report: DaneReport } | undefined> {
   const storage = etcdDaneStorage(c, cert.name, keyType);
   const j = await storage.readJournal();
   if (!j) return undefined;
+  // A lineage key that does not open here (tampered, another fleet key) is no candidate: the journal's current key is kept.
+  const lineageKeyPem = await lineageKey().catch((err: unknown) => {
+    if (err instanceof SealError) return undefined;
+    throw err;
+  });
   const deployed = lineageKeyPem ? keyTlsa311(lineageKeyPem) : undefined;
   const key = keptKey(j, deployed);
   const keyPem = deployed === key.tlsa ? lineageKeyPem! : await storage.readKey(key.id);

@@ -122,7 +122,7 @@ async function fleetCertificate(c: Connected, deps: RenewDeps, cert: Certificate
         continue;
       }
       // DANE off: while the fleet's journal exists, the leader keeps the key its records name.
-      const kept = c.term ? await keptFleetKey(c, cert, keyType, await lineageKeyPem(c, cert.name, keyType)) : undefined;
+      const kept = c.term ? await keptFleetKey(c, cert, keyType, () => lineageKeyPem(c, cert.name, keyType)) : undefined;
       if (kept) log.warn({ phase: kept.report.phase }, `DANE: ${kept.report.notice}`);
       const led = c.term ? await leadUnit(c, deps, cert, keyType, opts, log, kept?.keyPem) : undefined;
       const member = await memberUnit(c, deps, cert, keyType, log);
