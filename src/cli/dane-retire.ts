@@ -66,6 +66,7 @@ export async function daneRetireCommand(ctx: CliContext, o: { cert: string; wait
   if (t.cert?.dane?.enabled) {
     return fail(`${t.name}: DANE is still enabled in ${t.config.source}: set dane.enabled: false (keep its publisher) or remove the dane: block first, or the next pass publishes the records again`, 2);
   }
+  if (t.cert?.fleet && t.config.fleet) return fleetDaneRetire(t.config, t.cert, ctx);
   await t.store.ensure();
   const lock = await acquireLock(t.config.stateDir, { command: 'dane retire', waitMs: o.wait * 1000 });
   try {
@@ -80,6 +81,23 @@ export async function daneRetireCommand(ctx: CliContext, o: { cert: string; wait
   } finally {
     await lock.release();
   }
+}
+
+/**
+ * A fleet certificate: its journal is in etcd and only the leader changes
+ * TLSA records, so this command leads for its duration (src/renew/fleet-retire.ts);
+ * the fleet's leader passes carry the retirement on.
+ */
+async function fleetDaneRetire(config: Config, cert: CertificateConfig, ctx: CliContext): Promise<number> {
+  const { fleetRetireCommand } = await import('../renew/fleet-retire.js');
+  const out = await fleetRetireCommand(config, cert, ctx.logger.child({ cert: cert.name }), systemClock, RETIRE_BUDGET_MS);
+  if (!out) {
+    process.stdout.write(`${cert.name}: the fleet has no DANE state for it; nothing to retire\n`);
+    return 0;
+  }
+  for (const a of out.acted) process.stdout.write(`${cert.name}: ${a}\n`);
+  process.stdout.write(progress(cert.name, out, true).replace('the next pass', "the fleet leader's next pass") + '\n');
+  return 0;
 }
 
 /**

@@ -11,10 +11,13 @@ import { loadFleetKey } from '../fleet/secret-files.js';
 import { fleetStatusView, type FleetStatusView } from '../fleet/status.js';
 import { FleetStore } from '../fleet/store.js';
 import { displayTime } from '../util/display-time.js';
+import { fleetWhy, type MemberReport } from '../dane/fleet.js';
+import { upgradeJournal, type DaneJournal } from '../dane/journal.js';
 
 export async function fleetStatusText(fleet: FleetConfig): Promise<string> {
   const head = `fleet (this host: ${fleet.member}, prefix ${fleet.etcd.prefix})`;
   let view: FleetStatusView;
+  const journals: Record<string, Record<string, unknown>> = {};
   try {
     const keyId = await loadFleetKey(fleet.keyEncryption.keyFile).then(
       (k) => ({ id: k.id }),
@@ -26,13 +29,42 @@ export async function fleetStatusText(fleet: FleetConfig): Promise<string> {
       const store = new FleetStore(etcd);
       const [leader, reports, removed, lineages] = await Promise.all([store.leader(), store.listReports(), store.listRemoved(), store.lineages()]);
       view = fleetStatusView({ config: fleet, keyId, leader, reports, removed, lineages: lineages.lineages });
+      for (const c of view.certificates) journals[c.name] = ((await store.getDane(c.name).catch(() => undefined))?.value.journal ?? {}) as Record<string, unknown>;
     } finally {
       etcd.close();
     }
   } catch (err) {
     return `\n${head}: etcd unavailable, only this host's own state is shown above: ${describeError(err)}\n`;
   }
-  return `\n${renderFleet(head, view)}`;
+  return `\n${renderFleet(head, view)}${retireWaitLines(view, journals).join('')}`;
+}
+
+/**
+ * Per certificate and key type in RETIRE_OLD: the expected members the
+ * retire of the old key waits for, what each last reported and when
+ * (docs/architecture.md, "DANE across a fleet"). Unreadable journals are skipped here.
+ */
+export function retireWaitLines(v: FleetStatusView, journals: Record<string, Record<string, unknown>>): string[] {
+  const lines: string[] = [];
+  const expected = v.members.filter((m) => m.configured && !m.removed);
+  for (const [cert, byKey] of Object.entries(journals)) {
+    for (const [keyType, raw] of Object.entries(byKey)) {
+      let j: DaneJournal;
+      try {
+        j = upgradeJournal(raw, `the fleet's DANE journal of ${cert}/${keyType}`);
+      } catch {
+        continue;
+      }
+      if (j.phase !== 'RETIRE_OLD') continue;
+      const members: MemberReport[] = expected.map((m) => {
+        const r = m.reports.find((x) => x.cert === cert);
+        const u = r?.units[keyType];
+        return { member: m.name, ...(u ? { servedTlsa: u.spkiSha256, serial: u.serial } : {}), ...(r ? { verifiedAt: r.verifiedAt } : {}), ...(r?.error ? { error: r.error.message, reportedAt: r.error.at } : {}) };
+      });
+      lines.push(`  ${cert} (${keyType}): DANE RETIRE_OLD since the swap at ${j.swappedAt ? displayTime(j.swappedAt) : '?'}: ${fleetWhy(j, members)}\n`);
+    }
+  }
+  return lines;
 }
 
 /** Text for a person: one line for the leader, then per member one line per certificate it reported. */

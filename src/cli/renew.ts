@@ -121,12 +121,15 @@ export function resultText(r: UnitOutcome): string {
     if (r.dane.notice) out += `${head}: DANE: ${r.dane.notice}\n`;
     if (r.dane.waiting) out += `${head}: DANE ${r.dane.phase}: waiting: ${r.dane.waiting}\n`;
   }
+  // A fleet certificate's dry run: who leads, who orders, what this host would deploy.
+  for (const line of r.fleet?.lines ?? []) out += `${head}: fleet: ${line}\n`;
   switch (r.status) {
     case 'not-due':
       return `${out}${head}: ${notDueText(r.plan)}\n`;
     case 'dane-progress':
       return `${out}${head}: DANE moved on (now ${r.dane?.phase ?? '?'}); no certificate due; ${notDueText(r.plan)}\n`;
     case 'planned':
+      if (r.fleet && !r.fleet.wouldOrder) return `${out}${head}: the fleet's lineage is due (${r.plan.reason}); this member would not order it\n`;
       return `${out}${head}: would renew now (${r.plan.reason})\n`;
     case 'renewed':
       return `${out}${head}: renewed, serial ${r.serial}, valid until ${displayTime(r.notAfter)}\n`;

@@ -17,7 +17,7 @@ import { runDane, type DaneOutcome, type DaneWorld } from './execute.js';
 import { fileStorage, keyTlsa311, readJournal, writeJournal, type DaneJournal, type DaneStorage } from './journal.js';
 import { liveCheck, observeOwners, resolverVerdict, type LiveCheckTarget } from './observe.js';
 import { createPublisher, type TlsaChange, type TlsaPublisher } from './publisher.js';
-import { decideRetire, retireStart, retireView, runRetire, type RetireOutcome } from './retire.js';
+import { decideRetire, retireStart, retireView, runRetire, type RetireObservations, type RetireOutcome } from './retire.js';
 import { parseTlsa } from './tlsa.js';
 import { endpointOwners } from './zone-lines.js';
 
@@ -150,6 +150,23 @@ export interface RetireArgs {
  */
 export async function retireDane(a: RetireArgs): Promise<RetireOutcome | undefined> {
   const storages: DaneStorage[] = a.keyTypes.map((k) => fileStorage(a.store, a.name, k as KeyType));
+  return retireWith({ ...a, storages, chains: () => servedChains(a.store, a.name, a.keyTypes) });
+}
+
+/**
+ * A retirement over any storage (this host's files, or the fleet's journal
+ * in etcd) with the chains whose safety it must keep: every chain served
+ * under the records, on this host or on every member of a fleet.
+ */
+export async function retireWith(
+  a: Omit<RetireArgs, 'store' | 'keyTypes'> & {
+    storages: DaneStorage[];
+    chains: () => Promise<RetireObservations['chains']>;
+    /** Throws when this process may no longer change records (a fleet leader whose term ended). */
+    beforePublish?: () => void;
+  },
+): Promise<RetireOutcome | undefined> {
+  const storages = a.storages;
   const journals = (await Promise.all(storages.map((s) => s.readJournal()))).filter((j): j is DaneJournal => Boolean(j));
   if (!journals.length || (!a.start && !retireView(journals))) return undefined;
   const settings = retireSettings(a.name, a.cert, journals);
@@ -159,13 +176,19 @@ export async function retireDane(a: RetireArgs): Promise<RetireOutcome | undefin
     storages,
     clock: a.clock,
     logger: a.logger,
-    observe: async (owners: string[]) => ({ dns: await observeOwners(await pub.servers(), owners, a.clock), chains: await servedChains(a.store, a.name, a.keyTypes) }),
-    publish: (owner: string, change: TlsaChange, ttl: number) => pub.change(owner, change, ttl),
+    observe: async (owners: string[]) => ({ dns: await observeOwners(await pub.servers(), owners, a.clock), chains: await a.chains() }),
+    publish: (owner: string, change: TlsaChange, ttl: number) => {
+      a.beforePublish?.();
+      return pub.change(owner, change, ttl);
+    },
   };
   if (!retireView(journals)) {
     const retire = retireStart(journals, settings.owners, a.clock.now());
     // A retirement that would be refused changes nothing on disk.
-    const first = decideRetire({ phase: 'WITHDRAW', retire }, await world.observe(retire.owners), policy, a.clock.now());
+    const obs = await world.observe(retire.owners);
+    let first = decideRetire({ phase: 'WITHDRAW', retire }, obs, policy, a.clock.now());
+    // The first answer may only remember the TTLs seen; the safety check comes right after it.
+    if (first.kind === 'save' && first.view.phase === 'WITHDRAW') first = decideRetire(first.view, obs, policy, a.clock.now());
     if (first.kind === 'refuse') throw new DaneRetireRefusedError(first.why);
     for (const s of storages) {
       const j = await s.readJournal();

@@ -14,6 +14,7 @@ import { planFromState } from '../schedule/plan.js';
 import { configFingerprint } from '../schedule/config-fingerprint.js';
 import { StateStore, type CertState } from '../store/state-store.js';
 import { PHASES, phaseName } from '../dane/phases.js';
+import { fleetSamples, type FleetUnitView } from './fleet-samples.js';
 
 /** Every phase of the DANE machine, for the enum-style gauge. */
 export const DANE_PHASES = PHASES;
@@ -22,6 +23,7 @@ export const DANE_PHASES = PHASES;
 export const FAILURE_STEPS = ['obtain', 'validate', 'deploy', 'hooks', 'verify'] as const;
 
 const UNIT = ['cert', 'key_type'] as const;
+const FLEET_UNIT = ['cert', 'key_type', 'member'] as const;
 
 interface UnitSnapshot {
   cert: string;
@@ -51,6 +53,9 @@ export class MxcertMetrics {
   private readonly successes: Counter<(typeof UNIT)[number]>;
   private readonly failures: Counter<(typeof UNIT)[number] | 'step'>;
   private readonly passes: Counter<'result'>;
+  private readonly fleetRetireWaiting: Gauge<(typeof FLEET_UNIT)[number]>;
+  private readonly fleetLastVerified: Gauge<(typeof FLEET_UNIT)[number]>;
+  private readonly fleetEtcdUp: Gauge<string>;
   /** Last known live-check result per unit: survives passes whose failure happened before verification. */
   private readonly liveKnown = new Map<string, 0 | 1>();
 
@@ -90,6 +95,30 @@ export class MxcertMetrics {
       registers,
     });
     for (const result of ['completed', 'error']) this.passes.inc({ result }, 0);
+    this.fleetRetireWaiting = new Gauge({
+      name: 'mxcert_fleet_retire_waiting_since_timestamp_seconds',
+      help: 'Fleet DANE: the retire of the old key waits for this member (it does not report serving the current key, verified since the swap); the value is when the wait began (the swap), as a Unix timestamp',
+      labelNames: FLEET_UNIT,
+      registers,
+    });
+    this.fleetLastVerified = new Gauge({
+      name: 'mxcert_fleet_member_last_verified_timestamp_seconds',
+      help: 'Fleet: when the member last verified live what it serves, from its report in etcd, as a Unix timestamp',
+      labelNames: FLEET_UNIT,
+      registers,
+    });
+    this.fleetEtcdUp = new Gauge({ name: 'mxcert_fleet_etcd_up', help: 'Fleet: whether the last refresh could read the fleet state from etcd (1) or not (0); the fleet gauges keep their last values while 0', registers });
+  }
+
+  /** The fleet gauges from what was read from etcd, or the error that kept it from being read. */
+  setFleet(read: readonly FleetUnitView[] | Error): void {
+    this.fleetEtcdUp.set(read instanceof Error ? 0 : 1);
+    if (read instanceof Error) return;
+    const { retireWaiting, lastVerified } = fleetSamples(read);
+    this.fleetRetireWaiting.reset();
+    this.fleetLastVerified.reset();
+    for (const x of retireWaiting) this.fleetRetireWaiting.set({ cert: x.cert, key_type: x.keyType, member: x.member }, x.value);
+    for (const x of lastVerified) this.fleetLastVerified.set({ cert: x.cert, key_type: x.keyType, member: x.member }, x.value);
   }
 
   /** Count one pass's outcomes (undefined: the pass failed before it looked at any certificate). */
@@ -108,8 +137,13 @@ export class MxcertMetrics {
     }
   }
 
-  /** Rebuild the gauges from stateDir for the configured certificates. */
+  /** Rebuild the gauges from stateDir (and etcd, for a fleet) for the configured certificates. */
   async refresh(config: Config, now: Date): Promise<void> {
+    // A fleet's state lives in etcd; the client is loaded only for a fleet.
+    if (config.fleet && config.certificates.some((c) => c.fleet)) {
+      const { readFleetUnits } = await import('./fleet-read.js');
+      this.setFleet(await readFleetUnits(config).catch((err: unknown) => (err instanceof Error ? err : new Error(String(err)))));
+    }
     const store = new StateStore(config.stateDir);
     const snapshots: UnitSnapshot[] = [];
     for (const cert of config.certificates) {

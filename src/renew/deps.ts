@@ -80,7 +80,9 @@ export async function buildRenewDeps(
   const trustedRootsPem = config.acme.trustAnchors ? [await readFile(config.acme.trustAnchors, 'utf8')] : [...tls.rootCertificates];
   // Fleet certificates: connect and campaign once for the pass. Loaded only
   // then, so hosts without a fleet never load the etcd client.
-  const fleet = config.fleet && !opts.readOnly && config.certificates.some((c) => c.fleet) ? await (await import('./fleet.js')).openFleetPass(config, logger) : undefined;
+  // A dry run (readOnly) reads etcd and never writes to it: no campaign, no report.
+  const fleetCerts = config.fleet !== undefined && config.certificates.some((c) => c.fleet);
+  const fleet = !fleetCerts ? undefined : opts.readOnly ? (await import('./fleet-dry-run.js')).dryRunFleetPass() : await (await import('./fleet.js')).openFleetPass(config, logger);
   return {
     deps: {
       config,

@@ -20,7 +20,7 @@ import { createPublisher, type TlsaPublisher } from '../dane/publisher.js';
 import { endpointOwners } from '../dane/zone-lines.js';
 import type { OwnerObservation } from '../dane/decide.js';
 import { generateKeyPem } from '../keys/keygen.js';
-import { FleetConflictError, FleetDataError } from '../fleet/errors.js';
+import { EtcdUnavailableError, FleetConflictError, FleetDataError } from '../fleet/errors.js';
 import { seal, unseal, type SealSlot } from '../fleet/seal.js';
 import { ABSENT, FleetStore, fleetKeys, type DaneRecord, type Lineage } from '../fleet/store.js';
 import { planFromState } from '../schedule/plan.js';
@@ -168,6 +168,8 @@ async function leadDane(c: Connected, deps: RenewDeps, cert: CertificateConfig, 
     if (renewed) return { cert: cert.name, keyType, status: 'renewed', plan, serial: renewed.serial, notAfter: renewed.notAfter, dane: report };
     return { cert: cert.name, keyType, status: out.changed ? 'dane-progress' : 'not-due', plan, dane: report };
   } catch (err) {
+    // etcd went away mid-step: every step is idempotent and re-read next pass; the caller applies the etcd rule.
+    if (err instanceof EtcdUnavailableError) throw err;
     log.error({ err: describeError(err) }, 'DANE (fleet leader) failed');
     return { cert: cert.name, keyType, status: 'failed', plan, step: 'dane', error: describeError(err), code: err instanceof MxcertError ? err.code : 'error' };
   }

@@ -20,6 +20,8 @@ import type { StoredVersion } from '../store/state-store.js';
 import { fingerprintOf, localPlan, obtainChecked, recordFailure, runFailureHooks, type RenewDeps, type RenewOptions, type UnitOutcome } from './orchestrator.js';
 import { lineageVersion, memberUnit, slot, type Connected } from './fleet-member.js';
 import { fleetDaneUnit } from './fleet-dane.js';
+import { fleetRetire, keptFleetKey } from './fleet-retire.js';
+import { VISIBILITY_POLL_MS } from '../dane/execute.js';
 
 /** What fleet units report when etcd cannot be used; the message starts with this. */
 export const ETCD_DOWN = 'etcd unavailable: keeping what is served';
@@ -82,14 +84,22 @@ async function lead(etcd: FleetEtcd, store: FleetStore, fleet: FleetConfig, log:
  */
 async function unavailableUnits(deps: RenewDeps, cert: CertificateConfig, error: string): Promise<UnitOutcome[]> {
   const out: UnitOutcome[] = [];
-  for (const keyType of cert.keys) {
-    const log = deps.logger.child({ cert: cert.name, keyType });
-    const state = await deps.store.readState(cert.name, keyType);
-    const current = state.current ? await deps.store.loadVersion(cert.name, keyType, state.current) : undefined;
-    if (current && inLastThird(current, deps.clock.now())) await runFailureHooks(cert, keyType, error, log);
-    out.push({ cert: cert.name, keyType, status: 'failed', plan: await localPlan(deps, cert, keyType), step: 'fleet', error, code: 'etcd-unavailable' });
-  }
+  for (const keyType of cert.keys) out.push(await etcdDownUnit(deps, cert, keyType, error));
   return out;
+}
+
+/**
+ * One key type that could not go on because etcd went away, at the start of
+ * the pass or in the middle of it: the same outcome and the same failure-hook
+ * rule either way. What this host serves stays; no failure is counted
+ * against the renewal backoff (the CA was not the problem).
+ */
+async function etcdDownUnit(deps: RenewDeps, cert: CertificateConfig, keyType: KeyType, error: string): Promise<UnitOutcome> {
+  const log = deps.logger.child({ cert: cert.name, keyType });
+  const state = await deps.store.readState(cert.name, keyType);
+  const current = state.current ? await deps.store.loadVersion(cert.name, keyType, state.current) : undefined;
+  if (current && inLastThird(current, deps.clock.now())) await runFailureHooks(cert, keyType, error, log);
+  return { cert: cert.name, keyType, status: 'failed', plan: await localPlan(deps, cert, keyType), step: 'fleet', error, code: 'etcd-unavailable' };
 }
 
 function inLastThird(v: StoredVersion, now: Date): boolean {
@@ -101,6 +111,8 @@ function inLastThird(v: StoredVersion, now: Date): boolean {
 async function fleetCertificate(c: Connected, deps: RenewDeps, cert: CertificateConfig, opts: RenewOptions): Promise<UnitOutcome[]> {
   // Key types one after the other: they share one lineage value in etcd.
   const out: UnitOutcome[] = [];
+  const retire = c.term && !cert.dane?.enabled ? await continueRetire(c, deps, cert) : undefined;
+  if (retire && 'down' in retire) return unavailableUnits(deps, cert, retire.down);
   for (const keyType of cert.keys) {
     if (opts.signal?.aborted) break;
     const log = deps.logger.child({ cert: cert.name, keyType });
@@ -109,21 +121,53 @@ async function fleetCertificate(c: Connected, deps: RenewDeps, cert: Certificate
         out.push(await fleetDaneUnit(c, deps, cert, keyType, opts.force, log));
         continue;
       }
-      const led = c.term ? await leadUnit(c, deps, cert, keyType, opts, log) : undefined;
+      // DANE off: while the fleet's journal exists, the leader keeps the key its records name.
+      const kept = c.term ? await keptFleetKey(c, cert, keyType, () => lineageKeyPem(c, cert.name, keyType)) : undefined;
+      if (kept) log.warn({ phase: kept.report.phase }, `DANE: ${kept.report.notice}`);
+      const led = c.term ? await leadUnit(c, deps, cert, keyType, opts, log, kept?.keyPem) : undefined;
       const member = await memberUnit(c, deps, cert, keyType, log);
-      out.push(led?.status === 'failed' ? led : member);
+      const o = led?.status === 'failed' ? led : member;
+      out.push(kept ? { ...o, dane: { ...kept.report, acted: retire?.acted ?? [], ...(retire?.waiting ? { waiting: retire.waiting } : {}) } } : o);
     } catch (err) {
-      const unavailable = err instanceof EtcdUnavailableError;
-      const error = unavailable ? `${ETCD_DOWN} (${describeError(err)})` : describeError(err);
-      log.error({ err: describeError(err) }, unavailable ? ETCD_DOWN : 'fleet unit failed');
-      out.push({ cert: cert.name, keyType, status: 'failed', plan: await localPlan(deps, cert, keyType), step: 'fleet', error, code: err instanceof MxcertError ? err.code : 'error' });
+      // etcd lost in the middle of the pass (after openFleetPass): the same as at its start.
+      if (err instanceof EtcdUnavailableError) {
+        log.error({ err: describeError(err) }, ETCD_DOWN);
+        out.push(await etcdDownUnit(deps, cert, keyType, `${ETCD_DOWN} (${describeError(err)})`));
+        continue;
+      }
+      log.error({ err: describeError(err) }, 'fleet unit failed');
+      out.push({ cert: cert.name, keyType, status: 'failed', plan: await localPlan(deps, cert, keyType), step: 'fleet', error: describeError(err), code: err instanceof MxcertError ? err.code : 'error' });
     }
   }
   return out;
 }
 
-/** Leader: plan from the lineage; when due, order once and publish the lineage under the fence. */
-async function leadUnit(c: Connected, deps: RenewDeps, cert: CertificateConfig, keyType: KeyType, opts: RenewOptions, log: Logger): Promise<UnitOutcome | undefined> {
+/** The lineage's private key for `keyType`, unsealed (undefined: no lineage for it yet). */
+async function lineageKeyPem(c: Connected, cert: string, keyType: KeyType): Promise<string | undefined> {
+  const unit = (await c.store.getLineage(cert))?.value.units[keyType];
+  return unit ? unseal(c.key, unit.key, slot(c, cert, keyType)).toString('utf8') : undefined;
+}
+
+/**
+ * The leader carries on a retirement of the fleet's TLSA records that
+ * `mxcert dane retire` started (src/renew/fleet-retire.ts), as a single
+ * host's pass does; a failure is reported and renewals go on with the kept key.
+ */
+async function continueRetire(c: Connected, deps: RenewDeps, cert: CertificateConfig): Promise<{ acted: string[]; waiting?: string } | { down: string } | undefined> {
+  const log = deps.logger.child({ cert: cert.name });
+  try {
+    const r = await fleetRetire(c, cert, log, deps.clock, VISIBILITY_POLL_MS, false);
+    return r && { acted: r.acted, ...(r.waiting ? { waiting: r.waiting } : {}) };
+  } catch (err) {
+    if (err instanceof EtcdUnavailableError) return { down: `${ETCD_DOWN} (${describeError(err)})` };
+    const waiting = `the retirement of mxcert's TLSA records failed: ${describeError(err)}`;
+    log.error({ err: describeError(err) }, 'DANE (fleet leader): retirement failed');
+    return { acted: [], waiting };
+  }
+}
+
+/** Leader: plan from the lineage; when due, order once (with `keepKeyPem` if given) and publish the lineage under the fence. */
+async function leadUnit(c: Connected, deps: RenewDeps, cert: CertificateConfig, keyType: KeyType, opts: RenewOptions, log: Logger, keepKeyPem?: string): Promise<UnitOutcome | undefined> {
   const got = await c.store.getLineage(cert.name);
   const unit = got?.value.units[keyType];
   // Failures and backoff are this host's; revocation and ARI belong to local versions, not the lineage.
@@ -134,7 +178,7 @@ async function leadUnit(c: Connected, deps: RenewDeps, cert: CertificateConfig, 
   log.info({ reason: plan.reason }, 'fleet leader: renewing the lineage');
   try {
     c.term!.assertLeader('order a certificate');
-    const got2 = await obtainChecked(deps, cert, keyType, { state, current, log }, {});
+    const got2 = await obtainChecked(deps, cert, keyType, { state, current, log }, keepKeyPem ? { keyPem: keepKeyPem } : {});
     const now = deps.clock.now().toISOString();
     const chain = got2.chain;
     const next: Lineage = {
@@ -151,6 +195,8 @@ async function leadUnit(c: Connected, deps: RenewDeps, cert: CertificateConfig, 
     log.info({ serial: chain.serial, generation: next.generation }, 'fleet leader: lineage published');
     return undefined;
   } catch (err) {
+    // etcd went away (the lineage write): not a renewal failure; the caller applies the etcd rule.
+    if (err instanceof EtcdUnavailableError) throw err;
     const f = await recordFailure(deps, cert, keyType, { state, current: undefined, log }, err);
     return { cert: cert.name, keyType, status: 'failed', plan, ...f };
   }

@@ -40,6 +40,7 @@ import { parseListen } from '../util/host-port.js';
 import { publicKeySpkiDer } from '../keys/keygen.js';
 import { displayTime } from '../util/display-time.js';
 import type { CertState, StateStore, StoredVersion } from '../store/state-store.js';
+import type { FleetDryRun } from '../fleet/dry-run-view.js';
 
 export type OutputKind = 'combined' | 'key' | 'cert' | 'chain' | 'fullchain';
 const KEY_KINDS: ReadonlySet<OutputKind> = new Set(['combined', 'key']);
@@ -103,7 +104,7 @@ export type UnitOutcome = (
   | { cert: string; keyType: KeyType; status: 'planned'; plan: Plan }
   | { cert: string; keyType: KeyType; status: 'renewed'; plan: Plan; serial: string; notAfter: string }
   | { cert: string; keyType: KeyType; status: 'failed'; plan: Plan; step: string; error: string; code: string }
-) & { dane?: DaneReport };
+) & { dane?: DaneReport; fleet?: FleetDryRun };
 
 /**
  * A failure at a named step; `rolledBack` says whether the old files were put
@@ -132,7 +133,8 @@ export async function renewAll(deps: RenewDeps, opts: RenewOptions): Promise<Uni
   const units: Array<() => Promise<UnitOutcome[]>> = [];
   for (const cert of deps.config.certificates) {
     if (opts.only?.length && !opts.only.includes(cert.name)) continue;
-    if (cert.fleet && !opts.dryRun) {
+    // A dry run too: it plans from the fleet's lineage, read-only (src/renew/fleet-dry-run.ts).
+    if (cert.fleet) {
       units.push(() => (deps.fleet ? deps.fleet.renewCertificate(deps, cert, opts) : noFleet(deps, cert)));
       continue;
     }

@@ -8,17 +8,19 @@
 // in the preceding 2 × TTL. One member is left out during the rollover: the
 // retire of the old key waits for it, and completes once it has run.
 import assert from 'node:assert/strict';
-import { randomBytes } from 'node:crypto';
+import { createHash, randomBytes, X509Certificate } from 'node:crypto';
 import { writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { spawn } from 'node:child_process';
-import { CLI, POSTFIX_RELOAD_HOOK, startSandbox, type Sandbox, type SandboxConfig } from '../support/sandbox.js';
+import { CLI, POSTFIX_RELOAD_HOOK, servedLeafPem, startSandbox, type Sandbox, type SandboxConfig } from '../support/sandbox.js';
 import { assertWatched, DaneWatcher, servedHash, tlsaAt } from '../support/dane-watcher.js';
 import { startPostfix, type PostfixEnv } from '../env/postfix.js';
 import { startEtcdCluster, type EtcdCluster } from '../env/etcd.js';
 import type { DnsServerAddr } from '../env/bind.js';
-import { pidAlive, pollUntil, trackPid, untrackPid, type RunResult } from '../env/proc.js';
+import { pidAlive, pollUntil, run, trackPid, untrackPid, type RunResult } from '../env/proc.js';
+import { openEtcd } from '../../src/fleet/etcd-client.js';
+import { campaign } from '../../src/fleet/leader.js';
 
 const PREFIX = '/mxcert/fleet-dane/';
 const NAMES = ['mx-a', 'mx-b', 'mx-c'] as const;
@@ -39,6 +41,8 @@ interface Member {
   owner: string;
   watcher: DaneWatcher;
   log: string[];
+  /** The same config with DANE turned off (dane.enabled: false, the block kept). */
+  off: string;
 }
 
 const pause = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -93,11 +97,15 @@ describe('DANE rollover across a fleet of three', { timeout: 900_000 }, () => {
         },
       });
       const owner = `_${smtp[i]!.port}._tcp.${DOMAIN}`;
+      const on = await sb.writeConfig(cfg, path.join(sb.dir, `${name}.yaml`));
+      const offCfg = JSON.parse(JSON.stringify(cfg)) as SandboxConfig;
+      offCfg.certificates[0].dane.enabled = false;
       members.push({
         name,
         port: smtp[i]!.port,
         owner,
-        cfg: await sb.writeConfig(cfg, path.join(sb.dir, `${name}.yaml`)),
+        off: await sb.writeConfig(offCfg, path.join(sb.dir, `${name}-dane-off.yaml`)),
+        cfg: on,
         watcher: new DaneWatcher({ servers, owner, smtpPort: smtp[i]!.port, ttl: TTL }),
         log: [],
       });
@@ -157,6 +165,8 @@ describe('DANE rollover across a fleet of three', { timeout: 900_000 }, () => {
     assert.equal(jw.old?.tlsa, j0.current.tlsa, 'the old key is still published');
     assert.match(waited.at(-1)!.stdout + waited.at(-2)!.stdout, /retire waits for members mx-c/, 'the pass names the member it waits for');
     assert.equal(await servedHash(c.port), j0.current.tlsa, 'mx-c still serves the old key, which is still published');
+    const st = await cli(a, ['status']);
+    assert.match(st.stdout, /  mx \(ecdsa-p256\): DANE RETIRE_OLD since the swap at .*: retire of the old key waits for: mx-c \(serves 3 1 1 [0-9a-f]{12}… \(the old key\), verified /, 'status names the member the retire waits for and when it last verified');
     const fs = JSON.parse((await cli(a, ['fleet', 'status'])).stdout) as { members: Array<{ name: string; reports: Array<{ units: Record<string, { spkiSha256: string }> }> }> };
     assert.equal(fs.members.find((m) => m.name === 'mx-c')?.reports[0]?.units['ecdsa-p256']?.spkiSha256, j0.current.tlsa, 'fleet status shows mx-c on the old key');
 
@@ -216,5 +226,79 @@ describe('DANE rollover across a fleet of three', { timeout: 900_000 }, () => {
       assertWatched(w, TTL);
       assert.deepEqual(w.violations(), [], `${members[i]!.name}: invariant through the kills`);
     }
+  });
+  it('DANE off on a fleet certificate: the leader keeps the key; dane retire refuses while a member would be left uncovered, then retires through the fleet', async () => {
+    const noLeader = () =>
+      pollUntil(async () => ((await cluster.etcdctl(['get', `${PREFIX}leader`, '--print-value-only'])).stdout.trim() ? undefined : true), { deadlineMs: 15_000, intervalMs: 100, what: 'no leader' });
+    const off = async (m: Member, args: string[], expect = 0): Promise<RunResult> => {
+      const r = await sb.cli([...args, '--config', m.off]);
+      m.log.push(`$ mxcert ${args.join(' ')} (${m.name}, DANE off) → ${r.code}\n${r.stdout}${r.stderr.split('\n').slice(-25).join('\n')}`);
+      assert.equal(r.code, expect, m.log.at(-1));
+      return r;
+    };
+    const daneRevision = async () => {
+      const r = await cluster.etcdctl(['get', `${PREFIX}certs/mx/dane`, '-w', 'json']);
+      return String((JSON.parse(r.stdout) as { kvs?: Array<{ mod_revision: number }> }).kvs?.[0]?.mod_revision ?? 'absent');
+    };
+    const [a, b, c] = members as [Member, Member, Member];
+    await noLeader();
+    const j = (await journal())!;
+    assert.equal(j.phase, 'STEADY');
+    const serialBefore = new X509Certificate(await servedLeafPem(a.port, { servername: DOMAIN })).serialNumber;
+
+    // A forced renewal with DANE off keeps the key the published records name, on every member.
+    const forced = await off(a, ['renew', '--force']);
+    assert.match(forced.stdout + forced.stderr, /DANE is off in the config but mxcert's TLSA records for mx are still published/);
+    await off(b, ['renew']);
+    await off(c, ['renew']);
+    for (const m of members) assert.equal(await servedHash(m.port), j.current.tlsa, `${m.name} still serves the current key`);
+    assert.notEqual(new X509Certificate(await servedLeafPem(a.port, { servername: DOMAIN })).serialNumber, serialBefore, 'a new certificate was deployed');
+    for (const m of members) for (const s of servers) assert.deepEqual(await tlsaAt(s, m.owner), sorted([j.current.tlsa, j.next.tlsa]), `${m.name}: the records stay`);
+
+    // Another member leads a pass: the command refuses and changes nothing.
+    const etcd = await openEtcd({ endpoints: cluster.endpoints, prefix: PREFIX, dialTimeoutMs: 2000, requestTimeoutMs: 2000 });
+    try {
+      const term = await campaign(etcd, { member: 'mx-b', ttlSeconds: 10 });
+      const busy = await off(c, ['dane', 'retire', '--cert', 'mx'], 1);
+      assert.match(busy.stderr, /mx-b leads the fleet now \(a pass is running\); only the leader withdraws TLSA records: nothing changed/);
+      await term.resign();
+    } finally {
+      etcd.close();
+    }
+
+    // A foreign record that matches the served leaf stays at mx-a's owner; mx-c reports a serial the fleet does not know.
+    const leafDer = new X509Certificate(await servedLeafPem(a.port, { servername: DOMAIN })).raw;
+    const foreign = `3 0 1 ${createHash('sha256').update(leafDer).digest('hex')}`;
+    const dns = sb.baseConfig().certificates[0].challenge.dns as { server: string; port: number; zone: string };
+    await run('nsupdate', ['-v', '-k', sb.bind.tsig.keyFile], { input: `server ${dns.server} ${dns.port}\nzone ${dns.zone}\nupdate add ${a.owner}. ${TTL} TLSA ${foreign}\nsend\n` });
+    const reportKey = `${PREFIX}members/mx-c/mx`;
+    const report = JSON.parse((await cluster.etcdctl(['get', reportKey, '--print-value-only'])).stdout.trim()) as { units: Record<string, { serial: string }> };
+    report.units['ecdsa-p256']!.serial = 'ff01';
+    await cluster.etcdctl(['put', reportKey, JSON.stringify(report)]);
+    const rev = await daneRevision();
+    const refused = await off(a, ['dane', 'retire', '--cert', 'mx'], 1);
+    assert.match(refused.stderr, /would remain, and none matches the certificate served for ecdsa-p256 on mx-c \(serial ff01, not the lineage's\)/);
+    assert.doesNotMatch(refused.stderr, /served for [^;]*ecdsa-p256 on mx-a[ ,]/, 'mx-a, on the lineage, is covered by the foreign record');
+    assert.equal(await daneRevision(), rev, 'the fleet journal is unchanged');
+    for (const m of members) for (const s of servers) assert.deepEqual(await tlsaAt(s, m.owner), sorted([j.current.tlsa, j.next.tlsa]), `${m.name}: nothing withdrawn`);
+
+    // mx-c checks and reports again; now every member is covered: the retirement goes through the fleet.
+    await noLeader();
+    await off(c, ['renew']);
+    await noLeader();
+    const done = await off(a, ['dane', 'retire', '--cert', 'mx']);
+    assert.match(done.stdout, /mx: withdrew mxcert's TLSA records \(\d+\) from /);
+    for (const m of members) {
+      for (const s of servers) await pollUntil(async () => ((await tlsaAt(s, m.owner)).length === 0 ? true : undefined), { deadlineMs: 30_000, intervalMs: 200, what: `${m.name}: mxcert's records gone at ${s.port}` });
+    }
+    // The leader's passes carry it to the end: journal and keys leave etcd.
+    const deadline = Date.now() + 120_000;
+    while (await journal()) {
+      assert.ok(Date.now() < deadline, `the retirement did not finish:\n${members.flatMap((m) => m.log.slice(-1)).join('\n')}`);
+      await noLeader();
+      await off(a, ['renew']);
+      await pause(500);
+    }
+    for (const m of members) assert.equal(await servedHash(m.port), j.current.tlsa, `${m.name} served the kept key throughout`);
   });
 });

@@ -14,6 +14,9 @@ import { POSTFIX_RELOAD_HOOK, servedLeafPem, startSandbox, type Sandbox, type Sa
 import { startPostfix, type PostfixEnv } from '../env/postfix.js';
 import { startEtcdCluster, type EtcdCluster } from '../env/etcd.js';
 import type { RunResult } from '../env/proc.js';
+import { openEtcd } from '../../src/fleet/etcd-client.js';
+import { campaign } from '../../src/fleet/leader.js';
+import type { FleetDryRun } from '../../src/fleet/dry-run-view.js';
 
 const PREFIX = '/mxcert/fleet-renew/';
 const NAMES = ['mx-a', 'mx-b', 'mx-c'] as const;
@@ -143,6 +146,73 @@ describe('a fleet of three renews with one order and serves one certificate', { 
     }
   });
 
+  /** etcd's cluster revision: any write (a lease, a campaign, a report) moves it. */
+  async function etcdRevision(): Promise<string> {
+    const r = await cluster.etcdctl(['get', PREFIX, '--prefix', '--keys-only', '-w', 'json']);
+    return String((JSON.parse(r.stdout) as { header: { revision: string | number } }).header.revision);
+  }
+
+  /** `renew --dry-run` on a member (JSON lines): the fleet view of its one unit. */
+  async function dryRun(m: Member, args: string[] = []): Promise<{ r: RunResult; unit: { status: string; fleet?: FleetDryRun; error?: string } }> {
+    const r = await renew(m, ['--dry-run', '--format', 'json', ...args]);
+    const unit = r.stdout.split('\n').filter((l) => l.startsWith('{')).map((l) => JSON.parse(l) as { cert?: string; keyType?: string; status: string; fleet?: FleetDryRun; error?: string }).find((u) => u.keyType);
+    assert.ok(unit, `a unit line in:\n${r.stdout}`);
+    return { r, unit };
+  }
+
+  it('renew --dry-run plans from the lineage in etcd, says who leads, orders and deploys, and writes nothing to etcd', async () => {
+    const [a, b, c] = members;
+    const rev0 = await etcdRevision();
+    const same = await dryRun(b!);
+    assert.equal(same.r.code, 0, b!.log.at(-1));
+    assert.equal(same.unit.status, 'not-due');
+    assert.equal(same.unit.fleet?.role, 'candidate');
+    assert.equal(same.unit.fleet?.wouldOrder, false);
+    assert.match(same.unit.fleet!.lines.join('\n'), /serves the lineage's serial [0-9a-f]+ already: nothing to deploy/);
+    const forced = await dryRun(b!, ['--force']);
+    assert.equal(forced.unit.status, 'planned');
+    assert.equal(forced.unit.fleet?.wouldOrder, true, 'nobody leads: elected, it would order');
+    assert.equal(orders(forced.r), 0);
+    assert.equal(await etcdRevision(), rev0, 'dry runs wrote nothing to etcd');
+
+    // A new lineage that mx-b does not serve yet: the dry run names its serial, mx-b keeps serving the old one.
+    assert.equal(orders(await renew(a!, ['--force'])), 1);
+    const lineage = JSON.parse((await cluster.etcdctl(['get', `${PREFIX}certs/mx/lineage`, '--print-value-only'])).stdout.trim()) as { units: Record<string, { serial: string }> };
+    const newSerial = lineage.units['ecdsa-p256']!.serial;
+    const servedBefore = await served(b!);
+    const fileBefore = await readFile(b!.combined);
+    const rev1 = await etcdRevision();
+    const behind = await dryRun(b!);
+    assert.equal(behind.r.code, 0, b!.log.at(-1));
+    assert.equal(behind.unit.fleet?.wouldDeploy, newSerial);
+    assert.match(behind.unit.fleet!.lines.join('\n'), new RegExp(`would deploy serial ${newSerial} \\(generation \\d+\\) from the stored lineage`));
+    assert.deepEqual(await readFile(b!.combined), fileBefore, 'no file changed');
+    assert.equal(await served(b!), servedBefore);
+    assert.equal(await etcdRevision(), rev1, 'nothing written to etcd');
+
+    // Another member leads: a forced dry run says this member would not order.
+    const etcd = await openEtcd({ endpoints: cluster.endpoints, prefix: PREFIX, dialTimeoutMs: 2000, requestTimeoutMs: 2000 });
+    const term = await campaign(etcd, { member: 'mx-c', ttlSeconds: 30 });
+    try {
+      const rev2 = await etcdRevision();
+      const led = await dryRun(b!, ['--force']);
+      assert.equal(led.unit.fleet?.leader, 'mx-c');
+      assert.equal(led.unit.fleet?.role, 'member');
+      assert.equal(led.unit.fleet?.wouldOrder, false);
+      assert.equal(orders(led.r), 0);
+      const text = await sb.cli(['renew', '--dry-run', '--force', '--format', 'text', '--config', b!.cfg]);
+      assert.match(text.stdout, /mx \(ecdsa-p256\): fleet: mx-c leads the fleet: this pass would act as a member and order nothing\n/);
+      assert.match(text.stdout, /mx \(ecdsa-p256\): the fleet's lineage is due \(forced\); this member would not order it\n/);
+      assert.equal(await etcdRevision(), rev2, 'nothing written to etcd');
+    } finally {
+      await term.resign();
+      etcd.close();
+    }
+    assert.equal(await round(), 0, 'the members converge on the new lineage');
+    await assertConverged('after the dry runs');
+    void c;
+  });
+
   it('a member with another fleet key refuses the lineage, says why and keeps serving; the others are unaffected', async () => {
     const c = members[2]!;
     const before = await served(c);
@@ -204,6 +274,12 @@ describe('a fleet of three renews with one order and serves one certificate', { 
       assert.equal(orders(r), 0, 'no member orders alone');
       assert.deepEqual(await readFile(m.combined), fileBefore, 'nothing changed on disk');
       assert.equal(await served(m), servedBefore);
+      // A dry run says the same and exits 1; it changes nothing either.
+      const dry = await dryRun(m, ['--force']);
+      assert.equal(dry.r.code, 1);
+      assert.equal(dry.unit.status, 'failed');
+      assert.match(dry.unit.error ?? '', /^etcd unavailable: keeping what is served .*the dry run cannot plan from the fleet's lineage/);
+      assert.deepEqual(await readFile(m.combined), fileBefore);
     } finally {
       await cluster.startMember(1).catch(() => undefined);
       await cluster.startMember(2).catch(() => undefined);
