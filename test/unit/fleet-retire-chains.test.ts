@@ -5,6 +5,7 @@ import assert from 'node:assert/strict';
 import { createHash, X509Certificate } from 'node:crypto';
 import { before, describe, it } from 'node:test';
 import { memberChains } from '../../src/renew/fleet-retire.js';
+import type { MemberReport } from '../../src/fleet/store.js';
 import { decideRetire, type RetireView } from '../../src/dane/retire.js';
 import type { TlsaRecord } from '../../src/dane/tlsa.js';
 import type { Observation } from '../../src/dane/visibility.js';
@@ -26,7 +27,7 @@ describe('memberChains and the fleet retirement safety check', () => {
     lineage = { 'ecdsa-p256': { serial: '0a1b', chainPem: pki.leaf.pem + pki.intermediate.pem } };
     leafHash = createHash('sha256').update(new X509Certificate(pki.leaf.pem).raw).digest('hex');
   });
-  const report = (serial: string) => ({ units: { 'ecdsa-p256': { spkiSha256: 'ab'.repeat(32), serial } } });
+  const report = (serial: string): Pick<MemberReport, 'units'> => ({ units: { 'ecdsa-p256': { spkiSha256: 'ab'.repeat(32), serial } } });
 
   it('a member on the lineage serial gets the lineage chain; others get none, with the reason', () => {
     const chains = memberChains(['mx-a', 'mx-b', 'mx-c', 'mx-d'], new Map([['mx-a', report('0a1b')], ['mx-b', report('0999')], ['mx-d', { units: {} }]]), lineage, ['ecdsa-p256']);
