@@ -5,7 +5,9 @@
 // that parse: expiry matters most exactly when something is wrong.
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
-import { examineConfig, resolveConfigPath, type UsableConfig } from '../config/load.js';
+import { resolveConfigPath } from '../config/config-path.js';
+import type { UsableConfig } from '../config/load.js';
+import { examineConfigForStatus } from '../config/validated-cache.js';
 import { expandOutputPath } from '../deploy/output-paths.js';
 import type { CertificateConfig } from '../config/schema.js';
 import type { ConfigProblem } from '../errors.js';
@@ -155,7 +157,7 @@ function statusRows(config: UsableConfig, now: Date, cleanups: PendingCleanup[])
 }
 
 export async function statusCommand(ctx: CommandContext, o: { json: boolean; wide?: boolean }): Promise<number> {
-  const examined = await examineConfig(resolveConfigPath(ctx.config));
+  const examined = await examineConfigForStatus(resolveConfigPath(ctx.config));
   const problems = examined.problems;
   const now = systemClock.now();
   const cleanups = examined.usable ? await readPendingCleanups(examined.usable.stateDir) : [];

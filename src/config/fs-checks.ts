@@ -13,11 +13,19 @@ import { checkTrustedPath } from '../security/trusted-path.js';
 import { errnoText, readProblem } from './errno-text.js';
 import { asRootHint, isPermissionError, permissionDenied } from '../util/errno.js';
 import type { CertificateConfig, HookCommand } from './schema.js';
-import { formatPath } from './yaml.js';
+import { formatPath } from './yaml-path.js';
 import { onceEach, type Once } from '../util/once.js';
 
 // ---------------------------------------------------------------------------
 // The config file
+
+/** What readConfigFile read: the text, and the exact bytes it was decoded from (what a cached validation is keyed by). */
+export interface ConfigFileRead {
+  text: string;
+  bytes: Buffer;
+  mode: number;
+  problems: ConfigProblem[];
+}
 
 /**
  * Read the config through one descriptor, so the mode that decides whether
@@ -26,7 +34,7 @@ import { onceEach, type Once } from '../util/once.js';
  * hooks and output paths decide what root runs and writes. A root-owned
  * symlink to it (config management) is followed like the rest of the path.
  */
-export async function readConfigFile(source: string): Promise<{ text: string; mode: number; problems: ConfigProblem[] }> {
+export async function readConfigFile(source: string): Promise<ConfigFileRead> {
   const problems: ConfigProblem[] = [];
   const trust = await checkTrustedPath(source, { what: 'config file', kind: 'file', allowSymlinks: true });
   // Missing files and the like are reported by the read below, in its words.
@@ -40,7 +48,8 @@ export async function readConfigFile(source: string): Promise<{ text: string; mo
   try {
     const st = await fh.stat();
     if (!st.isFile()) fail(st.isDirectory() ? 'is a directory' : 'not a regular file');
-    return { text: await fh.readFile('utf8'), mode: st.mode & 0o777, problems };
+    const bytes = await fh.readFile();
+    return { text: bytes.toString('utf8'), bytes, mode: st.mode & 0o777, problems };
   } catch (err) {
     if (err instanceof ConfigError) throw err;
     return fail(errnoText(err), err);

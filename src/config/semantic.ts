@@ -1,13 +1,14 @@
-// What the schema cannot see: which parts of a config that failed the schema
-// still parse on their own, relations between certificates (names, output
+// What the schema cannot see: relations between certificates (names, output
 // files), hook environments against the secrets, and the file system and
 // secret checks of each part (src/config/fs-checks.ts, src/config/secrets.ts).
+// Which parts of a config that failed the schema still parse on their own:
+// src/config/partial-parts.ts.
 import path from 'node:path';
 import type { ConfigProblem } from '../errors.js';
 import { expandOutputPath, OUTPUT_KINDS, unknownPlaceholders } from '../deploy/output-paths.js';
 import { secretEnvNames } from '../hooks/environment.js';
 import { checkCaBundle, checkWebroot, hookProblems, outputTargetProblems } from './fs-checks.js';
-import { certificateSchema, configSchema, type CertificateConfig, type FleetConfig, type ParsedConfig } from './schema.js';
+import type { CertificateConfig, FleetConfig, ParsedConfig } from './schema.js';
 
 /** What the fleet checks need: the blocks that name files. */
 export interface FleetFiles {
@@ -30,36 +31,6 @@ export interface Parts {
   /** The parts of the fleet block that parse (the whole block, when it does); `fleetGiven`: whether the file has one at all. */
   fleet?: FleetFiles;
   fleetGiven?: boolean;
-}
-
-/**
- * When the whole file fails the schema, still check the parts that parse on
- * their own, so a missing secret file is reported together with a typo
- * elsewhere rather than on the next run.
- */
-export function validParts(raw: unknown): Parts {
-  const obj = (raw && typeof raw === 'object' ? raw : {}) as Record<string, unknown>;
-  const acme = configSchema.shape.acme.safeParse(obj['acme']);
-  const fleet = obj['fleet'] === undefined ? undefined : fleetParts(obj['fleet']);
-  const certs = Array.isArray(obj['certificates']) ? obj['certificates'] : [];
-  const certificates: Parts['certificates'] = [];
-  certs.forEach((c, index) => {
-    const r = certificateSchema.safeParse(c);
-    if (r.success) certificates.push({ index, cert: r.data });
-  });
-  const sni = configSchema.shape.sni.safeParse(obj['sni']);
-  return { acme: acme.success ? acme.data : undefined, certificates, sni: sni.success ? sni.data : undefined, partial: true, fleet, fleetGiven: fleet !== undefined };
-}
-
-/** The fleet block, or those of its parts that name files (keyEncryption, etcd) and parse on their own. */
-function fleetParts(raw: unknown): FleetFiles {
-  const whole = configSchema.shape.fleet.safeParse(raw);
-  if (whole.success && whole.data) return whole.data;
-  const obj = (raw && typeof raw === 'object' ? raw : {}) as Record<string, unknown>;
-  const shape = configSchema.shape.fleet.unwrap().innerType().shape;
-  const keyEncryption = shape.keyEncryption.safeParse(obj['keyEncryption']);
-  const etcd = shape.etcd.safeParse(obj['etcd']);
-  return { keyEncryption: keyEncryption.success ? keyEncryption.data : undefined, etcd: etcd.success ? etcd.data : undefined };
 }
 
 export async function semanticProblems(parts: Parts, env: Env): Promise<ConfigProblem[]> {
