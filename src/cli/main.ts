@@ -7,7 +7,7 @@
 import type { Command } from 'commander';
 import { createRequire } from 'node:module';
 import { ConfigError, LockHeldError, describeError } from '../errors.js';
-import { createLogger, OUTPUT_FORMATS, type OutputFormat } from '../log.js';
+import { createLogger, OUTPUT_FORMATS, type Logger, type OutputFormat } from '../log.js';
 import { EXIT, type CommandContext, type GlobalOpts } from './context.js';
 
 export { EXIT };
@@ -379,7 +379,15 @@ function failure(err: unknown): number {
 
 function globals(program: Command): CommandContext {
   const g = program.opts<GlobalOpts>();
-  return { ...g, logger: createLogger({ level: g.logLevel, format: passFormatOn(g.format) }) };
+  const format = passFormatOn(g.format);
+  // Made on first use: a command that logs nothing (status) never loads pino.
+  let logger: Logger | undefined;
+  return {
+    ...g,
+    get logger() {
+      return (logger ??= createLogger({ level: g.logLevel, format }));
+    },
+  };
 }
 
 /** `--format` holds for the processes mxcert starts too (the daemon's config and pass children). */

@@ -3,7 +3,7 @@
 // PEMs, no network) and loads nothing heavy, so it stays fast for a hundred
 // certificates. A config with problems still gets its table, from the parts
 // that parse: expiry matters most exactly when something is wrong.
-import { readFileSync } from 'node:fs';
+import { readdirSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { resolveConfigPath } from '../config/config-path.js';
 import type { UsableConfig } from '../config/load.js';
@@ -72,6 +72,7 @@ function cleanupView(e: PendingCleanup): CleanupView {
 
 /** Entries for one of these names (a response is for one identifier; a wildcard's is for its base name). */
 function cleanupsFor(entries: PendingCleanup[], names: string[]): CleanupView[] {
+  if (entries.length === 0) return [];
   const mine = new Set(names.map((n) => n.toLowerCase().replace(/^\*\./, '').replace(/\.$/, '')));
   return entries.filter((e) => mine.has(e.challenge.identifier.toLowerCase().replace(/^\*\./, '').replace(/\.$/, ''))).map(cleanupView);
 }
@@ -102,15 +103,31 @@ function outputsOf(cert: CertificateConfig, keyType: string): StatusRow['outputs
   return out;
 }
 
+/**
+ * What the unit's directory holds, in one listing: most units have no staged
+ * version and no DANE journal, and asking for each missing one cost an
+ * exception apiece (a thousand units: two thousand). Undefined when the
+ * listing fails for another reason than absence: then every file is asked for.
+ */
+function unitEntries(store: StateStore, name: string, keyType: string): Set<string> | undefined {
+  try {
+    return new Set(readdirSync(store.certDir(name, keyType)));
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code === 'ENOENT' ? new Set() : undefined;
+  }
+}
+
 function statusRow(store: StateStore, config: UsableConfig, cert: CertificateConfig, keyType: string, now: Date, cleanups: PendingCleanup[]): StatusRow {
-  const state = store.readStateSync(cert.name, keyType);
+  const entries = unitEntries(store, cert.name, keyType);
+  const has = (entry: string) => entries === undefined || entries.has(entry);
+  const state = has('state.json') ? store.readStateSync(cert.name, keyType) : { consecutiveFailures: 0 };
   const meta = state.current ? store.loadMetaSync(cert.name, keyType, state.current) : undefined;
   const cur = meta && { meta };
   const fingerprint = config.acme ? configFingerprint(config.acme, cert, keyType) : undefined;
   const plan = planFromState(cert, keyType, state, cur, false, now, fingerprint);
   let staged;
   try {
-    staged = store.loadStagedMetaSync(cert.name, keyType);
+    staged = has('staged') ? store.loadStagedMetaSync(cert.name, keyType) : undefined;
   } catch {
     staged = undefined;
   }
@@ -141,7 +158,7 @@ function statusRow(store: StateStore, config: UsableConfig, cert: CertificateCon
     backoffUntil: plan.reason === 'backoff' ? plan.at.toISOString() : null,
     revoked: state.revoked && state.revoked.version === state.current ? { serial: state.revoked.serial, reason: state.revoked.reason, at: state.revoked.at } : null,
     // Shown whenever DANE state exists: with DANE off, records may still be published.
-    dane: daneJournal(store, cert.name, keyType),
+    dane: has('dane') ? daneJournal(store, cert.name, keyType) : null,
     outputs: outputsOf(cert, keyType),
     certNames: cur?.meta.names ?? null,
     namesDiffer: cur ? namesDiffer(cur.meta.names, cert.domains) : false,

@@ -18,6 +18,7 @@ export interface FleetFiles {
 import { checkPublisherSecrets, checkSecretEnv, checkSecretFile } from './secrets.js';
 import { sniProblems } from './sni-checks.js';
 import { onceEach } from '../util/once.js';
+import type { EntryMemo } from '../security/trusted-path.js';
 
 type Env = NodeJS.ProcessEnv;
 
@@ -67,8 +68,9 @@ export async function semanticProblems(parts: Parts, env: Env): Promise<ConfigPr
     if (cert.mtaSts?.caBundle) checks.push(checkCaBundle(cert.mtaSts.caBundle, `${at}.mtaSts.caBundle`, once));
   }
 
+  const memo: EntryMemo = new Map();
   for (const { index, cert } of parts.certificates) {
-    checks.push(outputTargetProblems(index, cert, once), hookProblems(index, cert, once));
+    checks.push(outputTargetProblems(index, cert, once, memo), hookProblems(index, cert, once, memo));
   }
   if (parts.sni) checks.push(sniProblems(parts.sni, parts.certificates, { partial: parts.partial }));
   const fleetGiven = parts.fleetGiven ?? parts.fleet !== undefined;
@@ -82,8 +84,11 @@ export async function semanticProblems(parts: Parts, env: Env): Promise<ConfigPr
 
 /** A hook's env may not list a variable that a `*Env` setting names: hooks never get secrets (src/hooks/environment.ts). */
 function hookEnvSecretProblems(parts: Parts): ConfigProblem[] {
-  const secrets = secretEnvNames(parts);
   const out: ConfigProblem[] = [];
+  // Walking the whole config for the secrets' names is the cost here: only when some hook has an env to compare.
+  const envs = parts.certificates.some(({ cert }) => Object.keys(cert.hooks.env ?? {}).length > 0 || (cert.dane?.publisher?.provider === 'hook' && Object.keys(cert.dane.publisher.env ?? {}).length > 0));
+  if (!envs) return out;
+  const secrets = secretEnvNames(parts);
   for (const { index, cert } of parts.certificates) {
     const pub = cert.dane?.publisher;
     const lists: Array<[string, Record<string, string> | undefined]> = [
