@@ -35,6 +35,25 @@ export interface Parts {
 }
 
 export async function semanticProblems(parts: Parts, env: Env): Promise<ConfigProblem[]> {
+  const { sync, checks } = partChecks(parts, env);
+  sync.push(...duplicateNames(parts.certificates), ...outputProblems(parts.certificates), ...hookEnvSecretProblems(parts));
+  return [...sync, ...(await Promise.all(checks)).flat()];
+}
+
+/**
+ * The checks of semanticProblems whose answer can change while the config's
+ * bytes stay the same (files, directories, environment variables), without
+ * those that depend on the config alone (duplicate names, conflicting
+ * outputs, hook environments against the secrets): for a config known to
+ * have passed those before (src/config/validated-cache.ts). No problems here
+ * and none there is the same as none from semanticProblems.
+ */
+export async function environmentProblems(parts: Parts, env: Env): Promise<ConfigProblem[]> {
+  const { sync, checks } = partChecks(parts, env);
+  return [...sync, ...(await Promise.all(checks)).flat()];
+}
+
+function partChecks(parts: Parts, env: Env): { sync: ConfigProblem[]; checks: Promise<ConfigProblem[]>[] } {
   const checks: Promise<ConfigProblem[]>[] = [];
   const sync: ConfigProblem[] = [];
   // Each file and directory is checked once per load, however many certificates name it.
@@ -78,8 +97,7 @@ export async function semanticProblems(parts: Parts, env: Env): Promise<ConfigPr
   if (fleetGiven || parts.certificates.some((c) => c.cert.fleet)) {
     checks.push(import('./fleet-checks.js').then((m) => m.fleetProblems(parts.fleet, fleetGiven, parts.certificates)));
   }
-  sync.push(...duplicateNames(parts.certificates), ...outputProblems(parts.certificates), ...hookEnvSecretProblems(parts));
-  return [...sync, ...(await Promise.all(checks)).flat()];
+  return { sync, checks };
 }
 
 /** A hook's env may not list a variable that a `*Env` setting names: hooks never get secrets (src/hooks/environment.ts). */

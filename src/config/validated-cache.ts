@@ -33,7 +33,7 @@ import { checkTrustedPath, defaultTrustedUids, readRegularNoFollow } from '../se
 import { readConfigFile, type ConfigFileRead } from './fs-checks.js';
 import type { Examined } from './load.js';
 import type { Config } from './schema.js';
-import { semanticProblems } from './semantic.js';
+import { environmentProblems } from './semantic.js';
 
 export const CACHE_DIR = 'cache';
 export const CACHE_FILE = 'validated-config.json';
@@ -145,7 +145,8 @@ export async function examineConfigForStatus(file: string, opts: { env?: NodeJS.
     if (cached) {
       const config: Config = { ...cached, source };
       const parts = { acme: config.acme, certificates: config.certificates.map((cert, index) => ({ index, cert })), sni: config.sni, fleet: config.fleet, fleetGiven: config.fleet !== undefined };
-      if ((await semanticProblems(parts, env)).length === 0) {
+      // What depends on the bytes alone passed when the entry was written; the rest is asked now.
+      if ((await environmentProblems(parts, env)).length === 0) {
         return { config, usable: { source, stateDir: config.stateDir, certificates: config.certificates, acme: config.acme }, problems: [] };
       }
     }
