@@ -147,7 +147,7 @@ export async function examineConfigForStatus(file: string, opts: { env?: NodeJS.
       const parts = { acme: config.acme, certificates: config.certificates.map((cert, index) => ({ index, cert })), sni: config.sni, fleet: config.fleet, fleetGiven: config.fleet !== undefined };
       // What depends on the bytes alone passed when the entry was written; the rest is asked now.
       if ((await environmentProblems(parts, env)).length === 0) {
-        return { config, usable: { source, stateDir: config.stateDir, certificates: config.certificates, acme: config.acme }, problems: [] };
+        return { config, usable: { source, stateDir: config.stateDir, certificates: config.certificates, acme: config.acme }, problems: [], inlineSecrets: false };
       }
     }
   }
