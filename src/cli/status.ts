@@ -110,7 +110,9 @@ function statusRow(store: StateStore, config: UsableConfig, cert: CertificateCon
   const state = store.readStateSync(cert.name, keyType);
   const meta = state.current ? store.loadMetaSync(cert.name, keyType, state.current) : undefined;
   const cur = meta && { meta };
-  const fingerprint = config.acme ? configFingerprint(config.acme, cert, keyType) : undefined;
+  // Only a failure records the fingerprint it failed with, and without one the plan never looks at it
+  // (configChangedSince, src/schedule/renewal-time.ts): most units never need it computed.
+  const fingerprint = config.acme && state.last?.configFingerprint !== undefined ? configFingerprint(config.acme, cert, keyType) : undefined;
   const plan = planFromState(cert, keyType, state, cur, false, now, fingerprint);
   let staged;
   try {
