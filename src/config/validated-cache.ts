@@ -152,7 +152,8 @@ export async function examineConfigForStatus(file: string, opts: { env?: NodeJS.
     }
   }
   const examined = await (await import('./load.js')).examineRead(source, read, { env });
-  if (build && examined.config && examined.problems.length === 0 && !examined.inlineSecrets) {
+  // Written only where the next run will look (a stateDir given in flow style, say, is never found).
+  if (build && examined.config && examined.problems.length === 0 && !examined.inlineSecrets && stateDirHint(read.text) === examined.config.stateDir) {
     await storeConfig(read.bytes, build, examined.config).catch(() => false);
   }
   return examined;

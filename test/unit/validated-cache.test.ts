@@ -163,6 +163,11 @@ describe('validated config cache for status', () => {
     writeConfig(stringify(configObject()));
     await examineConfigForStatus(config, { env, build: undefined });
     assert.equal(existsSync(entryFile()), false, 'an unbundled run (no build id) caches nothing');
+
+    // A stateDir the next run would not find without parsing (flow style): written nowhere.
+    writeConfig(stringify(configObject(), { flow: true }));
+    assert.deepEqual((await examineConfigForStatus(config, { env, build: BUILD })).problems, []);
+    assert.equal(existsSync(entryFile()), false, 'not written where it would never be found');
   });
 
   it('does not create a state dir that is not there', async () => {
