@@ -9,7 +9,8 @@
 // their names: src/daemon/run.ts forks ./pass-child.js and ./config-child.js
 // next to itself). What stays outside the bundle: scripts/bundle-externals.mjs.
 import { build } from 'esbuild';
-import { rm } from 'node:fs/promises';
+import { createHash } from 'node:crypto';
+import { mkdir, rm, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { EXTERNAL } from './bundle-externals.mjs';
@@ -17,7 +18,15 @@ import { EXTERNAL } from './bundle-externals.mjs';
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const out = path.join(root, 'dist', 'bundle');
 await rm(out, { recursive: true, force: true });
-await build({
+// The build id (src/config/validated-cache.ts): the SHA-256 of everything
+// bundled, so a config validated by one build is never taken as validated by
+// another. Built once with a placeholder of the id's length, hashed, and the
+// placeholder replaced (same length: the source maps stay right). The
+// placeholder is a hash itself, so nothing else in the bundle spells it.
+const PLACEHOLDER = createHash('sha256').update('mxcert build id placeholder').digest('hex');
+const result = await build({
+  write: false,
+  define: { __MXCERT_BUILD_ID__: JSON.stringify(PLACEHOLDER) },
   absWorkingDir: root,
   entryPoints: {
     main: 'dist/src/cli/main.js',
@@ -43,3 +52,11 @@ await build({
   keepNames: true,
   logLevel: 'warning',
 });
+const hash = createHash('sha256');
+for (const f of [...result.outputFiles].sort((a, b) => a.path.localeCompare(b.path))) hash.update(f.path.slice(out.length)).update(f.contents);
+const id = hash.digest('hex');
+if (!result.outputFiles.some((f) => f.text.includes(PLACEHOLDER))) throw new Error('bundle: the build id placeholder is not in the bundle');
+for (const f of result.outputFiles) {
+  await mkdir(path.dirname(f.path), { recursive: true });
+  await writeFile(f.path, f.path.endsWith('.js') ? f.text.replaceAll(PLACEHOLDER, id) : f.contents);
+}

@@ -1,5 +1,5 @@
 import { createRequire } from 'node:module';
-import { pino, destination, levels, stdSerializers, type Logger } from 'pino';
+import type { Logger } from 'pino';
 import { describeError } from './errors.js';
 import { DISPLAY_TIME_PATTERN, ISO_INSTANT, displayTime, displayTimesIn } from './util/display-time.js';
 
@@ -22,6 +22,12 @@ const REDACT = [
 
 const DEBUG = 20;
 
+// pino (and the packages it pulls in) is loaded when the first logger is
+// made, not with this module: `mxcert status` logs nothing, and loading it
+// was a tenth of that command's start-up.
+let pinoModule: typeof import('pino') | undefined;
+const pinoLib = (): typeof import('pino') => (pinoModule ??= createRequire(import.meta.url)('pino') as typeof import('pino'));
+
 /**
  * The format when none was asked for: MXCERT_LOG_FORMAT (set by `--format`
  * for the processes mxcert starts), else text on a terminal and JSON lines
@@ -43,6 +49,7 @@ export function defaultFormat(isTTY: boolean | undefined, env: NodeJS.ProcessEnv
 export function createLogger(opts: { level?: string; format?: OutputFormat; sink?: LogSink } = {}): Logger {
   const level = opts.level ?? process.env.MXCERT_LOG_LEVEL ?? 'info';
   const format = opts.format ?? defaultFormat(process.stderr.isTTY);
+  const { pino, levels, stdSerializers } = pinoLib();
   const full = (levels.values[level] ?? Infinity) <= DEBUG;
   return pino(
     {
@@ -58,7 +65,7 @@ export function createLogger(opts: { level?: string; format?: OutputFormat; sink
 
 /** Log lines on stderr, formatted. */
 export function stderrSink(format: OutputFormat): LogSink {
-  return formattedSink(format, destination({ dest: 2, sync: true }), Boolean(process.stderr.isTTY) && !process.env.NO_COLOR);
+  return formattedSink(format, pinoLib().destination({ dest: 2, sync: true }), Boolean(process.stderr.isTTY) && !process.env.NO_COLOR);
 }
 
 /** pino's JSON lines as they are, or as text; nothing is loaded for text until the first line. */
@@ -157,4 +164,15 @@ export class HeldLog implements LogSink {
   }
 }
 
-export const silentLogger: Logger = pino({ level: 'silent' });
+let silent: Logger | undefined;
+const silentTarget = (): Logger => (silent ??= pinoLib().pino({ level: 'silent' }));
+/** A logger that drops everything; made (with pino) on first use, like every logger here. */
+export const silentLogger: Logger = new Proxy({} as Logger, {
+  get(_t, key) {
+    const target = silentTarget();
+    const v = Reflect.get(target, key, target) as unknown;
+    return typeof v === 'function' ? (v as (...a: unknown[]) => unknown).bind(target) : v;
+  },
+  set: (_t, key, value) => Reflect.set(silentTarget(), key, value),
+  has: (_t, key) => Reflect.has(silentTarget(), key),
+});

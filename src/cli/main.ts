@@ -7,7 +7,7 @@
 import type { Command } from 'commander';
 import { createRequire } from 'node:module';
 import { ConfigError, LockHeldError, describeError } from '../errors.js';
-import { createLogger, OUTPUT_FORMATS, type OutputFormat } from '../log.js';
+import { createLogger, OUTPUT_FORMATS, type Logger, type OutputFormat } from '../log.js';
 import { EXIT, type CommandContext, type GlobalOpts } from './context.js';
 
 export { EXIT };
@@ -79,28 +79,48 @@ export function logFormatEnvProblem(env: NodeJS.ProcessEnv): string | undefined 
  * commander, with its messages and exit codes.
  */
 export function plainRunArgs(args: readonly string[]): GlobalOpts | undefined {
+  return plainCommandArgs(args, 'run', [], false)?.g;
+}
+
+/**
+ * `mxcert status` started plainly: the global options as for run, plus
+ * `--format text|json`, and `--json`, `--wide` after the command name. A
+ * person waits for status at a terminal, and loading commander was a tenth
+ * of its start-up. Anything else goes through commander, as for run.
+ */
+export function plainStatusArgs(args: readonly string[]): { g: GlobalOpts; json: boolean; wide: boolean } | undefined {
+  const r = plainCommandArgs(args, 'status', ['--json', '--wide'], true);
+  return r && { g: r.g, json: r.flags.has('--json'), wide: r.flags.has('--wide') };
+}
+
+function plainCommandArgs(args: readonly string[], command: string, flags: readonly string[], format: boolean): { g: GlobalOpts; flags: Set<string> } | undefined {
   const g: GlobalOpts = {};
-  let command: string | undefined;
+  const given = new Set<string>();
+  let seen = false;
   for (let i = 0; i < args.length; i++) {
     const a = args[i]!;
-    const eq = /^(--config|--log-level)=(.*)$/s.exec(a);
+    const eq = /^(--config|--log-level|--format)=(.*)$/s.exec(a);
     let name: string | undefined;
     let value: string | undefined;
     if (eq) [, name, value] = eq;
-    else if (a === '-c' || a === '--config' || a === '--log-level') {
+    else if (a === '-c' || a === '--config' || a === '--log-level' || a === '--format') {
       name = a === '-c' ? '--config' : a;
       value = args[++i];
       // A missing value, or one that looks like an option: let commander judge.
       if (value === undefined || value.startsWith('-')) return undefined;
-    } else if (a === 'run' && command === undefined) {
-      command = a;
+    } else if (a === command && !seen) {
+      seen = true;
+      continue;
+    } else if (seen && flags.includes(a) && !given.has(a)) {
+      given.add(a);
       continue;
     } else return undefined;
     if (name === '--config') g.config = value;
-    else if (LOG_LEVELS.includes(value!)) g.logLevel = value;
+    else if (name === '--log-level' && LOG_LEVELS.includes(value!)) g.logLevel = value;
+    else if (name === '--format' && format && (OUTPUT_FORMATS as readonly string[]).includes(value!)) g.format = value as OutputFormat;
     else return undefined;
   }
-  return command === 'run' ? g : undefined;
+  return seen ? { g, flags: given } : undefined;
 }
 
 export async function main(argv: string[]): Promise<number> {
@@ -113,6 +133,15 @@ export async function main(argv: string[]): Promise<number> {
   if (plain) {
     try {
       return await runCommand(plain);
+    } catch (err) {
+      return failure(err);
+    }
+  }
+  const plainStatus = plainStatusArgs(argv.slice(2));
+  if (plainStatus) {
+    try {
+      const { statusCommand } = await import('./status.js');
+      return await statusCommand(contextFor(plainStatus.g), { json: plainStatus.json, wide: plainStatus.wide });
     } catch (err) {
       return failure(err);
     }
@@ -378,8 +407,19 @@ function failure(err: unknown): number {
 }
 
 function globals(program: Command): CommandContext {
-  const g = program.opts<GlobalOpts>();
-  return { ...g, logger: createLogger({ level: g.logLevel, format: passFormatOn(g.format) }) };
+  return contextFor(program.opts<GlobalOpts>());
+}
+
+function contextFor(g: GlobalOpts): CommandContext {
+  const format = passFormatOn(g.format);
+  // Made on first use: a command that logs nothing (status) never loads pino.
+  let logger: Logger | undefined;
+  return {
+    ...g,
+    get logger() {
+      return (logger ??= createLogger({ level: g.logLevel, format }));
+    },
+  };
 }
 
 /** `--format` holds for the processes mxcert starts too (the daemon's config and pass children). */

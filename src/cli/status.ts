@@ -3,9 +3,11 @@
 // PEMs, no network) and loads nothing heavy, so it stays fast for a hundred
 // certificates. A config with problems still gets its table, from the parts
 // that parse: expiry matters most exactly when something is wrong.
-import { readFileSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import path from 'node:path';
-import { examineConfig, resolveConfigPath, type UsableConfig } from '../config/load.js';
+import { resolveConfigPath } from '../config/config-path.js';
+import type { UsableConfig } from '../config/load.js';
+import { examineConfigForStatus } from '../config/validated-cache.js';
 import { expandOutputPath } from '../deploy/output-paths.js';
 import type { CertificateConfig } from '../config/schema.js';
 import type { ConfigProblem } from '../errors.js';
@@ -70,14 +72,18 @@ function cleanupView(e: PendingCleanup): CleanupView {
 
 /** Entries for one of these names (a response is for one identifier; a wildcard's is for its base name). */
 function cleanupsFor(entries: PendingCleanup[], names: string[]): CleanupView[] {
+  if (entries.length === 0) return [];
   const mine = new Set(names.map((n) => n.toLowerCase().replace(/^\*\./, '').replace(/\.$/, '')));
   return entries.filter((e) => mine.has(e.challenge.identifier.toLowerCase().replace(/^\*\./, '').replace(/\.$/, ''))).map(cleanupView);
 }
 
 /** The rollover journal, read directly: status must not load the DANE machinery. */
 function daneJournal(store: StateStore, name: string, keyType: string) {
+  const file = path.join(store.certDir(name, keyType), 'dane', 'journal.json');
+  // Most units have none: asking costs a third of a failed read (its exception), a thousand times over.
+  if (!existsSync(file)) return null;
   try {
-    const j = JSON.parse(readFileSync(path.join(store.certDir(name, keyType), 'dane', 'journal.json'), 'utf8')) as {
+    const j = JSON.parse(readFileSync(file, 'utf8')) as {
       phase: string;
       holdUntil?: string;
       current: { tlsa: string };
@@ -104,7 +110,9 @@ function statusRow(store: StateStore, config: UsableConfig, cert: CertificateCon
   const state = store.readStateSync(cert.name, keyType);
   const meta = state.current ? store.loadMetaSync(cert.name, keyType, state.current) : undefined;
   const cur = meta && { meta };
-  const fingerprint = config.acme ? configFingerprint(config.acme, cert, keyType) : undefined;
+  // Only a failure records the fingerprint it failed with, and without one the plan never looks at it
+  // (configChangedSince, src/schedule/renewal-time.ts): most units never need it computed.
+  const fingerprint = config.acme && state.last?.configFingerprint !== undefined ? configFingerprint(config.acme, cert, keyType) : undefined;
   const plan = planFromState(cert, keyType, state, cur, false, now, fingerprint);
   let staged;
   try {
@@ -155,7 +163,7 @@ function statusRows(config: UsableConfig, now: Date, cleanups: PendingCleanup[])
 }
 
 export async function statusCommand(ctx: CommandContext, o: { json: boolean; wide?: boolean }): Promise<number> {
-  const examined = await examineConfig(resolveConfigPath(ctx.config));
+  const examined = await examineConfigForStatus(resolveConfigPath(ctx.config));
   const problems = examined.problems;
   const now = systemClock.now();
   const cleanups = examined.usable ? await readPendingCleanups(examined.usable.stateDir) : [];

@@ -16,6 +16,8 @@ export function oneLine(text: string): string {
  * spaces, which count toward the width.
  */
 export function wrap(text: string, width: number, indent: number, firstWidth = width): string[] {
+  // Most values fit on their line as they are (status wraps a dozen per certificate).
+  if (text.length <= Math.max(1, firstWidth) && !/\s\s|^\s|\s$|[^\S ]/.test(text)) return [text];
   const out: string[] = [];
   const room = () => Math.max(1, out.length === 0 ? firstWidth : width - indent);
   let line = '';

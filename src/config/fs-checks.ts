@@ -4,20 +4,28 @@
 // bundles. Each check returns problems at YAML paths instead of throwing, so
 // all of them are reported at once; only a config file that cannot be read
 // at all ends the load.
-import { constants as fsc, lstatSync } from 'node:fs';
+import { constants as fsc, lstatSync, readdirSync } from 'node:fs';
 import { access, lstat, open, readFile, stat } from 'node:fs/promises';
 import path from 'node:path';
 import { ConfigError, type ConfigProblem } from '../errors.js';
 import { expandOutputPath, OUTPUT_KINDS } from '../deploy/output-paths.js';
-import { checkTrustedPath } from '../security/trusted-path.js';
+import { checkTrustedPath, type EntryMemo } from '../security/trusted-path.js';
 import { errnoText, readProblem } from './errno-text.js';
 import { asRootHint, isPermissionError, permissionDenied } from '../util/errno.js';
 import type { CertificateConfig, HookCommand } from './schema.js';
-import { formatPath } from './yaml.js';
+import { formatPath } from './yaml-path.js';
 import { onceEach, type Once } from '../util/once.js';
 
 // ---------------------------------------------------------------------------
 // The config file
+
+/** What readConfigFile read: the text, and the exact bytes it was decoded from (what a cached validation is keyed by). */
+export interface ConfigFileRead {
+  text: string;
+  bytes: Buffer;
+  mode: number;
+  problems: ConfigProblem[];
+}
 
 /**
  * Read the config through one descriptor, so the mode that decides whether
@@ -26,7 +34,7 @@ import { onceEach, type Once } from '../util/once.js';
  * hooks and output paths decide what root runs and writes. A root-owned
  * symlink to it (config management) is followed like the rest of the path.
  */
-export async function readConfigFile(source: string): Promise<{ text: string; mode: number; problems: ConfigProblem[] }> {
+export async function readConfigFile(source: string): Promise<ConfigFileRead> {
   const problems: ConfigProblem[] = [];
   const trust = await checkTrustedPath(source, { what: 'config file', kind: 'file', allowSymlinks: true });
   // Missing files and the like are reported by the read below, in its words.
@@ -40,7 +48,8 @@ export async function readConfigFile(source: string): Promise<{ text: string; mo
   try {
     const st = await fh.stat();
     if (!st.isFile()) fail(st.isDirectory() ? 'is a directory' : 'not a regular file');
-    return { text: await fh.readFile('utf8'), mode: st.mode & 0o777, problems };
+    const bytes = await fh.readFile();
+    return { text: bytes.toString('utf8'), bytes, mode: st.mode & 0o777, problems };
   } catch (err) {
     if (err instanceof ConfigError) throw err;
     return fail(errnoText(err), err);
@@ -89,7 +98,7 @@ export function inlineSecretProblems(raw: unknown, mode: number): ConfigProblem[
  * must not be a symlink (docs/architecture.md, "Security model"):
  * found at config time, not after a certificate has been ordered.
  */
-export async function outputTargetProblems(index: number, cert: CertificateConfig, once: Once = onceEach()): Promise<ConfigProblem[]> {
+export async function outputTargetProblems(index: number, cert: CertificateConfig, once: Once = onceEach(), memo: EntryMemo = new Map()): Promise<ConfigProblem[]> {
   const out: ConfigProblem[] = [];
   const seen = new Set<string>();
   for (const kind of OUTPUT_KINDS) {
@@ -99,7 +108,7 @@ export async function outputTargetProblems(index: number, cert: CertificateConfi
     for (const keytype of cert.keys) {
       const file = path.normalize(expandOutputPath(template, { keytype, name: cert.name }));
       if (seen.has(at)) break;
-      const problem = await outputFileProblem(file, once);
+      const problem = await outputFileProblem(file, once, memo);
       if (problem) {
         out.push({ path: at, message: problem });
         seen.add(at);
@@ -109,20 +118,55 @@ export async function outputTargetProblems(index: number, cert: CertificateConfi
   return out;
 }
 
-async function outputFileProblem(file: string, once: Once): Promise<string | undefined> {
+async function outputFileProblem(file: string, once: Once, memo: EntryMemo): Promise<string | undefined> {
   const dir = path.dirname(file);
-  // Certificates usually share their output directory: walk it once per load.
-  const trust = await once(`output-dir:${dir}`, () => checkTrustedPath(dir, { what: 'output directory', kind: 'dir' }));
+  // Certificates usually share their output directory: walk it once per load;
+  // different directories share their ancestors: lstat each of those once.
+  const trust = await once(`output-dir:${dir}`, () => checkTrustedPath(dir, { what: 'output directory', kind: 'dir', memo }));
   if (!trust.ok) return trust.reason === 'missing' && trust.detail === `${dir} does not exist` ? `directory ${dir} does not exist` : trust.message;
+  // One listing per directory and load instead of an lstat per file: the
+  // directory's entry types (d_type) say the same, without building a Stats
+  // object with four Dates for each of a thousand certificates' files.
+  const listing = await once(`output-listing:${dir}`, async () => entryKinds(dir));
+  const kind = listing ? (listing.get(path.basename(file)) ?? 'absent') : 'unknown';
+  if (kind === 'absent') return undefined; // Not there yet is fine: the first deploy creates it.
+  if (kind === 'unknown') return lstatProblem(file);
+  if (kind === 'symlink') return symlinkOutput(file);
+  if (kind !== 'file') return `${file} exists and is not a regular file`;
+  return undefined;
+}
+
+type EntryKind = 'file' | 'symlink' | 'other' | 'unknown';
+
+/** Each entry's type, as the directory listing gives it; undefined when it cannot be listed (each file is then asked alone). */
+function entryKinds(dir: string): Map<string, EntryKind> | undefined {
+  let entries;
+  try {
+    entries = readdirSync(dir, { withFileTypes: true });
+  } catch {
+    return undefined;
+  }
+  const kinds = new Map<string, EntryKind>();
+  for (const e of entries) {
+    // Some file systems leave d_type unset (DT_UNKNOWN): every is*() is false, and lstat decides.
+    const known = e.isFile() || e.isDirectory() || e.isFIFO() || e.isSocket() || e.isCharacterDevice() || e.isBlockDevice();
+    kinds.set(e.name, e.isSymbolicLink() ? 'symlink' : e.isFile() ? 'file' : known ? 'other' : 'unknown');
+  }
+  return kinds;
+}
+
+const symlinkOutput = (file: string) => `${file} is a symlink; mxcert replaces files atomically and does not follow links`;
+
+function lstatProblem(file: string): string | undefined {
   let f;
   try {
-    // Synchronous like the walk above (src/security/trusted-path.ts): one per output file of every certificate.
+    // Synchronous like the walk above (src/security/trusted-path.ts).
     f = lstatSync(file);
   } catch (err) {
     if (isPermissionError(err)) return permissionDenied('inspecting', file);
     // Not there yet is fine: the first deploy creates it.
   }
-  if (f?.isSymbolicLink()) return `${file} is a symlink; mxcert replaces files atomically and does not follow links`;
+  if (f?.isSymbolicLink()) return symlinkOutput(file);
   if (f && !f.isFile()) return `${file} exists and is not a regular file`;
   return undefined;
 }
@@ -132,7 +176,7 @@ async function outputFileProblem(file: string, once: Once): Promise<string | und
  * directory above them, and writable by no one else: a hook runs as root)
  * before anything is ordered. The DANE hook publisher's command too.
  */
-export async function hookProblems(index: number, cert: CertificateConfig, once: Once = onceEach()): Promise<ConfigProblem[]> {
+export async function hookProblems(index: number, cert: CertificateConfig, once: Once = onceEach(), memo: EntryMemo = new Map()): Promise<ConfigProblem[]> {
   const hooks: { at: string; h: HookCommand }[] = [];
   for (const which of ['deploy', 'failure'] as const) {
     for (const [i, h] of cert.hooks[which].entries()) hooks.push({ at: `certificates[${index}].hooks.${which}[${i}]`, h });
@@ -147,13 +191,13 @@ export async function hookProblems(index: number, cert: CertificateConfig, once:
       if (typeof h !== 'string') out.push({ path: at, message: 'the command must be an absolute path' });
       continue;
     }
-    const problem = await once(`hook:${argv0}`, () => hookFileProblem(argv0));
+    const problem = await once(`hook:${argv0}`, () => hookFileProblem(argv0, memo));
     if (problem) out.push({ path: at, message: problem });
   }
   return out;
 }
 
-async function hookFileProblem(argv0: string): Promise<string | undefined> {
+async function hookFileProblem(argv0: string, memo: EntryMemo): Promise<string | undefined> {
   let st;
   try {
     st = await stat(argv0);
@@ -164,7 +208,7 @@ async function hookFileProblem(argv0: string): Promise<string | undefined> {
   }
   if (!st.isFile()) return `hook ${argv0} is not a regular file`;
   if (!(await access(argv0, fsc.X_OK).then(() => true, () => false))) return `hook ${argv0} is not executable`;
-  const trust = await checkTrustedPath(argv0, { what: 'hook', kind: 'file', allowSymlinks: true });
+  const trust = await checkTrustedPath(argv0, { what: 'hook', kind: 'file', allowSymlinks: true, memo });
   return trust.ok ? undefined : trust.message;
 }
 

@@ -8,10 +8,11 @@
 import path from 'node:path';
 import { ConfigError, type ConfigProblem } from '../errors.js';
 import { secretEnvNames, withholdFromHooks } from '../hooks/environment.js';
-import { inlineSecretProblems, readConfigFile } from './fs-checks.js';
+import { inlineSecretProblems, readConfigFile, type ConfigFileRead } from './fs-checks.js';
 import { inDocumentOrder, zodProblems } from './problems.js';
 import { configSchema, type CertificateConfig, type Config } from './schema.js';
-import { semanticProblems, validParts, type Parts } from './semantic.js';
+import { validParts } from './partial-parts.js';
+import { semanticProblems, type Parts } from './semantic.js';
 import { parseYaml } from './yaml.js';
 
 // Kept here for the modules that import them with loadConfig.
@@ -36,26 +37,36 @@ export interface UsableConfig {
   acme?: Config['acme'];
 }
 
+export interface Examined {
+  config?: Config;
+  usable?: UsableConfig;
+  problems: ConfigProblem[];
+  cause?: unknown;
+  /** Whether the file holds a secret written inline (acme.eab.hmacKey and the like), whatever its mode. */
+  inlineSecrets?: boolean;
+}
+
 /**
  * The config and every problem with it, without throwing on problems:
  * `config` when the file passes the schema (even if files it names are
  * missing), `usable` whenever a state dir can be made out, so status can show
  * what is deployed exactly when something is wrong.
  */
-export async function examineConfig(
-  file: string,
-  opts: { env?: NodeJS.ProcessEnv } = {},
-): Promise<{ config?: Config; usable?: UsableConfig; problems: ConfigProblem[]; cause?: unknown }> {
-  const env = opts.env ?? process.env;
+export async function examineConfig(file: string, opts: { env?: NodeJS.ProcessEnv } = {}): Promise<Examined> {
   const source = path.resolve(file);
-
-  let read: Awaited<ReturnType<typeof readConfigFile>>;
+  let read: ConfigFileRead;
   try {
     read = await readConfigFile(source);
   } catch (err) {
     if (err instanceof ConfigError) return { problems: err.problems, cause: (err as { cause?: unknown }).cause };
     throw err;
   }
+  return examineRead(source, read, opts);
+}
+
+/** What examineConfig finds, for a file already read (so a caller can key what it learns by exactly these bytes). */
+export async function examineRead(source: string, read: ConfigFileRead, opts: { env?: NodeJS.ProcessEnv } = {}): Promise<Examined> {
+  const env = opts.env ?? process.env;
   const raw = parseYaml(read.text);
   if (!raw.ok) return { problems: [...read.problems, ...raw.problems] };
   if (raw.value === null || raw.value === undefined) {
@@ -64,6 +75,7 @@ export async function examineConfig(
 
   const parsed = configSchema.safeParse(raw.value);
   const problems: ConfigProblem[] = [...read.problems, ...inlineSecretProblems(raw.value, read.mode)];
+  const inlineSecrets = inlineSecretProblems(raw.value, 0o777).length > 0;
   if (!parsed.success) problems.push(...zodProblems(parsed.error.issues, raw.value, configSchema));
 
   // When the whole file fails the schema, still check the parts that parse on
@@ -77,7 +89,7 @@ export async function examineConfig(
   const sorted = inDocumentOrder(problems, raw.doc);
   if (parsed.success) {
     const config = { ...parsed.data, source };
-    return { config, usable: { source, stateDir: config.stateDir, certificates: config.certificates, acme: config.acme }, problems: sorted };
+    return { config, usable: { source, stateDir: config.stateDir, certificates: config.certificates, acme: config.acme }, problems: sorted, inlineSecrets };
   }
   const stateDir = configSchema.shape.stateDir.safeParse((raw.value as Record<string, unknown>)?.['stateDir']);
   const usable = stateDir.success ? { source, stateDir: stateDir.data, certificates: parts.certificates.map((c) => c.cert) } : undefined;

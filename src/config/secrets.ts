@@ -114,9 +114,13 @@ export async function checkSecretFile(
   // Certificates usually share one key file: read it once per load.
   const r = await once(`secret-file:${file}`, () => openSecretFile(file));
   if (!r.ok) return [{ path: at, message: r.message }];
-  const secret = secretFromKeyFile(r.content, keyName);
+  // And parse it once per key name: a thousand certificates name the same key.
+  const { secret, base64 } = await once(`secret-parse:${file}\0${keyName ?? ''}`, async () => {
+    const parsed = secretFromKeyFile(r.content, keyName);
+    return { secret: parsed, base64: parsed.ok && BASE64_RE.test(parsed.value.replace(/\s+/g, '')) };
+  });
   if (!secret.ok) return [{ path: at, message: secret.message }];
-  if (tsig && !BASE64_RE.test(secret.value.replace(/\s+/g, ''))) return [{ path: at, message: 'TSIG secret is not valid base64' }];
+  if (tsig && !base64) return [{ path: at, message: 'TSIG secret is not valid base64' }];
   return tsig ? keyFileMismatch(secret, file, at, keyName, algorithm) : [];
 }
 

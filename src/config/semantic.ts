@@ -1,13 +1,14 @@
-// What the schema cannot see: which parts of a config that failed the schema
-// still parse on their own, relations between certificates (names, output
+// What the schema cannot see: relations between certificates (names, output
 // files), hook environments against the secrets, and the file system and
 // secret checks of each part (src/config/fs-checks.ts, src/config/secrets.ts).
+// Which parts of a config that failed the schema still parse on their own:
+// src/config/partial-parts.ts.
 import path from 'node:path';
 import type { ConfigProblem } from '../errors.js';
 import { expandOutputPath, OUTPUT_KINDS, unknownPlaceholders } from '../deploy/output-paths.js';
 import { secretEnvNames } from '../hooks/environment.js';
 import { checkCaBundle, checkWebroot, hookProblems, outputTargetProblems } from './fs-checks.js';
-import { certificateSchema, configSchema, type CertificateConfig, type FleetConfig, type ParsedConfig } from './schema.js';
+import type { CertificateConfig, FleetConfig, ParsedConfig } from './schema.js';
 
 /** What the fleet checks need: the blocks that name files. */
 export interface FleetFiles {
@@ -17,6 +18,7 @@ export interface FleetFiles {
 import { checkPublisherSecrets, checkSecretEnv, checkSecretFile } from './secrets.js';
 import { sniProblems } from './sni-checks.js';
 import { onceEach } from '../util/once.js';
+import type { EntryMemo } from '../security/trusted-path.js';
 
 type Env = NodeJS.ProcessEnv;
 
@@ -32,37 +34,26 @@ export interface Parts {
   fleetGiven?: boolean;
 }
 
-/**
- * When the whole file fails the schema, still check the parts that parse on
- * their own, so a missing secret file is reported together with a typo
- * elsewhere rather than on the next run.
- */
-export function validParts(raw: unknown): Parts {
-  const obj = (raw && typeof raw === 'object' ? raw : {}) as Record<string, unknown>;
-  const acme = configSchema.shape.acme.safeParse(obj['acme']);
-  const fleet = obj['fleet'] === undefined ? undefined : fleetParts(obj['fleet']);
-  const certs = Array.isArray(obj['certificates']) ? obj['certificates'] : [];
-  const certificates: Parts['certificates'] = [];
-  certs.forEach((c, index) => {
-    const r = certificateSchema.safeParse(c);
-    if (r.success) certificates.push({ index, cert: r.data });
-  });
-  const sni = configSchema.shape.sni.safeParse(obj['sni']);
-  return { acme: acme.success ? acme.data : undefined, certificates, sni: sni.success ? sni.data : undefined, partial: true, fleet, fleetGiven: fleet !== undefined };
-}
-
-/** The fleet block, or those of its parts that name files (keyEncryption, etcd) and parse on their own. */
-function fleetParts(raw: unknown): FleetFiles {
-  const whole = configSchema.shape.fleet.safeParse(raw);
-  if (whole.success && whole.data) return whole.data;
-  const obj = (raw && typeof raw === 'object' ? raw : {}) as Record<string, unknown>;
-  const shape = configSchema.shape.fleet.unwrap().innerType().shape;
-  const keyEncryption = shape.keyEncryption.safeParse(obj['keyEncryption']);
-  const etcd = shape.etcd.safeParse(obj['etcd']);
-  return { keyEncryption: keyEncryption.success ? keyEncryption.data : undefined, etcd: etcd.success ? etcd.data : undefined };
-}
-
 export async function semanticProblems(parts: Parts, env: Env): Promise<ConfigProblem[]> {
+  const { sync, checks } = partChecks(parts, env);
+  sync.push(...duplicateNames(parts.certificates), ...outputProblems(parts.certificates), ...hookEnvSecretProblems(parts));
+  return [...sync, ...(await Promise.all(checks)).flat()];
+}
+
+/**
+ * The checks of semanticProblems whose answer can change while the config's
+ * bytes stay the same (files, directories, environment variables), without
+ * those that depend on the config alone (duplicate names, conflicting
+ * outputs, hook environments against the secrets): for a config known to
+ * have passed those before (src/config/validated-cache.ts). No problems here
+ * and none there is the same as none from semanticProblems.
+ */
+export async function environmentProblems(parts: Parts, env: Env): Promise<ConfigProblem[]> {
+  const { sync, checks } = partChecks(parts, env);
+  return [...sync, ...(await Promise.all(checks)).flat()];
+}
+
+function partChecks(parts: Parts, env: Env): { sync: ConfigProblem[]; checks: Promise<ConfigProblem[]>[] } {
   const checks: Promise<ConfigProblem[]>[] = [];
   const sync: ConfigProblem[] = [];
   // Each file and directory is checked once per load, however many certificates name it.
@@ -96,8 +87,9 @@ export async function semanticProblems(parts: Parts, env: Env): Promise<ConfigPr
     if (cert.mtaSts?.caBundle) checks.push(checkCaBundle(cert.mtaSts.caBundle, `${at}.mtaSts.caBundle`, once));
   }
 
+  const memo: EntryMemo = new Map();
   for (const { index, cert } of parts.certificates) {
-    checks.push(outputTargetProblems(index, cert, once), hookProblems(index, cert, once));
+    checks.push(outputTargetProblems(index, cert, once, memo), hookProblems(index, cert, once, memo));
   }
   if (parts.sni) checks.push(sniProblems(parts.sni, parts.certificates, { partial: parts.partial }));
   const fleetGiven = parts.fleetGiven ?? parts.fleet !== undefined;
@@ -105,14 +97,16 @@ export async function semanticProblems(parts: Parts, env: Env): Promise<ConfigPr
   if (fleetGiven || parts.certificates.some((c) => c.cert.fleet)) {
     checks.push(import('./fleet-checks.js').then((m) => m.fleetProblems(parts.fleet, fleetGiven, parts.certificates)));
   }
-  sync.push(...duplicateNames(parts.certificates), ...outputProblems(parts.certificates), ...hookEnvSecretProblems(parts));
-  return [...sync, ...(await Promise.all(checks)).flat()];
+  return { sync, checks };
 }
 
 /** A hook's env may not list a variable that a `*Env` setting names: hooks never get secrets (src/hooks/environment.ts). */
 function hookEnvSecretProblems(parts: Parts): ConfigProblem[] {
-  const secrets = secretEnvNames(parts);
   const out: ConfigProblem[] = [];
+  // Walking the whole config for the secrets' names is the cost here: only when some hook has an env to compare.
+  const envs = parts.certificates.some(({ cert }) => Object.keys(cert.hooks.env ?? {}).length > 0 || (cert.dane?.publisher?.provider === 'hook' && Object.keys(cert.dane.publisher.env ?? {}).length > 0));
+  if (!envs) return out;
+  const secrets = secretEnvNames(parts);
   for (const { index, cert } of parts.certificates) {
     const pub = cert.dane?.publisher;
     const lists: Array<[string, Record<string, string> | undefined]> = [

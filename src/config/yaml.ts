@@ -4,7 +4,8 @@
 import { LineCounter, parseDocument, type Document } from 'yaml';
 import type { ConfigProblem } from '../errors.js';
 
-export type PathSegment = string | number;
+// The YAML path notation lives apart, so code that only names paths does not load the parser.
+export { formatPath, parsePath, valueAt, type PathSegment } from './yaml-path.js';
 
 /**
  * How far aliases may expand (uses of an anchor × the aliases inside it). The
@@ -46,36 +47,4 @@ export function parseYaml(text: string): ParsedYaml {
 
 function firstLine(s: string): string {
   return s.split('\n', 1)[0]!.trim();
-}
-
-/** `certificates[0].challenge.dns.tsig.secretFile` */
-export function formatPath(segments: readonly PathSegment[]): string {
-  let out = '';
-  for (const seg of segments) {
-    if (typeof seg === 'number') out += `[${seg}]`;
-    else if (/^[A-Za-z_$][\w$-]*$/.test(seg)) out += out ? `.${seg}` : seg;
-    else out += `[${JSON.stringify(seg)}]`;
-  }
-  return out;
-}
-
-/** The inverse of formatPath. */
-export function parsePath(p: string): PathSegment[] {
-  const out: PathSegment[] = [];
-  for (const m of p.matchAll(/\[(\d+)\]|\[("(?:[^"\\]|\\.)*")\]|([^.[\]]+)/g)) {
-    if (m[1] !== undefined) out.push(Number(m[1]));
-    else if (m[2] !== undefined) out.push(JSON.parse(m[2]) as string);
-    else if (m[3] !== undefined) out.push(m[3]);
-  }
-  return out;
-}
-
-/** The value at `segments` in plain data, or undefined. */
-export function valueAt(data: unknown, segments: readonly PathSegment[]): unknown {
-  let cur = data;
-  for (const seg of segments) {
-    if (cur === null || typeof cur !== 'object') return undefined;
-    cur = (cur as Record<PathSegment, unknown>)[seg];
-  }
-  return cur;
 }

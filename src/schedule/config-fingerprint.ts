@@ -15,19 +15,32 @@ import type { CertificateConfig, Config } from '../config/schema.js';
 /** Keys whose values are secrets written into the config itself. */
 const INLINE_SECRETS = new Set(['secret', 'apiKey', 'hmacKey']);
 
-/** JSON with object keys sorted and inline secrets dropped, so equal configs give equal text. */
-function canonical(v: unknown): unknown {
-  if (Array.isArray(v)) return v.map(canonical);
+/** An array index as JavaScript orders object keys: such keys come first, in numeric order. */
+const isIndexKey = (k: string): boolean => /^(0|[1-9]\d*)$/.test(k) && Number(k) < 4294967295;
+
+/**
+ * JSON with object keys sorted and inline secrets dropped, so equal configs
+ * give equal text. Written straight to text: status computes this for every
+ * certificate, and building the sorted copy first cost more than the hash.
+ * It is the text JSON.stringify gives for that copy (built by assigning the
+ * sorted keys to a fresh object), so stored fingerprints stay valid: index
+ * keys first, `__proto__` never an own key, undefined and functions dropped
+ * from objects and null in arrays.
+ */
+function canonicalJson(v: unknown): string | undefined {
+  if (Array.isArray(v)) return `[${Array.from(v, (x) => canonicalJson(x) ?? 'null').join(',')}]`;
   if (v && typeof v === 'object') {
-    const out: Record<string, unknown> = {};
-    for (const k of Object.keys(v).sort()) {
-      if (INLINE_SECRETS.has(k)) continue;
-      const x = (v as Record<string, unknown>)[k];
-      if (x !== undefined) out[k] = canonical(x);
+    const sorted = Object.keys(v).sort();
+    const keys = [...sorted.filter(isIndexKey).sort((x, y) => Number(x) - Number(y)), ...sorted.filter((k) => !isIndexKey(k))];
+    const parts: string[] = [];
+    for (const k of keys) {
+      if (INLINE_SECRETS.has(k) || k === '__proto__') continue;
+      const x = canonicalJson((v as Record<string, unknown>)[k]);
+      if (x !== undefined) parts.push(`${JSON.stringify(k)}:${x}`);
     }
-    return out;
+    return `{${parts.join(',')}}`;
   }
-  return v;
+  return JSON.stringify(v) as string | undefined;
 }
 
 /**
@@ -39,6 +52,6 @@ function canonical(v: unknown): unknown {
 export function configFingerprint(acme: Config['acme'], cert: CertificateConfig, keyType: string): string {
   const { keys: _keys, hooks, ...rest } = cert;
   const { failure: _failure, ...deployHooks } = hooks;
-  const doc = canonical({ v: 1, acme, cert: { ...rest, hooks: deployHooks }, keyType });
-  return createHash('sha256').update(JSON.stringify(doc)).digest('hex');
+  const doc = canonicalJson({ v: 1, acme, cert: { ...rest, hooks: deployHooks }, keyType })!;
+  return createHash('sha256').update(doc).digest('hex');
 }

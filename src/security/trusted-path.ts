@@ -144,9 +144,19 @@ class WalkError extends Error {
  * `allowSymlinks` false the walk stops at the first symlink (which the
  * policy then refuses).
  */
-export async function pathEntries(p: string, opts: { kind: 'file' | 'dir'; allowSymlinks: boolean }): Promise<PathEntry[]> {
+/**
+ * What lstat(2) said of each path already met, within one piece of work (a
+ * config load: a thousand output directories share their ancestors).
+ * Keyed by the full path, and holding no role: the role an entry plays
+ * (ancestor, parent, target) depends on the path being checked and is
+ * decided for every walk anew.
+ */
+export type EntryMemo = Map<string, Omit<PathEntry, 'role'>>;
+
+export async function pathEntries(p: string, opts: { kind: 'file' | 'dir'; allowSymlinks: boolean; memo?: EntryMemo }): Promise<PathEntry[]> {
   if (!path.isAbsolute(p)) throw new WalkError(`${p} is not an absolute path`, false);
-  const entries: PathEntry[] = [entryAt('/')];
+  const at = (q: string): PathEntry => memoEntryAt(q, opts.memo);
+  const entries: PathEntry[] = [at('/')];
   let done: string[] = [];
   let todo = p.split('/').filter(Boolean);
   let links = 0;
@@ -157,7 +167,7 @@ export async function pathEntries(p: string, opts: { kind: 'file' | 'dir'; allow
       done.pop();
       continue;
     }
-    const e = entryAt(`/${[...done, name].join('/')}`);
+    const e = at(`/${[...done, name].join('/')}`);
     entries.push(e);
     if (e.type === 'symlink') {
       e.role = 'link';
@@ -188,6 +198,14 @@ export async function pathEntries(p: string, opts: { kind: 'file' | 'dir'; allow
   return entries;
 }
 
+function memoEntryAt(p: string, memo: EntryMemo | undefined): PathEntry {
+  const known = memo?.get(p);
+  if (known) return { ...known, role: 'ancestor' };
+  const e = entryAt(p);
+  memo?.set(p, { path: e.path, type: e.type, uid: e.uid, mode: e.mode, ...(e.linkTarget === undefined ? {} : { linkTarget: e.linkTarget }) });
+  return e;
+}
+
 function entryAt(p: string): PathEntry {
   let st: Stats;
   try {
@@ -212,6 +230,8 @@ export interface TrustedPathOptions {
   allowSymlinks?: boolean;
   /** Default: root, plus the effective uid when not root. */
   trustedUids?: readonly number[];
+  /** Shared by the checks of one piece of work (see EntryMemo). */
+  memo?: EntryMemo;
 }
 
 export type TrustResult =
@@ -232,7 +252,7 @@ export async function checkTrustedPath(p: string, opts: TrustedPathOptions): Pro
   const allowSymlinks = opts.allowSymlinks ?? false;
   let entries: PathEntry[];
   try {
-    entries = await pathEntries(p, { kind: opts.kind, allowSymlinks });
+    entries = await pathEntries(p, { kind: opts.kind, allowSymlinks, ...(opts.memo ? { memo: opts.memo } : {}) });
   } catch (err) {
     if (!(err instanceof WalkError)) throw err;
     return { ok: false, reason: err.missing ? 'missing' : 'unreadable', message: `${opts.what} ${p}: ${err.message}`, detail: err.message };

@@ -7,7 +7,8 @@
 export function displayTime(t: Date | string | number): string {
   const d = t instanceof Date ? t : new Date(t);
   if (Number.isNaN(d.getTime())) return String(t);
-  return `${d.toISOString().slice(0, 10)} ${d.toISOString().slice(11, 19)}Z`;
+  const iso = d.toISOString();
+  return `${iso.slice(0, 10)} ${iso.slice(11, 19)}Z`;
 }
 
 /** The pino-pretty `translateTime` pattern giving the same text as displayTime. */
