@@ -58,6 +58,10 @@ describe('a fleet of three daemons follows etcd without waiting for their cron t
     }
     assert.equal(new Set(await serials()).size, 1, 'one serial everywhere');
     assert.equal(await rig.orders(), 1, 'one ACME order for the fleet');
+    // The invariant through adoption (a loaded machine may leave gaps in the sampling; the rollover below checks them).
+    for (const w of watchers) await w.stop();
+    for (const [i, w] of watchers.entries()) assert.deepEqual(w.violations().filter((v) => !v.includes(`served (any) ${placeholders[i]!.slice(0, 12)}`)), [], `${rig.members[i]!.name}: invariant`);
+    watchers = [];
   });
 
   it('a forced renewal on one member: all three daemons serve the new serial within seconds, with one order', async () => {
@@ -89,6 +93,8 @@ describe('a fleet of three daemons follows etcd without waiting for their cron t
   it('a DANE rollover completes across the three daemons; no served key is ever missing from an RRset', async () => {
     const j0 = (await rig.journal())!;
     assert.equal(j0.phase, 'STEADY');
+    watchers = rig.members.map((m) => new DaneWatcher({ servers: rig.servers, owner: m.owner, smtpPort: m.port, ttl: TTL }).start());
+    const t0 = Date.now();
     await cli(rig.members[0]!, ['rollover', '--cert', 'mx', '--wait', '60']);
     await pollUntil(async () => {
       const j = await rig.journal();
@@ -96,12 +102,13 @@ describe('a fleet of three daemons follows etcd without waiting for their cron t
     }, { deadlineMs: 120_000, intervalMs: 100, what: 'the rollover to complete across the daemons' }).catch(async (err: Error) => {
       throw new Error(`${err.message}\njournal: ${JSON.stringify(await rig.journal())}\n${await tails()}`);
     });
+    console.log(`rollover complete on all three ${Date.now() - t0} ms after \`mxcert rollover\` started (TTL ${TTL} s)`);
     const j1 = (await rig.journal())!;
     for (const w of watchers) await w.stop();
     for (const [i, w] of watchers.entries()) {
       const m = rig.members[i]!;
       assertWatched(w, TTL);
-      assert.deepEqual(w.violations().filter((v) => !v.includes(`served (any) ${placeholders[i]!.slice(0, 12)}`)), [], `${m.name}: invariant`);
+      assert.deepEqual(w.violations(), [], `${m.name}: invariant`);
       for (const s of rig.servers) assert.deepEqual(await tlsaAt(s, m.owner), sorted([j1.current.tlsa, j1.next.tlsa]), `${m.name} owner at ${s.port}: current + next`);
     }
     watchers = [];
