@@ -30,6 +30,8 @@ export interface FleetOptions {
   sizes: number[];
   renewals: number;
   cli?: string;
+  /** The daemons' log lines during each rollover go here (bench.log). */
+  logFile?: string;
 }
 
 export interface FleetRollover {
@@ -134,6 +136,7 @@ async function rolloverRow(ttl: number, o: FleetOptions): Promise<FleetRollover>
     );
     row.totalMs = Date.now() - t0;
     const r = await cli;
+    if (o.logFile) await writeFile(o.logFile, `\n--- fleet rollover, TTL ${ttl} s: timeline (ms from \`mxcert rollover\`) ---\n${await timeline(rig, t0, r.stderr)}\n`, { flag: 'a' });
     row.orders = (await rig.orders()) - orders0 + (r.stderr.match(/certificate issued/g) ?? []).length;
     say(`  rollover ${(row.totalMs / 1000).toFixed(2)} s (target 2T + 5 s = ${row.targetMs / 1000} s); phases: ${row.phases.map((p) => `${p.phase} at ${(p.ms / 1000).toFixed(2)} s`).join(', ')}`);
   } catch (err) {
@@ -143,6 +146,25 @@ async function rolloverRow(ttl: number, o: FleetOptions): Promise<FleetRollover>
     await rig.stop();
   }
   return row;
+}
+
+/** Every member's log lines (and the rollover command's) from t0 on, in time order. */
+async function timeline(rig: FleetRig, t0: number, cliStderr: string): Promise<string> {
+  const rows: Array<[number, string]> = [];
+  const add = (who: string, text: string) => {
+    for (const l of text.split('\n')) {
+      if (!l.startsWith('{')) continue;
+      try {
+        const j = JSON.parse(l) as { time?: number; msg?: string; waiting?: string; why?: string; verdict?: string };
+        if (typeof j.time === 'number' && j.time >= t0) rows.push([j.time - t0, `${who}: ${j.msg}${j.why ? ` (${j.why})` : ''}${j.waiting ? ` [${j.waiting}]` : ''}`]);
+      } catch {
+        // not a log line
+      }
+    }
+  };
+  add('cli', cliStderr);
+  for (const m of rig.members) add(m.name, await rig.log(m));
+  return rows.sort((a, b) => a[0] - b[0]).map(([t, s]) => `${String(t).padStart(6)} ${s}`).join('\n');
 }
 
 async function ordersRow(n: number, o: FleetOptions, out: FleetResults): Promise<FleetOrders> {

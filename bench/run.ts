@@ -280,7 +280,7 @@ async function main(): Promise<number> {
     }
 
     if (o.only.has('rollover')) results.rollover = await rolloverScenario(o, work, logFile);
-    if (o.only.has('fleet')) results.fleet = await fleetScenario({ ttls: o.fleetTtls, sizes: o.fleetSizes, renewals: o.fleetRenewals, cli: mxcertCliPath() });
+    if (o.only.has('fleet')) results.fleet = await fleetScenario({ ttls: o.fleetTtls, sizes: o.fleetSizes, renewals: o.fleetRenewals, cli: mxcertCliPath(), logFile });
   } finally {
     await sb?.stop();
     await cleanupMeasureTmp();
