@@ -8,7 +8,7 @@
 // look). Nudges within DEBOUNCE_MS are sent as one.
 //
 // Protocol (IPC, advanced serialization):
-//   parent → child: { type: 'watch', config, level, secrets }, later maybe { type: 'stop' }
+//   parent → child: { type: 'watch', config, level, secrets, restarts }, later maybe { type: 'stop' }
 //   child → parent: { type: 'nudge', certs, why }
 // etcd lost: the watch retries every second and logs once per change of
 // state. The child exits on 'stop', SIGTERM/SIGINT or a lost IPC channel;
@@ -20,13 +20,15 @@ import { createLogger, type Logger } from '../log.js';
 import { connectFleetEtcd, type FleetEtcd } from '../fleet/etcd-client.js';
 import { FleetStore } from '../fleet/store.js';
 import { watchFleet, type FleetKeyChange, type LineageWatch } from '../fleet/watch.js';
-import { dueRetryMs, fleetDaneDue, nudgeFor, type Nudge, type NudgeContext } from './fleet-nudge.js';
+import { dueMargin, dueRetryMs, fleetDaneDue, nudgeFor, type Nudge, type NudgeContext } from './fleet-nudge.js';
 
 export interface WatchRequest {
   type: 'watch';
   config: Config;
   level: string;
   secrets: Record<string, string>;
+  /** Restarts in a row before this one: a failure to connect is logged as an error the first time only. */
+  restarts: number;
 }
 export interface NudgeMessage {
   type: 'nudge';
@@ -38,8 +40,6 @@ export interface NudgeMessage {
 const DEBOUNCE_MS = 300;
 /** setTimeout cannot wait longer than 2^31-1 ms. */
 const MAX_TIMER_MS = 2 ** 31 - 1;
-/** Wake a little after a journal's deadline, so the pass does not find it a hair early. */
-const DUE_MARGIN_MS = 50;
 
 class FleetWatcher {
   /** Last seen values of the keys whose previous value matters (reports, DANE records). */
@@ -89,7 +89,7 @@ class FleetWatcher {
     const due = fleetDaneDue(this.dane.get(cert), this.certs.get(cert)!, new Date(now));
     if (!due) return;
     const attempt = this.retries.get(cert) ?? 0;
-    const delay = due.due ? dueRetryMs(attempt) : due.at - now + DUE_MARGIN_MS;
+    const delay = due.due ? dueRetryMs(attempt) : due.at - now + dueMargin(this.dane.get(cert), this.ctx.member);
     const fire = () => {
       if (delay > MAX_TIMER_MS) return this.armDue(cert);
       if (due.due) this.retries.set(cert, attempt + 1);
@@ -144,7 +144,7 @@ async function start(req: WatchRequest): Promise<void> {
   try {
     etcd = await connectFleetEtcd(req.config.fleet!);
   } catch (err) {
-    log.error({ err: describeError(err) }, 'fleet watcher: cannot connect to etcd');
+    log[req.restarts === 0 ? 'error' : 'debug']({ err: describeError(err) }, 'fleet watcher: cannot connect to etcd');
     process.exit(1);
   }
   const watcher = new FleetWatcher(req.config, log, (m) => process.connected && process.send?.(m));

@@ -97,6 +97,22 @@ export function fleetDaneDue(record: unknown, cert: CertificateConfig, now: Date
   return at === undefined ? undefined : { at, due: at <= now.getTime() };
 }
 
+/**
+ * How long after a DANE deadline this member's watcher nudges its daemon.
+ * At a deadline only the pass that leads has work (RETIRE_OLD's retire, the
+ * end of a hold); members have deployed already. The member that wrote the
+ * record last, the leader of the step before most likely, goes first;
+ * the others wait FOLLOWER_GRACE_MS more, so they do not compete with it for
+ * the CPU and the election at that moment, and still take over if it is
+ * down (their passes then find no leader and campaign).
+ */
+export function dueMargin(record: unknown, member: string): number {
+  return field(record, 'updatedBy') === member ? DUE_MARGIN_MS : DUE_MARGIN_MS + FOLLOWER_GRACE_MS;
+}
+/** Wake a little after a journal's deadline, so the pass does not find it a hair early. */
+export const DUE_MARGIN_MS = 50;
+export const FOLLOWER_GRACE_MS = 2000;
+
 /** A wait without a deadline is looked at again after 10 s, 20 s, 40 s … at most 10 min, counted from the record's last change. */
 export function dueRetryMs(attempt: number): number {
   return Math.min(10_000 * 2 ** attempt, 600_000);

@@ -97,7 +97,7 @@ export class FleetWatch {
         this.onRestart();
       }, inMs);
     });
-    const req: WatchRequest = { type: 'watch', config, level: this.log.level, secrets: secretValues(process.env, secrets) };
+    const req: WatchRequest = { type: 'watch', config, level: this.log.level, secrets: secretValues(process.env, secrets), restarts: this.failures };
     child.send(req);
   }
 

@@ -3,7 +3,7 @@
 // restarts or stops its fleet watcher (src/daemon/fleet-watch.ts).
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { claimChanged, dueRetryMs, fleetDaneDue, membersMatter, nudgeFor, type NudgeContext } from '../../src/daemon/fleet-nudge.js';
+import { claimChanged, dueMargin, DUE_MARGIN_MS, FOLLOWER_GRACE_MS, dueRetryMs, fleetDaneDue, membersMatter, nudgeFor, type NudgeContext } from '../../src/daemon/fleet-nudge.js';
 import { watcherRestartMs, watchFingerprint } from '../../src/daemon/fleet-watch.js';
 import type { CertificateConfig, Config } from '../../src/config/schema.js';
 
@@ -118,6 +118,11 @@ describe('fleetDaneDue', () => {
     assert.equal(fleetDaneDue(rec, two, NOW)?.at, NOW.getTime() + 3000);
     assert.equal(fleetDaneDue(undefined, cert, NOW), undefined);
     assert.equal(fleetDaneDue({ journal: { 'ecdsa-p256': { phase: 'STEADY' } } }, cert, NOW), undefined, 'a journal without keys is not one to time');
+  });
+  it('at a deadline the member that wrote the record last goes first, the others a grace later', () => {
+    assert.equal(dueMargin(daneRecord('RETIRE_OLD', 'mx-a'), 'mx-a'), DUE_MARGIN_MS);
+    assert.equal(dueMargin(daneRecord('RETIRE_OLD', 'mx-b'), 'mx-a'), DUE_MARGIN_MS + FOLLOWER_GRACE_MS);
+    assert.ok(FOLLOWER_GRACE_MS >= 1000 && FOLLOWER_GRACE_MS <= 5000);
   });
   it('retries back off from 10 s to at most 10 min', () => {
     assert.deepEqual([0, 1, 2, 3, 10].map(dueRetryMs), [10_000, 20_000, 40_000, 80_000, 600_000]);
