@@ -109,7 +109,7 @@ const serials = (rig: FleetRig) => Promise.all(rig.members.map(async (m) => new 
 
 async function rolloverRow(ttl: number, o: FleetOptions): Promise<FleetRollover> {
   say(`bench: fleet rollover, TTL ${ttl} s, 3 daemon members: starting etcd ×3, BIND ×2, Pebble, Postfix ×3 ...`);
-  const rig = await startFleetRig({ members: 3, prefix: `/mxcert/bench-${ttl}/`, daneTtl: ttl, cli: o.cli });
+  const rig = await startFleetRig({ members: 3, prefix: `/mxcert/bench-${ttl}/`, daneTtl: ttl, cli: o.cli, logLevel: 'debug' });
   const row: FleetRollover = { ttl, members: 3, totalMs: null, targetMs: 2 * ttl * 1000 + 5000, phases: [], orders: 0, rss: [] };
   try {
     await adopt(rig, true);
@@ -120,7 +120,7 @@ async function rolloverRow(ttl: number, o: FleetOptions): Promise<FleetRollover>
     const j0 = (await rig.journal())!;
     const orders0 = await rig.orders();
     const t0 = Date.now();
-    const cli = rig.sb.cli(['rollover', '--cert', 'mx', '--wait', '60', '--config', rig.members[0]!.cfg], { timeoutMs: 300_000 });
+    const cli = rig.sb.cli(['rollover', '--cert', 'mx', '--wait', '60', '--config', rig.members[0]!.cfg], { timeoutMs: 300_000, env: { ...process.env, MXCERT_LOG_LEVEL: 'debug' } });
     let last = 'STEADY';
     await pollUntil(
       async () => {

@@ -9,7 +9,7 @@
 //
 // Protocol (IPC, advanced serialization):
 //   parent → child: { type: 'watch', config, level, secrets, restarts }, later maybe { type: 'stop' }
-//   child → parent: { type: 'nudge', certs, why }
+//   child → parent: { type: 'nudge', certs, why } | { type: 'state', state }
 // etcd lost: the watch retries every second and logs once per change of
 // state. The child exits on 'stop', SIGTERM/SIGINT or a lost IPC channel;
 // the daemon restarts it if it dies otherwise.
@@ -34,6 +34,11 @@ export interface NudgeMessage {
   type: 'nudge';
   certs: string[];
   why: string;
+}
+/** The watch reached etcd (after its snapshot read) or lost it. */
+export interface StateMessage {
+  type: 'state';
+  state: 'connected' | 'disconnected';
 }
 
 /** Changes that arrive together (a pass writes a lineage, then a journal, then a report) make one nudge. */
@@ -149,6 +154,7 @@ async function start(req: WatchRequest): Promise<void> {
   }
   const watcher = new FleetWatcher(req.config, log, (m) => process.connected && process.send?.(m));
   const state = (s: 'connected' | 'disconnected', err?: unknown) => {
+    if (process.connected) process.send?.({ type: 'state', state: s } satisfies StateMessage);
     if (s === 'connected') log.info({ endpoints: etcd.endpoints }, 'fleet watcher: watching etcd');
     else log.warn({ err: describeError(err) }, 'fleet watcher: etcd unavailable; retrying quietly');
   };

@@ -11,7 +11,7 @@ import type { Config } from '../config/schema.js';
 import type { Logger } from '../log.js';
 import { secretEnvNames } from '../hooks/environment.js';
 import { childEnv, secretValues } from './child-env.js';
-import type { NudgeMessage, WatchRequest } from './fleet-child.js';
+import type { NudgeMessage, StateMessage, WatchRequest } from './fleet-child.js';
 
 /** After SIGTERM, a watcher that has not exited is killed after this. */
 const STOP_GRACE_MS = 5_000;
@@ -42,11 +42,17 @@ export class FleetWatch {
   private failures = 0;
   private restartTimer: NodeJS.Timeout | undefined;
   private stopped = false;
+  /**
+   * A watcher died: changes may have gone unseen until a new one has read
+   * the fleet's state again (its first snapshot nudges nothing), so the
+   * daemon runs a pass once the new one is connected.
+   */
+  private gap = false;
 
   constructor(
     private readonly log: Logger,
     private readonly onNudge: (m: NudgeMessage) => void,
-    /** A restarted watcher may have missed changes: the daemon runs a pass. */
+    /** A restarted watcher may have missed changes: once it is connected, the daemon runs a pass. */
     private readonly onRestart: () => void,
   ) {}
 
@@ -59,6 +65,8 @@ export class FleetWatch {
     this.fingerprint = fp;
     await this.halt();
     this.failures = 0;
+    // The reload runs a pass of its own.
+    this.gap = false;
     if (!fp) {
       if (had) this.log.info('fleet watcher stopped: no fleet certificate in the config');
       return;
@@ -77,14 +85,19 @@ export class FleetWatch {
     });
     const started = Date.now();
     this.child = child;
-    child.on('message', (m: NudgeMessage) => {
+    child.on('message', (m: NudgeMessage | StateMessage) => {
       if (m?.type === 'nudge') this.onNudge(m);
+      if (m?.type === 'state' && m.state === 'connected' && this.gap && this.child === child) {
+        this.gap = false;
+        this.onRestart();
+      }
     });
     child.once('error', (err) => this.log.error({ err: err.message }, 'fleet watcher: cannot start'));
     child.once('exit', (code, sig) => {
       if (this.child !== child) return;
       this.child = undefined;
       if (this.stopped) return;
+      this.gap = true;
       this.failures = Date.now() - started >= HEALTHY_MS ? 1 : this.failures + 1;
       const inMs = watcherRestartMs(this.failures);
       // One line per outage, not per attempt.
@@ -94,7 +107,6 @@ export class FleetWatch {
         this.restartTimer = undefined;
         if (this.stopped || !this.fingerprint) return;
         this.spawn();
-        this.onRestart();
       }, inMs);
     });
     const req: WatchRequest = { type: 'watch', config, level: this.log.level, secrets: secretValues(process.env, secrets), restarts: this.failures };

@@ -23,6 +23,8 @@ export interface FleetRigOptions {
   validitySeconds?: number;
   /** The CLI to run (default this checkout's bin/mxcert.js). */
   cli?: string;
+  /** The daemons' log level (default info). */
+  logLevel?: string;
 }
 
 export interface RigMember {
@@ -124,7 +126,7 @@ export class FleetRig {
       args: [this.opts.cli ?? CLI, 'run', '--config', m.cfg],
       cwd: this.sb.dir,
       logPath: m.logPath,
-      env: { ...process.env, MXCERT_LOG_LEVEL: 'info', MXCERT_LOG_FORMAT: 'json' },
+      env: { ...process.env, MXCERT_LOG_LEVEL: this.opts.logLevel ?? 'info', MXCERT_LOG_FORMAT: 'json' },
     });
     return m.daemon;
   }
