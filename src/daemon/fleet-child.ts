@@ -8,13 +8,16 @@
 // look). Nudges within DEBOUNCE_MS are sent as one.
 //
 // Protocol (IPC, advanced serialization):
-//   parent → child: { type: 'watch', config, level, secrets, restarts }, later maybe { type: 'stop' }
+//   parent → child: { type: 'watch', config, level, restarts }, later maybe { type: 'stop' }
+// No secret values: the etcd client key, password and the fleet key are
+// files the child reads itself under the secret-file rules
+// (src/fleet/secret-files.ts), and it runs no hook; its environment lacks
+// the `*Env` secrets like every child's (child-env.ts).
 //   child → parent: { type: 'nudge', certs, why } | { type: 'state', state }
 // etcd lost: the watch retries every second and logs once per change of
 // state. The child exits on 'stop', SIGTERM/SIGINT or a lost IPC channel;
 // the daemon restarts it if it dies otherwise.
 import type { CertificateConfig, Config } from '../config/schema.js';
-import { readSecretsFrom } from '../config/load.js';
 import { describeError } from '../errors.js';
 import { createLogger, type Logger } from '../log.js';
 import { connectFleetEtcd, type FleetEtcd } from '../fleet/etcd-client.js';
@@ -26,7 +29,6 @@ export interface WatchRequest {
   type: 'watch';
   config: Config;
   level: string;
-  secrets: Record<string, string>;
   /** Restarts in a row before this one: a failure to connect is logged as an error the first time only. */
   restarts: number;
 }
@@ -143,7 +145,6 @@ process.on('SIGINT', stop);
 process.on('disconnect', stop);
 
 async function start(req: WatchRequest): Promise<void> {
-  readSecretsFrom(req.secrets);
   const log = createLogger({ level: req.level }).child({ fleet: req.config.fleet!.member, component: 'fleet-watcher' });
   let etcd: FleetEtcd;
   try {

@@ -10,7 +10,7 @@ import { fileURLToPath } from 'node:url';
 import type { Config } from '../config/schema.js';
 import type { Logger } from '../log.js';
 import { secretEnvNames } from '../hooks/environment.js';
-import { childEnv, secretValues } from './child-env.js';
+import { childEnv } from './child-env.js';
 import type { NudgeMessage, StateMessage, WatchRequest } from './fleet-child.js';
 
 /** After SIGTERM, a watcher that has not exited is killed after this. */
@@ -76,6 +76,7 @@ export class FleetWatch {
 
   private spawn(): void {
     const config = this.config!;
+    // Without the `*Env` secrets: the watcher needs none (fleet-child.ts).
     const secrets = secretEnvNames(config);
     const child = fork(fileURLToPath(new URL('./fleet-child.js', import.meta.url)), [], {
       serialization: 'advanced',
@@ -109,7 +110,7 @@ export class FleetWatch {
         this.spawn();
       }, inMs);
     });
-    const req: WatchRequest = { type: 'watch', config, level: this.log.level, secrets: secretValues(process.env, secrets), restarts: this.failures };
+    const req: WatchRequest = { type: 'watch', config, level: this.log.level, restarts: this.failures };
     child.send(req);
   }
 
