@@ -22,13 +22,20 @@ const sorted = (a: string[]) => [...a].sort();
 describe('a fleet of three daemons follows etcd without waiting for their cron tick', { timeout: 900_000 }, () => {
   let rig: FleetRig;
   let watchers: DaneWatcher[] = [];
+  /** Every watcher started, stopped in `after` whichever test failed. */
+  const started: DaneWatcher[] = [];
+  const watch = (m: RigMember) => {
+    const w = new DaneWatcher({ servers: rig.servers, owner: m.owner, smtpPort: m.port, ttl: TTL }).start();
+    started.push(w);
+    return w;
+  };
   let placeholders: string[] = [];
 
   before(async () => {
     rig = await startFleetRig({ members: 3, prefix: '/mxcert/fleet-daemon/', daneTtl: TTL });
   });
   after(async () => {
-    for (const w of watchers) await w.stop();
+    for (const w of started) await w.stop();
     await rig?.stop();
   });
 
@@ -44,7 +51,7 @@ describe('a fleet of three daemons follows etcd without waiting for their cron t
 
   it('the daemons alone adopt the fleet certificate and DANE: one order, every member serves it, the records are published', async () => {
     placeholders = await Promise.all(rig.members.map((m) => servedHash(m.port)));
-    watchers = rig.members.map((m) => new DaneWatcher({ servers: rig.servers, owner: m.owner, smtpPort: m.port, ttl: TTL }).start());
+    watchers = rig.members.map(watch);
     for (const m of rig.members) rig.startDaemon(m);
     const j0 = await pollUntil(async () => {
       const j = await rig.journal();
@@ -93,7 +100,7 @@ describe('a fleet of three daemons follows etcd without waiting for their cron t
   it('a DANE rollover completes across the three daemons; no served key is ever missing from an RRset', async () => {
     const j0 = (await rig.journal())!;
     assert.equal(j0.phase, 'STEADY');
-    watchers = rig.members.map((m) => new DaneWatcher({ servers: rig.servers, owner: m.owner, smtpPort: m.port, ttl: TTL }).start());
+    watchers = rig.members.map(watch);
     const t0 = Date.now();
     await cli(rig.members[0]!, ['rollover', '--cert', 'mx', '--wait', '60']);
     await pollUntil(async () => {
