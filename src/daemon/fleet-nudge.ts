@@ -15,6 +15,7 @@
 //   wait for every member), and only when what the report claims changed
 //   (served keys, serial, generation, verification time), not a new error
 //   stamp: two members failing in turn must not nudge each other forever;
+//   and not a withdrawal (a report serving nothing holds the leader back);
 // - a member taken out of the fleet: a retire may have waited for it.
 // The leader key changes with every pass (per-pass leadership) and never nudges.
 import type { CertificateConfig } from '../config/schema.js';
@@ -56,7 +57,7 @@ export function nudgeFor(key: string, before: unknown, after: unknown, ctx: Nudg
   if (report) {
     const [, member, cert] = report as unknown as [string, string, string];
     if (member === ctx.member || !ctx.certs.includes(cert)) return undefined;
-    if (!membersMatter(ctx.dane.get(cert)) || !claimChanged(before, after)) return undefined;
+    if (!membersMatter(ctx.dane.get(cert)) || !claimChanged(before, after) || !claimsAUnit(after)) return undefined;
     return { certs: [cert], why: `${member} reported on ${cert}` };
   }
   const removed = /^removed\/([^/]+)$/.exec(key);
@@ -69,6 +70,15 @@ export function membersMatter(record: unknown): boolean {
   const journals = field(record, 'journal');
   if (!journals || typeof journals !== 'object') return false;
   return Object.values(journals as Record<string, unknown>).some((j) => field(j, 'phase') !== 'STEADY');
+}
+
+/**
+ * A report that claims no key served (withdrawn before a deploy, or gone)
+ * can only hold the leader back, never let it go on: no pass for it.
+ */
+export function claimsAUnit(report: unknown): boolean {
+  const units = field(report, 'units');
+  return Boolean(units && typeof units === 'object' && Object.keys(units).length > 0);
 }
 
 /** What a report claims changed (not only its error stamp). */

@@ -53,6 +53,8 @@ describe('nudgeFor', () => {
     assert.equal(nudgeFor('members/mx-b/mx', before, moved, ctx(daneRecord('STEADY'))), undefined, 'STEADY waits for nobody');
     assert.equal(nudgeFor('members/mx-b/mx', before, moved, ctx()), undefined, 'no DANE: the leader waits for no report');
     assert.equal(nudgeFor('members/mx-b/mx', before, report('mx-b', '01', at(0), 'verify: refused'), ctx(daneRecord('RETIRE_OLD'))), undefined, 'an error stamp alone');
+    assert.equal(nudgeFor('members/mx-b/mx', before, { ...before, units: {} }, ctx(daneRecord('RETIRE_OLD'))), undefined, 'withdrawn before a deploy: nothing to act on');
+    assert.equal(nudgeFor('members/mx-b/mx', before, undefined, ctx(daneRecord('RETIRE_OLD'))), undefined, 'a report deleted');
   });
 
   it("this member's own report never nudges it (its pass wrote it): no loop", () => {
