@@ -101,6 +101,9 @@ class FleetWatcher {
       if (delay > MAX_TIMER_MS) return this.armDue(cert);
       if (due.due) this.retries.set(cert, attempt + 1);
       this.queue({ certs: [cert], why: due.due ? `the DANE rollover of ${cert} waits; looking again` : `a DANE step of ${cert} is due` });
+      // A deadline is no burst of changes: no debounce on the rollover's critical path.
+      clearTimeout(this.debounce);
+      this.flush();
       this.armDue(cert);
     };
     this.dueTimers.set(cert, setTimeout(fire, Math.min(delay, MAX_TIMER_MS)).unref());
