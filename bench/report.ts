@@ -1,5 +1,6 @@
 // Results → markdown table and a hand-written SVG chart (no dependencies).
 import { stats, type Measured, type Stats } from './measure.js';
+import type { FleetResults } from './fleet.js';
 
 export interface Results {
   meta: {
@@ -42,6 +43,8 @@ export interface Results {
   };
   /** One host with many certificates (bench/scale.ts). */
   scale?: { rows: ScaleRow[] };
+  /** A fleet of daemons (bench/fleet.ts). */
+  fleet?: FleetResults;
   targets?: Target[];
 }
 
@@ -220,6 +223,7 @@ export function renderMarkdown(r: Results): string {
   }
 
   if (r.scale) out.push(...scaleSection(r.scale.rows));
+  if (r.fleet) out.push(...fleetSection(r.fleet));
 
   if (r.rollover) {
     const ro = r.rollover;
@@ -237,6 +241,26 @@ export function renderMarkdown(r: Results): string {
     out.push('');
   }
   return out.join('\n') + '\n';
+}
+
+/** A fleet of daemons: rollover time against 2T + 5 s, orders per renewal, memory (bench/fleet.ts). */
+function fleetSection(f: FleetResults): string[] {
+  const out = ['## A fleet of daemons (3-node etcd, one `mxcert run` per member)', ''];
+  out.push('| rollover, 3 members | total | target 2T + 5 s | met | phases (time from `mxcert rollover`) | orders |', '|---|---:|---:|---|---|---:|');
+  for (const r of f.rollovers) {
+    const total = r.totalMs === null ? (r.error ?? 'did not finish') : `${s2(r.totalMs)} s`;
+    out.push(`| TTL ${r.ttl} s | ${total} | ${s2(r.targetMs)} s | ${r.totalMs !== null && r.totalMs <= r.targetMs ? 'yes' : 'no'} | ${r.phases.map((p) => `${p.phase} ${s2(p.ms)} s`).join(', ')} | ${r.orders} |`);
+  }
+  out.push('', '| members | orders, first issuance | orders per forced renewal | new serial served everywhere after the forced pass | daemon RSS | fleet watcher RSS |', '|---:|---:|---:|---:|---:|---:|');
+  for (const o of f.orders) {
+    const per = o.renewals ? (o.renewalOrders / o.renewals).toFixed(2) : '–';
+    const d = o.rss.map((x) => mib(x.daemonKiB)).join(' / ');
+    const w = o.rss.map((x) => mib(x.watcherKiB)).join(' / ');
+    out.push(`| ${o.members} | ${o.firstIssuanceOrders} | ${per} (${o.renewalOrders}/${o.renewals}) | ${o.convergeMs === null ? (o.error ?? '–') : `${s2(o.convergeMs)} s`} | ${d} MiB | ${w} MiB |`);
+  }
+  if (f.noFleetDaemonKiB) out.push('', `Daemon without a fleet (same certificate, no \`fleet\` block), after its start-up pass: ${mib(f.noFleetDaemonKiB)} MiB.`);
+  out.push('');
+  return out;
 }
 
 /** One host, N certificates: how each figure grows with N (bench/scale.ts). */

@@ -16,11 +16,12 @@ import { pollUntil, stopPid, trackPid, untrackPid } from '../test/env/proc.js';
 import { DaneWatcher } from '../test/support/dane-watcher.js';
 import { CLIENTS, CLIENT_DEFS, HOOK, mxcertCliPath, mxcertConfig, mxcertStep, useMxcertCli, writeMergedBundle, type Challenge, type ClientName, type Ctx } from './clients.js';
 import { scaleScenario } from './scale.js';
+import { fleetScenario } from './fleet.js';
 import { cleanupMeasureTmp, measure, procSample, stats, type Measured } from './measure.js';
 import { renderChart, renderMarkdown, type Results } from './report.js';
 import { idleDaemon } from './idle.js';
 
-const SCENARIOS = ['dns01', 'http01', 'hundred', 'status', 'idle', 'scale', 'rollover'] as const;
+const SCENARIOS = ['dns01', 'http01', 'hundred', 'status', 'idle', 'scale', 'rollover', 'fleet'] as const;
 type Scenario = (typeof SCENARIOS)[number];
 
 interface Options {
@@ -40,6 +41,10 @@ interface Options {
   scalePasses: number;
   scaleStatusRuns: number;
   scaleIdleSeconds: number;
+  /** The fleet scenario (bench/fleet.ts). */
+  fleetTtls: number[];
+  fleetSizes: number[];
+  fleetRenewals: number;
   out: string;
 }
 
@@ -59,6 +64,9 @@ function usage(): never {
   --scale-passes N       forced renewal passes per count (default 1)
   --scale-status-runs N  mxcert status cold starts per count (default 5)
   --scale-idle-seconds S daemon idle window per count, 0 to skip (default 60)
+  --fleet-ttls LIST      TLSA TTLs for the fleet rollover across 3 daemons (default 5,10)
+  --fleet-sizes LIST     fleet sizes for orders per renewal (default 1,3,5)
+  --fleet-renewals N     forced renewals per fleet size (default 2)
   --mxcert-cli FILE      the mxcert launcher to measure (default bin/mxcert.js; another build's for before/after)
   --out DIR              results directory (default bench/results)
 `);
@@ -81,6 +89,9 @@ function parseOptions(argv: string[]): Options {
     scalePasses: 1,
     scaleStatusRuns: 5,
     scaleIdleSeconds: 60,
+    fleetTtls: [5, 10],
+    fleetSizes: [1, 3, 5],
+    fleetRenewals: 2,
     out: path.join(REPO, 'bench', 'results'),
   };
   const list = <T extends string>(v: string | undefined, allowed: readonly T[]): T[] => {
@@ -113,6 +124,9 @@ function parseOptions(argv: string[]): Options {
       const x = v();
       o.scaleIdleSeconds = x === '0' ? 0 : num(x);
     }
+    else if (a === '--fleet-ttls') o.fleetTtls = (v() ?? '').split(',').map((x) => num(x));
+    else if (a === '--fleet-sizes') o.fleetSizes = (v() ?? '').split(',').map((x) => num(x));
+    else if (a === '--fleet-renewals') o.fleetRenewals = num(v());
     else if (a === '--mxcert-cli') useMxcertCli(path.resolve(v() ?? usage()));
     else if (a === '--out') o.out = path.resolve(v() ?? usage());
     else usage();
@@ -266,6 +280,7 @@ async function main(): Promise<number> {
     }
 
     if (o.only.has('rollover')) results.rollover = await rolloverScenario(o, work, logFile);
+    if (o.only.has('fleet')) results.fleet = await fleetScenario({ ttls: o.fleetTtls, sizes: o.fleetSizes, renewals: o.fleetRenewals, cli: mxcertCliPath(), logFile });
   } finally {
     await sb?.stop();
     await cleanupMeasureTmp();

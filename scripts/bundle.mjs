@@ -6,8 +6,8 @@
 // as the dynamic imports in src/cli/main.ts intend.
 //
 // Entry points are the files other processes start by path (they must keep
-// their names: src/daemon/run.ts forks ./pass-child.js and ./config-child.js
-// next to itself). What stays outside the bundle: scripts/bundle-externals.mjs.
+// their names: src/daemon/run.ts forks ./pass-child.js, ./config-child.js and
+// ./fleet-child.js next to itself). What stays outside the bundle: scripts/bundle-externals.mjs.
 import { build } from 'esbuild';
 import { createHash } from 'node:crypto';
 import { mkdir, rm, writeFile } from 'node:fs/promises';
@@ -32,6 +32,7 @@ const result = await build({
     main: 'dist/src/cli/main.js',
     'pass-child': 'dist/src/daemon/pass-child.js',
     'config-child': 'dist/src/daemon/config-child.js',
+    'fleet-child': 'dist/src/daemon/fleet-child.js',
   },
   outdir: out,
   bundle: true,

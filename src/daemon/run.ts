@@ -33,6 +33,7 @@ import { secretEnvNames } from '../hooks/environment.js';
 import type { ConfigReply, ConfigRequest } from './config-child.js';
 import type { MetricsEndpoint } from '../metrics/server.js';
 import { displayTime } from '../util/display-time.js';
+import { FleetWatch } from './fleet-watch.js';
 
 /** setTimeout cannot wait longer than 2^31-1 ms (~24.8 days). */
 const MAX_TIMER_MS = 2 ** 31 - 1;
@@ -173,12 +174,22 @@ export class Daemon {
   private abort = new AbortController();
   private daemonLock: AgentLock | undefined;
   private metrics: MetricsEndpoint | undefined;
+  /** The fleet watcher child (fleet-child.ts), when the config has fleet certificates. */
+  readonly fleetWatch: FleetWatch;
   private readonly clock: Clock;
   private resolveStopped!: () => void;
   readonly stopped = new Promise<void>((r) => (this.resolveStopped = r));
 
   constructor(private readonly opts: DaemonOptions) {
     this.clock = opts.clock ?? systemClock;
+    this.fleetWatch = new FleetWatch(
+      opts.logger,
+      (m) => {
+        this.log.info({ certs: m.certs, why: m.why }, `fleet: ${m.why}; running a pass`);
+        this.trigger('fleet');
+      },
+      () => this.trigger('fleet watcher restarted'),
+    );
   }
 
   private get log(): Logger {
@@ -202,6 +213,8 @@ export class Daemon {
       }
     }
     this.armTick(loaded.nextTickAt);
+    // A change in etcd runs a pass at once rather than at the next tick (docs/architecture.md, "Fleet").
+    await this.fleetWatch.apply(this.config);
     this.log.info({ config: this.config.source, schedule: this.schedule, certificates: this.config.certificates.length }, 'mxcert daemon started');
     this.trigger('start');
   }
@@ -354,6 +367,7 @@ export class Daemon {
       this.config = next.config;
       this.schedule = next.schedule;
       this.armTick(next.nextTickAt);
+      await this.fleetWatch.apply(next.config);
       this.log.info({ schedule: this.schedule, certificates: next.config.certificates.length }, 'config reloaded');
       this.trigger('reload');
     } catch (err) {
@@ -371,6 +385,7 @@ export class Daemon {
     this.abort.abort();
     clearTimeout(this.tickTimer);
     clearTimeout(this.dueTimer);
+    await this.fleetWatch.stop();
     await this.running;
     await this.metrics?.stop();
     await this.daemonLock?.release();

@@ -28,32 +28,41 @@ export async function daneWakeAt(store: StateStore, cert: CertificateConfig, key
   const j = await readFile(path.join(store.certDir(cert.name, keyType), 'dane', 'journal.json'), 'utf8')
     .then((t) => JSON.parse(t) as DaneJournal)
     .catch(() => undefined);
-  const phase = j && phaseName(j.phase);
-  if (!j || !phase) return undefined;
+  const at = j && daneDeadline(j, cert, now);
+  if (at === undefined) return undefined;
+  const t = now.getTime();
+  // Due already, yet the last pass left it: something without a deadline holds it back.
+  return at <= t ? t + DANE_RETRY_MS : at + DANE_MARGIN_MS;
+}
+
+/**
+ * The instant (ms) a journal's next step is due by the journal alone, which
+ * may be now or past (the step waits on something without a deadline:
+ * visibility, members' reports, a backoff); undefined when nothing moves on
+ * its own. Pure: the fleet watcher (src/daemon/fleet-child.ts) applies it to
+ * the journal in etcd, the daemon's wake-up to the one on disk.
+ */
+export function daneDeadline(j: DaneJournal, cert: CertificateConfig, now: Date): number | undefined {
+  const phase = phaseName(j.phase);
+  if (!phase) return undefined;
   // With DANE off only a retirement moves on its own; the key is kept by renewals, which the plan times.
   const retiring = isRetirePhase(phase);
   if (!cert.dane?.enabled && !retiring) return undefined;
   const t = now.getTime();
   const hold = j.holdUntil ? new Date(j.holdUntil).getTime() : undefined;
-  let at: number;
   switch (phase) {
     case 'RETIRE_OLD':
-      at = j.retireAfter ? new Date(j.retireAfter).getTime() : new Date(j.swappedAt ?? now).getTime() + (cert.dane?.publisher?.ttl ?? 3600) * 1000;
-      break;
+      return j.retireAfter ? new Date(j.retireAfter).getTime() : new Date(j.swappedAt ?? now).getTime() + (cert.dane?.publisher?.ttl ?? 3600) * 1000;
     case 'STEADY': {
       const rotateAt = j.rollover ? t : new Date(j.current.createdAt).getTime() + (cert.dane?.keyLifetime ?? 0);
-      at = Math.max(rotateAt, hold ?? rotateAt);
-      break;
+      return Math.max(rotateAt, hold ?? rotateAt);
     }
     case 'RELEASE':
-      at = j.retire?.releaseAt ? new Date(j.retire.releaseAt).getTime() : t;
-      break;
+      return j.retire?.releaseAt ? new Date(j.retire.releaseAt).getTime() : t;
     default:
       // Waiting for DNS (each pass polls a while itself), or resuming an interrupted swap.
-      at = retiring ? t : (hold ?? t);
+      return retiring ? t : (hold ?? t);
   }
-  // Due already, yet the last pass left it: something without a deadline holds it back.
-  return at <= t ? t + DANE_RETRY_MS : at + DANE_MARGIN_MS;
 }
 
 /** The earliest instant (ms) at which a renewal, an ARI poll or a DANE step is due; undefined if none ever is. */

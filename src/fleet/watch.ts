@@ -1,26 +1,47 @@
-// Watching the fleet's lineages (docs/architecture.md, "Fleet"): every
+// Watching the fleet's keys in etcd (docs/architecture.md, "Fleet"): every
 // member deploys what the leader stores, so it must see each change, also
 // across lost connections, restarts of etcd members and compactions. A
 // watch starts right after a snapshot read (no change in between is
 // missed); etcd3 resumes a broken stream from the last revision it saw; and
 // each reconnect also re-reads the snapshot, so a gap in the stream (or a
 // compaction that cancels the watch) costs a read, never an update. Each
-// certificate's change is delivered once, in revision order: a revision not
-// newer than the last one delivered for that certificate is dropped.
+// key's change is delivered once, in revision order: a revision not newer
+// than the last one delivered for that key is dropped.
+//
+// watchFleet delivers every key under a sub-prefix ('' for the whole fleet
+// prefix) as raw values; watchLineages is the lineage view on top of it.
 import type { IKeyValue, Watcher } from 'etcd3';
 import type { FleetDataError } from './errors.js';
 import { lineageCert, type FleetStore, type LineageEntry } from './store.js';
 
 export type LineageChange = LineageEntry;
 
-export interface LineageWatchOptions {
-  /** Only these certificates (default: all). */
-  certs?: readonly string[];
-  onChange: (change: LineageChange) => void;
+interface WatchCommon {
   /** `disconnected` with the reason when etcd cannot be read or the stream broke; `connected` when it works again. */
   onState?: (state: 'connected' | 'disconnected', err?: unknown) => void;
   /** Pause before another attempt after a failure (default 1 s). */
   retryMs?: number;
+}
+
+export interface LineageWatchOptions extends WatchCommon {
+  /** Only these certificates (default: all). */
+  certs?: readonly string[];
+  onChange: (change: LineageChange) => void;
+}
+
+/** One key's change: `kv` absent once deleted. `key` is relative to the fleet prefix. */
+export interface FleetKeyChange {
+  key: string;
+  revision: string;
+  kv?: IKeyValue;
+  /** Delivered by the first snapshot read (what existed when the watch started). */
+  initial: boolean;
+}
+
+export interface FleetWatchOptions extends WatchCommon {
+  /** Keys under this sub-prefix of the fleet prefix ('' for all). */
+  prefix: string;
+  onChange: (change: FleetKeyChange) => void;
 }
 
 export interface LineageWatch {
@@ -29,15 +50,31 @@ export interface LineageWatch {
   close(): void;
 }
 
-export function watchLineages(store: FleetStore, opts: LineageWatchOptions): LineageWatch {
-  const w = new LineageWatcher(store, opts);
+export function watchFleet(store: FleetStore, opts: FleetWatchOptions): LineageWatch {
+  const w = new KeyWatcher(store, opts);
   void w.run();
   return { ready: w.ready, close: () => w.close() };
 }
 
-class LineageWatcher {
+export function watchLineages(store: FleetStore, opts: LineageWatchOptions): LineageWatch {
+  return watchFleet(store, {
+    ...opts,
+    prefix: 'certs/',
+    onChange: (c) => {
+      const cert = lineageCert(c.key);
+      if (cert === undefined || (opts.certs && !opts.certs.includes(cert))) return;
+      const lineage: LineageEntry['lineage'] | FleetDataError = c.kv ? store.decodeLineage(c.kv) : undefined;
+      opts.onChange({ cert, revision: c.revision, lineage });
+    },
+  });
+}
+
+class KeyWatcher {
   private readonly seen = new Map<string, bigint>();
+  /** Keys whose last delivered change was their deletion: a later snapshot without them is no news. */
+  private readonly gone = new Set<string>();
   private closed = false;
+  private synced = false;
   private wakeUp: (() => void) | undefined;
   private markReady!: () => void;
   readonly ready = new Promise<void>((r) => (this.markReady = r));
@@ -45,7 +82,7 @@ class LineageWatcher {
 
   constructor(
     private readonly store: FleetStore,
-    private readonly opts: LineageWatchOptions,
+    private readonly opts: FleetWatchOptions,
   ) {}
 
   close(): void {
@@ -67,23 +104,27 @@ class LineageWatcher {
     }
   }
 
-  /** Read every lineage and deliver what is newer than what was delivered; returns the revision read at. */
+  /** Read every key and deliver what is newer than what was delivered; returns the revision read at. */
   private async sync(): Promise<string> {
-    const snap = await this.store.lineages();
+    const ns = this.store.etcd.ns;
+    const res = await this.store.etcd.call('read the fleet state', (o) => ns.getAll().prefix(this.opts.prefix).options(o).exec());
+    const initial = !this.synced;
     const present = new Set<string>();
-    for (const e of snap.lineages) {
-      present.add(e.cert);
-      this.deliver(e);
+    for (const kv of res.kvs) {
+      const key = this.store.relative(kv.key);
+      present.add(key);
+      this.deliver({ key, revision: kv.mod_revision, kv, initial });
     }
-    for (const cert of this.seen.keys()) {
-      if (!present.has(cert)) this.deliver({ cert, revision: snap.revision, lineage: undefined });
+    for (const key of this.seen.keys()) {
+      if (!present.has(key) && !this.gone.has(key)) this.deliver({ key, revision: res.header.revision, initial });
     }
-    return snap.revision;
+    this.synced = true;
+    return res.header.revision;
   }
 
   /** Follow the stream from after `revision` until etcd cancels the watch or we close. */
   private async follow(revision: string): Promise<void> {
-    const watcher: Watcher = this.store.etcd.watch((b) => b.prefix('certs/').startRevision(String(BigInt(revision) + 1n)));
+    const watcher: Watcher = this.store.etcd.watch((b) => b.prefix(this.opts.prefix).startRevision(String(BigInt(revision) + 1n)));
     let first = true;
     try {
       await new Promise<void>((resolve) => {
@@ -112,18 +153,17 @@ class LineageWatcher {
   }
 
   private onEvent(kv: IKeyValue, deleted: boolean): void {
-    const cert = lineageCert(this.store.relative(kv.key));
-    if (cert === undefined) return;
-    this.deliver({ cert, revision: kv.mod_revision, lineage: deleted ? undefined : this.store.decodeLineage(kv) });
+    this.deliver({ key: this.store.relative(kv.key), revision: kv.mod_revision, ...(deleted ? {} : { kv }), initial: false });
   }
 
-  private deliver(e: { cert: string; revision: string; lineage: LineageEntry['lineage'] | FleetDataError }): void {
-    if (this.opts.certs && !this.opts.certs.includes(e.cert)) return;
+  private deliver(e: FleetKeyChange): void {
     const rev = BigInt(e.revision);
-    const last = this.seen.get(e.cert);
+    const last = this.seen.get(e.key);
     if (last !== undefined && rev <= last) return;
-    if (last === undefined && e.lineage === undefined) return;
-    this.seen.set(e.cert, rev);
+    if (last === undefined && e.kv === undefined) return;
+    this.seen.set(e.key, rev);
+    if (e.kv) this.gone.delete(e.key);
+    else this.gone.add(e.key);
     this.opts.onChange(e);
   }
 
