@@ -101,7 +101,7 @@ describe('Debian package', { timeout: 900_000 }, () => {
     const list = (await run('dpkg-deb', ['-c', deb])).stdout;
     for (const f of [
       './usr/bin/mxcert', `.${LIB}/package.json`, `.${LIB}/dist/bundle/main.js`, `.${LIB}/dist/bundle/pass-child.js`,
-      `.${LIB}/dist/bundle/config-child.js`, `.${LIB}/node_modules/pino/package.json`, `.${LIB}/node_modules/pino-pretty/package.json`,
+      `.${LIB}/dist/bundle/config-child.js`, `.${LIB}/dist/bundle/fleet-child.js`, `.${LIB}/node_modules/pino/package.json`, `.${LIB}/node_modules/pino-pretty/package.json`,
       `.${LIB}/hooks/postfix-reload`, `.${LIB}/hooks/nsupdate-tlsa`, `.${CONFIG}`, `.${STATE}/`,
       './usr/share/doc/mxcert/copyright', './usr/share/doc/mxcert/changelog.Debian.gz', './usr/share/doc/mxcert/README.md.gz',
       './usr/share/doc/mxcert/systemd.md.gz', './usr/share/doc/mxcert/architecture.md.gz', './usr/share/doc/mxcert/examples/example.yaml',
