@@ -47,13 +47,6 @@ const mode = z
 /** An environment variable's name (never its value: a pasted secret must not be echoed back). */
 const envName = z.string().regex(/^[A-Za-z_][A-Za-z0-9_]*$/, 'not an environment variable name');
 
-const secretRef = z
-  .object({
-    secretFile: absPath.optional(),
-    secretEnv: envName.optional(),
-  })
-  .strict();
-
 export const tsigSchema = z
   .object({
     name: z.string().min(1),

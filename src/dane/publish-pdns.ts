@@ -30,7 +30,7 @@ import { findAuthoritativeServers, parseHostPort } from '../dns/authoritative.js
 import { stripDot } from '../dns/query.js';
 import type { DnsServer } from '../dns/types.js';
 import { DnsError } from '../errors.js';
-import { bodyCapMessage, deadlineMessage, declaredLength, formatBytes } from '../util/http-limits.js';
+import { bodyCapMessage, deadlineMessage, declaredLength } from '../util/http-limits.js';
 import { urlProblem } from '../util/url-policy.js';
 import { silentLogger, type Logger } from '../log.js';
 import { checkChange, retryDelayMs, type PublisherDeps, type TlsaChange, type TlsaPublisher } from './publish-common.js';

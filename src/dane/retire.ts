@@ -10,7 +10,7 @@
 // WITHDRAW, AWAIT_GONE, RELEASE); after a crash between two journal writes
 // the least advanced one wins, and every step is idempotent.
 import type { Clock } from '../clock.js';
-import { DaneRetireRefusedError, MxcertError } from '../errors.js';
+import { DaneRetireRefusedError } from '../errors.js';
 import type { Logger } from '../log.js';
 import { holdUntil, latestAnswer, rememberTtl, verdictAt, type OwnerObservation } from './decide.js';
 import type { DaneJournal, DaneStorage, RetireState, TtlSeen } from './journal.js';

@@ -15,8 +15,7 @@ import { join } from 'node:path';
 import { DnsError } from '../errors.js';
 import { hookProcessEnv } from '../hooks/environment.js';
 import type { Logger } from '../log.js';
-import type { DnsServer } from './types.js';
-import { updateLines, updateRefused, type RouteTarget, type TsigKey, type UpdateOps, type UpdateRoute } from './update-ops.js';
+import { updateLines, updateRefused, type RouteTarget, type UpdateOps, type UpdateRoute } from './update-ops.js';
 
 export class NsupdateRoute implements UpdateRoute {
   constructor(

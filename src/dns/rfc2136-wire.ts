@@ -6,8 +6,7 @@
 import { DnsError } from '../errors.js';
 import type { Logger } from '../log.js';
 import { exchangeTcpRaw, queryDns, sameName } from './query.js';
-import type { DnsServer } from './types.js';
-import { ownerName, rrType, unknownPrerequisite, updateRefused, type RouteTarget, type TsigKey, type UpdateOps, type UpdateRoute } from './update-ops.js';
+import { ownerName, rrType, unknownPrerequisite, updateRefused, type RouteTarget, type UpdateOps, type UpdateRoute } from './update-ops.js';
 import { buildUpdate, CLASS, DnsAnswerError, encodeRdata, parseUpdateAnswer, TYPE_ANY, TYPE_CODES, type UpdateAnswer, type WireRecord } from './update-wire.js';
 
 /** Whether every record type in `ops` can be sent in process. */

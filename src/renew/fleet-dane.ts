@@ -13,7 +13,7 @@ import { connectFleetEtcd } from '../fleet/etcd-client.js';
 import type { Logger } from '../log.js';
 import { describeError, MxcertError } from '../errors.js';
 import { advanceDane } from '../dane/rollover.js';
-import { keyTlsa311, upgradeJournal, type DaneJournal, type DaneStorage, type KeyRef } from '../dane/journal.js';
+import { keyTlsa311, upgradeJournal, type DaneStorage, type KeyRef } from '../dane/journal.js';
 import type { FleetObservations, MemberReport } from '../dane/fleet.js';
 import { liveCheck, observeOwners, type LiveCheckTarget } from '../dane/observe.js';
 import { createPublisher, type TlsaPublisher } from '../dane/publisher.js';
