@@ -17,7 +17,7 @@ import { DaneWatcher } from '../test/support/dane-watcher.js';
 import { CLIENTS, CLIENT_DEFS, HOOK, mxcertCliPath, mxcertConfig, mxcertStep, useMxcertCli, writeMergedBundle, type Challenge, type ClientName, type Ctx } from './clients.js';
 import { scaleScenario } from './scale.js';
 import { fleetScenario } from './fleet.js';
-import { cleanupMeasureTmp, measure, procSample, stats, type Measured } from './measure.js';
+import { cleanupMeasureTmp, measure, stats, type Measured } from './measure.js';
 import { renderChart, renderMarkdown, type Results } from './report.js';
 import { idleDaemon } from './idle.js';
 

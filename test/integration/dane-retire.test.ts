@@ -12,7 +12,7 @@ import { createHash, X509Certificate } from 'node:crypto';
 import { access, readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { pollUntil, run } from '../env/proc.js';
-import { assertWatched, DaneWatcher, spkiHash, tlsaAt } from '../support/dane-watcher.js';
+import { assertWatched, DaneWatcher, tlsaAt } from '../support/dane-watcher.js';
 import { bindRig, FOREIGN, foreignAdd, Rig, TTL } from '../support/dane-rig.js';
 import { servedLeafPem } from '../support/sandbox.js';
 

@@ -179,13 +179,14 @@ describe('writeFileAtomic', () => {
   });
 
   it('never sweeps through a symlink or a directory named like a temporary', async () => {
-    const p = path.join(dir, 'combined.pem');
     const outside = path.join(dir, 'outside');
     await writeFile(outside, 'precious');
     await symlink(outside, path.join(dir, '.combined.pem.1.0123456789ab.tmp'));
     await mkdir(path.join(dir, '.combined.pem.2.0123456789ab.tmp'));
     assert.deepEqual(await sweepStaleTemps(dir, 'combined.pem'), []);
     assert.equal(await readFile(outside, 'utf8'), 'precious');
+    assert.ok((await lstat(path.join(dir, '.combined.pem.1.0123456789ab.tmp'))).isSymbolicLink(), 'the link is left alone');
+    assert.ok((await lstat(path.join(dir, '.combined.pem.2.0123456789ab.tmp'))).isDirectory(), 'the directory is left alone');
   });
 
   it('a concurrent reader sees a whole old or whole new file, never a mix', async () => {
