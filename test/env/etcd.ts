@@ -81,6 +81,8 @@ export interface EtcdCluster {
   tls?: EtcdTls;
   auth?: EtcdAuth;
   dir: string;
+  /** The raft election timeout the members run with (ms). */
+  electionMs: number;
   /** Runs etcdctl (API v3) as root against `endpoints` (default: every member). */
   etcdctl(args: string[], opts?: { endpoints?: string[]; allowFailure?: boolean }): Promise<RunResult>;
   /** SIGTERM to member `i`, waits until it is gone. */
@@ -245,6 +247,7 @@ export async function startEtcdCluster(opts: EtcdClusterOptions = {}): Promise<E
     endpoints: members.map((m) => m.clientUrl),
     tls,
     dir: root,
+    electionMs: timing.electionMs,
     etcdctl,
     stopMember: (i) => halt(i, 'SIGTERM'),
     killMember: (i) => halt(i, 'SIGKILL'),

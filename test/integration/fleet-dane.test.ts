@@ -197,7 +197,12 @@ describe('DANE rollover across a fleet of three', { timeout: 900_000 }, () => {
       const noLeader = () =>
         pollUntil(async () => ((await cluster.etcdctl(['get', `${PREFIX}leader`, '--print-value-only'])).stdout.trim() ? undefined : true), { deadlineMs: 15_000, intervalMs: 100, what: "the killed leader's lease to expire" });
       const kills: string[] = [];
-      for (let trial = 0; trial < 14 && (kills.length < 6 || (await journal())?.phase !== 'STEADY'); trial++) {
+      // Kill instants are drawn within the length of the last pass that ran to
+      // its end: a pass that does little is over in well under a second, and a
+      // fixed range would mostly miss it (the rollover would then complete with
+      // few kills, testing little).
+      let passMs = 4000;
+      for (let trial = 0; trial < 24 && (kills.length < 6 || (await journal())?.phase !== 'STEADY'); trial++) {
         // A pass that finds no leader key leads: wait for the killed one's lease to expire.
         await noLeader();
         const m = members[trial % members.length]!;
@@ -205,9 +210,13 @@ describe('DANE rollover across a fleet of three', { timeout: 900_000 }, () => {
         trackPid(child.pid!, `mxcert renew (${m.name})`);
         let stderr = '';
         child.stderr!.on('data', (d: Buffer) => (stderr += d.toString()));
-        const delay = 300 + Math.floor(Math.random() * 4000);
+        const startedAt = Date.now();
+        let endedAt: number | undefined;
+        child.once('exit', () => (endedAt = Date.now()));
+        const delay = 100 + Math.floor(Math.random() * Math.max(200, passMs - 100));
         await pause(delay);
-        if (pidAlive(child.pid!)) {
+        if (endedAt !== undefined) passMs = endedAt - startedAt;
+        else if (pidAlive(child.pid!)) {
           child.kill('SIGKILL');
           const led = stderr.includes('leading this pass') ? 'leading' : 'not (yet) leading';
           kills.push(`${m.name} after ${delay} ms (${led}, journal ${(await journal())?.phase}, last step: ${/"msg":"([^"]*)"[^\n]*\n?$/.exec(stderr)?.[1] ?? '-'})`);
