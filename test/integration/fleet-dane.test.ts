@@ -13,9 +13,10 @@ import { writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { spawn } from 'node:child_process';
-import { CLI, POSTFIX_RELOAD_HOOK, servedLeafPem, startSandbox, type Sandbox, type SandboxConfig } from '../support/sandbox.js';
+import { CLI, servedLeafPem, startSandbox, type Sandbox, type SandboxConfig } from '../support/sandbox.js';
+import { fleetMemberConfig, memberPostfixes } from '../support/fleet-rig.js';
 import { assertWatched, DaneWatcher, servedHash, tlsaAt } from '../support/dane-watcher.js';
-import { startPostfix, type PostfixEnv } from '../env/postfix.js';
+import type { PostfixEnv } from '../env/postfix.js';
 import { startEtcdCluster, type EtcdCluster } from '../env/etcd.js';
 import type { DnsServerAddr } from '../env/bind.js';
 import { pidAlive, pollUntil, run, trackPid, untrackPid, type RunResult } from '../env/proc.js';
@@ -61,40 +62,17 @@ describe('DANE rollover across a fleet of three', { timeout: 900_000 }, () => {
     cluster = await startEtcdCluster();
     const keyFile = path.join(sb.dir, 'fleet.key');
     await writeFile(keyFile, randomBytes(32).toString('hex'), { mode: 0o600 });
-    const smtp: Array<{ port: number; configDir: string; combined: string }> = [{ port: sb.postfix.port, configDir: sb.postfix.configDir, combined: sb.combinedPath() }];
-    for (const name of NAMES.slice(1)) {
-      const combined = path.join(sb.outDir, `${name}.pem`);
-      const pf = await startPostfix({ combinedPath: combined, hostname: DOMAIN });
-      postfixes.push(pf);
-      smtp.push({ port: pf.port, configDir: pf.configDir, combined });
-    }
+    const smtp = await memberPostfixes(sb, NAMES, DOMAIN, postfixes);
     for (const [i, name] of NAMES.entries()) {
-      const cfg: SandboxConfig = sb.baseConfig();
-      cfg.stateDir = path.join(sb.dir, `state-${name}`);
-      cfg.fleet = {
-        member: name,
-        members: [...NAMES],
-        etcd: { endpoints: cluster.endpoints, prefix: PREFIX, dialTimeout: '2s', requestTimeout: '2s' },
-        keyEncryption: { keyFile },
-        leaseTtl: '2s',
-      };
-      const c = cfg.certificates[0];
-      const dns = c.challenge.dns;
-      Object.assign(c, {
-        name: 'mx',
-        domains: [DOMAIN],
-        fleet: true,
-        output: { combined: smtp[i]!.combined },
-        hooks: { deploy: [[POSTFIX_RELOAD_HOOK, smtp[i]!.configDir]] },
-        verify: { smtp: [`127.0.0.1:${smtp[i]!.port}`], serverName: DOMAIN, timeout: '15s' },
-        dane: {
-          enabled: true,
-          // Every member's endpoint: the leader publishes at every owner.
-          endpoints: smtp.map((s) => ({ host: DOMAIN, port: s.port })),
-          publisher: { provider: 'rfc2136', server: dns.server, port: dns.port, zone: dns.zone, tsig: dns.tsig, ttl: TTL, nameservers: dns.nameservers },
-          keyLifetime: '90d',
-          minHold: '0s',
-        },
+      const cfg = fleetMemberConfig(sb, {
+        name,
+        names: NAMES,
+        own: smtp[i]!,
+        keyFile,
+        endpoints: cluster.endpoints,
+        prefix: PREFIX,
+        domain: DOMAIN,
+        dane: { ttl: TTL, everyone: smtp },
       });
       const owner = `_${smtp[i]!.port}._tcp.${DOMAIN}`;
       const on = await sb.writeConfig(cfg, path.join(sb.dir, `${name}.yaml`));

@@ -10,8 +10,9 @@ import { readFile, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { X509Certificate } from 'node:crypto';
-import { POSTFIX_RELOAD_HOOK, servedLeafPem, startSandbox, type Sandbox, type SandboxConfig } from '../support/sandbox.js';
-import { startPostfix, type PostfixEnv } from '../env/postfix.js';
+import { servedLeafPem, startSandbox, type Sandbox } from '../support/sandbox.js';
+import { fleetMemberConfig, memberPostfixes, type MemberSmtp } from '../support/fleet-rig.js';
+import type { PostfixEnv } from '../env/postfix.js';
 import { startEtcdCluster, type EtcdCluster } from '../env/etcd.js';
 import type { RunResult } from '../env/proc.js';
 import { openEtcd } from '../../src/fleet/etcd-client.js';
@@ -38,24 +39,8 @@ describe('a fleet of three renews with one order and serves one certificate', { 
   let fleetKey: string;
   let otherKey: string;
 
-  async function writeMember(name: string, port: number, configDir: string, combined: string, keyFile: string): Promise<string> {
-    const cfg: SandboxConfig = sb.baseConfig();
-    cfg.stateDir = path.join(sb.dir, `state-${name}`);
-    cfg.fleet = {
-      member: name,
-      members: [...NAMES],
-      etcd: { endpoints: cluster.endpoints, prefix: PREFIX, dialTimeout: '2s', requestTimeout: '2s' },
-      keyEncryption: { keyFile },
-      leaseTtl: '2s',
-    };
-    Object.assign(cfg.certificates[0], {
-      name: 'mx',
-      domains: [DOMAIN],
-      fleet: true,
-      output: { combined },
-      hooks: { deploy: [[POSTFIX_RELOAD_HOOK, configDir]] },
-      verify: { smtp: [`127.0.0.1:${port}`], serverName: DOMAIN, timeout: '15s' },
-    });
+  async function writeMember(name: string, own: MemberSmtp, keyFile: string): Promise<string> {
+    const cfg = fleetMemberConfig(sb, { name, names: NAMES, own, keyFile, endpoints: cluster.endpoints, prefix: PREFIX, domain: DOMAIN });
     return sb.writeConfig(cfg, path.join(sb.dir, `${name}${keyFile === otherKey ? '-wrongkey' : ''}.yaml`));
   }
 
@@ -66,18 +51,10 @@ describe('a fleet of three renews with one order and serves one certificate', { 
     otherKey = path.join(sb.dir, 'other-fleet.key');
     await writeFile(fleetKey, randomBytes(32).toString('hex'), { mode: 0o600 });
     await writeFile(otherKey, randomBytes(32).toString('hex'), { mode: 0o600 });
-    for (const name of NAMES) {
-      let port = sb.postfix.port;
-      let configDir = sb.postfix.configDir;
-      let combined = sb.combinedPath();
-      if (name !== 'mx-a') {
-        combined = path.join(sb.outDir, `${name}.pem`);
-        const pf = await startPostfix({ combinedPath: combined, hostname: DOMAIN });
-        postfixes.push(pf);
-        port = pf.port;
-        configDir = pf.configDir;
-      }
-      members.push({ name, port, combined, cfg: await writeMember(name, port, configDir, combined, fleetKey), log: [] });
+    const smtp = await memberPostfixes(sb, NAMES, DOMAIN, postfixes);
+    for (const [i, name] of NAMES.entries()) {
+      const own = smtp[i]!;
+      members.push({ name, port: own.port, combined: own.combined, cfg: await writeMember(name, own, fleetKey), log: [] });
     }
   });
   after(async () => {
@@ -219,7 +196,7 @@ describe('a fleet of three renews with one order and serves one certificate', { 
     const r0 = await renew(members[0]!, ['--force']);
     assert.equal(r0.code, 0, members[0]!.log.at(-1));
     assert.equal(orders(r0), 1);
-    const wrong = await writeMember(c.name, c.port, postfixes[1]!.configDir, c.combined, otherKey);
+    const wrong = await writeMember(c.name, { port: c.port, configDir: postfixes[1]!.configDir, combined: c.combined }, otherKey);
     const fileBefore = await readFile(c.combined);
     const r = await renew(c, [], wrong);
     assert.notEqual(r.code, 0, 'the pass fails');

@@ -2,7 +2,9 @@
 // daemon only): one sandbox (Pebble, BIND primary + secondary, Postfix for
 // the first member), a 3-node etcd cluster, one more Postfix per further
 // member, one fleet prefix and fleet key. Used by
-// test/integration/fleet-daemon.test.ts and bench/fleet.ts.
+// test/integration/fleet-daemon.test.ts and bench/fleet.ts; its member
+// set-up (memberPostfixes, fleetMemberConfig) also by fleet-renew and
+// fleet-dane.
 import { randomBytes } from 'node:crypto';
 import { readFile, writeFile } from 'node:fs/promises';
 import path from 'node:path';
@@ -13,6 +15,79 @@ import type { DnsServerAddr } from '../env/bind.js';
 import { pollUntil, startDaemon, stopPid, type Daemon } from '../env/proc.js';
 
 export const FLEET_DOMAIN = 'mx.example.test';
+
+/** Where one member serves SMTP, and the files its Postfix reads. */
+export interface MemberSmtp {
+  port: number;
+  configDir: string;
+  combined: string;
+}
+
+/**
+ * The SMTP side of each member: the sandbox's Postfix for the first, a
+ * Postfix of its own (serving its own combined file) for each other one.
+ * The started ones are pushed onto `started`, for the caller to stop.
+ */
+export async function memberPostfixes(sb: Sandbox, names: readonly string[], domain: string, started: PostfixEnv[]): Promise<MemberSmtp[]> {
+  const smtp: MemberSmtp[] = [{ port: sb.postfix.port, configDir: sb.postfix.configDir, combined: sb.combinedPath() }];
+  for (const name of names.slice(1)) {
+    const combined = path.join(sb.outDir, `${name}.pem`);
+    const pf = await startPostfix({ combinedPath: combined, hostname: domain });
+    started.push(pf);
+    smtp.push({ port: pf.port, configDir: pf.configDir, combined });
+  }
+  return smtp;
+}
+
+export interface MemberConfigOptions {
+  name: string;
+  names: readonly string[];
+  /** This member's SMTP side. */
+  own: MemberSmtp;
+  keyFile: string;
+  endpoints: string[];
+  prefix: string;
+  domain: string;
+  /** With DANE: the TLSA TTL, and every member's SMTP side (the leader publishes at every owner). */
+  dane?: { ttl: number; everyone: readonly MemberSmtp[] };
+}
+
+/**
+ * One member's config: its own state directory, output, reload hook and
+ * live check on its own Postfix, the shared fleet block (2 s lease and
+ * deadlines) and certificate `mx` with `fleet: true`.
+ */
+export function fleetMemberConfig(sb: Sandbox, o: MemberConfigOptions): SandboxConfig {
+  const cfg: SandboxConfig = sb.baseConfig();
+  cfg.stateDir = path.join(sb.dir, `state-${o.name}`);
+  cfg.fleet = {
+    member: o.name,
+    members: [...o.names],
+    etcd: { endpoints: o.endpoints, prefix: o.prefix, dialTimeout: '2s', requestTimeout: '2s' },
+    keyEncryption: { keyFile: o.keyFile },
+    leaseTtl: '2s',
+  };
+  const c = cfg.certificates[0];
+  const dns = c.challenge.dns;
+  Object.assign(c, {
+    name: 'mx',
+    domains: [o.domain],
+    fleet: true,
+    output: { combined: o.own.combined },
+    hooks: { deploy: [[POSTFIX_RELOAD_HOOK, o.own.configDir]] },
+    verify: { smtp: [`127.0.0.1:${o.own.port}`], serverName: o.domain, timeout: '15s' },
+  });
+  if (o.dane) {
+    c.dane = {
+      enabled: true,
+      endpoints: o.dane.everyone.map((s) => ({ host: o.domain, port: s.port })),
+      publisher: { provider: 'rfc2136', server: dns.server, port: dns.port, zone: dns.zone, tsig: dns.tsig, ttl: o.dane.ttl, nameservers: dns.nameservers },
+      keyLifetime: '90d',
+      minHold: '0s',
+    };
+  }
+  return cfg;
+}
 
 export interface FleetRigOptions {
   members: number;
@@ -64,13 +139,7 @@ export class FleetRig {
     const keyFile = path.join(this.sb.dir, 'fleet.key');
     await writeFile(keyFile, randomBytes(32).toString('hex'), { mode: 0o600 });
     const names = Array.from({ length: this.opts.members }, (_, i) => `mx-${String.fromCharCode(97 + i)}`);
-    const smtp: Array<{ port: number; configDir: string; combined: string }> = [{ port: this.sb.postfix.port, configDir: this.sb.postfix.configDir, combined: this.sb.combinedPath() }];
-    for (const name of names.slice(1)) {
-      const combined = path.join(this.sb.outDir, `${name}.pem`);
-      const pf = await startPostfix({ combinedPath: combined, hostname: FLEET_DOMAIN });
-      this.postfixes.push(pf);
-      smtp.push({ port: pf.port, configDir: pf.configDir, combined });
-    }
+    const smtp = await memberPostfixes(this.sb, names, FLEET_DOMAIN, this.postfixes);
     for (const [i, name] of names.entries()) {
       const cfg = this.memberConfig(name, names, smtp, i, keyFile);
       this.members.push({
@@ -84,38 +153,20 @@ export class FleetRig {
     }
   }
 
-  private memberConfig(name: string, names: string[], smtp: Array<{ port: number; configDir: string; combined: string }>, i: number, keyFile: string): SandboxConfig {
-    const cfg: SandboxConfig = this.sb.baseConfig();
-    cfg.stateDir = path.join(this.sb.dir, `state-${name}`);
+  private memberConfig(name: string, names: string[], smtp: MemberSmtp[], i: number, keyFile: string): SandboxConfig {
+    const { daneTtl } = this.opts;
+    const cfg = fleetMemberConfig(this.sb, {
+      name,
+      names,
+      own: smtp[i]!,
+      keyFile,
+      endpoints: this.cluster.endpoints,
+      prefix: this.opts.prefix,
+      domain: FLEET_DOMAIN,
+      dane: daneTtl === undefined ? undefined : { ttl: daneTtl, everyone: smtp },
+    });
     // Once a year: only the fleet watcher and the due timer may start passes.
     cfg.schedule = '0 0 1 1 *';
-    cfg.fleet = {
-      member: name,
-      members: names,
-      etcd: { endpoints: this.cluster.endpoints, prefix: this.opts.prefix, dialTimeout: '2s', requestTimeout: '2s' },
-      keyEncryption: { keyFile },
-      leaseTtl: '2s',
-    };
-    const c = cfg.certificates[0];
-    const dns = c.challenge.dns;
-    Object.assign(c, {
-      name: 'mx',
-      domains: [FLEET_DOMAIN],
-      fleet: true,
-      output: { combined: smtp[i]!.combined },
-      hooks: { deploy: [[POSTFIX_RELOAD_HOOK, smtp[i]!.configDir]] },
-      verify: { smtp: [`127.0.0.1:${smtp[i]!.port}`], serverName: FLEET_DOMAIN, timeout: '15s' },
-    });
-    if (this.opts.daneTtl !== undefined) {
-      c.dane = {
-        enabled: true,
-        // Every member's endpoint: the leader publishes at every owner.
-        endpoints: smtp.map((s) => ({ host: FLEET_DOMAIN, port: s.port })),
-        publisher: { provider: 'rfc2136', server: dns.server, port: dns.port, zone: dns.zone, tsig: dns.tsig, ttl: this.opts.daneTtl, nameservers: dns.nameservers },
-        keyLifetime: '90d',
-        minHold: '0s',
-      };
-    }
     return cfg;
   }
 

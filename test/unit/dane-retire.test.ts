@@ -19,33 +19,13 @@ import { StateStore } from '../../src/store/state-store.js';
 import { ConfigError } from '../../src/errors.js';
 import { FakeClock } from '../../src/clock.js';
 import { silentLogger } from '../../src/log.js';
+import { at, C, DAY, F, iso, N, O, P, rec, S, steadyJournal } from './dane-fixtures.js';
 
-const T0 = Date.parse('2026-11-01T00:00:00Z');
-const at = (ms: number) => new Date(T0 + ms);
-const iso = (ms: number) => at(ms).toISOString();
-const C = 'cc'.repeat(32);
-const N = 'dd'.repeat(32);
-const O = 'ee'.repeat(32);
 const R1 = 'a1'.repeat(32);
 const R2 = 'a2'.repeat(32);
-const F = 'ab'.repeat(32);
 const OWNER = '_25._tcp.mx1.example.test.';
-const P = { host: '127.0.0.1', port: 5301 };
-const S = { host: '127.0.0.1', port: 5302 };
-const rec = (h: string): TlsaRecord => ({ usage: 3, selector: 1, matchingType: 1, data: h });
 const POLICY = { ttl: 60, minHoldMs: 0 };
-const DAY = 86_400_000;
-
-function journal(over: Partial<DaneJournal> = {}): DaneJournal {
-  return {
-    version: 2,
-    phase: 'STEADY',
-    current: { id: 'c', tlsa: C, createdAt: iso(0) },
-    next: { id: 'n', tlsa: N, createdAt: iso(0) },
-    updatedAt: iso(0),
-    ...over,
-  };
-}
+const journal = steadyJournal;
 
 function server(s: typeof P, records: TlsaRecord[], over: Partial<Observation> = {}): Observation {
   return { server: s, ok: true, authoritative: true, serial: 10, records, ...(records.length ? { ttl: 60 } : {}), at: at(0), ...over };
