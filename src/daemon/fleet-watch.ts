@@ -5,8 +5,8 @@
 // nudges reach the daemon as `onNudge`, which triggers a pass (folded
 // into one more pass if one runs). This module loads nothing of etcd: the
 // daemon stays small (docs/architecture.md, "The daemon and its children").
-import { fork, type ChildProcess } from 'node:child_process';
-import { fileURLToPath } from 'node:url';
+import type { ChildProcess } from 'node:child_process';
+import { forkSibling } from './fork-child.js';
 import type { Config } from '../config/schema.js';
 import type { Logger } from '../log.js';
 import { secretEnvNames } from '../hooks/environment.js';
@@ -78,12 +78,7 @@ export class FleetWatch {
     const config = this.config!;
     // Without the `*Env` secrets: the watcher needs none (fleet-child.ts).
     const secrets = secretEnvNames(config);
-    const child = fork(fileURLToPath(new URL('./fleet-child.js', import.meta.url)), [], {
-      serialization: 'advanced',
-      stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
-      execArgv: process.execArgv,
-      env: childEnv(process.env, secrets),
-    });
+    const child = forkSibling('./fleet-child.js', childEnv(process.env, secrets));
     const started = Date.now();
     this.child = child;
     child.on('message', (m: NudgeMessage | StateMessage) => {

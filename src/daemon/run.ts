@@ -18,8 +18,8 @@
 // instant, the next cron tick). What stays here is the validated config as
 // plain data, two timers, the daemon lock and the signal handling; after each
 // pass, when configured, the metrics refresh (src/metrics, loaded only then).
-import { fork, type Serializable } from 'node:child_process';
-import { fileURLToPath } from 'node:url';
+import type { Serializable } from 'node:child_process';
+import { forkSibling } from './fork-child.js';
 import type { Config } from '../config/schema.js';
 import { ConfigError, describeError, MxcertError } from '../errors.js';
 import type { Logger } from '../log.js';
@@ -107,12 +107,7 @@ interface ChildOptions {
  */
 function inChild<Reply>(module: string, what: string, request: Serializable, opts: ChildOptions): Promise<Reply> {
   return new Promise((resolve, reject) => {
-    const child = fork(fileURLToPath(new URL(module, import.meta.url)), [], {
-      serialization: 'advanced',
-      stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
-      execArgv: process.execArgv,
-      env: opts.env,
-    });
+    const child = forkSibling(module, opts.env);
     let reply: Reply | undefined;
     let expired = false;
     let killTimer: NodeJS.Timeout | undefined;
