@@ -79,6 +79,8 @@ class KeyWatcher {
   private markReady!: () => void;
   readonly ready = new Promise<void>((r) => (this.markReady = r));
   private state: 'connected' | 'disconnected' | undefined;
+  /** Reconnects of the stream so far (see resync). */
+  private resyncs = 0;
 
   constructor(
     private readonly store: FleetStore,
@@ -138,7 +140,7 @@ class KeyWatcher {
             return;
           }
           // Whatever happened while the stream was down is read again.
-          this.sync().then(() => this.setState('connected'), (err: unknown) => this.setState('disconnected', err));
+          void this.resync();
         });
         // Cancelled by etcd (e.g. its start revision was compacted): start over from a snapshot.
         watcher.on('error', (err: unknown) => {
@@ -149,6 +151,27 @@ class KeyWatcher {
     } finally {
       this.wakeUp = undefined;
       void watcher.cancel().catch(() => undefined);
+    }
+  }
+
+  /**
+   * After the stream came back: read the snapshot again until that works,
+   * then report connected. One failed read (etcd3 may still hold the
+   * endpoint in its circuit breaker) must not leave the watch reporting
+   * disconnected, nor the gap unread, while the stream runs on. A newer
+   * reconnect takes over from an older loop.
+   */
+  private async resync(): Promise<void> {
+    const mine = ++this.resyncs;
+    while (!this.closed && mine === this.resyncs) {
+      try {
+        await this.sync();
+        if (mine === this.resyncs) this.setState('connected');
+        return;
+      } catch (err) {
+        this.setState('disconnected', err);
+      }
+      await new Promise((r) => setTimeout(r, this.opts.retryMs ?? 1000));
     }
   }
 
