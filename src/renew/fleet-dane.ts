@@ -23,9 +23,8 @@ import { generateKeyPem } from '../keys/keygen.js';
 import { EtcdUnavailableError, FleetConflictError, FleetDataError } from '../fleet/errors.js';
 import { seal, unseal, type SealSlot } from '../fleet/seal.js';
 import { ABSENT, FleetStore, fleetKeys, type DaneRecord, type Lineage } from '../fleet/store.js';
-import { planFromState } from '../schedule/plan.js';
-import { fingerprintOf, obtainChecked, type RenewDeps, type UnitOutcome } from './orchestrator.js';
-import { lineageVersion, memberUnit, slot, type Connected, type DaneMemberContext } from './fleet-member.js';
+import { obtainChecked, type RenewDeps, type UnitOutcome } from './orchestrator.js';
+import { leaderState, lineagePlan, lineageVersion, memberUnit, slot, type Connected, type DaneMemberContext } from './fleet-member.js';
 
 /** A key in the DANE record is bound to its key type and id: a sealed key moved to another id does not open. */
 const keySlot = (c: Connected, cert: string, keyType: string, id: string): SealSlot => ({ prefix: c.fleet.etcd.prefix, cert, keyType: `${keyType}/${id}`, role: 'next' });
@@ -124,8 +123,7 @@ async function leadDane(c: Connected, deps: RenewDeps, cert: CertificateConfig, 
   const dane = cert.dane!;
   const planNow = async () => {
     const unit = (await c.store.getLineage(cert.name))?.value.units[keyType];
-    const state = { ...(await deps.store.readState(cert.name, keyType)), revoked: undefined, ari: undefined };
-    return planFromState(cert, keyType, state, unit ? lineageVersion(unit, keyType) : undefined, force, deps.clock.now(), fingerprintOf(deps, cert, keyType));
+    return lineagePlan(deps, cert, keyType, await deps.store.readState(cert.name, keyType), unit ? lineageVersion(unit, keyType) : undefined, force);
   };
   const plan = await planNow();
   let renewed: { serial: string; notAfter: string } | undefined;
@@ -195,10 +193,10 @@ async function publishAndApply(
   const tlsa = keyTlsa311(keyPem);
   const prev = await c.store.getLineage(cert.name);
   const unit = prev?.value.units[keyType];
-  const state = { ...(await deps.store.readState(cert.name, keyType)), revoked: undefined, ari: undefined };
-  const current = unit ? lineageVersion(unit, keyType) : undefined;
   const sameKey = unit !== undefined && keyTlsa311(unseal(c.key, unit.key, slot(c, cert.name, keyType)).toString('utf8')) === tlsa;
-  const due = !current || planFromState(cert, keyType, state, current, force, deps.clock.now(), fingerprintOf(deps, cert, keyType)).due;
+  const state = leaderState(await deps.store.readState(cert.name, keyType));
+  const current = unit ? lineageVersion(unit, keyType) : undefined;
+  const due = !current || lineagePlan(deps, cert, keyType, state, current, force).due;
   let rev = prev?.revision ?? ABSENT;
   let published: Lineage | undefined;
   if (!sameKey || due) {

@@ -12,9 +12,8 @@ import { fleetDryRunView } from '../fleet/dry-run-view.js';
 import { loadFleetKey } from '../fleet/secret-files.js';
 import { unseal, type FleetKey } from '../fleet/seal.js';
 import { FleetStore, type DaneRecord, type LeaderInfo, type Lineage, type Versioned } from '../fleet/store.js';
-import { planFromState } from '../schedule/plan.js';
-import { fingerprintOf, localPlan, type RenewDeps, type RenewOptions, type UnitOutcome } from './orchestrator.js';
-import { lineageVersion } from './fleet-member.js';
+import { localPlan, type RenewDeps, type RenewOptions, type UnitOutcome } from './orchestrator.js';
+import { lineagePlan, lineageVersion } from './fleet-member.js';
 import { ETCD_DOWN } from './fleet.js';
 
 /** The fleet part of a dry-run pass: nothing to open or close, each certificate reads etcd once. */
@@ -71,9 +70,8 @@ async function dryRunUnit(deps: RenewDeps, cert: CertificateConfig, keyType: Key
       sealError = describeError(err);
     }
   }
-  // As the leader plans (src/renew/fleet.ts): this host's failures and backoff, the lineage's certificate.
-  const planState = { ...state, revoked: undefined, ari: undefined };
-  const plan = planFromState(cert, keyType, planState, unit ? lineageVersion(unit, keyType, cert.reuseKey ? keyPem : '') : undefined, opts.force, deps.clock.now(), fingerprintOf(deps, cert, keyType));
+  // As the leader plans (src/renew/fleet.ts).
+  const plan = lineagePlan(deps, cert, keyType, state, unit ? lineageVersion(unit, keyType, cert.reuseKey ? keyPem : '') : undefined, opts.force);
   const journal = (read.dane?.value.journal as Record<string, { phase?: unknown }> | undefined)?.[keyType];
   const danePhase = typeof journal?.phase === 'string' ? journal.phase : undefined;
   const view = fleetDryRunView({

@@ -18,8 +18,8 @@ import type { MemberReport } from '../dane/fleet.js';
 import type { OwnerObservation } from '../dane/decide.js';
 import { keyTlsa311, type DaneJournal } from '../dane/journal.js';
 import { checkChain } from '../validate/chain-check.js';
-import { planFromState } from '../schedule/plan.js';
-import type { StoredVersion } from '../store/state-store.js';
+import { planFromState, type Plan } from '../schedule/plan.js';
+import type { CertState, StoredVersion } from '../store/state-store.js';
 import { deployAndRecord, fingerprintOf, liveChecks, localPlan, recordFailure, stageChecked, type RenewDeps, type UnitOutcome } from './orchestrator.js';
 
 /** DANE on a fleet certificate: what the member's verdict and live check need. */
@@ -53,6 +53,21 @@ export function lineageVersion(unit: LineageUnit, keyType: KeyType, keyPem = '')
     leafPem: pems[0] ?? '',
     intermediatesPem: pems.slice(1),
   };
+}
+
+/**
+ * How the leader plans a fleet unit: from the lineage's certificate
+ * (`current`, from lineageVersion), with this host's failures and backoff
+ * but not its revocation or ARI choice, which belong to local versions, not
+ * to the lineage.
+ */
+export function lineagePlan(deps: RenewDeps, cert: CertificateConfig, keyType: KeyType, state: CertState, current: StoredVersion | undefined, force: boolean): Plan {
+  return planFromState(cert, keyType, leaderState(state), current, force, deps.clock.now(), fingerprintOf(deps, cert, keyType));
+}
+
+/** This host's state as the leader uses it for a fleet unit: without revocation and ARI (see lineagePlan). */
+export function leaderState(state: CertState): CertState {
+  return { ...state, revoked: undefined, ari: undefined };
 }
 
 /** Member: deploy the lineage if this host does not serve it yet, and report. */

@@ -15,10 +15,9 @@ import { campaign, type LeaderTerm } from '../fleet/leader.js';
 import { loadFleetKey } from '../fleet/secret-files.js';
 import { seal, unseal } from '../fleet/seal.js';
 import { ABSENT, FleetStore, type Lineage } from '../fleet/store.js';
-import { planFromState } from '../schedule/plan.js';
 import type { StoredVersion } from '../store/state-store.js';
-import { fingerprintOf, localPlan, obtainChecked, recordFailure, runFailureHooks, type RenewDeps, type RenewOptions, type UnitOutcome } from './orchestrator.js';
-import { lineageVersion, memberUnit, slot, type Connected } from './fleet-member.js';
+import { localPlan, obtainChecked, recordFailure, runFailureHooks, type RenewDeps, type RenewOptions, type UnitOutcome } from './orchestrator.js';
+import { leaderState, lineagePlan, lineageVersion, memberUnit, slot, type Connected } from './fleet-member.js';
 import { fleetDaneUnit } from './fleet-dane.js';
 import { fleetRetire, keptFleetKey } from './fleet-retire.js';
 import { VISIBILITY_POLL_MS } from '../dane/execute.js';
@@ -170,10 +169,9 @@ async function continueRetire(c: Connected, deps: RenewDeps, cert: CertificateCo
 async function leadUnit(c: Connected, deps: RenewDeps, cert: CertificateConfig, keyType: KeyType, opts: RenewOptions, log: Logger, keepKeyPem?: string): Promise<UnitOutcome | undefined> {
   const got = await c.store.getLineage(cert.name);
   const unit = got?.value.units[keyType];
-  // Failures and backoff are this host's; revocation and ARI belong to local versions, not the lineage.
-  const state = { ...(await deps.store.readState(cert.name, keyType)), revoked: undefined, ari: undefined };
+  const state = leaderState(await deps.store.readState(cert.name, keyType));
   const current = unit ? lineageVersion(unit, keyType, cert.reuseKey ? unseal(c.key, unit.key, slot(c, cert.name, keyType)).toString('utf8') : '') : undefined;
-  const plan = planFromState(cert, keyType, state, current, opts.force, deps.clock.now(), fingerprintOf(deps, cert, keyType));
+  const plan = lineagePlan(deps, cert, keyType, state, current, opts.force);
   if (!plan.due) return undefined;
   log.info({ reason: plan.reason }, 'fleet leader: renewing the lineage');
   try {
